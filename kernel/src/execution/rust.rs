@@ -1,0 +1,327 @@
+//! Rust cells, evaluated by evcxr in a child process that survives the user's panics.
+//!
+//! evcxr starts its child and compiles a first expression when its context is created (about
+//! 2.5 s); we do that on a background thread so the kernel answers `kernel_info` at once.
+//! The child's stdout and stderr arrive line by line on channels; a forwarder thread sends
+//! them to the current cell and recognises a panic's report on stderr, which evcxr itself
+//! only prints, so that the cell fails with a proper `error`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{select, Receiver, Sender};
+use evcxr::{CommandContext, EvalCallbacks, EvalContextOutputs, Theme};
+use serde_json::Value;
+
+use crate::server::io::{CellIo, StreamSink};
+use crate::server::{Bundle, ExecutionError};
+
+/// After a cell ends, how long stderr must stay quiet before its report is considered whole.
+/// (evcxr reads the child's stderr on its own thread, so a panic message may trail a little.)
+const STDERR_SETTLE: Duration = Duration::from_millis(3);
+
+type Started = Result<(CommandContext, EvalContextOutputs), String>;
+
+enum State {
+    Starting(JoinHandle<Started>),
+    Ready(Box<CommandContext>, Forwarder),
+    Failed(String),
+}
+
+/// What the interrupter needs: the child process while a cell runs in it.
+#[derive(Default)]
+struct Running {
+    child: Option<Arc<Mutex<std::process::Child>>>,
+    evaluating: bool,
+    interrupted: bool,
+}
+
+pub struct RustEngine {
+    state: Option<State>,
+    running: Arc<Mutex<Running>>,
+}
+
+impl RustEngine {
+    /// Starts evcxr in the background.
+    pub fn start() -> Self {
+        let handle = std::thread::Builder::new()
+            .name("evcxr-start".into())
+            .spawn(|| CommandContext::new().map_err(|e| e.to_string()))
+            .expect("spawn the evcxr start thread");
+        RustEngine {
+            state: Some(State::Starting(handle)),
+            running: Arc::default(),
+        }
+    }
+
+    /// Kills the child if (and only if) it is running a cell; evcxr then restarts it.
+    pub fn interrupter(&self) -> impl Fn() + Send + Sync + 'static {
+        let running = self.running.clone();
+        move || {
+            let mut running = running.lock().expect("running lock");
+            if running.evaluating {
+                running.interrupted = true;
+                if let Some(child) = &running.child {
+                    let _ = child.lock().expect("child lock").kill();
+                }
+            }
+        }
+    }
+
+    pub fn shutdown(&mut self) {
+        if let Some(State::Ready(ctx, _)) = &self.state {
+            let _ = ctx.process_handle().lock().expect("child lock").kill();
+        }
+    }
+
+    /// The ready context, waiting for the background start if needed.
+    fn ready(&mut self) -> Result<(&mut CommandContext, &Forwarder), ExecutionError> {
+        if let Some(State::Starting(_)) = self.state {
+            let Some(State::Starting(handle)) = self.state.take() else {
+                unreachable!()
+            };
+            let started = handle
+                .join()
+                .unwrap_or_else(|_| Err("the evcxr start thread panicked".into()));
+            self.state = Some(match started {
+                Ok((ctx, outputs)) => {
+                    self.running.lock().expect("running lock").child = Some(ctx.process_handle());
+                    State::Ready(Box::new(ctx), Forwarder::spawn(outputs))
+                }
+                Err(e) => {
+                    tracing::error!("evcxr did not start: {e}");
+                    State::Failed(e)
+                }
+            });
+        }
+        match self.state.as_mut() {
+            Some(State::Ready(ctx, fwd)) => Ok((ctx.as_mut(), fwd)),
+            Some(State::Failed(e)) => Err(ExecutionError::new(
+                "RustUnavailable",
+                format!(
+                    "Rust cells cannot run because evcxr failed to start: {e}. \
+                     Check that `cargo` and `rustc` are on the kernel's PATH (install Rust with rustup), \
+                     then restart the kernel. Magics still work."
+                ),
+            )),
+            _ => unreachable!("state is always set"),
+        }
+    }
+
+    /// Evaluates `code`, streaming its output to `sink` (or nowhere), answering input
+    /// requests through `io`.
+    pub fn eval(&mut self, code: &str, io: Option<&CellIo>) -> Result<Option<Bundle>, ExecutionError> {
+        let running = self.running.clone();
+        let (ctx, fwd) = self.ready()?;
+        fwd.target(io.map(CellIo::stream_sink));
+        {
+            let mut r = running.lock().expect("running lock");
+            r.evaluating = true;
+            r.interrupted = false;
+        }
+        let result = ctx.execute_with_callbacks(
+            code,
+            &mut EvalCallbacks {
+                input_reader: &|req| match io.map(|io| io.input(&req.prompt, req.is_password)) {
+                    Some(Ok(value)) => value,
+                    Some(Err(e)) => {
+                        if let Some(io) = io {
+                            io.stderr(&format!("input unavailable: {e}\n"));
+                        }
+                        String::new()
+                    }
+                    None => String::new(),
+                },
+            },
+        );
+        let interrupted = {
+            let mut r = running.lock().expect("running lock");
+            r.evaluating = false;
+            r.interrupted
+        };
+        let panic = fwd.finish();
+        fwd.target(None);
+        match result {
+            Ok(_) if interrupted => Err(interrupted_error()),
+            Ok(_) if panic.is_some() => Err(panic_error(panic.unwrap_or_default())),
+            Ok(outputs) => Ok(bundle(outputs.content_by_mime_type)),
+            Err(evcxr::Error::SubprocessTerminated(_)) if interrupted => Err(interrupted_error()),
+            Err(evcxr::Error::SubprocessTerminated(why)) => Err(ExecutionError::new(
+                "ProcessDied",
+                format!(
+                    "the Rust evaluation process died ({}); variables from earlier cells are lost and the next cell starts afresh",
+                    why.trim()
+                ),
+            )),
+            Err(evcxr::Error::CompilationErrors(errors)) => Err(compilation_error(&errors, code)),
+            Err(other) => Err(ExecutionError::new("Error", other.to_string())),
+        }
+    }
+
+    pub fn completions(&mut self, code: &str, byte_pos: usize) -> Option<(Vec<String>, usize, usize)> {
+        let (ctx, _) = self.ready().ok()?;
+        let c = ctx.completions(code, byte_pos).ok()?;
+        let mut matches: Vec<String> = c.completions.into_iter().map(|c| c.code).collect();
+        matches.dedup();
+        Some((matches, c.start_offset, c.end_offset))
+    }
+
+    pub fn hover(&mut self, code: &str, byte_pos: usize) -> Option<(String, String)> {
+        let (ctx, _) = self.ready().ok()?;
+        ctx.hover_at(code, byte_pos).ok().filter(|(plain, _)| !plain.trim().is_empty())
+    }
+}
+
+fn interrupted_error() -> ExecutionError {
+    ExecutionError::new(
+        "KeyboardInterrupt",
+        "interrupted: the Rust evaluation process was stopped, so variables from earlier cells are lost",
+    )
+}
+
+fn bundle(content: HashMap<String, String>) -> Option<Bundle> {
+    if content.is_empty() {
+        return None;
+    }
+    let mut data = Bundle::new();
+    for (mime, text) in content {
+        let value = if mime.contains("json") {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        } else {
+            Value::String(text)
+        };
+        data.insert(mime, value);
+    }
+    Some(data)
+}
+
+fn panic_error(lines: Vec<String>) -> ExecutionError {
+    // "thread 'x' panicked at src/lib.rs:3:5:" then the message, then the backtrace.
+    let message: Vec<&str> = lines
+        .iter()
+        .skip(1)
+        .map(String::as_str)
+        .take_while(|l| !l.starts_with("stack backtrace:") && !l.starts_with("note: "))
+        .collect();
+    ExecutionError {
+        ename: "Panic".into(),
+        evalue: message.join("\n"),
+        traceback: lines,
+    }
+}
+
+fn compilation_error(errors: &[evcxr::CompilationError], source: &str) -> ExecutionError {
+    let mut traceback = Vec::new();
+    for error in errors {
+        let report = error
+            .build_report("cell".into(), source.to_owned(), Theme::Light)
+            .and_then(|report| {
+                let mut out = Vec::new();
+                report
+                    .write(ariadne::sources([("cell".to_owned(), source.to_owned())]), &mut out)
+                    .ok()?;
+                Some(String::from_utf8_lossy(&out).into_owned())
+            });
+        match report {
+            Some(text) => traceback.extend(text.lines().map(str::to_owned)),
+            None => {
+                for spanned in error.spanned_messages() {
+                    traceback.extend(spanned.lines.iter().cloned());
+                    if let Some(span) = &spanned.span {
+                        let pad = " ".repeat(span.start_column.saturating_sub(1));
+                        let marks = "^".repeat(span.end_column.saturating_sub(span.start_column).max(1));
+                        traceback.push(format!("{pad}{marks} {}", spanned.label));
+                    }
+                }
+                traceback.push(format!("error: {}", error.message()));
+            }
+        }
+    }
+    let first = errors.first().map(|e| e.message()).unwrap_or_else(|| "compilation failed".into());
+    let evalue = match errors.len() {
+        0 | 1 => first,
+        n => format!("{first} (and {} more errors)", n - 1),
+    };
+    ExecutionError {
+        ename: "CompilationError".into(),
+        evalue,
+        traceback,
+    }
+}
+
+/// Moves the child's output lines to the current cell, on its own thread.
+struct Forwarder {
+    target: Arc<Mutex<Option<StreamSink>>>,
+    finish: Sender<Sender<Option<Vec<String>>>>,
+}
+
+impl Forwarder {
+    fn spawn(outputs: EvalContextOutputs) -> Forwarder {
+        let target: Arc<Mutex<Option<StreamSink>>> = Arc::default();
+        let (finish, finishing) = crossbeam_channel::unbounded();
+        let t = target.clone();
+        std::thread::Builder::new()
+            .name("evcxr-output".into())
+            .spawn(move || forward(outputs.stdout, outputs.stderr, finishing, t))
+            .expect("spawn the output forwarder");
+        Forwarder { target, finish }
+    }
+
+    fn target(&self, sink: Option<StreamSink>) {
+        *self.target.lock().expect("target lock") = sink;
+    }
+
+    /// Waits until every line of the cell is forwarded; returns a panic report if there was one.
+    fn finish(&self) -> Option<Vec<String>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.finish.send(tx).ok()?;
+        rx.recv().ok().flatten()
+    }
+}
+
+fn forward(
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    finishing: Receiver<Sender<Option<Vec<String>>>>,
+    target: Arc<Mutex<Option<StreamSink>>>,
+) {
+    let mut panic: Option<Vec<String>> = None;
+    let send = |name: &'static str, line: String| {
+        if let Some(sink) = target.lock().expect("target lock").as_ref() {
+            sink.write(name, line + "\n");
+        }
+    };
+    let on_stderr = |line: String, panic: &mut Option<Vec<String>>| {
+        if let Some(report) = panic.as_mut() {
+            report.push(line);
+        } else if line.starts_with("thread '") && line.contains("' panicked at ") {
+            *panic = Some(vec![line]);
+        } else {
+            send("stderr", line);
+        }
+    };
+    loop {
+        select! {
+            recv(stdout) -> line => match line {
+                Ok(line) => send("stdout", line),
+                Err(_) => return,
+            },
+            recv(stderr) -> line => match line {
+                Ok(line) => on_stderr(line, &mut panic),
+                Err(_) => return,
+            },
+            recv(finishing) -> done => {
+                let Ok(done) = done else { return };
+                for line in stdout.try_iter() {
+                    send("stdout", line);
+                }
+                while let Ok(line) = stderr.recv_timeout(STDERR_SETTLE) {
+                    on_stderr(line, &mut panic);
+                }
+                let _ = done.send(panic.take());
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! What a magic may do to the notebook while it runs, and how it fails.
+
+use serde_json::{Map, Value};
+
+/// A Jupyter MIME bundle: MIME type → data, as sent in `display_data` and `execute_result`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MimeBundle(pub Map<String, Value>);
+
+impl MimeBundle {
+    /// A bundle with only `text/plain`, which every front end can show.
+    pub fn text(text: impl Into<String>) -> Self {
+        MimeBundle::default().with("text/plain", Value::String(text.into()))
+    }
+
+    /// Adds (or replaces) one representation.
+    pub fn with(mut self, mime: &str, data: Value) -> Self {
+        self.0.insert(mime.to_owned(), data);
+        self
+    }
+}
+
+/// The notebook as a magic sees it. The kernel implements this; magics never touch sockets.
+pub trait MagicContext {
+    /// Appends text to the cell's stdout stream.
+    fn stdout(&mut self, text: &str);
+    /// Appends text to the cell's stderr stream.
+    fn stderr(&mut self, text: &str);
+    /// Publishes a rich display; with a `display_id` it can later be replaced by
+    /// [`MagicContext::update_display`] (live progress).
+    fn display(&mut self, data: MimeBundle, display_id: Option<&str>);
+    /// Replaces a display published earlier with the same `display_id`.
+    fn update_display(&mut self, data: MimeBundle, display_id: &str);
+    /// Clears the cell's output; with `wait` the front end clears when the next output arrives.
+    fn clear_output(&mut self, wait: bool);
+    /// Shows longer text (help) in the front end's pager; front ends without one print it.
+    fn page(&mut self, text: &str) {
+        self.stdout(text);
+    }
+    /// True once the user asked to interrupt the cell; long-running magics poll this and stop.
+    fn is_interrupted(&self) -> bool;
+    /// Asks the user for a line of input through the front end (Jupyter's stdin channel).
+    fn input(&mut self, prompt: &str, password: bool) -> Result<String, MagicError>;
+}
+
+/// Why a magic failed. The message is shown to the user as is, so it says what to do.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MagicError {
+    /// The magic was called wrongly: bad options, missing arguments, a body where none is allowed.
+    #[error("{magic}: {message}")]
+    Usage { magic: String, message: String },
+    /// No magic of that name is registered.
+    #[error("{}", unknown_message(.name, .suggestion.as_deref()))]
+    Unknown {
+        name: String,
+        suggestion: Option<String>,
+    },
+    /// The magic ran and failed; the message names the cause.
+    #[error("{0}")]
+    Failed(String),
+    /// The user interrupted the magic.
+    #[error("interrupted by the user")]
+    Interrupted,
+    /// Input was requested but the front end does not accept input for this cell.
+    #[error("this front end does not support input requests (allow_stdin is false)")]
+    StdinNotAllowed,
+}
+
+impl MagicError {
+    /// The `ename` a Jupyter front end shows for this error, in IPython's vocabulary.
+    pub fn ename(&self) -> &'static str {
+        match self {
+            MagicError::Usage { .. } | MagicError::Unknown { .. } => "UsageError",
+            MagicError::Failed(_) => "MagicError",
+            MagicError::Interrupted => "KeyboardInterrupt",
+            MagicError::StdinNotAllowed => "StdinNotImplementedError",
+        }
+    }
+
+    pub fn usage(magic: &str, message: impl Into<String>) -> Self {
+        MagicError::Usage {
+            magic: format!("%{magic}"),
+            message: message.into(),
+        }
+    }
+}
+
+fn unknown_message(name: &str, suggestion: Option<&str>) -> String {
+    match suggestion {
+        Some(s) => format!("unknown magic `%{name}`; did you mean `%{s}`? (`%lsmagic` lists all magics)"),
+        None => format!("unknown magic `%{name}`; `%lsmagic` lists all magics"),
+    }
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Benchmark: rustmaker against ipykernel, side by side, in one run.
+
+Measures, for each kernel:
+  * start: process launch -> first kernel_info_reply (median of --starts runs);
+  * magic: `%lsmagic` execute round trip, send -> reply and idle (median of --n, after warm-up);
+  * expr:  a trivial expression (`1 + 1`) round trip after warm-up (median of --n);
+  * flood: printing 100,000 lines, send -> idle (median of --floods runs).
+
+Run it on a quiet machine (load below 1) and compare ratios, not absolute numbers:
+    .venv/bin/python tests/bench/bench_kernels.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import zmq
+from jupyter_client.session import Session
+from jupyter_client.kernelspec import KernelSpecManager
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class Kernel:
+    """A kernel process and a raw zmq client, so client overhead is the same for both."""
+
+    def __init__(self, argv_template):
+        shell, iopub, stdin, control, hb = free_ports(5)
+        self.key = uuid.uuid4().hex
+        self.conn = dict(shell_port=shell, iopub_port=iopub, stdin_port=stdin, control_port=control,
+                         hb_port=hb, ip="127.0.0.1", key=self.key, transport="tcp",
+                         signature_scheme="hmac-sha256", kernel_name="")
+        fd, self.conn_file = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.conn, f)
+        self.argv = [a.replace("{connection_file}", self.conn_file) for a in argv_template]
+        self.session = Session(key=self.key.encode(), signature_scheme="hmac-sha256")
+        ctx = zmq.Context.instance()
+        self.shell = ctx.socket(zmq.DEALER)
+        self.shell.setsockopt(zmq.LINGER, 0)
+        self.shell.connect(f"tcp://127.0.0.1:{shell}")
+        self.iopub = ctx.socket(zmq.SUB)
+        self.iopub.setsockopt(zmq.LINGER, 0)
+        self.iopub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.iopub.connect(f"tcp://127.0.0.1:{iopub}")
+        self.control = ctx.socket(zmq.DEALER)
+        self.control.setsockopt(zmq.LINGER, 0)
+        self.control.connect(f"tcp://127.0.0.1:{control}")
+        self.proc = None
+
+    def start(self) -> float:
+        """Launches the process; returns seconds until the first kernel_info_reply."""
+        msg = self.session.msg("kernel_info_request", {})
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.session.send(self.shell, msg)  # queued by zmq until the kernel binds
+        self._reply(self.shell, msg["header"]["msg_id"], 60)
+        return time.perf_counter() - t0
+
+    def _reply(self, sock, msg_id, timeout):
+        deadline = time.perf_counter() + timeout
+        while True:
+            if not sock.poll(int(max(0.0, deadline - time.perf_counter()) * 1000)):
+                raise TimeoutError("no reply")
+            _, parts = self.session.feed_identities(sock.recv_multipart())
+            m = self.session.deserialize(parts, content=False)
+            if m["parent_header"].get("msg_id") == msg_id:
+                return m
+
+    def execute(self, code, timeout=600) -> float:
+        """Send -> both the execute_reply and the idle status have arrived (what a front end waits for)."""
+        msg = self.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
+                                                   "user_expressions": {}, "allow_stdin": False,
+                                                   "stop_on_error": True})
+        msg_id = msg["header"]["msg_id"]
+        t0 = time.perf_counter()
+        self.session.send(self.shell, msg)
+        got_reply = got_idle = False
+        poller = zmq.Poller()
+        poller.register(self.shell, zmq.POLLIN)
+        poller.register(self.iopub, zmq.POLLIN)
+        deadline = t0 + timeout
+        while not (got_reply and got_idle):
+            if time.perf_counter() > deadline:
+                raise TimeoutError(code)
+            for sock, _ in poller.poll(1000):
+                _, parts = self.session.feed_identities(sock.recv_multipart())
+                m = self.session.deserialize(parts)
+                if m["parent_header"].get("msg_id") != msg_id:
+                    continue
+                if sock is self.shell:
+                    got_reply = True
+                elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                    got_idle = True
+        return time.perf_counter() - t0
+
+    def stop(self):
+        if self.proc:
+            msg = self.session.msg("shutdown_request", {"restart": False})
+            self.session.send(self.control, msg)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for s in (self.shell, self.iopub, self.control):
+            s.close()
+        os.unlink(self.conn_file)
+
+
+def argv_of(name):
+    return KernelSpecManager().get_kernel_spec(name).argv
+
+
+def measure(name, argv, code, args):
+    starts = []
+    for _ in range(args.starts):
+        k = Kernel(argv)
+        starts.append(k.start())
+        k.stop()
+    k = Kernel(argv)
+    k.start()
+    time.sleep(0.3)  # let the iopub subscription settle
+    for _ in range(3):
+        k.execute("%lsmagic")
+    magic = [k.execute("%lsmagic") for _ in range(args.n)]
+    k.execute(code["expr"])  # warm-up (rustmaker compiles its first cell)
+    expr = [k.execute(code["expr"]) for _ in range(args.n)]
+    flood = [k.execute(code["flood"]) for _ in range(args.floods)]
+    k.stop()
+    return {"start": statistics.median(starts), "magic": statistics.median(magic),
+            "expr": statistics.median(expr), "flood": statistics.median(flood)}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=50, help="round trips per median")
+    p.add_argument("--starts", type=int, default=10)
+    p.add_argument("--floods", type=int, default=3)
+    p.add_argument("--rustmaker", default=None, help="rustmaker binary (default: target/release, else target/debug)")
+    args = p.parse_args()
+
+    binary = args.rustmaker
+    if binary is None:
+        release = ROOT / "target" / "release" / "rustmaker"
+        binary = str(release if release.exists() else ROOT / "target" / "debug" / "rustmaker")
+    load = os.getloadavg()[0]
+    print(f"rustmaker binary: {binary}")
+    print(f"load average at start: {load:.2f}{'  (above 1: numbers are noisy)' if load > 1 else ''}")
+    rm = measure("rustmaker", [binary, "kernel", "--connection-file", "{connection_file}"],
+                 {"expr": "1 + 1", "flood": "for i in 0..100000 { println!(\"{i}\"); }"}, args)
+    ipk = measure("ipykernel", argv_of("python3"),
+                  {"expr": "1 + 1", "flood": "for i in range(100000): print(i)"}, args)
+
+    rows = [("start -> kernel_info_reply", "start"), ("%lsmagic round trip (median)", "magic"),
+            ("trivial expression 1 + 1 (median)", "expr"), ("print 100,000 lines", "flood")]
+    print()
+    print(f"| measure | rustmaker | ipykernel | ipykernel / rustmaker |")
+    print(f"| --- | ---: | ---: | ---: |")
+    for label, key in rows:
+        a, b = rm[key], ipk[key]
+        print(f"| {label} | {fmt(a)} | {fmt(b)} | {b / a:.2f}x |")
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
+def fmt(seconds):
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

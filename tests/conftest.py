@@ -1,0 +1,90 @@
+"""Shared set-up for the Python tests: a private kernelspec pointing at this build, and helpers
+that drive the kernel the way a front end does."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import tempfile
+import time
+from queue import Empty
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BIN = os.environ.get("RUSTMAKER_BIN", str(ROOT / "target" / "debug" / "rustmaker"))
+KERNEL = "rustmaker"
+
+
+def pytest_configure(config):
+    # Install the kernelspec of *this* build into a private directory that Jupyter searches
+    # first, so the tests never pick up another installation.
+    prefix = tempfile.mkdtemp(prefix="rustmaker-spec-")
+    subprocess.run([BIN, "install", "--prefix", prefix], check=True, capture_output=True)
+    data = os.path.join(prefix, "share", "jupyter")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (data, os.environ.get("JUPYTER_PATH")) if p)
+
+
+def start_kernel(log_path: pathlib.Path | None = None):
+    """Starts the kernel as Jupyter does; its stderr (the kernel log) goes to `log_path`."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=KERNEL)
+    kwargs = {}
+    if log_path is not None:
+        kwargs["stderr"] = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    km.start_kernel(**kwargs)
+    kc = km.blocking_client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=30)
+    return km, kc
+
+
+def collect(kc, msg_id: str, timeout: float = 120.0) -> list[dict]:
+    """The iopub messages of one request, up to its `idle` status."""
+    outputs = []
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no idle status for {msg_id} within {timeout}s")
+        try:
+            msg = kc.get_iopub_msg(timeout=remaining)
+        except Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return outputs
+        outputs.append(msg)
+
+
+def reply_to(kc, msg_id: str, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_shell_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg
+
+
+def run(kc, code: str, timeout: float = 120.0, **kwargs) -> tuple[dict, list[dict]]:
+    """Executes `code`; returns the execute_reply content and the cell's iopub messages."""
+    msg_id = kc.execute(code, **kwargs)
+    reply = reply_to(kc, msg_id, timeout)
+    return reply["content"], collect(kc, msg_id, timeout)
+
+
+def stream_text(outputs: list[dict], name: str = "stdout") -> str:
+    return "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream" and m["content"]["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def kernel(tmp_path_factory):
+    """One kernel for a test module (starting evcxr costs seconds); its log path is kept."""
+    log = tmp_path_factory.mktemp("kernel") / "kernel.log"
+    km, kc = start_kernel(log)
+    kc.log_path = log
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)

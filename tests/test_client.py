@@ -1,0 +1,297 @@
+"""The kernel driven by a real client (jupyter_client), including the paths where things go
+wrong: panics, interrupts, forged and malformed messages, input requests."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+
+import pytest
+import zmq
+from jupyter_client.session import Session
+
+from conftest import collect, reply_to, run, start_kernel, stream_text
+
+
+def test_variables_persist_across_cells(kernel):
+    reply, _ = run(kernel, "let answer = 40;")
+    assert reply["status"] == "ok"
+    reply, outputs = run(kernel, "answer + 2")
+    assert reply["status"] == "ok"
+    result = [m for m in outputs if m["msg_type"] == "execute_result"]
+    assert result[0]["content"]["data"]["text/plain"] == "42"
+    assert result[0]["content"]["execution_count"] == reply["execution_count"]
+
+
+def test_execution_count_and_execute_input(kernel):
+    first, outs = run(kernel, "%lsmagic")
+    second, _ = run(kernel, "%lsmagic")
+    assert second["execution_count"] == first["execution_count"] + 1
+    inputs = [m for m in outs if m["msg_type"] == "execute_input"]
+    assert inputs[0]["content"] == {"code": "%lsmagic", "execution_count": first["execution_count"]}
+    # silent: nothing broadcast, no new execution count
+    silent, outs = run(kernel, "%lsmagic", silent=True)
+    assert silent["execution_count"] == second["execution_count"]
+    assert not [m for m in outs if m["msg_type"] == "execute_input"]
+
+
+def test_panic_is_an_error_and_the_next_cell_works(kernel):
+    run(kernel, "let kept = 7;")
+    reply, outputs = run(kernel, 'panic!("boom {}", 1 + 1)')
+    assert reply["status"] == "error"
+    assert reply["ename"] == "Panic"
+    assert "boom 2" in reply["evalue"]
+    errors = [m for m in outputs if m["msg_type"] == "error"]
+    assert len(errors) == 1 and "panicked at" in errors[0]["content"]["traceback"][0]
+    # The panic's report is in the error, not duplicated on stderr.
+    assert "panicked" not in stream_text(outputs, "stderr")
+    reply, outputs = run(kernel, "kept * 6")
+    assert reply["status"] == "ok"
+    assert [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "execute_result"] == ["42"]
+
+
+def test_compile_error_shows_the_span(kernel):
+    reply, outputs = run(kernel, 'let n: i32 = "text";')
+    assert reply["status"] == "error"
+    assert reply["ename"] == "CompilationError"
+    assert "mismatched types" in reply["evalue"]
+    traceback = "\n".join(reply["traceback"])
+    assert '"text"' in traceback, traceback  # the offending source is quoted
+    assert len([m for m in outputs if m["msg_type"] == "error"]) == 1
+
+
+def test_stdout_is_coalesced_and_complete(kernel):
+    reply, outputs = run(kernel, "for i in 0..20000 { println!(\"line {i}\"); }")
+    assert reply["status"] == "ok"
+    text = stream_text(outputs)
+    lines = text.splitlines()
+    assert lines[0] == "line 0" and lines[-1] == "line 19999" and len(lines) == 20000
+    streams = [m for m in outputs if m["msg_type"] == "stream"]
+    assert len(streams) < 200, f"{len(streams)} stream messages for 20,000 lines"
+
+
+def test_magics_mixed_with_rust_and_unknown_magic(kernel):
+    reply, outputs = run(kernel, 'println!("a");\n%lsmagic\nprintln!("b");')
+    assert reply["status"] == "ok"
+    kinds = [m["msg_type"] for m in outputs if m["msg_type"] != "execute_input"]
+    assert kinds == ["stream", "display_data", "stream"], kinds
+    reply, outputs = run(kernel, "%lsmagics")
+    assert reply["status"] == "error" and reply["ename"] == "UsageError"
+    assert "did you mean `%lsmagic`" in reply["evalue"]
+
+
+def test_help_forms(kernel):
+    reply, _ = run(kernel, "%clear_output?")
+    assert reply["payload"][0]["source"] == "page"
+    assert "--wait" in reply["payload"][0]["data"]["text/plain"]
+    reply, outputs = run(kernel, "%help clear_output")
+    assert "--wait" in stream_text(outputs)
+
+
+def test_stop_on_error_aborts_queued_cells(kernel):
+    failing = kernel.execute("%nosuch")
+    queued = kernel.execute("%lsmagic")
+    assert reply_to(kernel, failing)["content"]["status"] == "error"
+    assert reply_to(kernel, queued)["content"]["status"] == "aborted"
+    collect(kernel, failing)
+    collect(kernel, queued)
+    # and not when stop_on_error is false
+    failing = kernel.execute("%nosuch", stop_on_error=False)
+    queued = kernel.execute("%lsmagic")
+    assert reply_to(kernel, failing)["content"]["status"] == "error"
+    assert reply_to(kernel, queued)["content"]["status"] == "ok"
+    collect(kernel, failing)
+    collect(kernel, queued)
+
+
+def test_user_expressions(kernel):
+    run(kernel, "let base = 20;")
+    reply, _ = run(kernel, "%lsmagic", user_expressions={"double": "base * 2", "bad": "nope + 1"})
+    exprs = reply["user_expressions"]
+    assert exprs["double"]["status"] == "ok"
+    assert exprs["double"]["data"]["text/plain"] == "40"
+    assert exprs["bad"]["status"] == "error"
+
+
+def test_input_request_on_stdin(kernel):
+    assert run(kernel, ':dep evcxr_input = "1"', timeout=300)[0]["status"] == "ok"
+    code = 'let name = evcxr_input::get_string("Your name? ");\nprintln!("hello {name}");'
+    msg_id = kernel.execute(code, allow_stdin=True)
+    request = kernel.get_stdin_msg(timeout=120)
+    assert request["msg_type"] == "input_request"
+    assert request["content"]["prompt"] == "Your name? "
+    assert request["parent_header"]["msg_id"] == msg_id
+    kernel.input("Ferris")
+    assert reply_to(kernel, msg_id)["content"]["status"] == "ok"
+    assert "hello Ferris" in stream_text(collect(kernel, msg_id))
+
+
+def test_comms_are_answered_sanely(kernel):
+    msg = kernel.session.msg("comm_info_request", {})
+    kernel.shell_channel.send(msg)
+    reply = reply_to(kernel, msg["header"]["msg_id"])
+    assert reply["content"] == {"status": "ok", "comms": {}}
+    comm_id = uuid.uuid4().hex
+    msg = kernel.session.msg("comm_open", {"comm_id": comm_id, "target_name": "nobody", "data": {}})
+    kernel.shell_channel.send(msg)
+    outputs = collect(kernel, msg["header"]["msg_id"])
+    closes = [m for m in outputs if m["msg_type"] == "comm_close"]
+    assert closes and closes[0]["content"]["comm_id"] == comm_id
+    # a message to a comm that does not exist is ignored, and the kernel goes on
+    msg = kernel.session.msg("comm_msg", {"comm_id": comm_id, "data": {}})
+    kernel.shell_channel.send(msg)
+    collect(kernel, msg["header"]["msg_id"])
+    assert run(kernel, "%lsmagic")[0]["status"] == "ok"
+
+
+def _raw_shell(kernel):
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(f"{kernel.transport}://{kernel.ip}:{kernel.shell_port}")
+    return sock
+
+
+def _wait_reply(sock, session, timeout=10.0):
+    if not sock.poll(int(timeout * 1000)):
+        return None
+    idents, parts = session.feed_identities(sock.recv_multipart())
+    return session.deserialize(parts)
+
+
+def test_wrong_signature_is_ignored_and_good_message_answered(kernel):
+    sock = _raw_shell(kernel)
+    try:
+        forger = Session(key=b"not-the-key", signature_scheme="hmac-sha256")
+        bad = forger.msg("execute_request", {"code": "%lsmagic", "silent": False, "store_history": True,
+                                             "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+        forger.send(sock, bad)
+        assert _wait_reply(sock, kernel.session, timeout=1.0) is None, "a forged message was answered"
+        good = kernel.session.msg("kernel_info_request", {})
+        kernel.session.send(sock, good)
+        reply = _wait_reply(sock, kernel.session)
+        assert reply is not None and reply["msg_type"] == "kernel_info_reply"
+        assert reply["parent_header"]["msg_id"] == good["header"]["msg_id"]
+
+        # The same signed frames a second time are a replay: dropped.
+        replay = kernel.session.msg("kernel_info_request", {})
+        frames = kernel.session.serialize(replay)
+        sock.send_multipart(frames)
+        assert _wait_reply(sock, kernel.session) is not None
+        sock.send_multipart(frames)
+        assert _wait_reply(sock, kernel.session, timeout=1.0) is None, "a replayed message was answered"
+    finally:
+        sock.close()
+    log = kernel.log_path.read_text()
+    assert "dropped a message on shell: the message carries no valid signature" in log
+    assert "replayed message" in log
+
+
+def test_malformed_frames_are_logged_and_survived(kernel):
+    sock = _raw_shell(kernel)
+    try:
+        sock.send_multipart([b"garbage"])
+        sock.send_multipart([b"<IDS|MSG>", b"short"])
+        # signed correctly, but the content is not JSON
+        header = json.dumps({"msg_id": "x1", "username": "u", "session": "s", "date": "2026-01-01T00:00:00Z",
+                             "msg_type": "execute_request", "version": "5.3"}).encode()
+        parts = [header, b"{}", b"{}", b"{not json"]
+        sig = kernel.session.sign(parts)
+        sock.send_multipart([b"<IDS|MSG>", sig, *parts])
+        good = kernel.session.msg("kernel_info_request", {})
+        kernel.session.send(sock, good)
+        reply = _wait_reply(sock, kernel.session)
+        assert reply is not None and reply["msg_type"] == "kernel_info_reply"
+    finally:
+        sock.close()
+    log = kernel.log_path.read_text()
+    assert "no <IDS|MSG> delimiter frame" in log
+    assert "the content frame is not valid JSON" in log
+
+
+def _wait_for_output(kc, msg_id, timeout=120.0):
+    """Blocks until the cell `msg_id` printed something: it is running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = kc.get_iopub_msg(timeout=timeout)
+        if m["parent_header"].get("msg_id") == msg_id and m["msg_type"] == "stream":
+            return
+    raise TimeoutError("the cell printed nothing")
+
+
+LONG_LOOP = 'println!("started");\nloop { std::hint::spin_loop(); }'
+
+
+def test_interrupt_of_a_long_loop_returns_quickly(kernel):
+    msg_id = kernel.execute(LONG_LOOP)
+    _wait_for_output(kernel, msg_id)
+    t0 = time.monotonic()
+    interrupt = kernel.session.msg("interrupt_request", {})
+    kernel.control_channel.send(interrupt)
+    reply = reply_to(kernel, msg_id, timeout=10)
+    elapsed = time.monotonic() - t0
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert elapsed < 2.0, f"interrupt took {elapsed:.2f}s"
+    collect(kernel, msg_id)
+    # the kernel keeps serving, with a fresh Rust process
+    assert run(kernel, "1 + 1")[0]["status"] == "ok"
+
+
+def test_interrupt_mode_signal_and_restart(tmp_path):
+    km, kc = start_kernel(tmp_path / "k.log")
+    try:
+        msg_id = kc.execute("%lsmagic")
+        collect(kc, msg_id)
+        msg_id = kc.execute(LONG_LOOP)
+        _wait_for_output(kc, msg_id)
+        t0 = time.monotonic()
+        km.signal_kernel(signal.SIGINT)
+        reply = reply_to(kc, msg_id, timeout=10)
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        assert time.monotonic() - t0 < 2.0
+        assert km.is_alive(), "SIGINT must interrupt the cell, not kill the kernel"
+        collect(kc, msg_id)
+        # shutdown with restart: the manager starts a new process that answers
+        old_pid = km.provisioner.pid
+        km.restart_kernel(now=False)
+        kc.wait_for_ready(timeout=30)
+        assert km.provisioner.pid != old_pid
+        assert run(kc, "%lsmagic")[0]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+def test_shutdown_request_ends_the_process(tmp_path):
+    km, kc = start_kernel(tmp_path / "k.log")
+    try:
+        msg = kc.session.msg("shutdown_request", {"restart": False})
+        kc.control_channel.send(msg)
+        reply = kc.control_channel.get_msg(timeout=10)
+        assert reply["content"] == {"status": "ok", "restart": False}
+        deadline = time.monotonic() + 10
+        while km.is_alive():
+            assert time.monotonic() < deadline, "the kernel did not exit after shutdown_request"
+            time.sleep(0.05)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.mark.parametrize("transport", ["ipc"])
+def test_ipc_transport(tmp_path, transport):
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="rustmaker", transport=transport, ip=str(tmp_path / "kernel-ipc"))
+    km.start_kernel()
+    kc = km.blocking_client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        assert run(kc, "%lsmagic")[0]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
