@@ -293,12 +293,27 @@ fn forward(
             sink.write(name, line + "\n");
         }
     };
-    let on_stderr = |line: String, panic: &mut Option<Vec<String>>| {
+    // The default panic hook writes "\nthread 'name' (id) panicked at file:line:col:"; a blank
+    // line is held back until we know whether a panic report follows it.
+    let mut held_blank = false;
+    let mut on_stderr = |line: Option<String>, panic: &mut Option<Vec<String>>| {
+        let Some(line) = line else {
+            if std::mem::take(&mut held_blank) && panic.is_none() {
+                send("stderr", String::new());
+            }
+            return;
+        };
         if let Some(report) = panic.as_mut() {
             report.push(line);
-        } else if line.starts_with("thread '") && line.contains("' panicked at ") {
+        } else if line.starts_with("thread '") && line.contains(" panicked at ") {
+            held_blank = false;
             *panic = Some(vec![line]);
+        } else if line.is_empty() && !held_blank {
+            held_blank = true;
         } else {
+            if std::mem::take(&mut held_blank) {
+                send("stderr", String::new());
+            }
             send("stderr", line);
         }
     };
@@ -309,7 +324,7 @@ fn forward(
                 Err(_) => return,
             },
             recv(stderr) -> line => match line {
-                Ok(line) => on_stderr(line, &mut panic),
+                Ok(line) => on_stderr(Some(line), &mut panic),
                 Err(_) => return,
             },
             recv(finishing) -> done => {
@@ -318,8 +333,9 @@ fn forward(
                     send("stdout", line);
                 }
                 while let Ok(line) = stderr.recv_timeout(STDERR_SETTLE) {
-                    on_stderr(line, &mut panic);
+                    on_stderr(Some(line), &mut panic);
                 }
+                on_stderr(None, &mut panic);
                 let _ = done.send(panic.take());
             }
         }

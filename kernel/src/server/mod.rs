@@ -8,7 +8,7 @@ pub mod io;
 pub mod iopub;
 pub mod stdin;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +32,10 @@ use io::CellIo;
 use iopub::{raw_content, IopubItem};
 use stdin::InputAsk;
 
-/// How long, after a failed cell with `stop_on_error`, requests already queued are aborted.
-const ABORT_WINDOW: Duration = Duration::from_millis(20);
+/// After a cell fails with `stop_on_error`, how long to wait for the next queued request
+/// before deciding the queue is empty, and the most requests aborted at once.
+const QUEUE_DRAIN_WAIT: Duration = Duration::from_millis(5);
+const MAX_ABORTED: usize = 10_000;
 
 /// How long a shutdown waits for the running cell to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -324,62 +326,79 @@ struct Shell {
 
 impl Shell {
     async fn serve(mut self, mut shutdown: watch::Receiver<bool>) {
-        let mut aborting = false;
+        // Requests that were already queued when a cell failed with `stop_on_error`; their
+        // execute_requests are aborted, as ipykernel does, everything else is answered.
+        let mut backlog: VecDeque<JupyterMessage> = VecDeque::new();
         loop {
-            let received = if aborting {
-                match tokio::time::timeout(ABORT_WINDOW, self.socket.recv()).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        aborting = false;
-                        continue;
+            let (msg, abort) = match backlog.pop_front() {
+                Some(msg) => (msg, true),
+                None => {
+                    let received = tokio::select! {
+                        r = self.socket.recv() => r,
+                        _ = shutdown.changed() => break,
+                    };
+                    match received {
+                        Ok(m) => match self.kernel.codec.decode(m.into_vec()) {
+                            Ok(msg) => (msg, false),
+                            Err(e) => {
+                                tracing::error!("dropped a message on shell: {e}");
+                                continue;
+                            }
+                        },
+                        Err(e) => {
+                            tracing::warn!("shell receive failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
                     }
-                }
-            } else {
-                tokio::select! {
-                    r = self.socket.recv() => r,
-                    _ = shutdown.changed() => break,
-                }
-            };
-            let frames = match received {
-                Ok(m) => m.into_vec(),
-                Err(e) => {
-                    tracing::warn!("shell receive failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let msg = match self.kernel.codec.decode(frames) {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::error!("dropped a message on shell: {e}");
-                    continue;
                 }
             };
             if *shutdown.borrow() {
                 break;
             }
             self.kernel.status(Some(&msg), "busy");
-            let failed = self.handle(&msg, aborting).await;
+            let queued = self.handle(&msg, abort).await;
             self.kernel.status(Some(&msg), "idle");
-            aborting = aborting || failed;
+            backlog.extend(queued);
         }
     }
 
-    /// Handles one request; true when it was a cell that failed with `stop_on_error`.
-    async fn handle(&mut self, msg: &JupyterMessage, aborting: bool) -> bool {
+    /// Takes every request already waiting on the shell socket (none can be a reaction to a
+    /// reply we have not sent yet).
+    async fn drain_queued(&mut self) -> Vec<JupyterMessage> {
+        let mut queued = Vec::new();
+        while queued.len() < MAX_ABORTED {
+            match tokio::time::timeout(QUEUE_DRAIN_WAIT, self.socket.recv()).await {
+                Ok(Ok(m)) => match self.kernel.codec.decode(m.into_vec()) {
+                    Ok(msg) => queued.push(msg),
+                    Err(e) => tracing::error!("dropped a message on shell: {e}"),
+                },
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        queued
+    }
+
+    /// Handles one request. After a cell that failed with `stop_on_error`, returns the
+    /// requests that were queued behind it.
+    async fn handle(&mut self, msg: &JupyterMessage, abort: bool) -> Vec<JupyterMessage> {
         let k = self.kernel.clone();
         let answer = |msg_type: &str, content: Value| reply(&k, msg, msg_type, content);
         let r = match &msg.content {
-            JupyterMessageContent::ExecuteRequest(req) if aborting => {
-                tracing::info!("aborting a queued execute_request after an error");
-                let _ = req;
+            JupyterMessageContent::ExecuteRequest(_) if abort => {
+                tracing::info!("aborting an execute_request queued behind a failed cell");
                 answer("execute_reply", json!({ "status": "aborted", "execution_count": self.count }))
             }
             JupyterMessageContent::ExecuteRequest(req) => {
                 let (r, failed) = self.execute(msg, req.clone()).await;
                 k.iopub_barrier().await;
+                let queued = if failed && req.stop_on_error {
+                    self.drain_queued().await
+                } else {
+                    Vec::new()
+                };
                 send(&mut self.socket, &k.codec, &r).await;
-                return failed && req.stop_on_error;
+                return queued;
             }
             JupyterMessageContent::KernelInfoRequest(_) => answer("kernel_info_reply", k.kernel_info()),
             JupyterMessageContent::IsCompleteRequest(req) => {
@@ -415,11 +434,11 @@ impl Shell {
                     Some(&msg.header),
                     raw_content("comm_close", json!({ "comm_id": open.comm_id, "data": {} })),
                 ));
-                return false;
+                return Vec::new();
             }
             JupyterMessageContent::CommMsg(_) | JupyterMessageContent::CommClose(_) => {
                 tracing::info!("`{}` for a comm this kernel does not hold; ignored", msg.header.msg_type);
-                return false;
+                return Vec::new();
             }
             JupyterMessageContent::ShutdownRequest(req) => {
                 // Deprecated on shell, still honoured.
@@ -429,15 +448,15 @@ impl Shell {
                 k.iopub_barrier().await;
                 send(&mut self.socket, &k.codec, &r).await;
                 begin_shutdown(&k);
-                return false;
+                return Vec::new();
             }
             _ => {
                 tracing::warn!("unknown shell request `{}`; ignored", msg.header.msg_type);
-                return false;
+                return Vec::new();
             }
         };
         send(&mut self.socket, &k.codec, &r).await;
-        false
+        Vec::new()
     }
 
     /// Runs one cell; returns the reply and whether the cell failed.
