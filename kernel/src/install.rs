@@ -58,7 +58,11 @@ pub fn install(location: &Location, name: &str, interrupt_mode: &str) -> anyhow:
     if !matches!(interrupt_mode, "message" | "signal") {
         bail!("interrupt mode must be `message` or `signal`, not `{interrupt_mode}`");
     }
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
         bail!("a kernel name may hold only ASCII letters, digits, `.`, `_` and `-`: `{name}`");
     }
     let exe = std::env::current_exe()
@@ -110,7 +114,10 @@ mod tests {
         for logo in ["logo-32x32.png", "logo-64x64.png", "logo-svg.svg"] {
             assert!(dir.join(logo).metadata().unwrap().len() > 100, "{logo}");
         }
-        assert_eq!(&std::fs::read(dir.join("logo-32x32.png")).unwrap()[..4], b"\x89PNG");
+        assert_eq!(
+            &std::fs::read(dir.join("logo-32x32.png")).unwrap()[..4],
+            b"\x89PNG"
+        );
     }
 
     #[test]

@@ -9,7 +9,11 @@ use rustmaker_kernel::install::{install, Location};
 use rustmaker_kernel::protocol::read_connection_file;
 
 #[derive(Parser)]
-#[command(name = "rustmaker", version, about = "rustmaker: a Jupyter kernel for Rust with data-science magics")]
+#[command(
+    name = "rustmaker",
+    version,
+    about = "rustmaker: a Jupyter kernel for Rust with data-science magics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,12 +86,20 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Install(args) => {
             let location = match args.location {
-                Where { sys_prefix: true, .. } => Location::SysPrefix,
-                Where { prefix: Some(dir), .. } => Location::Prefix(dir),
+                Where {
+                    sys_prefix: true, ..
+                } => Location::SysPrefix,
+                Where {
+                    prefix: Some(dir), ..
+                } => Location::Prefix(dir),
                 _ => Location::User,
             };
             let dir = install(&location, &args.name, &args.interrupt_mode)?;
-            println!("Installed the kernelspec `{}` in {}", args.name, dir.display());
+            println!(
+                "Installed the kernelspec `{}` in {}",
+                args.name,
+                dir.display()
+            );
             Ok(())
         }
     }

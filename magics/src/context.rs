@@ -86,7 +86,9 @@ impl MagicError {
 
 fn unknown_message(name: &str, suggestion: Option<&str>) -> String {
     match suggestion {
-        Some(s) => format!("unknown magic `%{name}`; did you mean `%{s}`? (`%lsmagic` lists all magics)"),
+        Some(s) => {
+            format!("unknown magic `%{name}`; did you mean `%{s}`? (`%lsmagic` lists all magics)")
+        }
         None => format!("unknown magic `%{name}`; `%lsmagic` lists all magics"),
     }
 }

@@ -33,7 +33,10 @@ impl MagicCall {
         shlex::split(&self.args).ok_or_else(|| {
             MagicError::usage(
                 &self.name,
-                format!("cannot split the arguments `{}`: a quote is not closed", self.args),
+                format!(
+                    "cannot split the arguments `{}`: a quote is not closed",
+                    self.args
+                ),
             )
         })
     }
@@ -129,8 +132,9 @@ fn split_head(rest: &str) -> Result<(String, String, bool), MagicError> {
     if !valid {
         return Err(MagicError::Usage {
             magic: format!("%{name}"),
-            message: "a magic name must follow `%` (letters, digits and `_`); `%lsmagic` lists them"
-                .into(),
+            message:
+                "a magic name must follow `%` (letters, digits and `_`); `%lsmagic` lists them"
+                    .into(),
         });
     }
     Ok((name.to_owned(), args, help))
@@ -172,7 +176,10 @@ mod tests {
     #[test]
     fn code_without_magics_is_one_part() {
         let parts = parse_cell("let a = 5 % 3;\nprintln!(\"{a}\");").unwrap();
-        assert_eq!(parts, vec![CellPart::Code("let a = 5 % 3;\nprintln!(\"{a}\");".into())]);
+        assert_eq!(
+            parts,
+            vec![CellPart::Code("let a = 5 % 3;\nprintln!(\"{a}\");".into())]
+        );
         assert!(!has_magic("let a = 5 % 3;"));
     }
 

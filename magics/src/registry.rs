@@ -29,8 +29,14 @@ pub struct MagicRegistry {
 }
 
 const BUILTINS: [(&str, &str); 2] = [
-    ("help", "Show the help of a magic: `%help NAME` (same as `%NAME?`)."),
-    ("lsmagic", "List every available magic with a one-line summary."),
+    (
+        "help",
+        "Show the help of a magic: `%help NAME` (same as `%NAME?`).",
+    ),
+    (
+        "lsmagic",
+        "List every available magic with a one-line summary.",
+    ),
 ];
 
 impl Default for MagicRegistry {
@@ -64,7 +70,11 @@ impl MagicRegistry {
         let mut all: Vec<(String, Vec<MagicForm>)> = BUILTINS
             .iter()
             .map(|(n, _)| (n.to_string(), vec![MagicForm::Line]))
-            .chain(self.magics.values().map(|m| (m.name().to_owned(), m.forms().to_vec())))
+            .chain(
+                self.magics
+                    .values()
+                    .map(|m| (m.name().to_owned(), m.forms().to_vec())),
+            )
             .collect();
         all.sort();
         all
@@ -97,7 +107,10 @@ impl MagicRegistry {
             "help" => {
                 let argv = call.argv()?;
                 let [name] = argv.as_slice() else {
-                    return Err(MagicError::usage("help", "usage: %help NAME (for example `%help lsmagic`)"));
+                    return Err(MagicError::usage(
+                        "help",
+                        "usage: %help NAME (for example `%help lsmagic`)",
+                    ));
                 };
                 let name = name.trim_start_matches('%');
                 let text = self.help(name)?;
@@ -151,7 +164,11 @@ impl MagicRegistry {
     fn listing(&self) -> MimeBundle {
         let names = self.names();
         let of_form = |form: MagicForm| -> Vec<&String> {
-            names.iter().filter(|(_, f)| f.contains(&form)).map(|(n, _)| n).collect()
+            names
+                .iter()
+                .filter(|(_, f)| f.contains(&form))
+                .map(|(n, _)| n)
+                .collect()
         };
         let (line, cell) = (of_form(MagicForm::Line), of_form(MagicForm::Cell));
         let mut text = String::from("Available line magics:\n");
@@ -163,7 +180,8 @@ impl MagicRegistry {
             text.push_str(&format!("  %%{n:<19} {}\n", self.summary(n)));
         }
         text.push_str("\nType `%NAME?` or `%help NAME` for a magic's help.");
-        let mut html = String::from("<table><thead><tr><th>magic</th><th>summary</th></tr></thead><tbody>");
+        let mut html =
+            String::from("<table><thead><tr><th>magic</th><th>summary</th></tr></thead><tbody>");
         for (prefix, list) in [("%", &line), ("%%", &cell)] {
             for n in list {
                 html.push_str(&format!(
@@ -183,7 +201,10 @@ impl MagicRegistry {
 
 fn expect_line_without_args(call: &MagicCall) -> Result<(), MagicError> {
     if !call.args.is_empty() || call.form == MagicForm::Cell {
-        return Err(MagicError::usage(&call.name, "takes no arguments and no cell body"));
+        return Err(MagicError::usage(
+            &call.name,
+            "takes no arguments and no cell body",
+        ));
     }
     Ok(())
 }
@@ -290,7 +311,10 @@ mod tests {
         let text = bundle["text/plain"].as_str().unwrap();
         assert!(text.contains("%echo") && text.contains("%%echo") && text.contains("%lsmagic"));
         assert_eq!(bundle["application/json"]["cell"], json!(["echo"]));
-        assert!(bundle["text/html"].as_str().unwrap().contains("<code>%%echo</code>"));
+        assert!(bundle["text/html"]
+            .as_str()
+            .unwrap()
+            .contains("<code>%%echo</code>"));
     }
 
     #[test]
@@ -312,7 +336,10 @@ mod tests {
         assert!(err.to_string().contains("did you mean `%lsmagic`"), "{err}");
         let (res, _) = run(&registry(), "%zzzzzzzz");
         let err = res.unwrap_err().to_string();
-        assert!(!err.contains("did you mean") && err.contains("%lsmagic"), "{err}");
+        assert!(
+            !err.contains("did you mean") && err.contains("%lsmagic"),
+            "{err}"
+        );
         let (res, _) = run(&registry(), "%help nosuch");
         assert!(matches!(res, Err(MagicError::Unknown { .. })));
     }
@@ -326,11 +353,17 @@ mod tests {
         assert!(matches!(res, Err(MagicError::Usage { .. })));
         let (res, _) = run(&r, "%help");
         assert!(res.unwrap_err().to_string().contains("usage: %help NAME"));
-        assert!(r.register(Arc::new(Echo)).is_err(), "duplicate names are refused");
+        assert!(
+            r.register(Arc::new(Echo)).is_err(),
+            "duplicate names are refused"
+        );
     }
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape_html("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape_html("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

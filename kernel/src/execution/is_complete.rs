@@ -47,7 +47,9 @@ pub fn rust_completeness(code: &str) -> Completeness {
             'r' if raw_string_start(&chars, i).is_some() && !ident_before(&chars, i) => {
                 let hashes = raw_string_start(&chars, i).unwrap_or(0);
                 i += 2 + hashes;
-                let closing: String = std::iter::once('"').chain(std::iter::repeat_n('#', hashes)).collect();
+                let closing: String = std::iter::once('"')
+                    .chain(std::iter::repeat_n('#', hashes))
+                    .collect();
                 let rest: String = chars[i..].iter().collect();
                 match rest.find(&closing) {
                     Some(end) => i += rest[..end].chars().count() + closing.chars().count(),
@@ -138,10 +140,16 @@ mod tests {
     #[test]
     fn incomplete_cells() {
         assert_eq!(rust_completeness("fn f() {"), Incomplete("    ".into()));
-        assert_eq!(rust_completeness("let v = vec![(1,"), Incomplete("        ".into()));
+        assert_eq!(
+            rust_completeness("let v = vec![(1,"),
+            Incomplete("        ".into())
+        );
         assert!(matches!(rust_completeness("let s = \"open"), Incomplete(_)));
         assert!(matches!(rust_completeness("/* open"), Incomplete(_)));
-        assert!(matches!(rust_completeness("let r = r#\"open"), Incomplete(_)));
+        assert!(matches!(
+            rust_completeness("let r = r#\"open"),
+            Incomplete(_)
+        ));
     }
 
     #[test]

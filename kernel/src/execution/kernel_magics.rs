@@ -29,7 +29,12 @@ impl Magic for ClearOutput {
         let wait = match call.argv()?.as_slice() {
             [] => false,
             [flag] if flag == "--wait" => true,
-            _ => return Err(MagicError::usage("clear_output", "usage: %clear_output [--wait]")),
+            _ => {
+                return Err(MagicError::usage(
+                    "clear_output",
+                    "usage: %clear_output [--wait]",
+                ))
+            }
         };
         ctx.clear_output(wait);
         Ok(())

@@ -83,8 +83,14 @@ impl Executor for CellExecutor {
             ),
             language_info,
             help_links: vec![
-                ("Rust standard library".into(), "https://doc.rust-lang.org/std/".into()),
-                ("evcxr (Rust REPL) commands".into(), "https://github.com/evcxr/evcxr/blob/main/COMMON.md".into()),
+                (
+                    "Rust standard library".into(),
+                    "https://doc.rust-lang.org/std/".into(),
+                ),
+                (
+                    "evcxr (Rust REPL) commands".into(),
+                    "https://github.com/evcxr/evcxr/blob/main/COMMON.md".into(),
+                ),
             ],
         }
     }
@@ -101,7 +107,9 @@ impl Executor for CellExecutor {
             last = match part {
                 CellPart::Code(rust) => self.rust.eval(&rust, Some(io))?,
                 CellPart::Magic(call) => {
-                    self.magics.run(&call, &mut MagicIo(io)).map_err(magic_error)?;
+                    self.magics
+                        .run(&call, &mut MagicIo(io))
+                        .map_err(magic_error)?;
                     None
                 }
             };
@@ -123,7 +131,9 @@ impl Executor for CellExecutor {
         let parts = if has_magic(code) {
             match parse_cell(code) {
                 Ok(parts) => parts,
-                Err(_) => return IsCompleteReply::new(IsCompleteReplyStatus::Invalid, String::new()),
+                Err(_) => {
+                    return IsCompleteReply::new(IsCompleteReplyStatus::Invalid, String::new())
+                }
             }
         } else {
             vec![CellPart::Code(code.to_owned())]
@@ -142,7 +152,10 @@ impl Executor for CellExecutor {
 
     fn complete(&mut self, code: &str, cursor_pos: usize) -> CompleteReply {
         let (start, _) = word_at(code, cursor_pos);
-        let cursor = code.char_indices().nth(cursor_pos).map_or(code.len(), |(i, _)| i);
+        let cursor = code
+            .char_indices()
+            .nth(cursor_pos)
+            .map_or(code.len(), |(i, _)| i);
         let typed = &code[start..cursor];
         let (matches, from, to) = if let Some(prefix) = typed.strip_prefix('%') {
             let (sigil, prefix) = match prefix.strip_prefix('%') {
@@ -158,7 +171,9 @@ impl Executor for CellExecutor {
                 .collect();
             (matches, start, cursor)
         } else {
-            self.rust.completions(code, cursor).unwrap_or((Vec::new(), cursor, cursor))
+            self.rust
+                .completions(code, cursor)
+                .unwrap_or((Vec::new(), cursor, cursor))
         };
         CompleteReply {
             matches,

@@ -112,7 +112,11 @@ impl RustEngine {
 
     /// Evaluates `code`, streaming its output to `sink` (or nowhere), answering input
     /// requests through `io`.
-    pub fn eval(&mut self, code: &str, io: Option<&CellIo>) -> Result<Option<Bundle>, ExecutionError> {
+    pub fn eval(
+        &mut self,
+        code: &str,
+        io: Option<&CellIo>,
+    ) -> Result<Option<Bundle>, ExecutionError> {
         let running = self.running.clone();
         let (ctx, fwd) = self.ready()?;
         fwd.target(io.map(CellIo::stream_sink));
@@ -160,7 +164,11 @@ impl RustEngine {
         }
     }
 
-    pub fn completions(&mut self, code: &str, byte_pos: usize) -> Option<(Vec<String>, usize, usize)> {
+    pub fn completions(
+        &mut self,
+        code: &str,
+        byte_pos: usize,
+    ) -> Option<(Vec<String>, usize, usize)> {
         let (ctx, _) = self.ready().ok()?;
         let c = ctx.completions(code, byte_pos).ok()?;
         let mut matches: Vec<String> = c.completions.into_iter().map(|c| c.code).collect();
@@ -170,7 +178,9 @@ impl RustEngine {
 
     pub fn hover(&mut self, code: &str, byte_pos: usize) -> Option<(String, String)> {
         let (ctx, _) = self.ready().ok()?;
-        ctx.hover_at(code, byte_pos).ok().filter(|(plain, _)| !plain.trim().is_empty())
+        ctx.hover_at(code, byte_pos)
+            .ok()
+            .filter(|(plain, _)| !plain.trim().is_empty())
     }
 }
 
@@ -220,7 +230,10 @@ fn compilation_error(errors: &[evcxr::CompilationError], source: &str) -> Execut
             .and_then(|report| {
                 let mut out = Vec::new();
                 report
-                    .write(ariadne::sources([("cell".to_owned(), source.to_owned())]), &mut out)
+                    .write(
+                        ariadne::sources([("cell".to_owned(), source.to_owned())]),
+                        &mut out,
+                    )
                     .ok()?;
                 Some(String::from_utf8_lossy(&out).into_owned())
             });
@@ -231,7 +244,8 @@ fn compilation_error(errors: &[evcxr::CompilationError], source: &str) -> Execut
                     traceback.extend(spanned.lines.iter().cloned());
                     if let Some(span) = &spanned.span {
                         let pad = " ".repeat(span.start_column.saturating_sub(1));
-                        let marks = "^".repeat(span.end_column.saturating_sub(span.start_column).max(1));
+                        let marks =
+                            "^".repeat(span.end_column.saturating_sub(span.start_column).max(1));
                         traceback.push(format!("{pad}{marks} {}", spanned.label));
                     }
                 }
@@ -239,7 +253,10 @@ fn compilation_error(errors: &[evcxr::CompilationError], source: &str) -> Execut
             }
         }
     }
-    let first = errors.first().map(|e| e.message()).unwrap_or_else(|| "compilation failed".into());
+    let first = errors
+        .first()
+        .map(|e| e.message())
+        .unwrap_or_else(|| "compilation failed".into());
     let evalue = match errors.len() {
         0 | 1 => first,
         n => format!("{first} (and {} more errors)", n - 1),

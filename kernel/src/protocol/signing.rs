@@ -132,16 +132,31 @@ mod tests {
         // hmac.new(b"key", b"abcdef", hashlib.sha256).hexdigest()
         let signer = Signer::new("hmac-sha256", "key").unwrap();
         let sig = signer.sign(&[b"abc", b"def"]);
-        assert_eq!(sig, "4c5277d3e85316d1762c7e219862a9440546171f5ae5f1b29499ff9fbdd4c56a");
+        assert_eq!(
+            sig,
+            "4c5277d3e85316d1762c7e219862a9440546171f5ae5f1b29499ff9fbdd4c56a"
+        );
         assert!(signer.verify(sig.as_bytes(), &[b"abcdef"]).is_ok());
-        assert_eq!(signer.verify(sig.as_bytes(), &[b"abcdeg"]), Err(SigningError::BadSignature));
-        assert_eq!(signer.verify(b"zz", &[b"abcdef"]), Err(SigningError::BadSignature));
-        assert_eq!(signer.verify(b"", &[b"abcdef"]), Err(SigningError::BadSignature));
+        assert_eq!(
+            signer.verify(sig.as_bytes(), &[b"abcdeg"]),
+            Err(SigningError::BadSignature)
+        );
+        assert_eq!(
+            signer.verify(b"zz", &[b"abcdef"]),
+            Err(SigningError::BadSignature)
+        );
+        assert_eq!(
+            signer.verify(b"", &[b"abcdef"]),
+            Err(SigningError::BadSignature)
+        );
     }
 
     #[test]
     fn schemes_and_empty_key() {
-        assert_eq!(Signer::new("hmac-sha512", "k").unwrap().sign(&[b"x"]).len(), 128);
+        assert_eq!(
+            Signer::new("hmac-sha512", "k").unwrap().sign(&[b"x"]).len(),
+            128
+        );
         assert!(matches!(
             Signer::new("hmac-md5", "k"),
             Err(SigningError::UnsupportedScheme(_))

@@ -196,7 +196,10 @@ mod tests {
     #[test]
     fn malformed_frames_are_errors_not_panics() {
         let c = codec();
-        assert!(matches!(c.decode(vec![Bytes::from_static(b"x")]), Err(WireError::NoDelimiter)));
+        assert!(matches!(
+            c.decode(vec![Bytes::from_static(b"x")]),
+            Err(WireError::NoDelimiter)
+        ));
         let short = vec![Bytes::from_static(DELIMITER), Bytes::from_static(b"sig")];
         assert!(matches!(c.decode(short), Err(WireError::TooFewFrames(1))));
 
@@ -204,13 +207,26 @@ mod tests {
         let mut frames = unsigned.encode(&JupyterMessage::new(KernelInfoRequest {}, None));
         let n = frames.len();
         frames[n - 1] = Bytes::from_static(b"{not json");
-        assert!(matches!(unsigned.decode(frames.clone()), Err(WireError::Json { part: "content", .. })));
+        assert!(matches!(
+            unsigned.decode(frames.clone()),
+            Err(WireError::Json {
+                part: "content",
+                ..
+            })
+        ));
         frames[n - 4] = Bytes::from_static(b"[]");
-        assert!(matches!(unsigned.decode(frames), Err(WireError::Json { part: "header", .. })));
+        assert!(matches!(
+            unsigned.decode(frames),
+            Err(WireError::Json { part: "header", .. })
+        ));
 
-        let mut bad_content = unsigned.encode(&JupyterMessage::new(ExecuteRequest::new("x".into()), None));
+        let mut bad_content =
+            unsigned.encode(&JupyterMessage::new(ExecuteRequest::new("x".into()), None));
         let n = bad_content.len();
         bad_content[n - 1] = Bytes::from_static(b"{\"silent\": false}");
-        assert!(matches!(unsigned.decode(bad_content), Err(WireError::Content { .. })));
+        assert!(matches!(
+            unsigned.decode(bad_content),
+            Err(WireError::Content { .. })
+        ));
     }
 }

@@ -2,10 +2,17 @@
 
 use jupyter_protocol::{HistoryEntry, HistoryRequest};
 
+/// One executed cell: its number, its code and the text of its result.
+struct Entry {
+    line: usize,
+    input: String,
+    output: Option<String>,
+}
+
 /// One session's executed cells, numbered from 1 like IPython's.
 pub struct History {
     session: usize,
-    entries: Vec<(usize, String, Option<String>)>,
+    entries: Vec<Entry>,
 }
 
 impl History {
@@ -17,11 +24,15 @@ impl History {
     }
 
     pub fn record(&mut self, line: usize, input: &str, output: Option<String>) {
-        self.entries.push((line, input.to_owned(), output));
+        self.entries.push(Entry {
+            line,
+            input: input.to_owned(),
+            output,
+        });
     }
 
     pub fn query(&self, request: &HistoryRequest) -> Vec<HistoryEntry> {
-        let (selected, output): (Vec<&(usize, String, Option<String>)>, bool) = match request {
+        let (selected, output): (Vec<&Entry>, bool) = match request {
             HistoryRequest::Tail { n, output, .. } => {
                 let skip = self.entries.len().saturating_sub((*n).max(0) as usize);
                 (self.entries.iter().skip(skip).collect(), *output)
@@ -43,7 +54,7 @@ impl History {
                 let hits = if wanted == self.session as i32 {
                     self.entries
                         .iter()
-                        .filter(|(line, _, _)| (*line as i32) >= *start && (*line as i32) < *stop)
+                        .filter(|e| (e.line as i32) >= *start && (e.line as i32) < *stop)
                         .collect()
                 } else {
                     Vec::new()
@@ -60,7 +71,7 @@ impl History {
                 let mut hits: Vec<_> = self
                     .entries
                     .iter()
-                    .filter(|(_, input, _)| glob_match(pattern, input))
+                    .filter(|e| glob_match(pattern, &e.input))
                     .collect();
                 if *unique {
                     let mut seen = std::collections::HashSet::new();
@@ -68,7 +79,7 @@ impl History {
                     let mut latest: Vec<_> = hits
                         .into_iter()
                         .rev()
-                        .filter(|(_, input, _)| seen.insert(input.clone()))
+                        .filter(|e| seen.insert(e.input.clone()))
                         .collect();
                     latest.reverse();
                     hits = latest;
@@ -79,15 +90,15 @@ impl History {
         };
         selected
             .into_iter()
-            .map(|(line, input, out)| {
+            .map(|e| {
                 if output {
                     HistoryEntry::InputOutput(
                         self.session,
-                        *line,
-                        (input.clone(), out.clone().unwrap_or_default()),
+                        e.line,
+                        (e.input.clone(), e.output.clone().unwrap_or_default()),
                     )
                 } else {
-                    HistoryEntry::Input(self.session, *line, input.clone())
+                    HistoryEntry::Input(self.session, e.line, e.input.clone())
                 }
             })
             .collect()
@@ -137,13 +148,31 @@ mod tests {
         h.record(1, "1 + 2", Some("3".into()));
         h.record(2, "let x = 1;", None);
         h.record(3, "1 + 2", Some("3".into()));
-        let tail = h.query(&HistoryRequest::Tail { output: true, raw: true, n: 2 });
+        let tail = h.query(&HistoryRequest::Tail {
+            output: true,
+            raw: true,
+            n: 2,
+        });
         assert_eq!(tail.len(), 2);
-        assert!(matches!(&tail[1], HistoryEntry::InputOutput(1, 3, (i, o)) if i == "1 + 2" && o == "3"));
-        let range = h.query(&HistoryRequest::Range { session: Some(0), start: 2, stop: 3, output: false, raw: true });
+        assert!(
+            matches!(&tail[1], HistoryEntry::InputOutput(1, 3, (i, o)) if i == "1 + 2" && o == "3")
+        );
+        let range = h.query(&HistoryRequest::Range {
+            session: Some(0),
+            start: 2,
+            stop: 3,
+            output: false,
+            raw: true,
+        });
         assert!(matches!(&range[..], [HistoryEntry::Input(1, 2, _)]));
         let search = |unique, n| {
-            h.query(&HistoryRequest::Search { pattern: "1 +*".into(), unique, output: false, raw: true, n })
+            h.query(&HistoryRequest::Search {
+                pattern: "1 +*".into(),
+                unique,
+                output: false,
+                raw: true,
+                n,
+            })
         };
         assert_eq!(search(false, 10).len(), 2);
         assert_eq!(search(true, 10).len(), 1);

@@ -36,7 +36,7 @@ pub enum IopubItem {
         content: Value,
     },
     /// A message the server built (status, execute_input, shutdown_reply).
-    Message(JupyterMessage),
+    Message(Box<JupyterMessage>),
     /// Answered once everything queued before it is on the wire.
     Barrier(oneshot::Sender<()>),
 }
@@ -131,7 +131,7 @@ pub async fn run(
                 }
                 Some(IopubItem::Message(msg)) => {
                     p.flush().await;
-                    p.send(msg).await;
+                    p.send(*msg).await;
                 }
                 Some(IopubItem::Barrier(done)) => {
                     p.flush().await;

@@ -56,7 +56,9 @@ impl ExecThread {
                 while let Ok(job) = queue.recv() {
                     let run = std::panic::AssertUnwindSafe(|| job(executor.as_mut()));
                     if std::panic::catch_unwind(run).is_err() {
-                        tracing::error!("the executor panicked; the request fails and the kernel goes on");
+                        tracing::error!(
+                            "the executor panicked; the request fails and the kernel goes on"
+                        );
                     }
                 }
             })
@@ -98,7 +100,7 @@ struct Kernel {
 
 impl Kernel {
     fn publish(&self, msg: JupyterMessage) {
-        let _ = self.iopub.send(IopubItem::Message(msg));
+        let _ = self.iopub.send(IopubItem::Message(Box::new(msg)));
     }
 
     fn status(&self, parent: Option<&JupyterMessage>, state: &str) {
@@ -150,7 +152,12 @@ async fn send(socket: &mut RouterSocket, codec: &Codec, msg: &JupyterMessage) {
     }
 }
 
-fn reply(kernel: &Kernel, parent: &JupyterMessage, msg_type: &str, content: Value) -> JupyterMessage {
+fn reply(
+    kernel: &Kernel,
+    parent: &JupyterMessage,
+    msg_type: &str,
+    content: Value,
+) -> JupyterMessage {
     kernel.session.reply(parent, raw_content(msg_type, content))
 }
 
@@ -176,9 +183,19 @@ pub async fn serve(info: ConnectionInfo, executor: Box<dyn Executor>) -> anyhow:
     tracing::info!("listening on {} (shell)", info.shell_url());
 
     let (iopub_tx, iopub_rx) = unbounded_channel();
-    tokio::spawn(iopub::run(iopub_socket, codec.clone(), session.clone(), iopub_rx));
+    tokio::spawn(iopub::run(
+        iopub_socket,
+        codec.clone(),
+        session.clone(),
+        iopub_rx,
+    ));
     let (stdin_tx, stdin_rx) = unbounded_channel();
-    tokio::spawn(stdin::run(stdin_socket, codec.clone(), session.clone(), stdin_rx));
+    tokio::spawn(stdin::run(
+        stdin_socket,
+        codec.clone(),
+        session.clone(),
+        stdin_rx,
+    ));
     tokio::spawn(serve_heartbeat(heartbeat));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -214,7 +231,9 @@ pub async fn serve(info: ConnectionInfo, executor: Box<dyn Executor>) -> anyhow:
 
 async fn bind<S: Socket>(socket: &mut S, name: &str, url: &str) -> anyhow::Result<()> {
     socket.bind(url).await.with_context(|| {
-        format!("cannot bind the {name} socket to {url}: is another kernel using this connection file?")
+        format!(
+            "cannot bind the {name} socket to {url}: is another kernel using this connection file?"
+        )
     })?;
     Ok(())
 }
@@ -255,7 +274,9 @@ fn begin_shutdown(kernel: &Kernel) {
     let _ = kernel.shutdown.send(true);
     std::thread::spawn(|| {
         std::thread::sleep(SHUTDOWN_GRACE);
-        tracing::warn!("the running cell did not stop within {SHUTDOWN_GRACE:?} of shutdown; exiting");
+        tracing::warn!(
+            "the running cell did not stop within {SHUTDOWN_GRACE:?} of shutdown; exiting"
+        );
         std::process::exit(0);
     });
 }
@@ -387,7 +408,10 @@ impl Shell {
         let r = match &msg.content {
             JupyterMessageContent::ExecuteRequest(_) if abort => {
                 tracing::info!("aborting an execute_request queued behind a failed cell");
-                answer("execute_reply", json!({ "status": "aborted", "execution_count": self.count }))
+                answer(
+                    "execute_reply",
+                    json!({ "status": "aborted", "execution_count": self.count }),
+                )
             }
             JupyterMessageContent::ExecuteRequest(req) => {
                 let (r, failed) = self.execute(msg, req.clone()).await;
@@ -400,12 +424,17 @@ impl Shell {
                 send(&mut self.socket, &k.codec, &r).await;
                 return queued;
             }
-            JupyterMessageContent::KernelInfoRequest(_) => answer("kernel_info_reply", k.kernel_info()),
+            JupyterMessageContent::KernelInfoRequest(_) => {
+                answer("kernel_info_reply", k.kernel_info())
+            }
             JupyterMessageContent::IsCompleteRequest(req) => {
                 let code = req.code.clone();
                 match k.exec.call(move |e| e.is_complete(&code)).await {
                     Ok(r) => answer("is_complete_reply", json!(r)),
-                    Err(e) => answer("is_complete_reply", json!({ "status": "unknown", "note": e.evalue })),
+                    Err(e) => answer(
+                        "is_complete_reply",
+                        json!({ "status": "unknown", "note": e.evalue }),
+                    ),
                 }
             }
             JupyterMessageContent::CompleteRequest(req) => {
@@ -416,20 +445,36 @@ impl Shell {
                 }
             }
             JupyterMessageContent::InspectRequest(req) => {
-                let (code, pos, level) = (req.code.clone(), req.cursor_pos, req.detail_level.unwrap_or(0) as u8);
+                let (code, pos, level) = (
+                    req.code.clone(),
+                    req.cursor_pos,
+                    req.detail_level.unwrap_or(0) as u8,
+                );
                 match k.exec.call(move |e| e.inspect(&code, pos, level)).await {
-                    Ok(Some(data)) => answer("inspect_reply", json!({ "status": "ok", "found": true, "data": data, "metadata": {} })),
-                    Ok(None) => answer("inspect_reply", json!({ "status": "ok", "found": false, "data": {}, "metadata": {} })),
+                    Ok(Some(data)) => answer(
+                        "inspect_reply",
+                        json!({ "status": "ok", "found": true, "data": data, "metadata": {} }),
+                    ),
+                    Ok(None) => answer(
+                        "inspect_reply",
+                        json!({ "status": "ok", "found": false, "data": {}, "metadata": {} }),
+                    ),
                     Err(e) => answer("inspect_reply", error_reply(&e)),
                 }
             }
-            JupyterMessageContent::HistoryRequest(req) => {
-                answer("history_reply", json!({ "status": "ok", "history": self.history.query(req) }))
+            JupyterMessageContent::HistoryRequest(req) => answer(
+                "history_reply",
+                json!({ "status": "ok", "history": self.history.query(req) }),
+            ),
+            JupyterMessageContent::CommInfoRequest(_) => {
+                answer("comm_info_reply", json!({ "status": "ok", "comms": {} }))
             }
-            JupyterMessageContent::CommInfoRequest(_) => answer("comm_info_reply", json!({ "status": "ok", "comms": {} })),
             JupyterMessageContent::CommOpen(open) => {
                 // No comm targets are registered: close at once, as the protocol asks.
-                tracing::info!("comm_open for unknown target `{}`; closing it", open.target_name);
+                tracing::info!(
+                    "comm_open for unknown target `{}`; closing it",
+                    open.target_name
+                );
                 k.publish(k.session.message(
                     Some(&msg.header),
                     raw_content("comm_close", json!({ "comm_id": open.comm_id, "data": {} })),
@@ -437,7 +482,10 @@ impl Shell {
                 return Vec::new();
             }
             JupyterMessageContent::CommMsg(_) | JupyterMessageContent::CommClose(_) => {
-                tracing::info!("`{}` for a comm this kernel does not hold; ignored", msg.header.msg_type);
+                tracing::info!(
+                    "`{}` for a comm this kernel does not hold; ignored",
+                    msg.header.msg_type
+                );
                 return Vec::new();
             }
             JupyterMessageContent::ShutdownRequest(req) => {
@@ -460,7 +508,11 @@ impl Shell {
     }
 
     /// Runs one cell; returns the reply and whether the cell failed.
-    async fn execute(&mut self, msg: &JupyterMessage, req: ExecuteRequest) -> (JupyterMessage, bool) {
+    async fn execute(
+        &mut self,
+        msg: &JupyterMessage,
+        req: ExecuteRequest,
+    ) -> (JupyterMessage, bool) {
         let k = self.kernel.clone();
         let store_history = req.store_history && !req.silent;
         if store_history {
@@ -470,7 +522,10 @@ impl Shell {
         if !req.silent {
             k.publish(k.session.message(
                 Some(&msg.header),
-                raw_content("execute_input", json!({ "code": req.code, "execution_count": count })),
+                raw_content(
+                    "execute_input",
+                    json!({ "code": req.code, "execution_count": count }),
+                ),
             ));
         }
         k.interrupted.store(false, Ordering::SeqCst);
@@ -512,7 +567,9 @@ impl Shell {
                         ),
                     ));
                 }
-                let expressions = self.user_expressions(req.user_expressions.unwrap_or_default()).await;
+                let expressions = self
+                    .user_expressions(req.user_expressions.unwrap_or_default())
+                    .await;
                 let content = json!({
                     "status": "ok", "execution_count": count,
                     "payload": payload, "user_expressions": expressions,
@@ -547,7 +604,9 @@ impl Shell {
             let outcome = self.kernel.exec.call(move |e| e.evaluate(&expr)).await;
             let value = match outcome.and_then(|r| r) {
                 Ok(data) => json!({ "status": "ok", "data": data, "metadata": {} }),
-                Err(e) => json!({ "status": "error", "ename": e.ename, "evalue": e.evalue, "traceback": e.traceback }),
+                Err(e) => {
+                    json!({ "status": "error", "ename": e.ename, "evalue": e.evalue, "traceback": e.traceback })
+                }
             };
             results.insert(name, value);
         }
