@@ -130,7 +130,10 @@ class Kernel:
 
 
 def argv_of(name):
-    return KernelSpecManager().get_kernel_spec(name).argv
+    argv = list(KernelSpecManager().get_kernel_spec(name).argv)
+    if argv[0] in ("python", "python3"):
+        argv[0] = sys.executable  # as jupyter_client does
+    return argv
 
 
 def measure(name, argv, code, args):

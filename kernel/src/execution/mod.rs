@@ -208,6 +208,10 @@ impl Executor for CellExecutor {
         std::sync::Arc::new(self.rust.interrupter())
     }
 
+    fn kernel_ready(&mut self) {
+        self.rust.warm_up();
+    }
+
     fn shutdown(&mut self) {
         self.rust.shutdown();
     }

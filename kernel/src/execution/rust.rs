@@ -22,6 +22,9 @@ use crate::server::{Bundle, ExecutionError};
 /// (evcxr reads the child's stderr on its own thread, so a panic message may trail a little.)
 const STDERR_SETTLE: Duration = Duration::from_millis(3);
 
+/// When the background start of evcxr begins if no front end has asked for kernel_info yet.
+const WARM_UP_AT_LATEST: Duration = Duration::from_millis(500);
+
 type Started = Result<(CommandContext, EvalContextOutputs), String>;
 
 enum State {
@@ -41,18 +44,31 @@ struct Running {
 pub struct RustEngine {
     state: Option<State>,
     running: Arc<Mutex<Running>>,
+    go: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl RustEngine {
     /// Starts evcxr in the background.
     pub fn start() -> Self {
+        let (go, wait) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("evcxr-start".into())
-            .spawn(|| CommandContext::new().map_err(|e| e.to_string()))
+            .spawn(move || {
+                let _ = wait.recv_timeout(WARM_UP_AT_LATEST);
+                CommandContext::new().map_err(|e| e.to_string())
+            })
             .expect("spawn the evcxr start thread");
         RustEngine {
             state: Some(State::Starting(handle)),
             running: Arc::default(),
+            go: Some(go),
+        }
+    }
+
+    /// Lets the background start of evcxr begin now.
+    pub fn warm_up(&mut self) {
+        if let Some(go) = self.go.take() {
+            let _ = go.send(());
         }
     }
 
@@ -78,6 +94,7 @@ impl RustEngine {
 
     /// The ready context, waiting for the background start if needed.
     fn ready(&mut self) -> Result<(&mut CommandContext, &Forwarder), ExecutionError> {
+        self.warm_up();
         if let Some(State::Starting(_)) = self.state {
             let Some(State::Starting(handle)) = self.state.take() else {
                 unreachable!()

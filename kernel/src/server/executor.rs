@@ -58,6 +58,9 @@ pub trait Executor: Send + 'static {
     /// Help for the name at `cursor_pos`, if there is any.
     fn inspect(&mut self, code: &str, cursor_pos: usize, detail_level: u8) -> Option<Bundle>;
     fn interrupter(&self) -> Interrupter;
+    /// The front end has its first `kernel_info_reply`: expensive warm-up may begin now
+    /// without slowing the kernel's start.
+    fn kernel_ready(&mut self) {}
     /// The kernel is about to exit: stop child processes.
     fn shutdown(&mut self);
 }

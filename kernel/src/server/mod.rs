@@ -66,6 +66,11 @@ impl ExecThread {
         ExecThread { jobs }
     }
 
+    /// Queues a call without waiting for it.
+    fn post(&self, f: impl FnOnce(&mut dyn Executor) + Send + 'static) {
+        let _ = self.jobs.send(Box::new(f));
+    }
+
     async fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut dyn Executor) -> R + Send + 'static,
@@ -96,6 +101,7 @@ struct Kernel {
     interrupted: Arc<AtomicBool>,
     interrupter: Interrupter,
     shutdown: watch::Sender<bool>,
+    answered_kernel_info: AtomicBool,
 }
 
 impl Kernel {
@@ -122,6 +128,9 @@ impl Kernel {
     }
 
     fn kernel_info(&self) -> Value {
+        if !self.answered_kernel_info.swap(true, Ordering::SeqCst) {
+            self.exec.post(|e| e.kernel_ready());
+        }
         let d = &self.description;
         let links: Vec<Value> = d
             .help_links
@@ -209,6 +218,7 @@ pub async fn serve(info: ConnectionInfo, executor: Box<dyn Executor>) -> anyhow:
         exec: ExecThread::spawn(executor),
         interrupted: Arc::new(AtomicBool::new(false)),
         shutdown: shutdown_tx,
+        answered_kernel_info: AtomicBool::new(false),
     });
     kernel.status(None, "starting");
 
