@@ -26,6 +26,20 @@ def test_variables_persist_across_cells(kernel):
     assert result[0]["content"]["execution_count"] == reply["execution_count"]
 
 
+def test_evcxr_commands_work(kernel):
+    reply, outputs = run(kernel, ":timing")
+    assert reply["status"] == "ok"
+    reply, outputs = run(kernel, "2 * 21")
+    displays = [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "display_data"]
+    assert displays and displays[0].startswith("Took ") and displays[0].endswith(" ms")
+    run(kernel, ":timing")
+    run(kernel, "let shown = 1;")
+    reply, outputs = run(kernel, ":vars")
+    assert reply["status"] == "ok"
+    text = str([m["content"] for m in outputs])
+    assert "shown" in text and "i32" in text
+
+
 def test_execution_count_and_execute_input(kernel):
     first, outs = run(kernel, "%lsmagic")
     second, _ = run(kernel, "%lsmagic")

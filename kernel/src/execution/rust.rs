@@ -167,7 +167,20 @@ impl RustEngine {
         match result {
             Ok(_) if interrupted => Err(interrupted_error()),
             Ok(_) if panic.is_some() => Err(panic_error(panic.unwrap_or_default())),
-            Ok(outputs) => Ok(bundle(outputs.content_by_mime_type)),
+            Ok(outputs) => {
+                // `:timing` asks evcxr to time each cell; show it as evcxr_jupyter does.
+                if let (Some(took), Some(io)) = (outputs.timing, io) {
+                    let ms = took.as_millis();
+                    let mut data = Bundle::new();
+                    data.insert("text/plain".into(), Value::String(format!("Took {ms} ms")));
+                    data.insert(
+                        "text/html".into(),
+                        Value::String(format!("<span style=\"color: rgba(0,0,0,0.4);\">Took {ms} ms</span>")),
+                    );
+                    io.display(data, None);
+                }
+                Ok(bundle(outputs.content_by_mime_type))
+            }
             Err(evcxr::Error::SubprocessTerminated(_)) if interrupted => Err(interrupted_error()),
             Err(evcxr::Error::SubprocessTerminated(why)) => Err(ExecutionError::new(
                 "ProcessDied",
