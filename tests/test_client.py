@@ -256,6 +256,19 @@ def test_interrupt_of_a_long_loop_returns_quickly(kernel):
     assert run(kernel, "1 + 1")[0]["status"] == "ok"
 
 
+def test_crash_of_the_child_process_is_reported_and_survived(kernel):
+    run(kernel, "let before_crash = 1;")
+    reply, outputs = run(kernel, "std::process::abort();")
+    assert reply["status"] == "error"
+    assert reply["ename"] == "ProcessDied"
+    assert "variables from earlier cells are lost" in reply["evalue"]
+    # really gone, as the message said; and the kernel goes on with a fresh process
+    assert run(kernel, "before_crash")[0]["status"] == "error"
+    reply, outputs = run(kernel, "3 + 4")
+    assert reply["status"] == "ok"
+    assert [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "execute_result"] == ["7"]
+
+
 def test_interrupt_mode_signal_and_restart(tmp_path):
     km, kc = start_kernel(tmp_path / "k.log")
     try:
