@@ -40,6 +40,20 @@ def test_evcxr_commands_work(kernel):
     assert "shown" in text and "i32" in text
 
 
+def test_rust_completion_and_inspection(kernel):
+    run(kernel, "let numbers = vec![1, 2, 3];")
+    r = reply_to(kernel, kernel.complete("numbers.le"))["content"]
+    assert r["status"] == "ok"
+    assert "len()" in r["matches"], r["matches"]
+    assert (r["cursor_start"], r["cursor_end"]) == (8, 10)
+    r = reply_to(kernel, kernel.inspect("String::new", 3))["content"]
+    assert r["found"] and "UTF-8" in r["data"]["text/plain"]
+    r = reply_to(kernel, kernel.inspect("%clear_output", 4))["content"]
+    assert r["found"] and "--wait" in r["data"]["text/plain"]
+    r = reply_to(kernel, kernel.inspect("   ", 1))["content"]
+    assert r["status"] == "ok" and r["found"] is False
+
+
 def test_execution_count_and_execute_input(kernel):
     first, outs = run(kernel, "%lsmagic")
     second, _ = run(kernel, "%lsmagic")

@@ -19,6 +19,7 @@ class RustmakerKernelTests(jkt.KernelTests):
         {"text": "%lsm", "matches": {"%lsmagic"}},
         {"text": "%clear_", "matches": {"%clear_output"}},
         {"text": "%%nosuchmagic", "matches": set()},
+        {"text": "std::collections::HashM", "matches": {"HashMap"}},
     ]
 
     complete_code_samples = ["let x = 1;", "fn f() -> i32 { 1 }", "%lsmagic", 'let s = "{";']
