@@ -283,6 +283,33 @@ def test_crash_of_the_child_process_is_reported_and_survived(kernel):
     assert [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "execute_result"] == ["7"]
 
 
+def test_evcxr_toml_is_applied_and_a_broken_one_reported(tmp_path):
+    from jupyter_client.manager import KernelManager
+
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    (good / "evcxr.toml").write_text('[evcxr]\nprelude = "fn from_prelude() -> i32 { 7 }"\n')
+    (bad / "evcxr.toml").write_text('[evcxr]\nprelude = "fn broken( {"\n')
+    for cwd, check in [(good, "good"), (bad, "bad")]:
+        km = KernelManager(kernel_name="rustmaker")
+        km.start_kernel(cwd=str(cwd))
+        kc = km.blocking_client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=30)
+            reply, outputs = run(kc, "from_prelude() * 6")
+            if check == "good":
+                assert reply["status"] == "ok"
+                assert [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "execute_result"] == ["42"]
+            else:
+                assert "the evcxr.toml configuration was not applied" in stream_text(outputs, "stderr")
+                assert run(kc, "6 * 7")[0]["status"] == "ok"  # the kernel serves on
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+
+
 def test_interrupt_mode_signal_and_restart(tmp_path):
     km, kc = start_kernel(tmp_path / "k.log")
     try:

@@ -45,6 +45,8 @@ pub struct RustEngine {
     state: Option<State>,
     running: Arc<Mutex<Running>>,
     go: Option<std::sync::mpsc::Sender<()>>,
+    /// Why evcxr.toml could not be applied, told once in the first cell.
+    config_error: Option<String>,
 }
 
 impl RustEngine {
@@ -62,6 +64,7 @@ impl RustEngine {
             state: Some(State::Starting(handle)),
             running: Arc::default(),
             go: Some(go),
+            config_error: None,
         }
     }
 
@@ -103,9 +106,20 @@ impl RustEngine {
                 .join()
                 .unwrap_or_else(|_| Err("the evcxr start thread panicked".into()));
             self.state = Some(match started {
-                Ok((ctx, outputs)) => {
+                Ok((mut ctx, outputs)) => {
                     self.running.lock().expect("running lock").child = Some(ctx.process_handle());
-                    State::Ready(Box::new(ctx), Forwarder::spawn(outputs))
+                    let forwarder = Forwarder::spawn(outputs);
+                    // evcxr users keep dependencies and a prelude in evcxr.toml (in the
+                    // working directory or evcxr's config directory); apply it as
+                    // evcxr_jupyter does. A broken one is reported, not fatal.
+                    if let Err(e) = ctx.execute(":load_config --quiet") {
+                        tracing::warn!("evcxr.toml not applied: {e}");
+                        self.config_error = Some(format!(
+                            "warning: the evcxr.toml configuration was not applied: {e}\n"
+                        ));
+                    }
+                    forwarder.finish();
+                    State::Ready(Box::new(ctx), forwarder)
                 }
                 Err(e) => {
                     tracing::error!("evcxr did not start: {e}");
@@ -135,6 +149,10 @@ impl RustEngine {
         io: Option<&CellIo>,
     ) -> Result<Option<Bundle>, ExecutionError> {
         let running = self.running.clone();
+        self.ready()?;
+        if let (Some(note), Some(io)) = (self.config_error.take(), io) {
+            io.stderr(&note);
+        }
         let (ctx, fwd) = self.ready()?;
         fwd.target(io.map(CellIo::stream_sink));
         {
