@@ -39,7 +39,7 @@ class RustmakerKernelTests(jkt.KernelTests):
 
     code_display_data = [
         {"code": "%lsmagic", "mime": "text/html"},
-        {"code": "%lsmagic", "mime": "application/json"},
+        {"code": "%lsmagic", "mime": "text/plain"},
     ]
 
     code_history_pattern = "1 + *"

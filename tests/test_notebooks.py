@@ -16,7 +16,9 @@ def _check_quickstart(nb):
     assert by_source["total"][0]["data"]["text/plain"] == "17.75"
     loop = 'for (i, p) in prices.iter().enumerate() {\n    println!("item {i}: {p:>6.2}");\n}'
     assert "item 2:  10.00" in by_source[loop][0]["text"]
-    assert "%lsmagic" in by_source["%lsmagic"][0]["data"]["text/plain"]
+    assert [o["output_type"] for o in by_source[loop]] == ["stream"], "a loop's () is not shown"
+    lsmagic = by_source["%lsmagic"][0]["data"]
+    assert "%lsmagic" in lsmagic["text/plain"] and "<table>" in lsmagic["text/html"]
 
 
 # What each notebook must show besides running without errors.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::context::{MagicContext, MagicError, MimeBundle};
 use crate::parse::{MagicCall, MagicForm};
@@ -160,7 +160,8 @@ impl MagicRegistry {
             .unwrap_or_default()
     }
 
-    /// `%lsmagic`'s display: plain text, an HTML table and IPython's JSON shape.
+    /// `%lsmagic`'s display: plain text and an HTML table. (No JSON: JupyterLab ranks
+    /// `application/json` above HTML and would show a tree instead of the table.)
     fn listing(&self) -> MimeBundle {
         let names = self.names();
         let of_form = |form: MagicForm| -> Vec<&String> {
@@ -192,10 +193,7 @@ impl MagicRegistry {
             }
         }
         html.push_str("</tbody></table>");
-        let json: Value = json!({ "line": line, "cell": cell });
-        MimeBundle::text(text)
-            .with("text/html", Value::String(html))
-            .with("application/json", json)
+        MimeBundle::text(text).with("text/html", Value::String(html))
     }
 }
 
@@ -310,7 +308,8 @@ mod tests {
         let bundle = &ctx.displays[0].0;
         let text = bundle["text/plain"].as_str().unwrap();
         assert!(text.contains("%echo") && text.contains("%%echo") && text.contains("%lsmagic"));
-        assert_eq!(bundle["application/json"]["cell"], json!(["echo"]));
+        assert!(text.contains("Available cell magics:\n  %%echo"));
+        assert!(!bundle.contains_key("application/json"), "JupyterLab would show a JSON tree");
         assert!(bundle["text/html"]
             .as_str()
             .unwrap()

@@ -240,7 +240,10 @@ fn interrupted_error() -> ExecutionError {
 }
 
 fn bundle(content: HashMap<String, String>) -> Option<Bundle> {
-    if content.is_empty() {
+    // A cell ending in a statement-like expression (a `for` loop, a call returning `()`) has
+    // nothing to show, as Python's `None` is not shown.
+    let unit = content.len() == 1 && content.get("text/plain").is_some_and(|t| t.trim() == "()");
+    if content.is_empty() || unit {
         return None;
     }
     let mut data = Bundle::new();
