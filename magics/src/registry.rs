@@ -188,13 +188,31 @@ impl MagicRegistry {
                 html.push_str(&format!(
                     "<tr><td><code>{prefix}{}</code></td><td>{}</td></tr>",
                     escape_html(n),
-                    escape_html(self.summary(n))
+                    code_spans(&escape_html(self.summary(n)))
                 ));
             }
         }
         html.push_str("</tbody></table>");
         MimeBundle::text(text).with("text/html", Value::String(html))
     }
+}
+
+/// Renders the `code` spans of a summary as `<code>` (the text is already escaped).
+fn code_spans(escaped: &str) -> String {
+    let mut out = String::with_capacity(escaped.len());
+    for (i, piece) in escaped.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str("<code>");
+            out.push_str(piece);
+            out.push_str("</code>");
+        } else {
+            out.push_str(piece);
+        }
+    }
+    if escaped.matches('`').count() % 2 == 1 {
+        return escaped.to_owned(); // an unpaired backtick: leave the text as it is
+    }
+    out
 }
 
 fn expect_line_without_args(call: &MagicCall) -> Result<(), MagicError> {
@@ -309,7 +327,10 @@ mod tests {
         let text = bundle["text/plain"].as_str().unwrap();
         assert!(text.contains("%echo") && text.contains("%%echo") && text.contains("%lsmagic"));
         assert!(text.contains("Available cell magics:\n  %%echo"));
-        assert!(!bundle.contains_key("application/json"), "JupyterLab would show a JSON tree");
+        assert!(
+            !bundle.contains_key("application/json"),
+            "JupyterLab would show a JSON tree"
+        );
         assert!(bundle["text/html"]
             .as_str()
             .unwrap()
@@ -356,6 +377,15 @@ mod tests {
             r.register(Arc::new(Echo)).is_err(),
             "duplicate names are refused"
         );
+    }
+
+    #[test]
+    fn summaries_render_code_spans() {
+        assert_eq!(
+            code_spans("use `%x NAME` or `y`"),
+            "use <code>%x NAME</code> or <code>y</code>"
+        );
+        assert_eq!(code_spans("one ` tick"), "one ` tick");
     }
 
     #[test]
