@@ -79,6 +79,11 @@ def stream_text(outputs: list[dict], name: str = "stdout") -> str:
     return "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream" and m["content"]["name"] == name)
 
 
+def results(outputs: list[dict]) -> list[str]:
+    """The text/plain of each execute_result among a cell's messages."""
+    return [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "execute_result"]
+
+
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory):
     """One kernel for a test module (starting evcxr costs seconds); its log path is kept."""

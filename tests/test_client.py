@@ -13,7 +13,7 @@ import pytest
 import zmq
 from jupyter_client.session import Session
 
-from conftest import collect, reply_to, run, start_kernel, stream_text
+from conftest import collect, reply_to, results, run, start_kernel, stream_text
 
 
 def test_variables_persist_across_cells(kernel):
@@ -78,7 +78,7 @@ def test_panic_is_an_error_and_the_next_cell_works(kernel):
     assert "panicked" not in stream_text(outputs, "stderr")
     reply, outputs = run(kernel, "kept * 6")
     assert reply["status"] == "ok"
-    assert [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "execute_result"] == ["42"]
+    assert results(outputs) == ["42"]
 
 
 def test_compile_error_shows_the_span(kernel):
@@ -280,7 +280,7 @@ def test_crash_of_the_child_process_is_reported_and_survived(kernel):
     assert run(kernel, "before_crash")[0]["status"] == "error"
     reply, outputs = run(kernel, "3 + 4")
     assert reply["status"] == "ok"
-    assert [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "execute_result"] == ["7"]
+    assert results(outputs) == ["7"]
 
 
 def test_evcxr_toml_is_applied_and_a_broken_one_reported(tmp_path):
@@ -301,7 +301,7 @@ def test_evcxr_toml_is_applied_and_a_broken_one_reported(tmp_path):
             reply, outputs = run(kc, "from_prelude() * 6")
             if check == "good":
                 assert reply["status"] == "ok"
-                assert [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "execute_result"] == ["42"]
+                assert results(outputs) == ["42"]
             else:
                 assert "the evcxr.toml configuration was not applied" in stream_text(outputs, "stderr")
                 assert run(kc, "6 * 7")[0]["status"] == "ok"  # the kernel serves on

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use jupyter_protocol::{
-    ConnectionInfo, ExecuteRequest, JupyterMessage, JupyterMessageContent, Payload,
-};
+use jupyter_protocol::{ConnectionInfo, ExecuteRequest, JupyterMessage, JupyterMessageContent};
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::{oneshot, watch};
@@ -560,7 +558,6 @@ impl Shell {
             Ok(r) => r,
             Err(e) => (Err(e), Vec::new()),
         };
-        let payload: Vec<Payload> = payload;
         let (content, failed, output) = match result {
             Ok(bundle) => {
                 let output = bundle
