@@ -6,6 +6,30 @@
 //! (streams, rich displays, interrupts, input). Engines (Spark, AWS, ML, monitor) live in their
 //! own crates and only implement [`Magic`]; the kernel owns the sockets.
 
+//! Adding a magic (what each engine crate does):
+//!
+//! ```rust,ignore
+//! use rustmaker_magics::{Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle};
+//!
+//! struct Hello;
+//!
+//! impl Magic for Hello {
+//!     fn name(&self) -> &str { "hello" }
+//!     fn forms(&self) -> &[MagicForm] { &[MagicForm::Line] }
+//!     fn summary(&self) -> &str { "Greet someone." }
+//!     fn help(&self) -> String { "%hello NAME\n\nPrints a greeting.".into() }
+//!     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+//!         let [name] = call.argv()?.try_into().map_err(|_| MagicError::usage("hello", "usage: %hello NAME"))?;
+//!         ctx.display(MimeBundle::text(format!("hello, {name}")), None);
+//!         Ok(())
+//!     }
+//! }
+//! // and in the kernel: registry.register(Arc::new(Hello))?;
+//! ```
+//!
+//! Long-running magics poll [`MagicContext::is_interrupted`] and show progress by publishing a
+//! display with an id and replacing it with [`MagicContext::update_display`].
+
 pub mod context;
 pub mod parse;
 pub mod registry;
