@@ -310,6 +310,25 @@ def test_evcxr_toml_is_applied_and_a_broken_one_reported(tmp_path):
             km.shutdown_kernel(now=True)
 
 
+def test_without_rust_toolchain_cells_explain_and_magics_work(tmp_path):
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="rustmaker")
+    # No cargo/rustc on PATH: evcxr cannot start.
+    km.start_kernel(env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    kc = km.blocking_client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=30)
+        reply, _ = run(kc, "1 + 1")
+        assert reply["status"] == "error" and reply["ename"] == "RustUnavailable"
+        assert "install Rust with rustup" in reply["evalue"]
+        assert run(kc, "%lsmagic")[0]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 def test_interrupt_mode_signal_and_restart(tmp_path):
     km, kc = start_kernel(tmp_path / "k.log")
     try:
