@@ -93,3 +93,62 @@ def kernel(tmp_path_factory):
     yield kc
     kc.stop_channels()
     km.shutdown_kernel(now=True)
+
+
+class LivyServer:
+    """A `rustmaker livy serve` on a free loopback port, with Basic credentials."""
+
+    def __init__(self, home: pathlib.Path, extra_args: tuple[str, ...] = ()):
+        import json
+        import sys
+        import uuid
+
+        self.user, self.password = "tester", uuid.uuid4().hex
+        self.home = home
+        state = home / "livy-server.json"
+        env = dict(os.environ, RUSTMAKER_HOME=str(home), RUSTMAKER_PYTHON=sys.executable,
+                   RUSTMAKER_LIVY_CREDENTIALS=f"{self.user}:{self.password}")
+        self.log = open(home / "livy-server.log", "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [BIN, "livy", "serve", "--port", "0", "--state-file", str(state), *extra_args],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while not state.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the Livy server did not start; see {home / 'livy-server.log'}")
+            time.sleep(0.05)
+        self.url = json.loads(state.read_text())["url"]
+
+    def kernel_env(self, **extra: str) -> dict:
+        """Environment for a kernel whose default Spark endpoint is this server."""
+        return dict(os.environ, RUSTMAKER_HOME=str(self.home), RUSTMAKER_LIVY_URL=self.url,
+                    RUSTMAKER_LIVY_USER=self.user, RUSTMAKER_LIVY_PASSWORD=self.password,
+                    RUSTMAKER_LIVY_AUTH="Basic_Access", SPARKMAGIC_CONF_DIR=str(self.home), **extra)
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def livy_server(tmp_path_factory):
+    """One local Livy server for the whole run (its PySpark sessions take seconds to start)."""
+    server = LivyServer(tmp_path_factory.mktemp("livy"))
+    yield server
+    server.stop()
+
+
+def start_kernel_with_env(env: dict, log_path: pathlib.Path):
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name=KERNEL)
+    km.start_kernel(env=env, stderr=open(log_path, "w"))  # noqa: SIM115 - closed with the process
+    kc = km.blocking_client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=30)
+    return km, kc

@@ -21,8 +21,39 @@ def _check_quickstart(nb):
     assert "%lsmagic" in lsmagic["text/plain"] and "<table>" in lsmagic["text/html"]
 
 
+def _check_spark(nb):
+    by_source = {c.source: c.outputs for c in nb.cells if c.cell_type == "code"}
+    first = next(outs for src, outs in by_source.items() if "createOrReplaceTempView" in src)
+    assert any(o.get("text") == "10000 rows\n" for o in first)
+    sql = next(outs for src, outs in by_source.items() if src.startswith("%%sql -o monthly"))
+    assert any("<table" in o.get("data", {}).get("text/html", "") for o in sql)
+    assert "monthly: 12 rows × 3 columns" in by_source["%frames monthly"][0]["text"]
+    plot = next(outs for src, outs in by_source.items() if "%matplot plt" in src)
+    assert any("image/png" in o.get("data", {}) for o in plot)
+
+
 # What each notebook must show besides running without errors.
-CHECKS = {"quickstart.ipynb": _check_quickstart}
+CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark}
+
+
+@pytest.fixture(autouse=True)
+def private_local_livy(tmp_path, monkeypatch):
+    """Notebooks use the embedded default: the kernel starts its own local Livy server, here
+    in a private RUSTMAKER_HOME, stopped after the notebook."""
+    import json
+    import os
+    import signal
+    import sys
+
+    home = tmp_path / "rustmaker-home"
+    monkeypatch.setenv("RUSTMAKER_HOME", str(home))
+    monkeypatch.setenv("RUSTMAKER_PYTHON", sys.executable)
+    monkeypatch.setenv("SPARKMAGIC_CONF_DIR", str(tmp_path))
+    monkeypatch.delenv("RUSTMAKER_LIVY_URL", raising=False)
+    yield
+    state = home / "livy-server.json"
+    if state.exists():
+        os.kill(json.loads(state.read_text())["pid"], signal.SIGTERM)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
@@ -39,4 +70,4 @@ def test_notebook_runs_end_to_end(path, tmp_path):
 
 
 def test_every_notebook_is_checked():
-    assert "quickstart.ipynb" in {p.name for p in NOTEBOOKS}
+    assert {p.name for p in NOTEBOOKS} == set(CHECKS)

@@ -69,18 +69,35 @@ pub fn install(location: &Location, name: &str, interrupt_mode: &str) -> anyhow:
         .and_then(|p| p.canonicalize())
         .context("cannot find the rustmaker executable's own path")?;
     let dir = data_dir(location)?.join("kernels").join(name);
-    write_spec(&dir, &exe, interrupt_mode)?;
+    // The environment's Python runs the local Livy server's PySpark sessions.
+    let python = match location {
+        Location::User => None,
+        Location::SysPrefix => python_prefix().ok(),
+        Location::Prefix(dir) => Some(dir.clone()),
+    }
+    .map(|prefix| prefix.join("bin").join("python"))
+    .filter(|p| p.exists());
+    write_spec(&dir, &exe, interrupt_mode, python.as_deref())?;
     Ok(dir)
 }
 
-fn write_spec(dir: &Path, exe: &Path, interrupt_mode: &str) -> anyhow::Result<()> {
+fn write_spec(
+    dir: &Path,
+    exe: &Path,
+    interrupt_mode: &str,
+    python: Option<&Path>,
+) -> anyhow::Result<()> {
+    let env = match python {
+        Some(p) => json!({ "RUSTMAKER_PYTHON": p }),
+        None => json!({}),
+    };
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let spec = json!({
         "argv": [exe, "kernel", "--connection-file", "{connection_file}"],
         "display_name": "Rust (rustmaker)",
         "language": "rust",
         "interrupt_mode": interrupt_mode,
-        "env": {},
+        "env": env,
         "metadata": { "debugger": false },
     });
     let files: [(&str, &[u8]); 4] = [

@@ -2,6 +2,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::frames::FrameStore;
+
 /// A Jupyter MIME bundle: MIME type → data, as sent in `display_data` and `execute_result`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MimeBundle(pub Map<String, Value>);
@@ -40,6 +42,15 @@ pub trait MagicContext {
     fn is_interrupted(&self) -> bool;
     /// Asks the user for a line of input through the front end (Jupyter's stdin channel).
     fn input(&mut self, prompt: &str, password: bool) -> Result<String, MagicError>;
+    /// The kernel's named DataFrames.
+    fn frames(&mut self) -> &mut FrameStore;
+    /// The `Display` text of a Rust expression evaluated in the kernel's Rust session
+    /// (`%%send_to_spark -i VAR -t str`).
+    fn rust_value(&mut self, expr: &str) -> Result<String, MagicError> {
+        Err(MagicError::Failed(format!(
+            "cannot read the Rust value `{expr}` here: this front end has no Rust session"
+        )))
+    }
 }
 
 /// Why a magic failed. The message is shown to the user as is, so it says what to do.
@@ -57,6 +68,14 @@ pub enum MagicError {
     /// The magic ran and failed; the message names the cause.
     #[error("{0}")]
     Failed(String),
+    /// Code the magic ran elsewhere (a Spark statement, a Glue job) raised an error; shown
+    /// with the remote error's own name, message and traceback.
+    #[error("{ename}: {evalue}")]
+    Remote {
+        ename: String,
+        evalue: String,
+        traceback: Vec<String>,
+    },
     /// The user interrupted the magic.
     #[error("interrupted by the user")]
     Interrupted,
@@ -71,6 +90,7 @@ impl MagicError {
         match self {
             MagicError::Usage { .. } | MagicError::Unknown { .. } => "UsageError",
             MagicError::Failed(_) => "MagicError",
+            MagicError::Remote { .. } => "RemoteError",
             MagicError::Interrupted => "KeyboardInterrupt",
             MagicError::StdinNotAllowed => "StdinNotImplementedError",
         }

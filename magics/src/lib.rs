@@ -31,9 +31,14 @@
 //! display with an id and replacing it with [`MagicContext::update_display`].
 
 pub mod context;
+pub mod frames;
 pub mod parse;
 pub mod registry;
+pub mod table;
 
 pub use context::{MagicContext, MagicError, MimeBundle};
+pub use frames::FrameStore;
+/// The polars every engine uses, so frames pass between engines without conversion.
+pub use polars;
 pub use parse::{parse_cell, CellPart, MagicCall, MagicForm};
 pub use registry::{Magic, MagicRegistry};

@@ -250,6 +250,7 @@ mod tests {
     struct Recorder {
         out: String,
         displays: Vec<MimeBundle>,
+        frames: crate::FrameStore,
     }
 
     impl MagicContext for Recorder {
@@ -271,6 +272,9 @@ mod tests {
         }
         fn input(&mut self, _: &str, _: bool) -> Result<String, MagicError> {
             Err(MagicError::StdinNotAllowed)
+        }
+        fn frames(&mut self) -> &mut crate::FrameStore {
+            &mut self.frames
         }
     }
 

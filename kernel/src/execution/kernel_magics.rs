@@ -45,4 +45,8 @@ pub fn register(registry: &mut MagicRegistry) {
     registry
         .register(Arc::new(ClearOutput))
         .expect("kernel magics have unique names");
+    registry
+        .register(Arc::new(rustmaker_magics::frames::FramesMagic))
+        .expect("kernel magics have unique names");
+    rustmaker_spark::register(registry).expect("Spark magics have unique names");
 }

@@ -8,7 +8,7 @@ mod rust;
 
 use jupyter_protocol::{CompleteReply, IsCompleteReply, IsCompleteReplyStatus, LanguageInfo};
 use rustmaker_magics::parse::has_magic;
-use rustmaker_magics::{parse_cell, CellPart, MagicError, MagicRegistry};
+use rustmaker_magics::{parse_cell, CellPart, FrameStore, MagicError, MagicRegistry};
 use serde_json::{json, Value};
 
 use crate::server::io::CellIo;
@@ -21,6 +21,7 @@ use rust::RustEngine;
 pub struct CellExecutor {
     magics: MagicRegistry,
     rust: RustEngine,
+    frames: FrameStore,
 }
 
 impl CellExecutor {
@@ -31,12 +32,24 @@ impl CellExecutor {
         CellExecutor {
             magics,
             rust: RustEngine::start(),
+            frames: FrameStore::new(),
         }
     }
 }
 
 fn magic_error(e: MagicError) -> ExecutionError {
-    ExecutionError::new(e.ename(), e.to_string())
+    match e {
+        MagicError::Remote {
+            ename,
+            evalue,
+            traceback,
+        } => ExecutionError {
+            ename,
+            evalue,
+            traceback,
+        },
+        e => ExecutionError::new(e.ename(), e.to_string()),
+    }
 }
 
 /// The identifier (or `%magic`) around a cursor given in characters: (start, end) in bytes.
@@ -108,7 +121,14 @@ impl Executor for CellExecutor {
                 CellPart::Code(rust) => self.rust.eval(&rust, Some(io))?,
                 CellPart::Magic(call) => {
                     self.magics
-                        .run(&call, &mut MagicIo(io))
+                        .run(
+                            &call,
+                            &mut MagicIo {
+                                io,
+                                frames: &mut self.frames,
+                                rust: &mut self.rust,
+                            },
+                        )
                         .map_err(magic_error)?;
                     None
                 }

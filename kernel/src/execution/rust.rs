@@ -212,6 +212,23 @@ impl RustEngine {
         }
     }
 
+    /// The `Display` text of `expr`, evaluated in the user's Rust session. It is printed
+    /// between evcxr's content markers so that it arrives whole, apart from the cell's stdout.
+    pub fn display_text(&mut self, expr: &str) -> Result<String, ExecutionError> {
+        const MIME: &str = "text/x-rustmaker-value";
+        let code = format!(
+            "{{ println!(\"EVCXR_BEGIN_CONTENT {MIME}\\n{{}}\\nEVCXR_END_CONTENT\", &({expr})); }}"
+        );
+        let bundle = self.eval(&code, None)?.unwrap_or_default();
+        match bundle.get(MIME) {
+            Some(Value::String(text)) => Ok(text.strip_suffix('\n').unwrap_or(text).to_owned()),
+            _ => Err(ExecutionError::new(
+                "Error",
+                format!("`{expr}` produced no value"),
+            )),
+        }
+    }
+
     pub fn completions(
         &mut self,
         code: &str,

@@ -1,0 +1,183 @@
+//! Where Spark magics connect and with what session settings: the environment
+//! (`RUSTMAKER_LIVY_URL`, …), then sparkmagic's own `~/.sparkmagic/config.json` (so a user's
+//! sparkmagic set-up carries over), then the embedded local server.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::livy::{Auth, RetryPolicy};
+
+/// Where the default session lives.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EndpointSpec {
+    /// The embedded local Livy-compatible server, started on first use.
+    Local,
+    /// A Livy URL.
+    Url(String, Auth),
+    /// An EMR cluster id (`j-…`): Livy on its master node.
+    Emr(String, Auth),
+}
+
+impl EndpointSpec {
+    /// `local`, a `j-…` cluster id or a URL, as given to `-u` or `RUSTMAKER_LIVY_URL`.
+    pub fn parse(text: &str, auth: Auth) -> Result<EndpointSpec, String> {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("local") {
+            Ok(EndpointSpec::Local)
+        } else if text.starts_with("j-") && !text.contains('/') {
+            Ok(EndpointSpec::Emr(text.to_owned(), auth))
+        } else if text.starts_with("http://") || text.starts_with("https://") {
+            Ok(EndpointSpec::Url(text.to_owned(), auth))
+        } else {
+            Err(format!(
+                "`{text}` is not a Livy endpoint: give an http(s):// URL, an EMR cluster id (j-…) or `local`"
+            ))
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            EndpointSpec::Local => "the local Livy server".into(),
+            EndpointSpec::Url(u, _) => u.clone(),
+            EndpointSpec::Emr(id, _) => format!("EMR cluster {id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SparkConfig {
+    pub endpoint: EndpointSpec,
+    /// The body of `POST /sessions` for new sessions (sparkmagic's `session_configs`).
+    pub session_properties: Value,
+    pub startup_timeout: Duration,
+    /// Rows `%%sql` brings back when `-n` is not given (sparkmagic's `default_maxrows`).
+    pub max_rows: i64,
+    pub retry: RetryPolicy,
+}
+
+impl Default for SparkConfig {
+    fn default() -> Self {
+        SparkConfig {
+            endpoint: EndpointSpec::Local,
+            // sparkmagic's heartbeat, so idle sessions of a dead kernel are reclaimed.
+            session_properties: json!({"heartbeatTimeoutInSecond": 60}),
+            startup_timeout: Duration::from_secs(120),
+            max_rows: 2500,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+fn sparkmagic_config_path() -> Option<PathBuf> {
+    let dir = std::env::var_os("SPARKMAGIC_CONF_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".sparkmagic")))?;
+    let file = std::env::var("SPARKMAGIC_CONF_FILE").unwrap_or_else(|_| "config.json".into());
+    Some(dir.join(file))
+}
+
+impl SparkConfig {
+    /// Reads the environment and sparkmagic's config file. A broken file is an error that
+    /// names it; a missing one is not.
+    pub fn load() -> Result<SparkConfig, String> {
+        let mut config = SparkConfig::default();
+        if let Some(path) = sparkmagic_config_path().filter(|p| p.exists()) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let file: Value = serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{} is not valid JSON ({e}); fix it or set SPARKMAGIC_CONF_DIR to another folder",
+                    path.display()
+                )
+            })?;
+            config.apply_sparkmagic(&file).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        if let Ok(url) = std::env::var("RUSTMAKER_LIVY_URL") {
+            let user = std::env::var("RUSTMAKER_LIVY_USER").unwrap_or_default();
+            let password = std::env::var("RUSTMAKER_LIVY_PASSWORD").unwrap_or_default();
+            let kind = std::env::var("RUSTMAKER_LIVY_AUTH").unwrap_or_default();
+            let auth = Auth::parse(&kind, &user, &password)
+                .map_err(|e| format!("RUSTMAKER_LIVY_AUTH: {e}"))?;
+            config.endpoint =
+                EndpointSpec::parse(&url, auth).map_err(|e| format!("RUSTMAKER_LIVY_URL: {e}"))?;
+        }
+        Ok(config)
+    }
+
+    fn apply_sparkmagic(&mut self, file: &Value) -> Result<(), String> {
+        if let Some(creds) = file.get("kernel_python_credentials") {
+            let text = |k: &str| creds.get(k).and_then(Value::as_str).unwrap_or("");
+            if !text("url").is_empty() {
+                let auth = Auth::parse(text("auth"), text("username"), text("password"))?;
+                self.endpoint = EndpointSpec::parse(text("url"), auth)?;
+            }
+        }
+        if let Some(props) = file.get("session_configs") {
+            if !props.is_object() {
+                return Err("`session_configs` must be a JSON object".into());
+            }
+            let mut merged = self.session_properties.clone();
+            for (k, v) in props.as_object().into_iter().flatten() {
+                merged[k] = v.clone();
+            }
+            self.session_properties = merged;
+        }
+        if let Some(s) = file
+            .get("livy_session_startup_timeout_seconds")
+            .and_then(Value::as_u64)
+        {
+            self.startup_timeout = Duration::from_secs(s);
+        }
+        if let Some(n) = file.get("default_maxrows").and_then(Value::as_i64) {
+            self.max_rows = n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_specs() {
+        assert_eq!(EndpointSpec::parse("", Auth::None), Ok(EndpointSpec::Local));
+        assert_eq!(
+            EndpointSpec::parse("j-2AXXXXXXGAPLF", Auth::None),
+            Ok(EndpointSpec::Emr("j-2AXXXXXXGAPLF".into(), Auth::None))
+        );
+        assert!(matches!(
+            EndpointSpec::parse("http://h:8998/", Auth::None),
+            Ok(EndpointSpec::Url(..))
+        ));
+        assert!(EndpointSpec::parse("h:8998", Auth::None)
+            .unwrap_err()
+            .contains("not a Livy endpoint"));
+    }
+
+    #[test]
+    fn reads_sparkmagic_settings() {
+        let mut c = SparkConfig::default();
+        c.apply_sparkmagic(&json!({
+            "kernel_python_credentials": {"username": "u", "password": "p", "url": "http://l:8998", "auth": "Basic_Access"},
+            "session_configs": {"driverMemory": "2g"},
+            "livy_session_startup_timeout_seconds": 7,
+            "default_maxrows": 10
+        }))
+        .unwrap();
+        assert_eq!(
+            c.endpoint,
+            EndpointSpec::Url(
+                "http://l:8998".into(),
+                Auth::Basic { user: "u".into(), password: "p".into() }
+            )
+        );
+        assert_eq!(c.session_properties["driverMemory"], "2g");
+        assert_eq!(c.session_properties["heartbeatTimeoutInSecond"], 60);
+        assert_eq!(c.startup_timeout, Duration::from_secs(7));
+        assert_eq!(c.max_rows, 10);
+        assert!(c.apply_sparkmagic(&json!({"session_configs": 3})).is_err());
+    }
+}

@@ -1,0 +1,197 @@
+"""The Spark magics end to end: this kernel, the local Livy-compatible server, real PySpark."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+
+import pytest
+
+from conftest import run, start_kernel_with_env, stream_text
+
+
+@pytest.fixture(scope="module")
+def sk(livy_server, tmp_path_factory):
+    """A kernel whose default Spark endpoint is the test server."""
+    log = tmp_path_factory.mktemp("spark-kernel") / "kernel.log"
+    km, kc = start_kernel_with_env(livy_server.kernel_env(), log)
+    kc.km = km
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def ok(kc, code, timeout=180):
+    reply, outputs = run(kc, code, timeout=timeout)
+    assert reply["status"] == "ok", (reply, outputs)
+    return outputs
+
+
+def displays(outputs, mime):
+    return [m["content"]["data"][mime] for m in outputs
+            if m["msg_type"] in ("display_data", "update_display_data", "execute_result") and mime in m["content"]["data"]]
+
+
+def test_spark_cell_starts_the_session_and_runs_dataframe_code(sk):
+    outputs = ok(sk, "%%spark\ndf = spark.range(100).selectExpr('id', 'id % 3 AS k')\nprint(df.count())\ndf.groupBy('k').count().count()")
+    assert stream_text(outputs) == "100\n3\n"
+    # The session's start is shown as one display, updated in place to the session table.
+    assert any("Application ID" in h for h in displays(outputs, "text/html"))
+    assert stream_text(ok(sk, "%%pyspark\n1 + 1")) == "2\n"
+
+
+def test_spark_error_is_a_jupyter_error_and_the_session_survives(sk):
+    reply, outputs = run(sk, "%%spark\nx = 1\n1 / 0")
+    assert reply["status"] == "error"
+    assert reply["ename"] == "ZeroDivisionError"
+    assert "division by zero" in reply["evalue"]
+    assert any("1 / 0" in line or "<stdin>" in line for line in reply["traceback"]), reply["traceback"]
+    assert [m for m in outputs if m["msg_type"] == "error"]
+    assert stream_text(ok(sk, "%%spark\nprint(x)")) == "1\n"
+
+
+def test_sql_output_keeps_every_type_and_null(sk):
+    ok(sk, """%%spark
+spark.sql('''SELECT * FROM VALUES
+  (1, CAST(2 AS BIGINT), 1.5D, 'a', true, DATE'2024-02-29', TIMESTAMP'2024-02-29 12:34:56', CAST(12.34 AS DECIMAL(10,2))),
+  (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)
+  AS t(i, l, d, s, b, dt, ts, m)''').createOrReplaceTempView('types')""")
+    outputs = ok(sk, "%%sql -o typed\nSELECT * FROM types ORDER BY i NULLS LAST")
+    html = displays(outputs, "text/html")[-1]
+    assert "<th title=\"i32\">i</th>" in html and "2024-02-29" in html
+    resource = displays(outputs, "application/vnd.dataresource+json")[-1]
+    types = {f["name"]: f["type"] for f in resource["schema"]["fields"]}
+    assert types == {"i": "integer", "l": "integer", "d": "number", "s": "string", "b": "boolean",
+                     "dt": "date", "ts": "datetime", "m": "number"}
+    assert resource["data"][0]["s"] == "a" and resource["data"][0]["b"] is True
+    assert all(v is None for v in resource["data"][1].values())
+    # The frame store holds it with Spark's types.
+    text = stream_text(ok(sk, "%frames typed"))
+    # Timestamps carry the Spark session's time zone.
+    for dtype in ("i32", "i64", "f64", "str", "bool", "date", "ts: datetime[μs, ", "decimal[10,2]"):
+        assert dtype in text, (dtype, text)
+    assert "2 rows × 8 columns" in text
+    # Sent back, Spark sees the same schema and values, nulls included.
+    ok(sk, "%%send_to_spark -i typed -t df -n back")
+    out = stream_text(ok(sk, """%%spark
+orig = spark.table('types')
+print(back.schema.simpleString())
+print(sorted(map(tuple, back.collect()), key=str) == sorted(map(tuple, orig.collect()), key=str))"""))
+    assert out == ("struct<i:int,l:bigint,d:double,s:string,b:boolean,dt:date,ts:timestamp,m:decimal(10,2)>\n"
+                   "True\n"), out
+
+
+def test_sql_options_quiet_take_and_sample(sk):
+    outputs = ok(sk, "%%sql -q -o few -n 7\nSELECT id FROM range(1000)")
+    assert not displays(outputs, "text/html")
+    assert "7 rows × 1 columns" in stream_text(ok(sk, "%frames few"))
+    outputs = ok(sk, "%%sql -m sample -r 0.5 -n -1 -o half -q\nSELECT id FROM range(10000)")
+    rows = int(stream_text(ok(sk, "%frames half")).split(" rows")[0].split()[-1])
+    assert 4000 < rows < 6000, rows
+    reply, _ = run(sk, "%%sql -m sideways\nSELECT 1")
+    assert reply["status"] == "error" and "take` or `sample" in reply["evalue"]
+    reply, _ = run(sk, "%%sql -o 9bad\nSELECT 1")
+    assert reply["status"] == "error" and "not a valid frame name" in reply["evalue"]
+    reply, _ = run(sk, "%%sql\nSELECT * FROM no_such_table")
+    assert reply["status"] == "error" and "no_such_table" in reply["evalue"]
+
+
+def test_send_a_rust_string_to_spark(sk):
+    ok(sk, 'let greeting = String::from("hello \\"spark\\"");', timeout=300)
+    ok(sk, "%%send_to_spark -i greeting -t str -n g")
+    assert stream_text(ok(sk, "%%spark\nprint(g)")) == 'hello "spark"\n'
+    reply, _ = run(sk, "%%send_to_spark -i no_such_var -t str")
+    assert reply["status"] == "error" and "cannot read the Rust value `no_such_var`" in reply["evalue"]
+    reply, _ = run(sk, "%%send_to_spark -i nothing_here -t df")
+    assert reply["status"] == "error" and "no frame named `nothing_here`" in reply["evalue"]
+
+
+def test_livy_png_output_is_displayed(sk):
+    outputs = ok(sk, """%%spark
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+plt.figure(figsize=(2, 2)); plt.plot([1, 3, 2])
+%matplot plt""")
+    png = displays(outputs, "image/png")
+    assert png and base64.b64decode(png[0]).startswith(b"\x89PNG")
+
+
+def test_interrupt_cancels_the_running_statement_and_keeps_the_session(sk):
+    ok(sk, "%%spark\nkept = 42")
+    msg_id = sk.execute("%%spark\nimport time\nspark.range(2).rdd.map(lambda x: time.sleep(120)).collect()")
+    time.sleep(4)
+    started = time.monotonic()
+    sk.km.interrupt_kernel()
+    reply = None
+    while reply is None:
+        msg = sk.get_shell_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            reply = msg["content"]
+    assert reply["status"] == "error"
+    assert "cancelled" in reply["evalue"], reply
+    assert time.monotonic() - started < 30
+    assert stream_text(ok(sk, "%%spark\nprint(kept)")) == "42\n"
+
+
+def test_long_statement_shows_progress_in_one_display(sk):
+    outputs = ok(sk, "%%spark\nimport time\nspark.range(8).repartition(8).rdd.map(lambda x: time.sleep(0.5) or x).count()")
+    ids = {m["content"]["transient"]["display_id"] for m in outputs
+           if m["msg_type"] in ("display_data", "update_display_data") and m["content"].get("transient")}
+    updates = [m for m in outputs if m["msg_type"] == "update_display_data"]
+    assert len(ids) == 1 and updates, outputs
+    assert "finished in" in updates[-1]["content"]["data"]["text/plain"]
+    assert stream_text(outputs) == "8\n"
+
+
+def test_two_named_sessions(sk, livy_server):
+    auth = f"-a {livy_server.user} -p {livy_server.password} -t Basic_Access"
+    ok(sk, f"%spark add -s one -l python -u {livy_server.url} {auth}")
+    ok(sk, f"%spark add -s two -l python -u {livy_server.url} {auth}")
+    reply, _ = run(sk, f"%spark add -s two -l python -u {livy_server.url} {auth}")
+    assert reply["status"] == "error" and "already exists" in reply["evalue"]
+    assert "skipped" in stream_text(ok(sk, f"%spark add -s two -l python -u {livy_server.url} {auth} -k"))
+    ok(sk, "%%spark -s one\nv = 'first'")
+    ok(sk, "%%spark -s two\nv = 'second'")
+    assert stream_text(ok(sk, "%%spark -s one\nprint(v)")) == "first\n"
+    assert stream_text(ok(sk, "%%spark -s two\nprint(v)")) == "second\n"
+    outputs = ok(sk, "%%sql -s two -o from_two\nSELECT 'x' AS c")
+    assert displays(outputs, "text/html")
+    logs = stream_text(ok(sk, "%spark logs -s two"))
+    assert "starting a local PySpark session" in logs
+    ok(sk, "%spark delete -s one")
+    reply, _ = run(sk, "%%spark -s one\n1")
+    assert reply["status"] == "error" and "no Spark session named `one`" in reply["evalue"]
+    ok(sk, "%spark delete -s two")
+
+
+def test_info_and_logs(sk):
+    out = ok(sk, "%%info")
+    assert "Current session configs" in stream_text(out)
+    assert any("Current session?" in h for h in displays(out, "text/html"))
+    assert "SparkContext" in stream_text(ok(sk, "%%logs")) or stream_text(ok(sk, "%%logs"))
+
+
+def test_configure_needs_force_then_restarts_with_the_settings(sk):
+    body = '{"name": "configured", "conf": {"spark.sql.shuffle.partitions": "3"}}'
+    reply, _ = run(sk, "%%configure\n" + body)
+    assert reply["status"] == "error" and "%%configure -f" in reply["evalue"]
+    reply, _ = run(sk, "%%configure -f\nnot json")
+    assert reply["status"] == "error" and "JSON object" in reply["evalue"]
+    ok(sk, "%%configure -f\n" + body)
+    out = stream_text(ok(sk, "%%spark\nprint(spark.conf.get('spark.sql.shuffle.partitions'))\nprint('kept' in dir())"))
+    assert out == "3\nFalse\n", out
+
+
+def test_delete_and_cleanup_need_force(sk):
+    reply, _ = run(sk, "%%delete -s 0")
+    assert reply["status"] == "error" and "-f" in reply["evalue"]
+    reply, _ = run(sk, "%%cleanup")
+    assert reply["status"] == "error" and "%%cleanup -f" in reply["evalue"]
+    reply, _ = run(sk, "%spark frobnicate")
+    assert reply["status"] == "error" and "unknown subcommand" in reply["evalue"]
+    assert "Deleted" in stream_text(ok(sk, "%%cleanup -f"))
+    assert "No active sessions" in stream_text(ok(sk, "%%info"))
+    # The next cell starts a fresh default session.
+    assert stream_text(ok(sk, "%%spark\n6 * 7")) == "42\n"

@@ -1,0 +1,213 @@
+"""Spark faults: each gives a clear message and the kernel keeps serving."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import run, start_kernel_with_env, stream_text
+
+
+class FakeLivy(BaseHTTPRequestHandler):
+    """A misbehaving Livy; `mode` picks how."""
+
+    mode = "ok"
+    gone = False
+    deleted: list[str] = []
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, status, body, content_type="application/json"):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.mode == "500":
+            self._send(500, {"msg": "java.lang.NullPointerException"})
+        elif self.mode == "malformed":
+            self._send(201, b"<html>this is not Livy</html>", "text/html")
+        elif self.path == "/sessions":
+            self._send(201, {"id": 7, "state": "starting", "kind": "pyspark", "log": []})
+        else:  # statements: the session is gone
+            type(self).gone = True
+            self._send(404, {"msg": "Session '7' not found."})
+
+    def do_GET(self):
+        if self.mode == "404" and self.path == "/sessions/7" and not self.gone:
+            self._send(200, {"id": 7, "state": "idle", "kind": "pyspark", "log": []})
+        elif self.path.startswith("/sessions/7"):
+            state = "starting" if self.mode == "starting" else "dead"
+            self._send(404 if self.mode == "404" else 200, {"id": 7, "state": state, "kind": "pyspark", "log": []})
+        else:
+            self._send(200, {"from": 0, "total": 0, "sessions": []})
+
+    def do_DELETE(self):
+        FakeLivy.deleted.append(self.path)
+        self._send(200, {"msg": "deleted"})
+
+
+def fake_livy(mode):
+    handler = type(f"FakeLivy_{mode}", (FakeLivy,), {"mode": mode})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@pytest.fixture(scope="module")
+def moto_url(tmp_path_factory):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("moto did not start") from None
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@pytest.fixture(scope="module")
+def fk(livy_server, moto_url, tmp_path_factory):
+    """A kernel with a sparkmagic config folder the tests rewrite, and AWS pointed at moto."""
+    conf_dir = tmp_path_factory.mktemp("sparkmagic")
+    log = conf_dir / "kernel.log"
+    env = livy_server.kernel_env(AWS_ENDPOINT_URL=moto_url, **AWS)
+    env["SPARKMAGIC_CONF_DIR"] = str(conf_dir)
+    km, kc = start_kernel_with_env(env, log)
+    kc.conf_dir = conf_dir
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def still_serving(kc):
+    reply, outputs = run(kc, "%lsmagic")
+    assert reply["status"] == "ok"
+
+
+def error_of(kc, code, timeout=120):
+    reply, _ = run(kc, code, timeout=timeout)
+    assert reply["status"] == "error", reply
+    return reply["evalue"]
+
+
+def test_a_broken_sparkmagic_config_names_the_file(fk):
+    (fk.conf_dir / "config.json").write_text("{not json")
+    evalue = error_of(fk, "%%spark\n1")
+    assert "config.json is not valid JSON" in evalue and "SPARKMAGIC_CONF_DIR" in evalue
+    still_serving(fk)
+    # Fixed, it is read on the next use (a short start-up timeout for the tests below).
+    (fk.conf_dir / "config.json").write_text(json.dumps({"livy_session_startup_timeout_seconds": 2}))
+
+
+def test_connection_refused(fk):
+    evalue = error_of(fk, "%spark add -s r -l python -u http://127.0.0.1:9")
+    assert "cannot reach Livy at http://127.0.0.1:9" in evalue and "POST /sessions" in evalue
+    still_serving(fk)
+
+
+def test_livy_500_names_endpoint_and_status(fk):
+    server, url = fake_livy("500")
+    evalue = error_of(fk, f"%spark add -s five -l python -u {url}")
+    assert f"Livy at {url} answered POST /sessions with HTTP 500" in evalue
+    assert "NullPointerException" in evalue
+    server.shutdown()
+    still_serving(fk)
+
+
+def test_malformed_json(fk):
+    server, url = fake_livy("malformed")
+    evalue = error_of(fk, f"%spark add -s bad -l python -u {url}")
+    assert "is not the JSON Livy sends" in evalue and "this is not Livy" in evalue
+    server.shutdown()
+    still_serving(fk)
+
+
+def test_session_that_never_leaves_starting_times_out_and_is_deleted(fk):
+    server, url = fake_livy("starting")
+    started = time.monotonic()
+    evalue = error_of(fk, f"%spark add -s slow -l python -u {url}")
+    assert "still `starting` after 2 s" in evalue and "livy_session_startup_timeout_seconds" in evalue
+    assert time.monotonic() - started < 15
+    assert "/sessions/7" in FakeLivy.deleted
+    server.shutdown()
+    still_serving(fk)
+
+
+def test_session_gone_404(fk):
+    server, url = fake_livy("404")
+    run(fk, f"%spark add -s gone -l python -u {url}")
+    evalue = error_of(fk, "%%spark -s gone\n1")
+    assert "Spark session `gone`" in evalue and "is deleted" in evalue and "%spark add -s gone" in evalue
+    server.shutdown()
+    still_serving(fk)
+
+
+def test_kerberos_is_refused_clearly(fk):
+    evalue = error_of(fk, "%spark add -s k -l python -u http://127.0.0.1:9 -t Kerberos")
+    assert "Kerberos authentication is not available" in evalue and "Basic_Access" in evalue
+
+
+def test_local_server_refuses_scala_sessions_clearly(fk, livy_server):
+    auth = f"-a {livy_server.user} -p {livy_server.password} -t Basic_Access"
+    evalue = error_of(fk, f"%spark add -s sc -l scala -u {livy_server.url} {auth}")
+    assert "HTTP 400" in evalue and "runs PySpark sessions" in evalue and "EMR" in evalue
+    evalue = error_of(fk, f"%spark add -s pw -l python -u {livy_server.url} -a {livy_server.user} -p wrong -t Basic_Access")
+    assert "HTTP 401" in evalue
+
+
+def test_pyspark_process_killed_mid_statement(fk, livy_server):
+    auth = f"-a {livy_server.user} -p {livy_server.password} -t Basic_Access"
+    run(fk, f"%spark add -s victim -l python -u {livy_server.url} {auth}", timeout=180)
+    evalue = error_of(fk, "%%spark -s victim\nimport os, signal, time\ntime.sleep(0.5)\nos.kill(os.getpid(), signal.SIGKILL)")
+    assert "Spark session `victim`" in evalue and "is dead" in evalue
+    assert "driver process exited" in evalue and "%spark add -s victim" in evalue
+    assert "no Spark session named `victim`" in error_of(fk, "%%spark -s victim\n1")
+    still_serving(fk)
+
+
+def test_emr_cluster_id_resolves_to_the_master_node(fk, moto_url):
+    import boto3
+
+    emr = boto3.client("emr", endpoint_url=moto_url, **{k.lower(): v for k, v in AWS.items() if k != "AWS_REGION"},
+                       region_name=AWS["AWS_REGION"])
+    cluster = emr.run_job_flow(
+        Name="livy", ReleaseLabel="emr-7.1.0", Applications=[{"Name": "Spark"}, {"Name": "Livy"}],
+        Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge", "InstanceCount": 1,
+                   "KeepJobFlowAliveWhenNoSteps": True},
+        JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
+    )["JobFlowId"]
+    master = emr.describe_cluster(ClusterId=cluster)["Cluster"]["MasterPublicDnsName"]
+    evalue = error_of(fk, f"%spark add -s emr -l python -u {cluster}", timeout=180)
+    # moto's master name does not resolve here: the error shows the address found.
+    assert f"cannot reach Livy at http://{master}:8998" in evalue, evalue
+    evalue = error_of(fk, "%spark add -s nope -l python -u j-NOSUCHCLUSTER")
+    assert "EMR DescribeCluster for j-NOSUCHCLUSTER failed" in evalue
+    still_serving(fk)
