@@ -122,9 +122,11 @@ class LivyServer:
 
     def kernel_env(self, **extra: str) -> dict:
         """Environment for a kernel whose default Spark endpoint is this server."""
-        return dict(os.environ, RUSTMAKER_HOME=str(self.home), RUSTMAKER_LIVY_URL=self.url,
-                    RUSTMAKER_LIVY_USER=self.user, RUSTMAKER_LIVY_PASSWORD=self.password,
-                    RUSTMAKER_LIVY_AUTH="Basic_Access", SPARKMAGIC_CONF_DIR=str(self.home), **extra)
+        env = dict(os.environ, RUSTMAKER_HOME=str(self.home), RUSTMAKER_LIVY_URL=self.url,
+                   RUSTMAKER_LIVY_USER=self.user, RUSTMAKER_LIVY_PASSWORD=self.password,
+                   RUSTMAKER_LIVY_AUTH="Basic_Access", SPARKMAGIC_CONF_DIR=str(self.home))
+        env.update(extra)
+        return env
 
     def stop(self):
         self.proc.terminate()

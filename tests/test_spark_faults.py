@@ -123,8 +123,8 @@ def test_a_broken_sparkmagic_config_names_the_file(fk):
     evalue = error_of(fk, "%%spark\n1")
     assert "config.json is not valid JSON" in evalue and "SPARKMAGIC_CONF_DIR" in evalue
     still_serving(fk)
-    # Fixed, it is read on the next use (a short start-up timeout for the tests below).
-    (fk.conf_dir / "config.json").write_text(json.dumps({"livy_session_startup_timeout_seconds": 2}))
+    # Fixed, it is read on the next use.
+    (fk.conf_dir / "config.json").write_text(json.dumps({"livy_session_startup_timeout_seconds": 120}))
 
 
 def test_connection_refused(fk):
@@ -150,15 +150,21 @@ def test_malformed_json(fk):
     still_serving(fk)
 
 
-def test_session_that_never_leaves_starting_times_out_and_is_deleted(fk):
+def test_session_that_never_leaves_starting_times_out_and_is_deleted(livy_server, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"livy_session_startup_timeout_seconds": 2}))
+    km, kc = start_kernel_with_env(livy_server.kernel_env(SPARKMAGIC_CONF_DIR=str(tmp_path)), tmp_path / "k.log")
     server, url = fake_livy("starting")
     started = time.monotonic()
-    evalue = error_of(fk, f"%spark add -s slow -l python -u {url}")
+    try:
+        evalue = error_of(kc, f"%spark add -s slow -l python -u {url}")
+        still_serving(kc)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
     assert "still `starting` after 2 s" in evalue and "livy_session_startup_timeout_seconds" in evalue
     assert time.monotonic() - started < 15
     assert "/sessions/7" in FakeLivy.deleted
     server.shutdown()
-    still_serving(fk)
 
 
 def test_session_gone_404(fk):
