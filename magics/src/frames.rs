@@ -80,26 +80,6 @@ pub fn check_name(name: &str) -> Result<(), MagicError> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use polars::prelude::*;
-
-    #[test]
-    fn stores_replaces_and_names_missing_frames() {
-        let mut store = FrameStore::new();
-        let df = df!("a" => [1i64, 2]).unwrap();
-        store.insert("t", df.clone()).unwrap();
-        store.insert("t", df!("b" => ["x"]).unwrap()).unwrap();
-        assert_eq!(store.get("t").unwrap().width(), 1);
-        assert_eq!(store.get("t").unwrap().get_column_names()[0].as_str(), "b");
-        let err = store.get("u").unwrap_err().to_string();
-        assert!(err.contains("no frame named `u`") && err.contains("frames: t"), "{err}");
-        assert!(store.insert("1bad", df).is_err());
-        assert!(store.insert("has space", DataFrame::empty()).is_err());
-    }
-}
-
 /// `%frames [NAME]`: what the frame store holds.
 pub struct FramesMagic;
 
@@ -138,7 +118,8 @@ impl crate::Magic for FramesMagic {
             [] => {
                 let store = ctx.frames();
                 let text = if store.is_empty() {
-                    "The frame store is empty; `%%sql -o NAME` stores a query's result.\n".to_owned()
+                    "The frame store is empty; `%%sql -o NAME` stores a query's result.\n"
+                        .to_owned()
                 } else {
                     store.iter().map(|(n, df)| describe(n, df)).collect()
                 };
@@ -159,7 +140,33 @@ impl crate::Magic for FramesMagic {
                 ctx.stdout(&text);
                 Ok(())
             }
-            _ => Err(MagicError::usage("frames", "usage: %frames [NAME] [--drop]")),
+            _ => Err(MagicError::usage(
+                "frames",
+                "usage: %frames [NAME] [--drop]",
+            )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use polars::prelude::*;
+
+    #[test]
+    fn stores_replaces_and_names_missing_frames() {
+        let mut store = FrameStore::new();
+        let df = df!("a" => [1i64, 2]).unwrap();
+        store.insert("t", df.clone()).unwrap();
+        store.insert("t", df!("b" => ["x"]).unwrap()).unwrap();
+        assert_eq!(store.get("t").unwrap().width(), 1);
+        assert_eq!(store.get("t").unwrap().get_column_names()[0].as_str(), "b");
+        let err = store.get("u").unwrap_err().to_string();
+        assert!(
+            err.contains("no frame named `u`") && err.contains("frames: t"),
+            "{err}"
+        );
+        assert!(store.insert("1bad", df).is_err());
+        assert!(store.insert("has space", DataFrame::empty()).is_err());
     }
 }

@@ -38,7 +38,7 @@ pub mod table;
 
 pub use context::{MagicContext, MagicError, MimeBundle};
 pub use frames::FrameStore;
+pub use parse::{parse_cell, CellPart, MagicCall, MagicForm};
 /// The polars every engine uses, so frames pass between engines without conversion.
 pub use polars;
-pub use parse::{parse_cell, CellPart, MagicCall, MagicForm};
 pub use registry::{Magic, MagicRegistry};

@@ -133,7 +133,10 @@ mod tests {
         assert!(html.contains("<td>&lt;a&gt;</td>"), "{html}");
         assert!(html.contains("3 rows × 3 columns (showing the first 2)"));
         let res = &b["application/vnd.dataresource+json"];
-        assert_eq!(res["schema"]["fields"][0], json!({"name": "n", "type": "integer"}));
+        assert_eq!(
+            res["schema"]["fields"][0],
+            json!({"name": "n", "type": "integer"})
+        );
         assert_eq!(res["schema"]["fields"][2]["type"], "number");
         assert_eq!(res["data"].as_array().unwrap().len(), 2);
         assert_eq!(res["data"][1], json!({"n": null, "s": "b", "f": 2.0}));

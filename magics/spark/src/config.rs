@@ -92,7 +92,9 @@ impl SparkConfig {
                     path.display()
                 )
             })?;
-            config.apply_sparkmagic(&file).map_err(|e| format!("{}: {e}", path.display()))?;
+            config
+                .apply_sparkmagic(&file)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         if let Ok(url) = std::env::var("RUSTMAKER_LIVY_URL") {
             let user = std::env::var("RUSTMAKER_LIVY_USER").unwrap_or_default();
@@ -171,7 +173,10 @@ mod tests {
             c.endpoint,
             EndpointSpec::Url(
                 "http://l:8998".into(),
-                Auth::Basic { user: "u".into(), password: "p".into() }
+                Auth::Basic {
+                    user: "u".into(),
+                    password: "p".into()
+                }
             )
         );
         assert_eq!(c.session_properties["driverMemory"], "2g");

@@ -40,7 +40,10 @@ async fn lookup(cluster_id: &str) -> Result<String, String> {
         .and_then(|s| s.state())
         .map(|s| s.as_str().to_owned())
         .unwrap_or_default();
-    if matches!(state.as_str(), "TERMINATING" | "TERMINATED" | "TERMINATED_WITH_ERRORS") {
+    if matches!(
+        state.as_str(),
+        "TERMINATING" | "TERMINATED" | "TERMINATED_WITH_ERRORS"
+    ) {
         return Err(format!(
             "EMR cluster {cluster_id} is {state}: start a new cluster and use its id"
         ));

@@ -98,11 +98,11 @@ fn local_endpoint() -> Result<Endpoint, String> {
         return Ok(endpoint);
     }
     let _ = std::fs::remove_file(&state);
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot find the rustmaker binary to start the local Livy server: {e}"))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        format!("cannot find the rustmaker binary to start the local Livy server: {e}")
+    })?;
     let dir = state_dir();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let log_path = dir.join("livy-server.log");
     let log = std::fs::File::create(&log_path)
         .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
@@ -112,7 +112,10 @@ fn local_endpoint() -> Result<Endpoint, String> {
         .args(["livy", "serve", "--host", "127.0.0.1", "--port", "0"])
         .args(["--exit-when-idle", "3600", "--state-file"])
         .arg(&state)
-        .env("RUSTMAKER_LIVY_CREDENTIALS", format!("rustmaker:{password}"))
+        .env(
+            "RUSTMAKER_LIVY_CREDENTIALS",
+            format!("rustmaker:{password}"),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log)

@@ -14,7 +14,10 @@ use super::{Session, SessionList, SessionLog, Statement};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Auth {
     None,
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
     /// SPNEGO/Kerberos. Refused with a clear error: this build has no GSSAPI support.
     Kerberos,
 }

@@ -31,7 +31,10 @@ pub struct Session {
 
 /// Session states that will not change any more.
 pub fn session_is_finished(state: &str) -> bool {
-    matches!(state, "shutting_down" | "error" | "dead" | "killed" | "success")
+    matches!(
+        state,
+        "shutting_down" | "error" | "dead" | "killed" | "success"
+    )
 }
 
 /// A statement as `GET /sessions/{id}/statements/{sid}` returns it.

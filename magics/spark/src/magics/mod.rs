@@ -33,9 +33,21 @@ pub fn register(registry: &mut MagicRegistry) -> Result<(), MagicError> {
     let spark = Arc::new(Spark::default());
     let magics: Vec<Arc<dyn Magic>> = vec![
         Arc::new(SparkMagic(spark.clone())),
-        Arc::new(CodeMagic { spark: spark.clone(), name: "pyspark", kind: Kind::PySpark }),
-        Arc::new(CodeMagic { spark: spark.clone(), name: "scala", kind: Kind::Spark }),
-        Arc::new(CodeMagic { spark: spark.clone(), name: "sparkr", kind: Kind::SparkR }),
+        Arc::new(CodeMagic {
+            spark: spark.clone(),
+            name: "pyspark",
+            kind: Kind::PySpark,
+        }),
+        Arc::new(CodeMagic {
+            spark: spark.clone(),
+            name: "scala",
+            kind: Kind::Spark,
+        }),
+        Arc::new(CodeMagic {
+            spark: spark.clone(),
+            name: "sparkr",
+            kind: Kind::SparkR,
+        }),
         Arc::new(SqlMagic(spark.clone())),
         Arc::new(ConfigureMagic(spark.clone())),
         Arc::new(InfoMagic(spark.clone())),
@@ -159,10 +171,9 @@ impl State {
         ctx: &mut dyn MagicContext,
     ) -> Result<(String, &LiveSession), MagicError> {
         match name {
-            None | Some(DEFAULT_SESSION) => Ok((
-                DEFAULT_SESSION.to_owned(),
-                self.default_session(kind, ctx)?,
-            )),
+            None | Some(DEFAULT_SESSION) => {
+                Ok((DEFAULT_SESSION.to_owned(), self.default_session(kind, ctx)?))
+            }
             Some(n) => Ok((n.to_owned(), self.named(n)?)),
         }
     }
@@ -228,7 +239,10 @@ impl State {
                 last_shown = Instant::now();
             }
         }
-        ctx.update_display(session_table(&[session.clone()], Some(session.id), &url), &display_id);
+        ctx.update_display(
+            session_table(&[session.clone()], Some(session.id), &url),
+            &display_id,
+        );
         self.sessions.insert(
             name.to_owned(),
             LiveSession {
@@ -251,7 +265,11 @@ impl State {
     ) -> Result<(), MagicError> {
         let output = {
             let (name, session) = self.session(name, kind, ctx)?;
-            let target = Target { name: &name, client: &session.client, id: session.id };
+            let target = Target {
+                name: &name,
+                client: &session.client,
+                id: session.id,
+            };
             match run_statement(&target, code, kind.as_str(), ctx) {
                 Ok(output) => output,
                 Err(RunError::Magic(e)) => return Err(e),
@@ -278,7 +296,9 @@ impl State {
             "sample" => {
                 let r = opts.samplefraction.unwrap_or(0.1);
                 if !(r > 0.0 && r <= 1.0) {
-                    return Err(failed(format!("-r {r}: the sample fraction must be in (0, 1]")));
+                    return Err(failed(format!(
+                        "-r {r}: the sample fraction must be in (0, 1]"
+                    )));
                 }
                 Some(r)
             }
@@ -302,7 +322,11 @@ impl State {
         let data = {
             let (name, s) = self.session(session, Kind::PySpark, ctx)?;
             let (code, code_kind) = sql::query_code(query, s.kind, &sampling).map_err(failed)?;
-            let target = Target { name: &name, client: &s.client, id: s.id };
+            let target = Target {
+                name: &name,
+                client: &s.client,
+                id: s.id,
+            };
             match run_statement(&target, &code, code_kind, ctx) {
                 Ok(out) if out.status == "ok" => out.data.unwrap_or_default(),
                 Ok(out) => return render_output(out, ctx),
@@ -323,7 +347,13 @@ impl State {
         Ok(())
     }
 
-    fn endpoint_client(&mut self, url: Option<&str>, user: &str, password: &str, auth: Option<&str>) -> Result<LivyClient, MagicError> {
+    fn endpoint_client(
+        &mut self,
+        url: Option<&str>,
+        user: &str,
+        password: &str,
+        auth: Option<&str>,
+    ) -> Result<LivyClient, MagicError> {
         match url {
             Some(url) => {
                 let auth = Auth::parse(auth.unwrap_or(""), user, password).map_err(failed)?;
@@ -359,16 +389,24 @@ impl State {
             && self.config()?.endpoint == EndpointSpec::Local
             && !crate::endpoint::local_state_file().exists();
         if local_idle {
-            ctx.stdout("No active sessions (the local Livy server starts with the first Spark cell).\n");
+            ctx.stdout(
+                "No active sessions (the local Livy server starts with the first Spark cell).\n",
+            );
             return Ok(());
         }
         let client = self.endpoint_client(url, "", "", None)?;
         let list = client.list_sessions().map_err(failed)?;
         let current = self.sessions.get(DEFAULT_SESSION).map(|s| s.id);
         if list.sessions.is_empty() {
-            ctx.stdout(&format!("No active sessions at {}.\n", client.endpoint().url));
+            ctx.stdout(&format!(
+                "No active sessions at {}.\n",
+                client.endpoint().url
+            ));
         } else {
-            ctx.display(session_table(&list.sessions, current, &client.endpoint().url), None);
+            ctx.display(
+                session_table(&list.sessions, current, &client.endpoint().url),
+                None,
+            );
         }
         Ok(())
     }
@@ -395,14 +433,22 @@ impl State {
     }
 
     /// Deletes every session at the endpoint (the default one's, or `url`).
-    fn cleanup(&mut self, url: Option<&str>, user: &str, password: &str, auth: Option<&str>, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+    fn cleanup(
+        &mut self,
+        url: Option<&str>,
+        user: &str,
+        password: &str,
+        auth: Option<&str>,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
         let client = self.endpoint_client(url, user, password, auth)?;
         let list = client.list_sessions().map_err(failed)?;
         for s in &list.sessions {
             client.delete_session(s.id).map_err(failed)?;
         }
         let endpoint = client.endpoint().url.clone();
-        self.sessions.retain(|_, s| s.client.endpoint().url != endpoint);
+        self.sessions
+            .retain(|_, s| s.client.endpoint().url != endpoint);
         ctx.stdout(&format!(
             "Deleted {} session(s) at {endpoint}.\n",
             list.sessions.len()
@@ -417,7 +463,10 @@ impl State {
             Err(e) if e.status() == Some(404) => {}
             Err(e) => return Err(failed(e)),
         }
-        ctx.stdout(&format!("Deleted Spark session `{name}` (Livy session {}).\n", s.id));
+        ctx.stdout(&format!(
+            "Deleted Spark session `{name}` (Livy session {}).\n",
+            s.id
+        ));
         self.sessions.remove(name);
         Ok(())
     }
@@ -425,7 +474,11 @@ impl State {
 
 /// sparkmagic's session table: id, application, kind, state, links, user, current.
 fn session_table(sessions: &[Session], current: Option<u32>, url: &str) -> MimeBundle {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
     let link = |v: Option<&Value>, label: &str| match v.and_then(Value::as_str) {
         Some(u) if !u.is_empty() => format!("<a target=\"_blank\" href=\"{}\">{label}</a>", esc(u)),
         _ => String::new(),
@@ -564,22 +617,28 @@ Example:
                     "spark" => {
                         let kind = match opts.sql.session.as_deref() {
                             Some(n) if n != DEFAULT_SESSION => st.named(n)?.kind,
-                            _ => st.sessions.get(DEFAULT_SESSION).map_or(Kind::PySpark, |s| s.kind),
+                            _ => st
+                                .sessions
+                                .get(DEFAULT_SESSION)
+                                .map_or(Kind::PySpark, |s| s.kind),
                         };
                         st.run_code(opts.sql.session.as_deref(), kind, &call.body, ctx)
                     }
                     "sql" => st.run_sql(opts.sql.session.as_deref(), &call.body, &opts.sql, ctx),
-                    other => Err(failed(format!("-c {other}: the context is `spark` or `sql`"))),
+                    other => Err(failed(format!(
+                        "-c {other}: the context is `spark` or `sql`"
+                    ))),
                 }
             }
             Some("add") => {
-                let name = opts
-                    .sql
-                    .session
-                    .as_deref()
-                    .ok_or_else(|| MagicError::usage("spark", "add needs a session name (-s NAME)"))?;
+                let name = opts.sql.session.as_deref().ok_or_else(|| {
+                    MagicError::usage("spark", "add needs a session name (-s NAME)")
+                })?;
                 let url = url.ok_or_else(|| {
-                    MagicError::usage("spark", "add needs an endpoint (-u https://host:8998, -u j-CLUSTERID or -u local)")
+                    MagicError::usage(
+                        "spark",
+                        "add needs an endpoint (-u https://host:8998, -u j-CLUSTERID or -u local)",
+                    )
                 })?;
                 if st.sessions.contains_key(name) {
                     if opts.skip {
@@ -591,17 +650,28 @@ Example:
                     )));
                 }
                 let kind = kind_of(opts.language.as_deref().unwrap_or("python"))?;
-                let client = st.endpoint_client(Some(url), &opts.user, &opts.password, opts.auth.as_deref())?;
+                let client = st.endpoint_client(
+                    Some(url),
+                    &opts.user,
+                    &opts.password,
+                    opts.auth.as_deref(),
+                )?;
                 let props = st.properties(kind)?;
                 st.start_session(name, client, kind, props, ctx)
             }
             Some("info") => st.info(url, ctx),
             Some("config") => {
                 let props: Value = serde_json::from_str(&call.body).map_err(|e| {
-                    MagicError::usage("spark", format!("config takes a JSON object in the cell body: {e}"))
+                    MagicError::usage(
+                        "spark",
+                        format!("config takes a JSON object in the cell body: {e}"),
+                    )
                 })?;
                 if !props.is_object() {
-                    return Err(MagicError::usage("spark", "config takes a JSON object in the cell body"));
+                    return Err(MagicError::usage(
+                        "spark",
+                        "config takes a JSON object in the cell body",
+                    ));
                 }
                 st.properties = Some(props);
                 ctx.stdout("Session properties set; new sessions use them.\n");
@@ -610,14 +680,30 @@ Example:
             Some("delete") => match (opts.sql.session.as_deref(), url, opts.id) {
                 (Some(name), _, _) => st.delete_named(name, ctx),
                 (None, Some(u), Some(id)) => {
-                    let client = st.endpoint_client(Some(u), &opts.user, &opts.password, opts.auth.as_deref())?;
+                    let client = st.endpoint_client(
+                        Some(u),
+                        &opts.user,
+                        &opts.password,
+                        opts.auth.as_deref(),
+                    )?;
                     client.delete_session(id).map_err(failed)?;
-                    st.sessions.retain(|_, s| !(s.id == id && s.client.endpoint().url == client.endpoint().url));
-                    ctx.stdout(&format!("Deleted Livy session {id} at {}.\n", client.endpoint().url));
+                    st.sessions.retain(|_, s| {
+                        !(s.id == id && s.client.endpoint().url == client.endpoint().url)
+                    });
+                    ctx.stdout(&format!(
+                        "Deleted Livy session {id} at {}.\n",
+                        client.endpoint().url
+                    ));
                     Ok(())
                 }
-                (None, Some(_), None) => Err(MagicError::usage("spark", "delete at a URL needs the session id (-i ID)")),
-                (None, None, _) => Err(MagicError::usage("spark", "delete needs a session name (-s NAME) or a URL and id (-u URL -i ID)")),
+                (None, Some(_), None) => Err(MagicError::usage(
+                    "spark",
+                    "delete at a URL needs the session id (-i ID)",
+                )),
+                (None, None, _) => Err(MagicError::usage(
+                    "spark",
+                    "delete needs a session name (-s NAME) or a URL and id (-u URL -i ID)",
+                )),
             },
             Some("cleanup") => {
                 if url.is_none() {
@@ -639,7 +725,9 @@ Example:
             }
             Some(other) => Err(MagicError::usage(
                 "spark",
-                format!("unknown subcommand `{other}`: use add, info, config, delete, cleanup or logs"),
+                format!(
+                    "unknown subcommand `{other}`: use add, info, config, delete, cleanup or logs"
+                ),
             )),
         }
     }
@@ -744,10 +832,16 @@ impl Magic for ConfigureMagic {
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         let opts: ForceOption = parse_args("configure", call.argv()?)?;
         let props: Value = serde_json::from_str(call.body.trim()).map_err(|e| {
-            MagicError::usage("configure", format!("the cell must hold a JSON object of session properties: {e}"))
+            MagicError::usage(
+                "configure",
+                format!("the cell must hold a JSON object of session properties: {e}"),
+            )
         })?;
         if !props.is_object() {
-            return Err(MagicError::usage("configure", "the cell must hold a JSON object of session properties"));
+            return Err(MagicError::usage(
+                "configure",
+                "the cell must hold a JSON object of session properties",
+            ));
         }
         let mut st = lock(&self.0);
         if let Some(s) = st.sessions.get(DEFAULT_SESSION) {
@@ -811,7 +905,12 @@ struct SendOptions {
     vartype: String,
     #[arg(short = 'n', long = "varname")]
     varname: Option<String>,
-    #[arg(short = 'm', long = "maxrows", default_value_t = 2500, allow_negative_numbers = true)]
+    #[arg(
+        short = 'm',
+        long = "maxrows",
+        default_value_t = 2500,
+        allow_negative_numbers = true
+    )]
     maxrows: i64,
     #[arg(short = 's', long = "session")]
     session: Option<String>,
@@ -838,16 +937,19 @@ impl Magic for SendMagic {
     }
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         let opts: SendOptions = parse_args("send_to_spark", call.argv()?)?;
-        let input = opts
-            .input
-            .ok_or_else(|| MagicError::usage("send_to_spark", "give the value to send with -i VAR"))?;
+        let input = opts.input.ok_or_else(|| {
+            MagicError::usage("send_to_spark", "give the value to send with -i VAR")
+        })?;
         let name = opts.varname.unwrap_or_else(|| input.clone());
         rustmaker_magics::frames::check_name(&name)?;
         let max_rows = usize::try_from(opts.maxrows).unwrap_or(usize::MAX);
         let mut st = lock(&self.0);
         let kind = match opts.session.as_deref() {
             Some(n) if n != DEFAULT_SESSION => st.named(n)?.kind,
-            _ => st.sessions.get(DEFAULT_SESSION).map_or(Kind::PySpark, |s| s.kind),
+            _ => st
+                .sessions
+                .get(DEFAULT_SESSION)
+                .map_or(Kind::PySpark, |s| s.kind),
         };
         let (code, code_kind) = match opts.vartype.as_str() {
             "str" => {
@@ -867,7 +969,9 @@ impl Magic for SendMagic {
         };
         let code_kind = Kind::parse(code_kind).unwrap_or(kind);
         st.run_code(opts.session.as_deref(), code_kind, &code, ctx)?;
-        ctx.stdout(&format!("Sent `{input}` to the Spark session as `{name}`.\n"));
+        ctx.stdout(&format!(
+            "Sent `{input}` to the Spark session as `{name}`.\n"
+        ));
         Ok(())
     }
 }
@@ -928,9 +1032,9 @@ impl Magic for DeleteMagic {
     }
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         let opts: DeleteOptions = parse_args("delete", call.argv()?)?;
-        let id = opts
-            .session
-            .ok_or_else(|| MagicError::usage("delete", "give the Livy session id: %%delete -f -s ID"))?;
+        let id = opts.session.ok_or_else(|| {
+            MagicError::usage("delete", "give the Livy session id: %%delete -f -s ID")
+        })?;
         if !opts.force {
             return Err(failed(format!(
                 "deleting session {id} loses its state: run `%%delete -f -s {id}` to confirm"
@@ -945,7 +1049,8 @@ impl Magic for DeleteMagic {
         let client = st.endpoint_client(None, "", "", None)?;
         client.delete_session(id).map_err(failed)?;
         let url = client.endpoint().url.clone();
-        st.sessions.retain(|_, s| !(s.id == id && s.client.endpoint().url == url));
+        st.sessions
+            .retain(|_, s| !(s.id == id && s.client.endpoint().url == url));
         ctx.stdout(&format!("Deleted Livy session {id} at {url}.\n"));
         Ok(())
     }
@@ -964,7 +1069,8 @@ impl Magic for LogsMagic {
         "Show the Spark session's log (driver output) from Livy."
     }
     fn help(&self) -> String {
-        "%%logs [-s NAME]\n\nPrints the log Livy keeps for the default session (or session NAME).".into()
+        "%%logs [-s NAME]\n\nPrints the log Livy keeps for the default session (or session NAME)."
+            .into()
     }
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         let opts: SessionOption = parse_args("logs", call.argv()?)?;

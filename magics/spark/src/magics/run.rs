@@ -77,9 +77,13 @@ pub fn run_statement(
             .statement(target.id, statement.id)
             .map_err(|e| lost_or_failed(target, e))?;
         if started.elapsed() > PROGRESS_AFTER && !statement_is_finished(&statement.state) {
-            let key = (statement.state.clone(), (statement.progress * 100.0).floor());
+            let key = (
+                statement.state.clone(),
+                (statement.progress * 100.0).floor(),
+            );
             if shown.as_ref() != Some(&key) {
-                let bundle = progress_bundle(statement.id, &statement.state, statement.progress, started);
+                let bundle =
+                    progress_bundle(statement.id, &statement.state, statement.progress, started);
                 match shown {
                     None => ctx.display(bundle, Some(&display_id)),
                     Some(_) => ctx.update_display(bundle, &display_id),
@@ -152,7 +156,9 @@ fn cancel(target: &Target<'_>, statement: u32, ctx: &mut dyn MagicContext) {
 /// A request failed: if the session is gone, say so with its last log lines.
 fn lost_or_failed(target: &Target<'_>, error: crate::livy::LivyError) -> RunError {
     match target.client.session(target.id) {
-        Ok(s) if !session_is_finished(&s.state) => RunError::Magic(MagicError::Failed(error.to_string())),
+        Ok(s) if !session_is_finished(&s.state) => {
+            RunError::Magic(MagicError::Failed(error.to_string()))
+        }
         Ok(s) => RunError::SessionLost(session_lost_message(target, Some(&s.state))),
         Err(e) if e.status() == Some(404) => {
             RunError::SessionLost(session_lost_message(target, Some("deleted")))
@@ -175,7 +181,12 @@ pub fn session_lost_message(target: &Target<'_>, state: Option<&str>) -> String 
         .logs(target.id, u32::MAX, 0)
         .ok()
         .map(|page| page.total)
-        .and_then(|total| target.client.logs(target.id, total.saturating_sub(8), 8).ok())
+        .and_then(|total| {
+            target
+                .client
+                .logs(target.id, total.saturating_sub(8), 8)
+                .ok()
+        })
         .map(|page| page.log.join("\n"))
         .unwrap_or_default();
     let mut msg = format!(
@@ -200,7 +211,10 @@ pub fn session_lost_message(target: &Target<'_>, state: Option<&str>) -> String 
 
 /// Shows a statement's output: text on stdout, images and rich data as displays, an error as
 /// the remote error.
-pub fn render_output(output: StatementOutput, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+pub fn render_output(
+    output: StatementOutput,
+    ctx: &mut dyn MagicContext,
+) -> Result<(), MagicError> {
     if output.status != "ok" {
         let ename = output.ename.unwrap_or_else(|| "SparkError".into());
         let evalue = output.evalue.unwrap_or_default();
@@ -244,8 +258,17 @@ pub fn render_output(output: StatementOutput, ctx: &mut dyn MagicContext) -> Res
 }
 
 fn livy_table_html(table: &Value) -> String {
-    let esc = |s: String| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    let cell = |v: &Value| esc(v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()));
+    let esc = |s: String| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let cell = |v: &Value| {
+        esc(v
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string()))
+    };
     let mut html = String::from("<table><thead><tr>");
     for h in table["headers"].as_array().into_iter().flatten() {
         html.push_str(&format!("<th>{}</th>", cell(&h["name"])));

@@ -14,7 +14,9 @@ pub fn string_code(name: &str, value: &str, kind: Kind) -> Result<(String, &'sta
         Kind::PySpark => Ok((format!("{name} = {literal}"), "pyspark")),
         Kind::Spark => Ok((format!("val {name} = {literal}"), "spark")),
         Kind::SparkR => Ok((format!("{name} <- {literal}"), "sparkr")),
-        Kind::Sql => Err("a sql session has no variables: send to a pyspark, scala or r session".into()),
+        Kind::Sql => {
+            Err("a sql session has no variables: send to a pyspark, scala or r session".into())
+        }
     }
 }
 
@@ -42,7 +44,13 @@ fn frame_json(frame: &DataFrame, max_rows: usize) -> (String, Vec<String>) {
     let ddl = frame
         .columns()
         .iter()
-        .map(|c| format!("`{}` {}", c.name().replace('`', "``"), spark_type(c.dtype())))
+        .map(|c| {
+            format!(
+                "`{}` {}",
+                c.name().replace('`', "``"),
+                spark_type(c.dtype())
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let rows = frame.height().min(max_rows);
@@ -53,13 +61,18 @@ fn frame_json(frame: &DataFrame, max_rows: usize) -> (String, Vec<String>) {
             let v = c.get(i).unwrap_or(AnyValue::Null);
             let json = match (&v, c.dtype()) {
                 // Spark's JSON reader wants ISO timestamps.
-                (AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..), DataType::Datetime(_, tz)) => {
+                (
+                    AnyValue::Datetime(..) | AnyValue::DatetimeOwned(..),
+                    DataType::Datetime(_, tz),
+                ) => {
                     let text = v.to_string().replace(' ', "T");
-                    Value::String(if tz.is_some() && !text.ends_with('Z') && !text.contains('+') {
-                        format!("{}Z", text.trim_end_matches(|c: char| c.is_alphabetic()))
-                    } else {
-                        text
-                    })
+                    Value::String(
+                        if tz.is_some() && !text.ends_with('Z') && !text.contains('+') {
+                            format!("{}Z", text.trim_end_matches(|c: char| c.is_alphabetic()))
+                        } else {
+                            text
+                        },
+                    )
                 }
                 _ => cell_json(&v),
             };
@@ -111,8 +124,14 @@ mod tests {
         assert_eq!(rows, vec![r#"{"a":1,"b":"x"}"#, r#"{"a":null,"b":"y\"z"}"#]);
         let (code, kind) = frame_code("t", &df, Kind::PySpark, 1).unwrap();
         assert_eq!(kind, "pyspark");
-        assert!(code.starts_with("t = spark.read.schema(\"`a` BIGINT, `b` STRING\")"), "{code}");
+        assert!(
+            code.starts_with("t = spark.read.schema(\"`a` BIGINT, `b` STRING\")"),
+            "{code}"
+        );
         assert!(string_code("s", "v", Kind::Sql).is_err());
-        assert_eq!(string_code("s", "a\"b", Kind::PySpark).unwrap().0, "s = \"a\\\"b\"");
+        assert_eq!(
+            string_code("s", "a\"b", Kind::PySpark).unwrap().0,
+            "s = \"a\\\"b\""
+        );
     }
 }

@@ -37,7 +37,11 @@ fn scala_str(text: &str) -> String {
 }
 
 /// The statement that runs `query` and prints the rows, and the statement kind to send it as.
-pub fn query_code(query: &str, kind: Kind, sampling: &Sampling) -> Result<(String, &'static str), String> {
+pub fn query_code(
+    query: &str,
+    kind: Kind,
+    sampling: &Sampling,
+) -> Result<(String, &'static str), String> {
     match kind {
         Kind::PySpark => {
             let mut code = format!("_rm_df = spark.sql({})\n", python_str(query));
@@ -168,7 +172,10 @@ fn schema_fields(schema: &Value) -> Result<Vec<(String, Value)>, String> {
 
 /// Builds typed columns from JSON rows, following the Spark schema. Missing keys are nulls
 /// (Spark's `toJSON` leaves null fields out).
-fn frame_from_records(fields: &[(String, Value)], rows: &[Map<String, Value>]) -> Result<DataFrame, String> {
+fn frame_from_records(
+    fields: &[(String, Value)],
+    rows: &[Map<String, Value>],
+) -> Result<DataFrame, String> {
     let mut columns = Vec::with_capacity(fields.len());
     for (name, spark_type) in fields {
         let values = rows.iter().map(|r| r.get(name).filter(|v| !v.is_null()));
@@ -223,9 +230,12 @@ fn frame_from_records(fields: &[(String, Value)], rows: &[Map<String, Value>]) -
             "timestamp" | "timestamp_ntz" => {
                 let utc = ty == "timestamp";
                 let v: Int64Chunked = values
-                    .map(|v| v.and_then(Value::as_str).and_then(|s| parse_timestamp(s, utc)))
+                    .map(|v| {
+                        v.and_then(Value::as_str)
+                            .and_then(|s| parse_timestamp(s, utc))
+                    })
                     .collect();
-                let tz = utc.then(|| TimeZone::UTC);
+                let tz = utc.then_some(TimeZone::UTC);
                 v.with_name(pname)
                     .into_datetime(TimeUnit::Microseconds, tz)
                     .into_series()
@@ -243,7 +253,13 @@ fn frame_from_records(fields: &[(String, Value)], rows: &[Map<String, Value>]) -
             _ => {
                 // Arrays, maps, structs and binary stay as their JSON text.
                 let v: StringChunked = values
-                    .map(|v| v.map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                    .map(|v| {
+                        v.map(|v| {
+                            v.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| v.to_string())
+                        })
+                    })
                     .collect();
                 v.with_name(pname).into_series()
             }
@@ -277,10 +293,16 @@ fn parse_timestamp(s: &str, utc: bool) -> Option<i64> {
 
 fn parse_decimal_type(t: &str) -> Result<(usize, usize), String> {
     let inner = t.trim_start_matches("decimal(").trim_end_matches(')');
-    let (p, s) = inner.split_once(',').ok_or_else(|| format!("bad decimal type {t}"))?;
+    let (p, s) = inner
+        .split_once(',')
+        .ok_or_else(|| format!("bad decimal type {t}"))?;
     Ok((
-        p.trim().parse().map_err(|_| format!("bad decimal type {t}"))?,
-        s.trim().parse().map_err(|_| format!("bad decimal type {t}"))?,
+        p.trim()
+            .parse()
+            .map_err(|_| format!("bad decimal type {t}"))?,
+        s.trim()
+            .parse()
+            .map_err(|_| format!("bad decimal type {t}"))?,
     ))
 }
 
@@ -348,19 +370,27 @@ mod tests {
         assert_eq!(decimal_units(&json!(12.34), 2), Some(1234));
         assert_eq!(decimal_units(&json!("-0.5"), 3), Some(-500));
         assert_eq!(decimal_units(&json!(1e3), 1), Some(10000));
-        assert_eq!(decimal_units(&json!("123456789012345678.12"), 2), Some(12345678901234567812));
+        assert_eq!(
+            decimal_units(&json!("123456789012345678.12"), 2),
+            Some(12345678901234567812)
+        );
     }
 
     #[test]
     fn reports_output_that_is_no_table() {
         let mut data = Map::new();
         data.insert("text/plain".into(), Value::String("hello".into()));
-        assert!(decode(&data).unwrap_err().contains("did not print a result table"));
+        assert!(decode(&data)
+            .unwrap_err()
+            .contains("did not print a result table"));
     }
 
     #[test]
     fn sql_kind_limits_in_sql() {
-        let s = Sampling { sample_fraction: None, max_rows: Some(5) };
+        let s = Sampling {
+            sample_fraction: None,
+            max_rows: Some(5),
+        };
         let (code, kind) = query_code("select 1;", Kind::SparkR, &s).unwrap();
         assert_eq!(kind, "sql");
         assert_eq!(code, "SELECT * FROM (select 1) AS _rm_q LIMIT 5");

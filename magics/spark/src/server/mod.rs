@@ -55,10 +55,7 @@ struct App {
 
 /// Runs the server until it is idle for `exit_when_idle` or the process is stopped.
 /// `on_ready` receives the bound address (port 0 picks a free port).
-pub async fn serve(
-    config: ServerConfig,
-    on_ready: impl FnOnce(SocketAddr),
-) -> std::io::Result<()> {
+pub async fn serve(config: ServerConfig, on_ready: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
     std::fs::create_dir_all(&config.state_dir)?;
     let driver = config.state_dir.join("livy_driver.py");
     std::fs::write(&driver, DRIVER)?;
@@ -125,8 +122,8 @@ async fn reaper(app: Arc<App>, stop: tokio::sync::oneshot::Sender<()>) {
         let mut sessions = app.sessions.lock().unwrap();
         sessions.retain(|_, s| {
             let idle = s.idle_for();
-            let expired = s.heartbeat.is_some_and(|h| idle > h)
-                || idle > app.config.session_idle_timeout;
+            let expired =
+                s.heartbeat.is_some_and(|h| idle > h) || idle > app.config.session_idle_timeout;
             if expired {
                 tracing::info!(session = s.id, "deleting the session: idle timeout");
                 s.shut_down("killed");
@@ -161,7 +158,8 @@ async fn authenticate(State(app): State<Arc<App>>, req: Request, next: Next) -> 
             let mut r = livy_error(
                 StatusCode::UNAUTHORIZED,
                 "authentication required: this Livy server takes HTTP Basic credentials",
-            );
+            )
+            .into_response();
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"livy\""),
@@ -176,20 +174,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn livy_error(status: StatusCode, msg: impl Into<String>) -> Response {
-    (status, Json(json!({"msg": msg.into()}))).into_response()
+/// An error answer in Livy's shape: `{"msg": "..."}` with an HTTP status.
+struct ApiError {
+    status: StatusCode,
+    msg: String,
 }
 
-type Reply = Result<Response, Response>;
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"msg": self.msg}))).into_response()
+    }
+}
 
-fn session(app: &App, id: u32) -> Result<Arc<LocalSession>, Response> {
+fn livy_error(status: StatusCode, msg: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        msg: msg.into(),
+    }
+}
+
+type Reply = Result<Response, ApiError>;
+
+fn session(app: &App, id: u32) -> Result<Arc<LocalSession>, ApiError> {
     let s = app.sessions.lock().unwrap().get(&id).cloned();
-    let s = s.ok_or_else(|| {
-        livy_error(
-            StatusCode::NOT_FOUND,
-            format!("Session '{id}' not found."),
-        )
-    })?;
+    let s =
+        s.ok_or_else(|| livy_error(StatusCode::NOT_FOUND, format!("Session '{id}' not found.")))?;
     s.touch();
     Ok(s)
 }
@@ -235,7 +244,7 @@ struct CreateSession {
     heartbeat_timeout_in_second: Option<u64>,
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let text = if body.is_empty() { &b"{}"[..] } else { body };
     serde_json::from_slice(text).map_err(|e| {
         livy_error(
@@ -331,7 +340,10 @@ async fn session_log(
 
 async fn list_statements(State(app): State<Arc<App>>, Path(id): Path<u32>) -> Reply {
     let statements = session(&app, id)?.statements();
-    Ok(Json(json!({"total_statements": statements.len(), "statements": statements})).into_response())
+    Ok(
+        Json(json!({"total_statements": statements.len(), "statements": statements}))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -340,11 +352,7 @@ struct SubmitStatement {
     kind: Option<String>,
 }
 
-async fn submit_statement(
-    State(app): State<Arc<App>>,
-    Path(id): Path<u32>,
-    body: Bytes,
-) -> Reply {
+async fn submit_statement(State(app): State<Arc<App>>, Path(id): Path<u32>, body: Bytes) -> Reply {
     let s = session(&app, id)?;
     let request: SubmitStatement = parse_body(&body)?;
     let code = request
@@ -368,10 +376,7 @@ async fn submit_statement(
     Ok((StatusCode::CREATED, Json(statement)).into_response())
 }
 
-async fn get_statement(
-    State(app): State<Arc<App>>,
-    Path((id, sid)): Path<(u32, u32)>,
-) -> Reply {
+async fn get_statement(State(app): State<Arc<App>>, Path((id, sid)): Path<(u32, u32)>) -> Reply {
     let s = session(&app, id)?;
     let statement = s.statement(sid).ok_or_else(|| {
         livy_error(
@@ -382,10 +387,7 @@ async fn get_statement(
     Ok(Json(statement).into_response())
 }
 
-async fn cancel_statement(
-    State(app): State<Arc<App>>,
-    Path((id, sid)): Path<(u32, u32)>,
-) -> Reply {
+async fn cancel_statement(State(app): State<Arc<App>>, Path((id, sid)): Path<(u32, u32)>) -> Reply {
     let s = session(&app, id)?;
     s.cancel(sid)
         .await

@@ -11,7 +11,9 @@ use serde_json::{json, Map, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{ChildStdin, Command};
 
-use crate::livy::{session_is_finished, statement_is_finished, Session, Statement, StatementOutput};
+use crate::livy::{
+    session_is_finished, statement_is_finished, Session, Statement, StatementOutput,
+};
 
 /// Lines of the driver's stderr kept per session (older lines are dropped).
 const MAX_LOG_LINES: usize = 20_000;
@@ -128,7 +130,11 @@ impl LocalSession {
         let s = session.clone();
         tokio::spawn(async move {
             let status = child.wait().await;
-            s.on_exit(status.map(|st| st.to_string()).unwrap_or_else(|e| e.to_string()));
+            s.on_exit(
+                status
+                    .map(|st| st.to_string())
+                    .unwrap_or_else(|e| e.to_string()),
+            );
         });
         let s = session.clone();
         let timeout = launch.startup_timeout;
