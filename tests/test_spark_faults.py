@@ -217,3 +217,28 @@ def test_emr_cluster_id_resolves_to_the_master_node(fk, moto_url):
     evalue = error_of(fk, "%spark add -s nope -l python -u j-NOSUCHCLUSTER")
     assert "EMR DescribeCluster for j-NOSUCHCLUSTER failed" in evalue
     still_serving(fk)
+
+
+def _server_session_ids(livy_server):
+    import requests
+
+    r = requests.get(f"{livy_server.url}/sessions", auth=(livy_server.user, livy_server.password), timeout=10)
+    return {s["id"]: s["state"] for s in r.json()["sessions"]}
+
+
+def test_heartbeat_keeps_an_idle_session_and_exit_deletes_it(livy_server, tmp_path):
+    km, kc = start_kernel_with_env(livy_server.kernel_env(), tmp_path / "k.log")
+    try:
+        # Livy kills a session nobody asks about for heartbeatTimeoutInSecond.
+        reply, _ = run(kc, '%%configure\n{"heartbeatTimeoutInSecond": 3}', timeout=180)
+        assert reply["status"] == "ok", reply
+        reply, outputs = run(kc, "%%spark\nimport os\nprint(os.getpid())")
+        time.sleep(8)
+        reply, outputs = run(kc, "%%spark\nprint(os.getpid())")
+        assert reply["status"] == "ok", reply
+        before = _server_session_ids(livy_server)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    after = _server_session_ids(livy_server)
+    assert set(before) - set(after), (before, after)

@@ -20,6 +20,8 @@ pub trait Magic: Send + Sync {
     fn help(&self) -> String;
     /// Runs one call. Output goes through `ctx`; a failure is returned, never printed.
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError>;
+    /// The kernel is exiting: release what the magic holds elsewhere (remote sessions).
+    fn shutdown(&self) {}
 }
 
 /// Every magic the kernel knows, by name. `%lsmagic` and `%help` are answered here because
@@ -92,6 +94,13 @@ impl MagicRegistry {
     }
 
     /// Runs a call: help requests, builtins, then registered magics.
+    /// Tells every magic that the kernel is exiting.
+    pub fn shutdown(&self) {
+        for magic in self.magics.values() {
+            magic.shutdown();
+        }
+    }
+
     pub fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         if call.help {
             let text = self.help(&call.name)?;

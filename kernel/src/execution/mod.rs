@@ -233,6 +233,7 @@ impl Executor for CellExecutor {
     }
 
     fn shutdown(&mut self) {
+        self.magics.shutdown();
         self.rust.shutdown();
     }
 }

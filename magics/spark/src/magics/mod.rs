@@ -67,6 +67,8 @@ struct LiveSession {
     client: LivyClient,
     id: u32,
     kind: Kind,
+    /// Livy's `heartbeatTimeoutInSecond` for it (0: none).
+    heartbeat_timeout: u64,
 }
 
 #[derive(Default)]
@@ -80,6 +82,48 @@ struct State {
 #[derive(Default)]
 struct Spark {
     state: Mutex<State>,
+    heartbeat: Heartbeat,
+}
+
+/// Livy deletes a session whose client stops asking about it for `heartbeatTimeoutInSecond`
+/// (sparkmagic's 60 s): a thread asks for every open session, also while the user is idle.
+/// It has its own list so that it never waits for a running cell.
+#[derive(Default)]
+struct Heartbeat {
+    sessions: Arc<Mutex<Vec<(LivyClient, u32, u64)>>>,
+    started: std::sync::OnceLock<()>,
+}
+
+/// Every open session is asked about this often, or four times per its timeout if shorter.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
+
+impl Heartbeat {
+    fn set(&self, sessions: &BTreeMap<String, LiveSession>) {
+        let list = sessions
+            .values()
+            .map(|s| (s.client.clone(), s.id, s.heartbeat_timeout))
+            .collect();
+        *self.sessions.lock().unwrap_or_else(|p| p.into_inner()) = list;
+        let shared = self.sessions.clone();
+        self.started.get_or_init(|| {
+            let _ = std::thread::Builder::new()
+                .name("livy-heartbeat".into())
+                .spawn(move || loop {
+                    let list = shared.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    let every = list
+                        .iter()
+                        .filter(|(_, _, t)| *t > 0)
+                        .map(|(_, _, t)| Duration::from_millis(t * 250))
+                        .min()
+                        .unwrap_or(HEARTBEAT_EVERY)
+                        .clamp(Duration::from_secs(1), HEARTBEAT_EVERY);
+                    std::thread::sleep(every);
+                    for (client, id, _) in list {
+                        let _ = client.session(id);
+                    }
+                });
+        });
+    }
 }
 
 fn failed(e: impl ToString) -> MagicError {
@@ -243,12 +287,17 @@ impl State {
             session_table(&[session.clone()], Some(session.id), &url),
             &display_id,
         );
+        let heartbeat_timeout = properties
+            .get("heartbeatTimeoutInSecond")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
         self.sessions.insert(
             name.to_owned(),
             LiveSession {
                 client,
                 id: session.id,
                 kind,
+                heartbeat_timeout,
             },
         );
         Ok(())
@@ -511,8 +560,36 @@ fn session_table(sessions: &[Session], current: Option<u32>, url: &str) -> MimeB
     MimeBundle::text(text).with("text/html", Value::String(html))
 }
 
-fn lock(spark: &Spark) -> std::sync::MutexGuard<'_, State> {
-    spark.state.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(spark: &Spark) -> SessionsGuard<'_> {
+    SessionsGuard {
+        state: spark.state.lock().unwrap_or_else(|p| p.into_inner()),
+        heartbeat: &spark.heartbeat,
+    }
+}
+
+/// The magics' access to the state; on release the heartbeat learns the open sessions.
+struct SessionsGuard<'a> {
+    state: std::sync::MutexGuard<'a, State>,
+    heartbeat: &'a Heartbeat,
+}
+
+impl std::ops::Deref for SessionsGuard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for SessionsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.state
+    }
+}
+
+impl Drop for SessionsGuard<'_> {
+    fn drop(&mut self) {
+        self.heartbeat.set(&self.state.sessions);
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -568,7 +645,29 @@ const SQL_OPTIONS_HELP: &str = "  -s NAME      the session (default: this kernel
 
 struct SparkMagic(Arc<Spark>);
 
+/// How long the kernel's exit waits for its sessions to be deleted.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+
 impl Magic for SparkMagic {
+    /// Deletes the sessions this kernel opened, as sparkmagic does when its kernel exits.
+    fn shutdown(&self) {
+        let mut st = lock(&self.0);
+        let sessions = std::mem::take(&mut st.sessions);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for (_, s) in sessions {
+            let done = done_tx.clone();
+            std::thread::spawn(move || {
+                let _ = s.client.delete_session(s.id);
+                let _ = done.send(());
+            });
+        }
+        drop(done_tx);
+        let deadline = Instant::now() + SHUTDOWN_WAIT;
+        while let Ok(()) = done_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+        }
+    }
+
     fn name(&self) -> &str {
         "spark"
     }
