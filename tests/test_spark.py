@@ -160,6 +160,12 @@ def test_two_named_sessions(sk, livy_server):
     assert displays(outputs, "text/html")
     logs = stream_text(ok(sk, "%spark logs -s two"))
     assert "starting a local PySpark session" in logs
+    # A session of kind sql runs %%sql through Livy's sql statements.
+    ok(sk, f"%spark add -s q -l sql -u {livy_server.url} {auth}")
+    ok(sk, "%%sql -s q -o via_sql -q\nSELECT 1 AS a, 'x' AS b, CAST(NULL AS DOUBLE) AS c")
+    text = stream_text(ok(sk, "%frames via_sql"))
+    assert "1 rows × 3 columns" in text and "a: i32" in text and "c: f64" in text, text
+    ok(sk, "%spark delete -s q")
     ok(sk, "%spark delete -s one")
     reply, _ = run(sk, "%%spark -s one\n1")
     assert reply["status"] == "error" and "no Spark session named `one`" in reply["evalue"]

@@ -366,6 +366,24 @@ mod tests {
     }
 
     #[test]
+    fn decodes_livy_sql_kind_output() {
+        let mut data = Map::new();
+        data.insert(
+            "application/json".into(),
+            json!({
+                "schema": {"type": "struct", "fields": [
+                    {"name": "a", "type": "long", "nullable": true, "metadata": {}},
+                    {"name": "b", "type": "string", "nullable": true, "metadata": {}}]},
+                "data": [[1, "x"], [null, null]]
+            }),
+        );
+        let df = decode(&data).unwrap();
+        assert_eq!(df.shape(), (2, 2));
+        assert_eq!(df.column("a").unwrap().dtype(), &DataType::Int64);
+        assert_eq!(df.column("b").unwrap().null_count(), 1);
+    }
+
+    #[test]
     fn decimal_units_are_exact() {
         assert_eq!(decimal_units(&json!(12.34), 2), Some(1234));
         assert_eq!(decimal_units(&json!("-0.5"), 3), Some(-500));
