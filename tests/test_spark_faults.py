@@ -20,6 +20,7 @@ class FakeLivy(BaseHTTPRequestHandler):
 
     mode = "ok"
     gone = False
+    flaky_gets = 0
     deleted: list[str] = []
 
     def log_message(self, *args):
@@ -46,6 +47,10 @@ class FakeLivy(BaseHTTPRequestHandler):
             self._send(404, {"msg": "Session '7' not found."})
 
     def do_GET(self):
+        if self.mode == "flaky" and self.path.startswith("/sessions?"):
+            FakeLivy.flaky_gets += 1
+            if FakeLivy.flaky_gets <= 2:
+                return self._send(503, {"msg": "warming up"})
         if self.mode == "404" and self.path == "/sessions/7" and not self.gone:
             self._send(200, {"id": 7, "state": "idle", "kind": "pyspark", "log": []})
         elif self.path.startswith("/sessions/7"):
@@ -140,6 +145,15 @@ def test_livy_500_names_endpoint_and_status(fk):
     assert "NullPointerException" in evalue
     server.shutdown()
     still_serving(fk)
+
+
+def test_transient_503_is_retried(fk):
+    server, url = fake_livy("flaky")
+    reply, outputs = run(fk, f"%spark info -u {url}")
+    assert reply["status"] == "ok", reply
+    assert f"No active sessions at {url}" in stream_text(outputs)
+    assert FakeLivy.flaky_gets == 3
+    server.shutdown()
 
 
 def test_malformed_json(fk):

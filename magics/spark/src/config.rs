@@ -96,6 +96,22 @@ impl SparkConfig {
                 .apply_sparkmagic(&file)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
+        let number = |var: &str| -> Result<Option<u64>, String> {
+            match std::env::var(var) {
+                Ok(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{var} must be a whole number, not `{v}`")),
+                Err(_) => Ok(None),
+            }
+        };
+        if let Some(n) = number("RUSTMAKER_LIVY_RETRIES")? {
+            config.retry.retries = n as u32;
+        }
+        if let Some(s) = number("RUSTMAKER_LIVY_TIMEOUT_SECONDS")? {
+            config.retry.request_timeout = Duration::from_secs(s.max(1));
+        }
         if let Ok(url) = std::env::var("RUSTMAKER_LIVY_URL") {
             let user = std::env::var("RUSTMAKER_LIVY_USER").unwrap_or_default();
             let password = std::env::var("RUSTMAKER_LIVY_PASSWORD").unwrap_or_default();
@@ -135,6 +151,20 @@ impl SparkConfig {
         if let Some(n) = file.get("default_maxrows").and_then(Value::as_i64) {
             self.max_rows = n;
         }
+        if let Some(n) = file
+            .get("configurable_retry_policy_max_retries")
+            .and_then(Value::as_u64)
+        {
+            self.retry.retries = n as u32;
+        }
+        if let Some(s) = file
+            .get("retry_seconds_to_sleep_list")
+            .and_then(Value::as_array)
+            .and_then(|l| l.first())
+            .and_then(Value::as_f64)
+        {
+            self.retry.delay = Duration::from_secs_f64(s.max(0.0));
+        }
         Ok(())
     }
 }
@@ -166,7 +196,9 @@ mod tests {
             "kernel_python_credentials": {"username": "u", "password": "p", "url": "http://l:8998", "auth": "Basic_Access"},
             "session_configs": {"driverMemory": "2g"},
             "livy_session_startup_timeout_seconds": 7,
-            "default_maxrows": 10
+            "default_maxrows": 10,
+            "configurable_retry_policy_max_retries": 5,
+            "retry_seconds_to_sleep_list": [0.5, 1, 3]
         }))
         .unwrap();
         assert_eq!(
@@ -183,6 +215,8 @@ mod tests {
         assert_eq!(c.session_properties["heartbeatTimeoutInSecond"], 60);
         assert_eq!(c.startup_timeout, Duration::from_secs(7));
         assert_eq!(c.max_rows, 10);
+        assert_eq!(c.retry.retries, 5);
+        assert_eq!(c.retry.delay, Duration::from_millis(500));
         assert!(c.apply_sparkmagic(&json!({"session_configs": 3})).is_err());
     }
 }
