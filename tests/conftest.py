@@ -75,6 +75,13 @@ def run(kc, code: str, timeout: float = 120.0, **kwargs) -> tuple[dict, list[dic
     return reply["content"], collect(kc, msg_id, timeout)
 
 
+def error_of(kc, code: str, timeout: float = 120.0) -> str:
+    """Runs `code`, which must fail; returns the error's evalue."""
+    reply, _ = run(kc, code, timeout=timeout)
+    assert reply["status"] == "error", reply
+    return reply["evalue"]
+
+
 def stream_text(outputs: list[dict], name: str = "stdout") -> str:
     return "".join(m["content"]["text"] for m in outputs if m["msg_type"] == "stream" and m["content"]["name"] == name)
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import run, start_kernel_with_env, stream_text
+from conftest import error_of, run, start_kernel_with_env, stream_text
 
 
 @pytest.fixture(scope="module")
@@ -89,22 +89,17 @@ def test_sql_options_quiet_take_and_sample(sk):
     outputs = ok(sk, "%%sql -m sample -r 0.5 -n -1 -o half -q\nSELECT id FROM range(10000)")
     rows = int(stream_text(ok(sk, "%frames half")).split(" rows")[0].split()[-1])
     assert 4000 < rows < 6000, rows
-    reply, _ = run(sk, "%%sql -m sideways\nSELECT 1")
-    assert reply["status"] == "error" and "take` or `sample" in reply["evalue"]
-    reply, _ = run(sk, "%%sql -o 9bad\nSELECT 1")
-    assert reply["status"] == "error" and "not a valid frame name" in reply["evalue"]
-    reply, _ = run(sk, "%%sql\nSELECT * FROM no_such_table")
-    assert reply["status"] == "error" and "no_such_table" in reply["evalue"]
+    assert "take` or `sample" in error_of(sk, "%%sql -m sideways\nSELECT 1")
+    assert "not a valid frame name" in error_of(sk, "%%sql -o 9bad\nSELECT 1")
+    assert "no_such_table" in error_of(sk, "%%sql\nSELECT * FROM no_such_table")
 
 
 def test_send_a_rust_string_to_spark(sk):
     ok(sk, 'let greeting = String::from("hello \\"spark\\"");', timeout=300)
     ok(sk, "%%send_to_spark -i greeting -t str -n g")
     assert stream_text(ok(sk, "%%spark\nprint(g)")) == 'hello "spark"\n'
-    reply, _ = run(sk, "%%send_to_spark -i no_such_var -t str")
-    assert reply["status"] == "error" and "cannot read the Rust value `no_such_var`" in reply["evalue"]
-    reply, _ = run(sk, "%%send_to_spark -i nothing_here -t df")
-    assert reply["status"] == "error" and "no frame named `nothing_here`" in reply["evalue"]
+    assert "cannot read the Rust value `no_such_var`" in error_of(sk, "%%send_to_spark -i no_such_var -t str")
+    assert "no frame named `nothing_here`" in error_of(sk, "%%send_to_spark -i nothing_here -t df")
 
 
 def test_livy_png_output_is_displayed(sk):
@@ -149,8 +144,7 @@ def test_two_named_sessions(sk, livy_server):
     auth = f"-a {livy_server.user} -p {livy_server.password} -t Basic_Access"
     ok(sk, f"%spark add -s one -l python -u {livy_server.url} {auth}")
     ok(sk, f"%spark add -s two -l python -u {livy_server.url} {auth}")
-    reply, _ = run(sk, f"%spark add -s two -l python -u {livy_server.url} {auth}")
-    assert reply["status"] == "error" and "already exists" in reply["evalue"]
+    assert "already exists" in error_of(sk, f"%spark add -s two -l python -u {livy_server.url} {auth}")
     assert "skipped" in stream_text(ok(sk, f"%spark add -s two -l python -u {livy_server.url} {auth} -k"))
     ok(sk, "%%spark -s one\nv = 'first'")
     ok(sk, "%%spark -s two\nv = 'second'")
@@ -167,8 +161,7 @@ def test_two_named_sessions(sk, livy_server):
     assert "1 rows × 3 columns" in text and "a: i32" in text and "c: f64" in text, text
     ok(sk, "%spark delete -s q")
     ok(sk, "%spark delete -s one")
-    reply, _ = run(sk, "%%spark -s one\n1")
-    assert reply["status"] == "error" and "no Spark session named `one`" in reply["evalue"]
+    assert "no Spark session named `one`" in error_of(sk, "%%spark -s one\n1")
     ok(sk, "%spark delete -s two")
 
 
@@ -181,22 +174,17 @@ def test_info_and_logs(sk):
 
 def test_configure_needs_force_then_restarts_with_the_settings(sk):
     body = '{"name": "configured", "conf": {"spark.sql.shuffle.partitions": "3"}}'
-    reply, _ = run(sk, "%%configure\n" + body)
-    assert reply["status"] == "error" and "%%configure -f" in reply["evalue"]
-    reply, _ = run(sk, "%%configure -f\nnot json")
-    assert reply["status"] == "error" and "JSON object" in reply["evalue"]
+    assert "%%configure -f" in error_of(sk, "%%configure\n" + body)
+    assert "JSON object" in error_of(sk, "%%configure -f\nnot json")
     ok(sk, "%%configure -f\n" + body)
     out = stream_text(ok(sk, "%%spark\nprint(spark.conf.get('spark.sql.shuffle.partitions'))\nprint('kept' in dir())"))
     assert out == "3\nFalse\n", out
 
 
 def test_delete_and_cleanup_need_force(sk):
-    reply, _ = run(sk, "%%delete -s 0")
-    assert reply["status"] == "error" and "-f" in reply["evalue"]
-    reply, _ = run(sk, "%%cleanup")
-    assert reply["status"] == "error" and "%%cleanup -f" in reply["evalue"]
-    reply, _ = run(sk, "%spark frobnicate")
-    assert reply["status"] == "error" and "unknown subcommand" in reply["evalue"]
+    assert "-f" in error_of(sk, "%%delete -s 0")
+    assert "%%cleanup -f" in error_of(sk, "%%cleanup")
+    assert "unknown subcommand" in error_of(sk, "%spark frobnicate")
     assert "Deleted" in stream_text(ok(sk, "%%cleanup -f"))
     assert "No active sessions" in stream_text(ok(sk, "%%info"))
     # The next cell starts a fresh default session.

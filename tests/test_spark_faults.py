@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import run, start_kernel_with_env, stream_text
+from conftest import error_of, run, start_kernel_with_env, stream_text
 
 
 class FakeLivy(BaseHTTPRequestHandler):
@@ -115,12 +115,6 @@ def fk(livy_server, moto_url, tmp_path_factory):
 def still_serving(kc):
     reply, outputs = run(kc, "%lsmagic")
     assert reply["status"] == "ok"
-
-
-def error_of(kc, code, timeout=120):
-    reply, _ = run(kc, code, timeout=timeout)
-    assert reply["status"] == "error", reply
-    return reply["evalue"]
 
 
 def test_a_broken_sparkmagic_config_names_the_file(fk):
