@@ -104,6 +104,7 @@ class Kernel:
         poller.register(self.shell, zmq.POLLIN)
         poller.register(self.iopub, zmq.POLLIN)
         deadline = t0 + timeout
+        self.last_reply, self.last_streams = None, {"stdout": "", "stderr": ""}
         while not (got_reply and got_idle):
             if time.perf_counter() > deadline:
                 raise TimeoutError(code)
@@ -114,6 +115,9 @@ class Kernel:
                     continue
                 if sock is self.shell:
                     got_reply = True
+                    self.last_reply = m["content"]
+                elif m["msg_type"] == "stream":
+                    self.last_streams[m["content"]["name"]] += m["content"]["text"]
                 elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
                     got_idle = True
         return time.perf_counter() - t0

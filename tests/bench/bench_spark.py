@@ -31,17 +31,29 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUERY = "SELECT id, id * 1.5 AS x, CONCAT('row-', id) AS s, id % 2 = 0 AS even FROM range({n})"
 
 
-def measure(kernel: Kernel, trivial: str, sql_prefix: str, args) -> dict:
+def checked(kernel: Kernel, code: str) -> float:
+    """Runs `code`; fails loudly unless it succeeded (sparkmagic replies `ok` to a failed
+    statement and prints "An error was encountered" on stderr)."""
+    took = kernel.execute(code)
+    if kernel.last_reply["status"] != "ok" or "error was encountered" in kernel.last_streams["stderr"]:
+        raise RuntimeError(f"{code!r} failed: {kernel.last_reply} {kernel.last_streams}")
+    return took
+
+
+def measure(kernel: Kernel, trivial: str, sql_prefix: str, count_cell: str, args) -> dict:
     kernel.start()
     time.sleep(0.3)
-    kernel.execute(trivial)  # starts the Livy session
+    checked(kernel, trivial)  # starts the Livy session
     for _ in range(3):
-        kernel.execute(trivial)
-    result = {"trivial": statistics.median(kernel.execute(trivial) for _ in range(args.n))}
+        checked(kernel, trivial)
+    result = {"trivial": statistics.median(checked(kernel, trivial) for _ in range(args.n))}
     for rows in (100_000, 1_000_000):
         cell = f"{sql_prefix}\n{QUERY.format(n=rows)}"
-        kernel.execute(cell)  # warm-up: Spark's code generation for this query
-        result[rows] = statistics.median(kernel.execute(cell) for _ in range(args.reps))
+        checked(kernel, cell)  # warm-up: Spark's code generation for this query
+        result[rows] = statistics.median(checked(kernel, cell) for _ in range(args.reps))
+        checked(kernel, count_cell)  # the frame really holds every row
+        if str(rows) not in kernel.last_streams["stdout"].replace(",", ""):
+            raise RuntimeError(f"expected {rows} rows, got {kernel.last_streams['stdout']!r}")
     kernel.stop()
     return result
 
@@ -72,10 +84,10 @@ def main():
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     try:
         ours = measure(Kernel([binary, "kernel", "--connection-file", "{connection_file}"]),
-                       "%%spark\n1+1", "%%sql -q -o df -n -1", args)
+                       "%%spark\n1+1", "%%sql -q -o df -n -1", "%frames df", args)
         theirs = measure(Kernel([sys.executable, "-m", "sparkmagic.kernels.pysparkkernel.pysparkkernel",
                                  "-f", "{connection_file}"]),
-                         "1+1", "%%sql -q -o df -n -1", args)
+                         "1+1", "%%sql -q -o df -n -1", "%%local\nprint(len(df))", args)
     finally:
         server.stop()
     print()
