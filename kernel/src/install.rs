@@ -135,6 +135,25 @@ mod tests {
             &std::fs::read(dir.join("logo-32x32.png")).unwrap()[..4],
             b"\x89PNG"
         );
+        assert_eq!(
+            spec["env"],
+            serde_json::json!({}),
+            "no Python in this prefix"
+        );
+    }
+
+    #[test]
+    fn an_environment_with_python_runs_the_local_spark_sessions() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("bin")).unwrap();
+        std::fs::write(tmp.path().join("bin/python"), "").unwrap();
+        let dir = install(&Location::Prefix(tmp.path().into()), "rm", "message").unwrap();
+        let spec: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("kernel.json")).unwrap()).unwrap();
+        assert_eq!(
+            spec["env"]["RUSTMAKER_PYTHON"],
+            tmp.path().join("bin/python").to_str().unwrap()
+        );
     }
 
     #[test]
