@@ -84,11 +84,13 @@ print(sorted(map(tuple, back.collect()), key=str) == sorted(map(tuple, orig.coll
 
 def test_sql_options_quiet_take_and_sample(sk):
     outputs = ok(sk, "%%sql -q -o few -n 7\nSELECT id FROM range(1000)")
-    assert not displays(outputs, "text/html")
+    assert not [h for h in displays(outputs, "text/html") if "<table" in h], "-q shows no table"
     assert "7 rows × 1 columns" in stream_text(ok(sk, "%frames few"))
     outputs = ok(sk, "%%sql -m sample -r 0.5 -n -1 -o half -q\nSELECT id FROM range(10000)")
     rows = int(stream_text(ok(sk, "%frames half")).split(" rows")[0].split()[-1])
     assert 4000 < rows < 6000, rows
+    ok(sk, "%%sql -q -o empty\nSELECT id, CAST(id AS STRING) AS s FROM range(10) WHERE id > 100")
+    assert "empty: 0 rows × 2 columns" in stream_text(ok(sk, "%frames empty"))
     assert "take` or `sample" in error_of(sk, "%%sql -m sideways\nSELECT 1")
     assert "not a valid frame name" in error_of(sk, "%%sql -o 9bad\nSELECT 1")
     assert "no_such_table" in error_of(sk, "%%sql\nSELECT * FROM no_such_table")
