@@ -250,3 +250,40 @@ def test_heartbeat_keeps_an_idle_session_and_exit_deletes_it(livy_server, tmp_pa
         km.shutdown_kernel(now=False)
     after = _server_session_ids(livy_server)
     assert set(before) - set(after), (before, after)
+
+
+def test_local_server_limits_sessions_times_out_starts_and_exits_when_idle(tmp_path):
+    import requests
+
+    from conftest import LivyServer
+
+    # A "Python" that never becomes a Spark session: it only sleeps.
+    fake_python = tmp_path / "python"
+    fake_python.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake_python.chmod(0o755)
+    server = LivyServer(tmp_path, ("--python", str(fake_python), "--max-sessions", "1",
+                                   "--session-startup-timeout", "2", "--exit-when-idle", "3"))
+    auth = (server.user, server.password)
+    try:
+        assert requests.get(f"{server.url}/sessions", timeout=5).status_code == 401
+        first = requests.post(f"{server.url}/sessions", json={"kind": "pyspark"}, auth=auth, timeout=5)
+        assert first.status_code == 201 and first.json()["state"] == "starting"
+        second = requests.post(f"{server.url}/sessions", json={"kind": "pyspark"}, auth=auth, timeout=5)
+        assert second.status_code == 400 and "too many sessions" in second.json()["msg"]
+        bad = requests.post(f"{server.url}/sessions", data="{oops", auth=auth, timeout=5)
+        assert bad.status_code == 400 and "not valid JSON" in bad.json()["msg"]
+        unknown = requests.post(f"{server.url}/sessions", json={"kind": "pyspark", "colour": "red"}, auth=auth, timeout=5)
+        assert unknown.status_code == 400 and "colour" in unknown.json()["msg"]
+        sid = first.json()["id"]
+        time.sleep(3.5)
+        state = requests.get(f"{server.url}/sessions/{sid}", auth=auth, timeout=5).json()
+        assert state["state"] == "error", state
+        log = requests.get(f"{server.url}/sessions/{sid}/log", auth=auth, timeout=5).json()["log"]
+        assert any("did not start within 2 s" in line for line in log), log
+        missing = requests.get(f"{server.url}/sessions/999", auth=auth, timeout=5)
+        assert missing.status_code == 404 and missing.json()["msg"] == "Session '999' not found."
+        assert requests.delete(f"{server.url}/sessions/{sid}", auth=auth, timeout=5).json() == {"msg": "deleted"}
+        # No sessions and no requests for 3 s: the server stops by itself.
+        server.proc.wait(timeout=15)
+    finally:
+        server.stop()
