@@ -32,8 +32,26 @@ def _check_spark(nb):
     assert any("image/png" in o.get("data", {}) for o in plot)
 
 
+def _check_aws(nb):
+    by_source = {c.source: c.outputs for c in nb.cells if c.cell_type == "code"}
+    assert "sales: 4 rows × 3 columns" in by_source["%frames sales"][0]["text"]
+    listing = by_source["%s3 ls s3://rustmaker-demo/ --recursive"][0]["data"]["text/html"]
+    assert "raw/sales.csv" in listing and "curated/sales.parquet" in listing
+
+
 # What each notebook must show besides running without errors.
-CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark}
+CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "aws.ipynb": _check_aws}
+
+
+@pytest.fixture(autouse=True)
+def aws_is_moto(request, monkeypatch):
+    """The AWS notebook talks to moto's server."""
+    if "aws.ipynb" in request.node.name:
+        from conftest import AWS
+
+        monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("moto_url"))
+        for k, v in AWS.items():
+            monkeypatch.setenv(k, v)
 
 
 @pytest.fixture(autouse=True)

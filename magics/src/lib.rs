@@ -30,12 +30,14 @@
 //! Long-running magics poll [`MagicContext::is_interrupted`] and show progress by publishing a
 //! display with an id and replacing it with [`MagicContext::update_display`].
 
+pub mod args;
 pub mod context;
 pub mod frames;
 pub mod parse;
 pub mod registry;
 pub mod table;
 
+pub use args::parse_args;
 pub use context::{MagicContext, MagicError, MimeBundle};
 pub use frames::FrameStore;
 pub use parse::{parse_cell, CellPart, MagicCall, MagicForm};

@@ -48,5 +48,10 @@ pub fn register(registry: &mut MagicRegistry) {
     registry
         .register(Arc::new(rustmaker_magics::frames::FramesMagic))
         .expect("kernel magics have unique names");
-    rustmaker_spark::register(registry).expect("Spark magics have unique names");
+    let spark = rustmaker_spark::register(registry).expect("Spark magics have unique names");
+    rustmaker_aws::register(
+        registry,
+        Box::new(move |cluster: &str| spark.use_endpoint(cluster)),
+    )
+    .expect("AWS magics have unique names");
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use rustmaker_magics::parse_args;
 use rustmaker_magics::table::frame_bundle;
 use rustmaker_magics::{
     Magic, MagicCall, MagicContext, MagicError, MagicForm, MagicRegistry, MimeBundle,
@@ -28,9 +29,38 @@ pub const DEFAULT_SESSION: &str = "default";
 /// Rows of a `%%sql` result shown in the notebook (all of them go to `-o`).
 const SHOWN_ROWS: usize = 1000;
 
+/// What other engines may do to the Spark magics (`%emr connect`).
+#[derive(Clone)]
+pub struct SparkHandle(Arc<Spark>);
+
+impl SparkHandle {
+    /// Makes `endpoint` (a URL, `j-…` or `local`) the default session's endpoint. Refused
+    /// while a default session is open elsewhere, so no one loses a session by surprise.
+    pub fn use_endpoint(&self, endpoint: &str) -> Result<String, String> {
+        let spec = EndpointSpec::parse(endpoint, Auth::None)?;
+        let mut st = lock(&self.0);
+        if let Some(s) = st.sessions.get(DEFAULT_SESSION) {
+            return Err(format!(
+                "the default Spark session is open at {}: run `%spark delete -s default` first (its state is lost)",
+                s.client.endpoint().url
+            ));
+        }
+        let config = st.config().map_err(|e| e.to_string())?.clone();
+        st.config = Some(SparkConfig {
+            endpoint: spec.clone(),
+            ..config
+        });
+        Ok(format!(
+            "The Spark magics now use {}; the next %%spark cell starts a session there.",
+            spec.describe()
+        ))
+    }
+}
+
 /// Registers every Spark magic; they share one set of sessions.
-pub fn register(registry: &mut MagicRegistry) -> Result<(), MagicError> {
+pub fn register(registry: &mut MagicRegistry) -> Result<SparkHandle, MagicError> {
     let spark = Arc::new(Spark::default());
+    let handle = SparkHandle(spark.clone());
     let magics: Vec<Arc<dyn Magic>> = vec![
         Arc::new(SparkMagic(spark.clone())),
         Arc::new(CodeMagic {
@@ -59,7 +89,7 @@ pub fn register(registry: &mut MagicRegistry) -> Result<(), MagicError> {
     for m in magics {
         registry.register(m)?;
     }
-    Ok(())
+    Ok(handle)
 }
 
 /// A session this kernel opened.
@@ -128,22 +158,6 @@ impl Heartbeat {
 
 fn failed(e: impl ToString) -> MagicError {
     MagicError::Failed(e.to_string())
-}
-
-/// Parses `argv` with clap; errors become usage errors that name the magic.
-fn parse_args<T: Parser>(magic: &str, argv: Vec<String>) -> Result<T, MagicError> {
-    T::try_parse_from(std::iter::once(format!("%{magic}")).chain(argv)).map_err(|e| {
-        let text = e.render().to_string();
-        let text = text
-            .lines()
-            .filter(|l| !l.starts_with("For more information"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        MagicError::usage(
-            magic,
-            format!("{}\n(`%{magic}?` shows the options)", text.trim()),
-        )
-    })
 }
 
 fn kind_of(language: &str) -> Result<Kind, MagicError> {

@@ -1,0 +1,144 @@
+//! rustmaker-aws: AWS from the notebook.
+//!
+//! - [`client`]: settings over the standard AWS chain, the runtime that drives the SDK, and
+//!   errors that say what to set.
+//! - `%aws config|whoami`, [`s3`] (`%s3`), [`emr`] (`%emr`).
+
+pub mod client;
+pub mod emr;
+pub mod s3;
+
+use std::sync::{Arc, Mutex};
+
+use clap::{Parser, Subcommand};
+use rustmaker_magics::{
+    Magic, MagicCall, MagicContext, MagicError, MagicForm, MagicRegistry, MimeBundle,
+};
+
+use client::{aws_error, Aws, Settings};
+pub use emr::SparkConnector;
+use rustmaker_magics::parse_args;
+
+/// Registers `%aws`, `%s3` and `%emr`; `connect` points the Spark magics at an EMR cluster.
+pub fn register(registry: &mut MagicRegistry, connect: SparkConnector) -> Result<(), MagicError> {
+    let aws = Arc::new(Mutex::new(Aws::new()));
+    registry.register(Arc::new(AwsMagic(aws.clone())))?;
+    registry.register(Arc::new(s3::S3Magic(aws.clone())))?;
+    registry.register(Arc::new(emr::EmrMagic { aws, connect }))
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, disable_version_flag = true)]
+struct AwsArgs {
+    #[command(subcommand)]
+    command: AwsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AwsCommand {
+    /// Override the region, profile or endpoint URL (no option: show the settings).
+    Config {
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long = "endpoint-url")]
+        endpoint_url: Option<String>,
+        /// Forget the overrides: back to the standard chain.
+        #[arg(long)]
+        reset: bool,
+    },
+    /// Who the kernel acts as (STS GetCallerIdentity).
+    Whoami,
+}
+
+struct AwsMagic(Arc<Mutex<Aws>>);
+
+impl Magic for AwsMagic {
+    fn name(&self) -> &str {
+        "aws"
+    }
+    fn forms(&self) -> &[MagicForm] {
+        &[MagicForm::Line]
+    }
+    fn summary(&self) -> &str {
+        "AWS settings (`config --region --profile --endpoint-url`) and identity (`whoami`)."
+    }
+    fn help(&self) -> String {
+        "%aws config [--region R] [--profile P] [--endpoint-url URL] [--reset]
+%aws whoami
+
+Credentials, region and endpoint come from the standard AWS chain (AWS_ACCESS_KEY_ID/…,
+AWS_PROFILE, ~/.aws/config and credentials, instance metadata; AWS_REGION, AWS_ENDPOINT_URL);
+`%aws config` overrides them for this kernel. `%aws config` alone shows what is in effect.
+
+Example:
+  %aws config --endpoint-url http://127.0.0.1:5000 --region us-east-1
+  %aws whoami"
+            .into()
+    }
+    fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        let args: AwsArgs = parse_args("aws", call.argv()?)?;
+        let mut aws = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match args.command {
+            AwsCommand::Config {
+                region,
+                profile,
+                endpoint_url,
+                reset,
+            } => {
+                if let Some(url) = &endpoint_url {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(MagicError::usage(
+                            "aws",
+                            format!("--endpoint-url {url}: give an http(s):// URL"),
+                        ));
+                    }
+                }
+                let mut settings = if reset {
+                    Settings::default()
+                } else {
+                    aws.settings.clone()
+                };
+                settings.region = region.or(settings.region);
+                settings.profile = profile.or(settings.profile);
+                settings.endpoint_url = endpoint_url.or(settings.endpoint_url);
+                aws.configure(settings);
+                let env = |k: &str| std::env::var(k).ok();
+                let s = &aws.settings;
+                let row = |name: &str, set: &Option<String>, var: &str| match (set, env(var)) {
+                    (Some(v), _) => format!("{name}: {v} (%aws config)\n"),
+                    (None, Some(v)) => format!("{name}: {v} ({var})\n"),
+                    (None, None) => format!("{name}: from the AWS config files or defaults\n"),
+                };
+                ctx.stdout(&format!(
+                    "{}{}{}",
+                    row("region", &s.region, "AWS_REGION"),
+                    row("profile", &s.profile, "AWS_PROFILE"),
+                    row("endpoint", &s.endpoint_url, "AWS_ENDPOINT_URL")
+                ));
+                Ok(())
+            }
+            AwsCommand::Whoami => {
+                let sts = aws_sdk_sts::Client::new(&aws.sdk()?);
+                let out = aws
+                    .run(ctx, sts.get_caller_identity().send())?
+                    .map_err(|e| aws_error(&aws, "STS GetCallerIdentity", e))?;
+                let (account, arn, user) = (
+                    out.account().unwrap_or_default(),
+                    out.arn().unwrap_or_default(),
+                    out.user_id().unwrap_or_default(),
+                );
+                ctx.display(
+                    MimeBundle::text(format!("Account: {account}\nArn: {arn}\nUserId: {user}"))
+                        .with(
+                            "application/json",
+                            serde_json::json!({"Account": account, "Arn": arn, "UserId": user}),
+                        ),
+                    None,
+                );
+                Ok(())
+            }
+        }
+    }
+}
