@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import pytest
 
@@ -15,7 +16,7 @@ def ak(moto_url, tmp_path_factory):
     home = tmp_path_factory.mktemp("aws-home")
     env = dict(os.environ, HOME=str(home), AWS_ENDPOINT_URL=moto_url, RUSTMAKER_HOME=str(home), **AWS)
     km, kc = start_kernel_with_env(env, home / "kernel.log")
-    kc.home = home
+    kc.home, kc.km = home, km
     yield kc
     kc.stop_channels()
     km.shutdown_kernel(now=True)
@@ -138,6 +139,19 @@ def test_emr_clusters_steps_connect_and_terminate(ak):
     added = stream_text(ok(ak, f"%emr add-step {cluster} --name count --spark-submit --deploy-mode cluster s3://rm-data/job.py"))
     step = added.split("Added step ")[1].split(" ")[0]
     assert step in html_of(ok(ak, f"%emr steps {cluster}"))
+    # moto's steps stay RUNNING: waiting shows the state until the user interrupts, and
+    # the interrupt stops the waiting, not the step.
+    msg_id = ak.execute(f"%emr add-step {cluster} --name long --wait --spark-submit s3://rm-data/long.py")
+    time.sleep(3)
+    ak.km.interrupt_kernel()
+    reply = None
+    while reply is None:
+        msg = ak.get_shell_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            reply = msg["content"]
+    assert reply["status"] == "error" and "stopped waiting for step" in reply["evalue"], reply
+    assert "it keeps running" in reply["evalue"]
+    assert "RUNNING" in html_of(ok(ak, f"%emr steps {cluster}"))
     assert "now use EMR cluster" in stream_text(ok(ak, f"%emr connect {cluster}"))
     ok(ak, f"%emr terminate {cluster}")
     assert "TERMINAT" in html_of(ok(ak, f"%emr describe {cluster}"))
