@@ -20,18 +20,41 @@ pub struct Settings {
 /// Settings, the SDK configuration they give, and the runtime that runs SDK calls.
 pub struct Aws {
     pub settings: Settings,
-    runtime: tokio::runtime::Runtime,
+    runtime: Runtime,
     sdk: Option<SdkConfig>,
+}
+
+/// A runtime made on first use (on the cell thread) and shut down without blocking, so that
+/// the kernel may drop the magics from inside its own async runtime.
+#[derive(Default)]
+struct Runtime(std::sync::OnceLock<tokio::runtime::Runtime>);
+
+impl Runtime {
+    fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        self.0
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a current-thread runtime starts")
+            })
+            .block_on(fut)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl Aws {
     pub fn new() -> Aws {
         Aws {
             settings: Settings::default(),
-            runtime: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a current-thread runtime starts"),
+            runtime: Runtime::default(),
             sdk: None,
         }
     }
