@@ -75,6 +75,16 @@ def run(kc, code: str, timeout: float = 120.0, **kwargs) -> tuple[dict, list[dic
     return reply["content"], collect(kc, msg_id, timeout)
 
 
+def interrupted_reply(kc, km, code: str, after: float) -> tuple[dict, float]:
+    """Runs `code`, interrupts the kernel `after` seconds later; returns the execute_reply
+    content and the seconds from the interrupt to the reply."""
+    msg_id = kc.execute(code)
+    time.sleep(after)
+    started = time.monotonic()
+    km.interrupt_kernel()
+    return reply_to(kc, msg_id, 60)["content"], time.monotonic() - started
+
+
 def error_of(kc, code: str, timeout: float = 120.0) -> str:
     """Runs `code`, which must fail; returns the error's evalue."""
     reply, _ = run(kc, code, timeout=timeout)

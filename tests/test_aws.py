@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import io
 import os
-import time
 
 import pytest
 
-from conftest import AWS, error_of, run, start_kernel_with_env, stream_text
+from conftest import AWS, error_of, interrupted_reply, run, start_kernel_with_env, stream_text
 
 
 @pytest.fixture(scope="module")
@@ -141,14 +140,8 @@ def test_emr_clusters_steps_connect_and_terminate(ak):
     assert step in html_of(ok(ak, f"%emr steps {cluster}"))
     # moto's steps stay RUNNING: waiting shows the state until the user interrupts, and
     # the interrupt stops the waiting, not the step.
-    msg_id = ak.execute(f"%emr add-step {cluster} --name long --wait --spark-submit s3://rm-data/long.py")
-    time.sleep(3)
-    ak.km.interrupt_kernel()
-    reply = None
-    while reply is None:
-        msg = ak.get_shell_msg(timeout=60)
-        if msg["parent_header"].get("msg_id") == msg_id:
-            reply = msg["content"]
+    reply, _ = interrupted_reply(
+        ak, ak.km, f"%emr add-step {cluster} --name long --wait --spark-submit s3://rm-data/long.py", after=3)
     assert reply["status"] == "error" and "stopped waiting for step" in reply["evalue"], reply
     assert "it keeps running" in reply["evalue"]
     assert "RUNNING" in html_of(ok(ak, f"%emr steps {cluster}"))

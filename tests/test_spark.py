@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import threading
-import time
 
 import pytest
 
-from conftest import error_of, run, start_kernel_with_env, stream_text
+from conftest import error_of, interrupted_reply, run, start_kernel_with_env, stream_text
 
 
 @pytest.fixture(scope="module")
@@ -117,18 +115,11 @@ plt.figure(figsize=(2, 2)); plt.plot([1, 3, 2])
 
 def test_interrupt_cancels_the_running_statement_and_keeps_the_session(sk):
     ok(sk, "%%spark\nkept = 42")
-    msg_id = sk.execute("%%spark\nimport time\nspark.range(2).rdd.map(lambda x: time.sleep(120)).collect()")
-    time.sleep(4)
-    started = time.monotonic()
-    sk.km.interrupt_kernel()
-    reply = None
-    while reply is None:
-        msg = sk.get_shell_msg(timeout=60)
-        if msg["parent_header"].get("msg_id") == msg_id:
-            reply = msg["content"]
+    reply, took = interrupted_reply(
+        sk, sk.km, "%%spark\nimport time\nspark.range(2).rdd.map(lambda x: time.sleep(120)).collect()", after=4)
     assert reply["status"] == "error"
     assert "cancelled" in reply["evalue"], reply
-    assert time.monotonic() - started < 30
+    assert took < 30
     assert stream_text(ok(sk, "%%spark\nprint(kept)")) == "42\n"
 
 
