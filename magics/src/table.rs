@@ -108,7 +108,8 @@ pub fn cell_json(value: &AnyValue) -> Value {
     }
 }
 
-fn escape(text: &str) -> String {
+/// Text made safe inside HTML elements and attribute values.
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

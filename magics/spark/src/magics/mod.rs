@@ -23,6 +23,12 @@ use crate::livy::{session_is_finished, Auth, Kind, LivyClient, Session};
 use run::{render_output, run_statement, RunError, Target};
 use sql::Sampling;
 
+/// `text` as a string literal in Python, Scala or R: JSON's escapes are valid in all three
+/// (`$` is plain in a non-interpolated Scala string).
+fn code_literal(text: &str) -> String {
+    serde_json::to_string(text).expect("strings serialise")
+}
+
 /// The session `%%spark`, `%%sql` … use when no `-s` is given.
 pub const DEFAULT_SESSION: &str = "default";
 
@@ -220,6 +226,17 @@ impl State {
                 }
             ))
         })
+    }
+
+    /// The language of session `name` (the default one's, or pyspark before it starts).
+    fn kind_of(&self, name: Option<&str>) -> Result<Kind, MagicError> {
+        match name {
+            Some(n) if n != DEFAULT_SESSION => Ok(self.named(n)?.kind),
+            _ => Ok(self
+                .sessions
+                .get(DEFAULT_SESSION)
+                .map_or(Kind::PySpark, |s| s.kind)),
+        }
     }
 
     fn session(
@@ -537,11 +554,7 @@ impl State {
 
 /// sparkmagic's session table: id, application, kind, state, links, user, current.
 fn session_table(sessions: &[Session], current: Option<u32>, url: &str) -> MimeBundle {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+    let esc = rustmaker_magics::table::escape;
     let link = |v: Option<&Value>, label: &str| match v.and_then(Value::as_str) {
         Some(u) if !u.is_empty() => format!("<a target=\"_blank\" href=\"{}\">{label}</a>", esc(u)),
         _ => String::new(),
@@ -728,13 +741,7 @@ Example:
                 }
                 match opts.context.as_str() {
                     "spark" => {
-                        let kind = match opts.sql.session.as_deref() {
-                            Some(n) if n != DEFAULT_SESSION => st.named(n)?.kind,
-                            _ => st
-                                .sessions
-                                .get(DEFAULT_SESSION)
-                                .map_or(Kind::PySpark, |s| s.kind),
-                        };
+                        let kind = st.kind_of(opts.sql.session.as_deref())?;
                         st.run_code(opts.sql.session.as_deref(), kind, &call.body, ctx)
                     }
                     "sql" => st.run_sql(opts.sql.session.as_deref(), &call.body, &opts.sql, ctx),
@@ -1057,13 +1064,7 @@ impl Magic for SendMagic {
         rustmaker_magics::frames::check_name(&name)?;
         let max_rows = usize::try_from(opts.maxrows).unwrap_or(usize::MAX);
         let mut st = lock(&self.0);
-        let kind = match opts.session.as_deref() {
-            Some(n) if n != DEFAULT_SESSION => st.named(n)?.kind,
-            _ => st
-                .sessions
-                .get(DEFAULT_SESSION)
-                .map_or(Kind::PySpark, |s| s.kind),
-        };
+        let kind = st.kind_of(opts.session.as_deref())?;
         let (code, code_kind) = match opts.vartype.as_str() {
             "str" => {
                 let value = ctx.rust_value(&input)?;

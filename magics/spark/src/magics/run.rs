@@ -258,11 +258,7 @@ pub fn render_output(
 }
 
 fn livy_table_html(table: &Value) -> String {
-    let esc = |s: String| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
+    let esc = |s: String| rustmaker_magics::table::escape(&s);
     let cell = |v: &Value| {
         esc(v
             .as_str()

@@ -5,11 +5,12 @@ use rustmaker_magics::polars::prelude::*;
 use rustmaker_magics::table::cell_json;
 use serde_json::{Map, Value};
 
+use super::code_literal;
 use crate::livy::Kind;
 
 /// The statement (and its kind) that binds `name` to `value` in the session.
 pub fn string_code(name: &str, value: &str, kind: Kind) -> Result<(String, &'static str), String> {
-    let literal = serde_json::to_string(value).expect("strings serialise");
+    let literal = code_literal(value);
     match kind {
         Kind::PySpark => Ok((format!("{name} = {literal}"), "pyspark")),
         Kind::Spark => Ok((format!("val {name} = {literal}"), "spark")),
@@ -91,8 +92,8 @@ pub fn frame_code(
     max_rows: usize,
 ) -> Result<(String, &'static str), String> {
     let (ddl, lines) = frame_json(frame, max_rows);
-    let ddl_lit = serde_json::to_string(&ddl).expect("strings serialise");
-    let rows_lit = serde_json::to_string(&lines.join("\n")).expect("strings serialise");
+    let ddl_lit = code_literal(&ddl);
+    let rows_lit = code_literal(&lines.join("\n"));
     match kind {
         Kind::PySpark => Ok((
             format!(

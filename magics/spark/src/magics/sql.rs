@@ -12,6 +12,7 @@ use base64::Engine as _;
 use rustmaker_magics::polars::prelude::*;
 use serde_json::{Map, Value};
 
+use super::code_literal;
 use crate::livy::Kind;
 
 pub const ARROW_MARK: &str = "RUSTMAKER-ARROW ";
@@ -25,17 +26,6 @@ pub struct Sampling {
     pub max_rows: Option<u64>,
 }
 
-/// A Python string literal holding `text` exactly.
-fn python_str(text: &str) -> String {
-    serde_json::to_string(text).expect("strings serialise")
-}
-
-/// A Scala string literal holding `text` exactly.
-fn scala_str(text: &str) -> String {
-    // JSON escapes are valid Scala escapes, except that `$` is plain in a non-interpolated string.
-    serde_json::to_string(text).expect("strings serialise")
-}
-
 /// The statement that runs `query` and prints the rows, and the statement kind to send it as.
 pub fn query_code(
     query: &str,
@@ -44,7 +34,7 @@ pub fn query_code(
 ) -> Result<(String, &'static str), String> {
     match kind {
         Kind::PySpark => {
-            let mut code = format!("_rm_df = spark.sql({})\n", python_str(query));
+            let mut code = format!("_rm_df = spark.sql({})\n", code_literal(query));
             if let Some(f) = sampling.sample_fraction {
                 code.push_str(&format!("_rm_df = _rm_df.sample(False, {f})\n"));
             }
@@ -77,7 +67,7 @@ del _rm_df, _rm_send"#,
             Ok((code, "pyspark"))
         }
         Kind::Spark => {
-            let mut code = format!("val _rm_df0 = spark.sql({})\n", scala_str(query));
+            let mut code = format!("val _rm_df0 = spark.sql({})\n", code_literal(query));
             let mut expr = "_rm_df0".to_owned();
             if let Some(f) = sampling.sample_fraction {
                 expr = format!("{expr}.sample(false, {f})");
