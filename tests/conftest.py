@@ -178,7 +178,8 @@ AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_AC
 
 @pytest.fixture(scope="session")
 def moto_url(tmp_path_factory):
-    """moto's server on a free loopback port: the AWS endpoint of the tests."""
+    """moto's server on a free loopback port, with the Glue calls moto lacks
+    (tests/aws_double.py): the AWS endpoint of the tests."""
     import socket
     import sys
 
@@ -186,7 +187,7 @@ def moto_url(tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "aws_double.py"), str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -202,3 +203,37 @@ def moto_url(tmp_path_factory):
     proc.terminate()
     proc.wait(timeout=10)
     log.close()
+
+
+@pytest.fixture(scope="module")
+def ak(moto_url, tmp_path_factory):
+    """A kernel whose AWS endpoint is the moto server (one per test module)."""
+    home = tmp_path_factory.mktemp("aws-home")
+    env = dict(os.environ, HOME=str(home), AWS_ENDPOINT_URL=moto_url, RUSTMAKER_HOME=str(home), **AWS)
+    km, kc = start_kernel_with_env(env, home / "kernel.log")
+    kc.home, kc.km = home, km
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def boto(moto_url):
+    """boto3 clients on the moto server, to check what the magics did."""
+    import boto3
+
+    def client(service):
+        return boto3.client(service, endpoint_url=moto_url, region_name=AWS["AWS_REGION"],
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+    return client
+
+
+def ok(kc, code, timeout=120):
+    reply, outputs = run(kc, code, timeout=timeout)
+    assert reply["status"] == "ok", (reply, outputs)
+    return outputs
+
+
+def html_of(outputs):
+    return "".join(m["content"]["data"].get("text/html", "") for m in outputs
+                   if m["msg_type"] in ("display_data", "update_display_data"))

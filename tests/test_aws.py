@@ -7,39 +7,7 @@ import os
 
 import pytest
 
-from conftest import AWS, error_of, interrupted_reply, run, start_kernel_with_env, stream_text
-
-
-@pytest.fixture(scope="module")
-def ak(moto_url, tmp_path_factory):
-    home = tmp_path_factory.mktemp("aws-home")
-    env = dict(os.environ, HOME=str(home), AWS_ENDPOINT_URL=moto_url, RUSTMAKER_HOME=str(home), **AWS)
-    km, kc = start_kernel_with_env(env, home / "kernel.log")
-    kc.home, kc.km = home, km
-    yield kc
-    kc.stop_channels()
-    km.shutdown_kernel(now=True)
-
-
-@pytest.fixture(scope="module")
-def boto(moto_url):
-    import boto3
-
-    def client(service):
-        return boto3.client(service, endpoint_url=moto_url, region_name=AWS["AWS_REGION"],
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
-    return client
-
-
-def ok(kc, code, timeout=120):
-    reply, outputs = run(kc, code, timeout=timeout)
-    assert reply["status"] == "ok", (reply, outputs)
-    return outputs
-
-
-def html_of(outputs):
-    return "".join(m["content"]["data"].get("text/html", "") for m in outputs
-                   if m["msg_type"] in ("display_data", "update_display_data"))
+from conftest import AWS, error_of, html_of, interrupted_reply, ok, start_kernel_with_env, stream_text
 
 
 def test_whoami_and_config(ak):

@@ -67,6 +67,12 @@ impl MagicRegistry {
         Ok(())
     }
 
+    /// Removes a magic and hands it back, so the kernel can put one magic in front of two
+    /// engines that share a name (`%%configure`).
+    pub fn take(&mut self, name: &str) -> Option<Arc<dyn Magic>> {
+        self.magics.remove(name)
+    }
+
     /// All magic names, builtins included, sorted, each with the forms it accepts.
     pub fn names(&self) -> Vec<(String, Vec<MagicForm>)> {
         let mut all: Vec<(String, Vec<MagicForm>)> = BUILTINS

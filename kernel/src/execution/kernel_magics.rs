@@ -49,9 +49,69 @@ pub fn register(registry: &mut MagicRegistry) {
         .register(Arc::new(rustmaker_magics::frames::FramesMagic))
         .expect("kernel magics have unique names");
     let spark = rustmaker_spark::register(registry).expect("Spark magics have unique names");
-    rustmaker_aws::register(
+    let glue = rustmaker_aws::register(
         registry,
         Box::new(move |cluster: &str| spark.use_endpoint(cluster)),
     )
     .expect("AWS magics have unique names");
+    let livy = registry
+        .take("configure")
+        .expect("the Spark magics have %%configure");
+    registry
+        .register(Arc::new(Configure { livy, glue }))
+        .expect("%%configure was taken out");
+}
+
+/// `%%configure` belongs to two engines: sparkmagic's (a Livy session's JSON: driverMemory,
+/// conf, …) and AWS Glue's (a Glue session's settings: worker_type, "--job-arg", …). Their keys
+/// do not overlap, so the cell's keys choose the engine.
+struct Configure {
+    livy: Arc<dyn Magic>,
+    glue: Arc<dyn Magic>,
+}
+
+impl Magic for Configure {
+    fn name(&self) -> &str {
+        "configure"
+    }
+    fn forms(&self) -> &[MagicForm] {
+        self.livy.forms()
+    }
+    fn summary(&self) -> &str {
+        "Settings of the next Spark (Livy) session, or of the Glue session when the keys are Glue's."
+    }
+    fn help(&self) -> String {
+        format!(
+            "Spark through Livy (sparkmagic's keys):\n\n{}\n\n\
+             AWS Glue interactive sessions (Glue's keys):\n\n{}\n\n\
+             The keys choose: a cell whose keys are all Glue's configures Glue; otherwise Livy.",
+            self.livy.help(),
+            self.glue.help()
+        )
+    }
+    fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        let keys: Vec<String> = match serde_json::from_str::<serde_json::Value>(&call.body) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            // Not an object: the Livy side reports it, as sparkmagic would.
+            _ => return self.livy.run(call, ctx),
+        };
+        let (glue, livy): (Vec<&String>, Vec<&String>) = keys
+            .iter()
+            .partition(|k| rustmaker_aws::glue::sessions::is_configure_key(k));
+        match (glue.is_empty(), livy.is_empty()) {
+            (true, _) => self.livy.run(call, ctx),
+            (false, true) => self.glue.run(call, ctx),
+            (false, false) => {
+                Err(MagicError::usage(
+                    "configure",
+                    format!(
+                    "the cell mixes Glue session settings ({}) with Livy session settings ({}); \
+                     configure each in its own %%configure cell",
+                    glue.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+                    livy.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                ))
+            }
+        }
+    }
 }

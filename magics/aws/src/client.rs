@@ -91,6 +91,18 @@ impl Aws {
         Ok(sdk)
     }
 
+    /// The SDK configuration with its region replaced (Glue's `%region`).
+    pub fn sdk_for_region(&mut self, region: Option<&str>) -> Result<SdkConfig, MagicError> {
+        let sdk = self.sdk()?;
+        Ok(match region {
+            Some(r) => sdk
+                .to_builder()
+                .region(aws_config::Region::new(r.to_owned()))
+                .build(),
+            None => sdk,
+        })
+    }
+
     /// Runs an SDK future to completion; while it runs, an interrupt abandons it.
     pub fn run<T>(
         &self,
@@ -179,6 +191,32 @@ where
         _ => format!("{action} failed: {}", DisplayErrorContext(&err)),
     };
     MagicError::Failed(text)
+}
+
+/// The service's error code and message, for errors shown with a context of their own.
+pub fn service_message<E, R>(err: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error() {
+        Some(e) => format!(
+            "{}: {}",
+            e.code().unwrap_or("Error"),
+            e.message().unwrap_or_default()
+        ),
+        None => DisplayErrorContext(err).to_string(),
+    }
+}
+
+/// True when the service answered with this error code (`EntityNotFoundException`, …).
+pub fn has_code<E, R>(err: &aws_sdk_s3::error::SdkError<E, R>, code: &str) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == code)
 }
 
 /// A request that could not be built (a missing required field).

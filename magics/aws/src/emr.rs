@@ -10,10 +10,10 @@ use aws_sdk_emr::types::{
 };
 use clap::{Parser, Subcommand};
 use polars::prelude::*;
-use rustmaker_magics::table::frame_bundle;
 use rustmaker_magics::{Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle};
 
 use crate::client::{aws_error, failed, Aws};
+use crate::show_frame;
 use rustmaker_magics::parse_args;
 
 /// Points the Spark magics' default session at an EMR cluster (given by the kernel).
@@ -167,7 +167,7 @@ Example:
                 let [id, name, state, created] = cols;
                 let df = df!("id" => id, "name" => name, "state" => state, "created" => created)
                     .map_err(failed)?;
-                show(df, output.as_deref(), ctx)
+                show_frame(df, output.as_deref(), ctx)
             }
             EmrCommand::Describe { cluster } => {
                 check_cluster_id(&cluster)?;
@@ -217,7 +217,7 @@ Example:
                     ("log uri", c.log_uri().unwrap_or_default().to_owned()),
                 ];
                 let (k, v): (Vec<&str>, Vec<String>) = fields.into_iter().unzip();
-                show(df!("field" => k, "value" => v).map_err(failed)?, None, ctx)
+                show_frame(df!("field" => k, "value" => v).map_err(failed)?, None, ctx)
             }
             EmrCommand::Create {
                 name,
@@ -281,7 +281,7 @@ Example:
                     );
                 }
                 let [id, name, state] = cols;
-                show(
+                show_frame(
                     df!("id" => id, "name" => name, "state" => state).map_err(failed)?,
                     output.as_deref(),
                     ctx,
@@ -334,17 +334,6 @@ Example:
             EmrCommand::Connect { .. } => unreachable!("handled above"),
         }
     }
-}
-
-fn show(df: DataFrame, output: Option<&str>, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
-    if let Some(name) = output {
-        rustmaker_magics::frames::check_name(name)?;
-    }
-    ctx.display(frame_bundle(&df, 1000), None);
-    if let Some(name) = output {
-        ctx.frames().insert(name, df)?;
-    }
-    Ok(())
 }
 
 /// Shows the step's state in one display until it ends; an interrupt stops waiting only.

@@ -2,10 +2,12 @@
 //!
 //! - [`client`]: settings over the standard AWS chain, the runtime that drives the SDK, and
 //!   errors that say what to set.
-//! - `%aws config|whoami`, [`s3`] (`%s3`), [`emr`] (`%emr`).
+//! - `%aws config|whoami`, [`s3`] (`%s3`), [`emr`] (`%emr`), [`glue`] (`%glue`, `%%glue`,
+//!   `%%glue_script` and the Glue session magics).
 
 pub mod client;
 pub mod emr;
+pub mod glue;
 pub mod s3;
 
 use std::sync::{Arc, Mutex};
@@ -19,12 +21,42 @@ use client::{aws_error, Aws, Settings};
 pub use emr::SparkConnector;
 use rustmaker_magics::parse_args;
 
-/// Registers `%aws`, `%s3` and `%emr`; `connect` points the Spark magics at an EMR cluster.
-pub fn register(registry: &mut MagicRegistry, connect: SparkConnector) -> Result<(), MagicError> {
+/// Registers `%aws`, `%s3`, `%emr` and the Glue magics; `connect` points the Spark magics at
+/// an EMR cluster. Returns Glue's `%%configure`, which the kernel routes to (sparkmagic has a
+/// `%%configure` too); [`glue::sessions::is_configure_key`] tells the two apart.
+pub fn register(
+    registry: &mut MagicRegistry,
+    connect: SparkConnector,
+) -> Result<Arc<dyn Magic>, MagicError> {
     let aws = Arc::new(Mutex::new(Aws::new()));
+    let session = Arc::new(glue::sessions::Session::default());
     registry.register(Arc::new(AwsMagic(aws.clone())))?;
     registry.register(Arc::new(s3::S3Magic(aws.clone())))?;
-    registry.register(Arc::new(emr::EmrMagic { aws, connect }))
+    registry.register(Arc::new(glue::GlueMagic {
+        aws: aws.clone(),
+        session: session.clone(),
+    }))?;
+    registry.register(Arc::new(glue::jobs::GlueScriptMagic {
+        aws: aws.clone(),
+        session: session.clone(),
+    }))?;
+    for (key, summary) in glue::sessions::OPTIONS {
+        registry.register(Arc::new(glue::sessions::OptionMagic {
+            key,
+            summary,
+            session: session.clone(),
+        }))?;
+    }
+    for (name, summary) in glue::sessions::CONTROLS {
+        registry.register(Arc::new(glue::sessions::ControlMagic {
+            name,
+            summary,
+            session: session.clone(),
+            aws: aws.clone(),
+        }))?;
+    }
+    registry.register(Arc::new(emr::EmrMagic { aws, connect }))?;
+    Ok(Arc::new(glue::sessions::ConfigureMagic { session }))
 }
 
 #[derive(Parser, Debug)]
@@ -141,4 +173,20 @@ Example:
             }
         }
     }
+}
+
+/// Shows a listing as a table; with `-o NAME` it is also kept in the frame store.
+pub(crate) fn show_frame(
+    df: polars::prelude::DataFrame,
+    output: Option<&str>,
+    ctx: &mut dyn MagicContext,
+) -> Result<(), MagicError> {
+    if let Some(name) = output {
+        rustmaker_magics::frames::check_name(name)?;
+    }
+    ctx.display(rustmaker_magics::table::frame_bundle(&df, 1000), None);
+    if let Some(name) = output {
+        ctx.frames().insert(name, df)?;
+    }
+    Ok(())
 }

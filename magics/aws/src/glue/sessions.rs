@@ -1,0 +1,1015 @@
+//! The Glue interactive session: its settings (the magics of AWS Glue's own Jupyter kernel,
+//! `%iam_role`, `%worker_type`, … and `%%configure`), its life (started by the first `%%glue`
+//! cell, `%status`, `%stop_session`, `%delete_session`, deleted when the kernel exits), and
+//! statements run in it (RunStatement, then GetStatement until the statement ends, with live
+//! progress; an interrupt is CancelStatement).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_glue::types::{
+    ConnectionsList, SessionCommand, SessionStatus, StatementState, WorkerType,
+};
+use polars::prelude::*;
+use rustmaker_magics::{Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle};
+use serde_json::Value;
+
+use super::{check_glue_version, check_worker_type, check_workers, client};
+use crate::client::{aws_error, failed, has_code, Aws};
+use crate::show_frame;
+
+/// How long a new session may take to become READY before the cell gives up waiting.
+const PROVISIONING_LIMIT: Duration = Duration::from_secs(600);
+/// How long a cancelled statement may take to report CANCELLED.
+const CANCEL_LIMIT: Duration = Duration::from_secs(30);
+/// Progress is shown for statements that run longer than this.
+const PROGRESS_AFTER: Duration = Duration::from_millis(700);
+
+/// The settings the next session is created with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    pub iam_role: Option<String>,
+    pub region: Option<String>,
+    pub glue_version: String,
+    pub worker_type: String,
+    pub number_of_workers: i32,
+    /// Minutes without a statement before Glue stops the session.
+    pub idle_timeout: i32,
+    pub session_id_prefix: String,
+    pub connections: Vec<String>,
+    pub extra_py_files: Vec<String>,
+    pub additional_python_modules: Vec<String>,
+    /// `--key: value` job arguments from `%%configure`.
+    pub job_args: BTreeMap<String, String>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        // The defaults of AWS Glue's own magics, except the version (the newest).
+        SessionConfig {
+            iam_role: None,
+            region: None,
+            glue_version: "5.0".into(),
+            worker_type: "G.1X".into(),
+            number_of_workers: 5,
+            idle_timeout: 2880,
+            session_id_prefix: "rustmaker".into(),
+            connections: Vec::new(),
+            extra_py_files: Vec::new(),
+            additional_python_modules: Vec::new(),
+            job_args: BTreeMap::new(),
+        }
+    }
+}
+
+/// The option magics, by name, with what each sets.
+pub const OPTIONS: [(&str, &str); 10] = [
+    ("iam_role", "The IAM role ARN the session runs as."),
+    (
+        "region",
+        "The AWS region of the Glue session (and of %glue).",
+    ),
+    ("glue_version", "The Glue version: 2.0, 3.0, 4.0 or 5.0."),
+    (
+        "worker_type",
+        "The worker type: G.1X, G.2X, G.4X, G.8X, G.025X, Z.2X, …",
+    ),
+    ("number_of_workers", "How many workers (at least 2)."),
+    (
+        "idle_timeout",
+        "Minutes without a statement before Glue stops the session.",
+    ),
+    ("session_id_prefix", "The prefix of new session IDs."),
+    ("connections", "Glue connections, comma-separated."),
+    (
+        "extra_py_files",
+        "s3:// Python files for the session, comma-separated.",
+    ),
+    (
+        "additional_python_modules",
+        "pip packages for the session, comma-separated.",
+    ),
+];
+
+fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn int(key: &str, text: &str) -> Result<i32, MagicError> {
+    text.trim()
+        .parse()
+        .map_err(|_| failed(format!("{key}: `{text}` is not a whole number")))
+}
+
+impl SessionConfig {
+    /// Sets one option from its text form; the option names are those of AWS Glue's magics,
+    /// and `--name` keys are job arguments.
+    pub fn set(&mut self, key: &str, text: &str) -> Result<(), MagicError> {
+        let text = text.trim();
+        match key {
+            "iam_role" => {
+                let arn_ok = text.starts_with("arn:aws") && text.contains(":role/");
+                if !arn_ok {
+                    return Err(failed(format!(
+                        "iam_role: `{text}` is not a role ARN; write arn:aws:iam::ACCOUNT:role/NAME"
+                    )));
+                }
+                self.iam_role = Some(text.to_owned());
+            }
+            "region" => {
+                let ok = !text.is_empty()
+                    && text.contains('-')
+                    && text.ends_with(|c: char| c.is_ascii_digit())
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                if !ok {
+                    return Err(failed(format!(
+                        "region: `{text}` is not an AWS region name (like us-east-1)"
+                    )));
+                }
+                self.region = Some(text.to_owned());
+            }
+            "glue_version" => {
+                check_glue_version(text)?;
+                self.glue_version = text.to_owned();
+            }
+            "worker_type" => {
+                check_worker_type(text)?;
+                self.worker_type = text.to_owned();
+            }
+            "number_of_workers" => {
+                let n = int(key, text)?;
+                check_workers(n)?;
+                self.number_of_workers = n;
+            }
+            "idle_timeout" => {
+                let n = int(key, text)?;
+                if n < 1 {
+                    return Err(failed(format!(
+                        "idle_timeout: {n} minutes; give at least 1"
+                    )));
+                }
+                self.idle_timeout = n;
+            }
+            "session_id_prefix" => {
+                let ok = !text.is_empty()
+                    && text.len() <= 60
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !ok {
+                    return Err(failed(format!(
+                        "session_id_prefix: `{text}`: use 1 to 60 letters, digits, `-` and `_`"
+                    )));
+                }
+                self.session_id_prefix = text.to_owned();
+            }
+            "connections" => self.connections = list(text),
+            "extra_py_files" => {
+                let files = list(text);
+                if let Some(bad) = files.iter().find(|f| !f.starts_with("s3://")) {
+                    return Err(failed(format!(
+                        "extra_py_files: `{bad}` is not an s3:// URL (upload it with %s3 cp first)"
+                    )));
+                }
+                self.extra_py_files = files;
+            }
+            "additional_python_modules" => self.additional_python_modules = list(text),
+            arg if arg.starts_with("--") && arg.len() > 2 => {
+                self.job_args.insert(arg.to_owned(), text.to_owned());
+            }
+            other => {
+                let known: Vec<&str> = OPTIONS.iter().map(|(k, _)| *k).collect();
+                return Err(failed(format!(
+                    "`{other}` is not a Glue session setting; use one of {} or a `--job-argument`",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The value of an option as the magics show it.
+    pub fn get(&self, key: &str) -> String {
+        match key {
+            "iam_role" => self.iam_role.clone().unwrap_or_else(|| "(not set)".into()),
+            "region" => self
+                .region
+                .clone()
+                .unwrap_or_else(|| "(the kernel's AWS region)".into()),
+            "glue_version" => self.glue_version.clone(),
+            "worker_type" => self.worker_type.clone(),
+            "number_of_workers" => self.number_of_workers.to_string(),
+            "idle_timeout" => self.idle_timeout.to_string(),
+            "session_id_prefix" => self.session_id_prefix.clone(),
+            "connections" => self.connections.join(","),
+            "extra_py_files" => self.extra_py_files.join(","),
+            "additional_python_modules" => self.additional_python_modules.join(","),
+            arg => self.job_args.get(arg).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The DefaultArguments the session is created with.
+    fn default_arguments(&self) -> std::collections::HashMap<String, String> {
+        let mut args: std::collections::HashMap<String, String> =
+            [("--enable-glue-datacatalog".to_owned(), "true".to_owned())].into();
+        if !self.extra_py_files.is_empty() {
+            args.insert("--extra-py-files".into(), self.extra_py_files.join(","));
+        }
+        if !self.additional_python_modules.is_empty() {
+            args.insert(
+                "--additional-python-modules".into(),
+                self.additional_python_modules.join(","),
+            );
+        }
+        args.extend(self.job_args.clone());
+        args
+    }
+}
+
+/// True for the keys of Glue's `%%configure` (which are not Livy's): the kernel routes a
+/// `%%configure` whose keys are all Glue's to the Glue session.
+pub fn is_configure_key(key: &str) -> bool {
+    OPTIONS.iter().any(|(k, _)| *k == key) || (key.starts_with("--") && key.len() > 2)
+}
+
+#[derive(Debug, Clone)]
+struct Current {
+    id: String,
+    region: Option<String>,
+}
+
+/// The kernel's Glue session: the settings for the next one and the one in use.
+#[derive(Default)]
+pub struct Session {
+    inner: Mutex<(SessionConfig, Option<Current>)>,
+}
+
+fn new_session_id(prefix: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    format!("{prefix}-{:016x}", h.finish())
+}
+
+impl Session {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (SessionConfig, Option<Current>)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn region(&self) -> Option<String> {
+        self.lock().0.region.clone()
+    }
+
+    pub fn config(&self) -> SessionConfig {
+        self.lock().0.clone()
+    }
+
+    fn current(&self) -> Option<Current> {
+        self.lock().1.clone()
+    }
+
+    fn forget(&self, id: &str) {
+        let mut inner = self.lock();
+        if inner.1.as_ref().is_some_and(|c| c.id == id) {
+            inner.1 = None;
+        }
+    }
+
+    /// Applies settings; all of them or none (the first bad one is reported).
+    pub fn set_all(
+        &self,
+        pairs: &[(String, String)],
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
+        let mut inner = self.lock();
+        let mut config = inner.0.clone();
+        for (k, v) in pairs {
+            config.set(k, v)?;
+        }
+        let changed = config != inner.0;
+        inner.0 = config;
+        if let (true, Some(current)) = (changed, &inner.1) {
+            ctx.stdout(&format!(
+                "The new settings apply to the next session; session {} keeps its own. \
+                 `%stop_session` ends it.\n",
+                current.id
+            ));
+        }
+        Ok(())
+    }
+
+    /// `%%configure` with Glue's keys: a JSON object of settings.
+    pub fn configure(&self, body: &str, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        let value: Value = serde_json::from_str(body).map_err(|e| {
+            MagicError::usage("configure", format!("the cell is not valid JSON: {e}"))
+        })?;
+        let Value::Object(map) = value else {
+            return Err(MagicError::usage(
+                "configure",
+                "the cell must be a JSON object, like {\"worker_type\": \"G.2X\"}",
+            ));
+        };
+        let pairs = map
+            .into_iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s,
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|i| {
+                            i.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| i.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    other => {
+                        return Err(failed(format!(
+                            "{k}: {other} is not a value a Glue setting takes"
+                        )))
+                    }
+                };
+                Ok((k, text))
+            })
+            .collect::<Result<Vec<_>, MagicError>>()?;
+        self.set_all(&pairs, ctx)?;
+        self.show_status(None, ctx)
+    }
+
+    /// A table of the session (when there is one) and the settings.
+    fn show_status(
+        &self,
+        aws: Option<&Mutex<Aws>>,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
+        let (config, current) = {
+            let inner = self.lock();
+            (inner.0.clone(), inner.1.clone())
+        };
+        let mut rows: Vec<(String, String)> = Vec::new();
+        match (&current, aws) {
+            (Some(c), Some(aws)) => {
+                let mut aws = aws.lock().unwrap_or_else(|p| p.into_inner());
+                let glue = client(&mut aws, c.region.as_deref())?;
+                let got = aws.run(ctx, glue.get_session().id(&c.id).send())?;
+                rows.push(("session_id".into(), c.id.clone()));
+                match got {
+                    Ok(out) => {
+                        let s = out.session();
+                        let status = s
+                            .and_then(|s| s.status())
+                            .map(|s| s.as_str().to_owned())
+                            .unwrap_or_default();
+                        rows.push(("status".into(), status));
+                        rows.push((
+                            "created".into(),
+                            s.and_then(|s| s.created_on())
+                                .map(|t| t.to_string())
+                                .unwrap_or_default(),
+                        ));
+                        if let Some(role) = s.and_then(|s| s.role()) {
+                            rows.push(("role".into(), role.to_owned()));
+                        }
+                    }
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|s| s.is_entity_not_found_exception()) =>
+                    {
+                        rows.push(("status".into(), "gone (deleted or expired)".into()));
+                    }
+                    Err(e) => return Err(aws_error(&aws, &format!("reading session {}", c.id), e)),
+                }
+            }
+            (Some(c), None) => rows.push(("session_id".into(), c.id.clone())),
+            (None, _) => rows.push((
+                "session_id".into(),
+                "(none: the next %%glue cell starts one)".into(),
+            )),
+        }
+        for (key, _) in OPTIONS {
+            rows.push((key.into(), config.get(key)));
+        }
+        for (k, v) in &config.job_args {
+            rows.push((k.clone(), v.clone()));
+        }
+        let (k, v): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+        show_frame(
+            df!("setting" => k, "value" => v).map_err(failed)?,
+            None,
+            ctx,
+        )
+    }
+
+    /// The session in use, started (and waited for) if there is none.
+    fn ensure(
+        &self,
+        aws: &Aws,
+        glue: &aws_sdk_glue::Client,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<String, MagicError> {
+        let (config, current) = {
+            let inner = self.lock();
+            (inner.0.clone(), inner.1.clone())
+        };
+        let id = match current {
+            Some(c) => c.id,
+            None => {
+                let role = config.iam_role.clone().ok_or_else(|| {
+                    failed(
+                        "no IAM role for the Glue session: run `%iam_role arn:aws:iam::ACCOUNT:role/NAME` \
+                         (or give iam_role in %%configure)",
+                    )
+                })?;
+                let id = new_session_id(&config.session_id_prefix);
+                let create = glue
+                    .create_session()
+                    .id(&id)
+                    .role(role)
+                    .command(
+                        SessionCommand::builder()
+                            .name("glueetl")
+                            .python_version("3")
+                            .build(),
+                    )
+                    .glue_version(&config.glue_version)
+                    .worker_type(WorkerType::from(config.worker_type.as_str()))
+                    .number_of_workers(config.number_of_workers)
+                    .idle_timeout(config.idle_timeout)
+                    .set_default_arguments(Some(config.default_arguments()))
+                    .set_connections((!config.connections.is_empty()).then(|| {
+                        ConnectionsList::builder()
+                            .set_connections(Some(config.connections.clone()))
+                            .build()
+                    }))
+                    .request_origin("rustmaker")
+                    .send();
+                aws.run(ctx, create)?
+                    .map_err(|e| aws_error(aws, "creating a Glue interactive session", e))?;
+                self.lock().1 = Some(Current {
+                    id: id.clone(),
+                    region: config.region.clone(),
+                });
+                ctx.stdout(&format!(
+                    "Started Glue session {id} (Glue {}, {} × {}, idle timeout {} min).\n",
+                    config.glue_version,
+                    config.number_of_workers,
+                    config.worker_type,
+                    config.idle_timeout
+                ));
+                id
+            }
+        };
+        self.wait_ready(aws, glue, &id, ctx)?;
+        Ok(id)
+    }
+
+    fn wait_ready(
+        &self,
+        aws: &Aws,
+        glue: &aws_sdk_glue::Client,
+        id: &str,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
+        let started = Instant::now();
+        let display_id = format!("glue-session-{id}");
+        let mut shown = false;
+        let mut pause = Duration::from_millis(200);
+        loop {
+            let out = aws
+                .run(ctx, glue.get_session().id(id).send())
+                .map_err(|e| self.provisioning_interrupted(e, id))?;
+            let out = match out {
+                Ok(out) => out,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_entity_not_found_exception()) =>
+                {
+                    self.forget(id);
+                    return Err(failed(format!(
+                        "Glue session {id} no longer exists; run the cell again to start a new session"
+                    )));
+                }
+                Err(e) => return Err(aws_error(aws, &format!("reading Glue session {id}"), e)),
+            };
+            let session = out.session();
+            let status = session.and_then(|s| s.status()).cloned();
+            match status {
+                Some(SessionStatus::Ready) => {
+                    if shown {
+                        ctx.update_display(
+                            MimeBundle::text(format!("Glue session {id}: READY")),
+                            &display_id,
+                        );
+                    }
+                    return Ok(());
+                }
+                Some(SessionStatus::Provisioning) | None => {}
+                Some(other) => {
+                    self.forget(id);
+                    let reason = session
+                        .and_then(|s| s.error_message())
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default();
+                    return Err(failed(format!(
+                        "Glue session {id} is {}{reason}; run the cell again to start a new session",
+                        other.as_str()
+                    )));
+                }
+            }
+            let text = format!(
+                "Glue session {id}: PROVISIONING ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+            if shown {
+                ctx.update_display(MimeBundle::text(text), &display_id);
+            } else {
+                ctx.display(MimeBundle::text(text), Some(&display_id));
+                shown = true;
+            }
+            if started.elapsed() > PROVISIONING_LIMIT {
+                return Err(failed(format!(
+                    "Glue session {id} is still provisioning after {} s; run the cell again to keep \
+                     waiting, or `%delete_session`",
+                    PROVISIONING_LIMIT.as_secs()
+                )));
+            }
+            sleep_unless_interrupted(pause, ctx)
+                .map_err(|e| self.provisioning_interrupted(e, id))?;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    fn provisioning_interrupted(&self, e: MagicError, id: &str) -> MagicError {
+        match e {
+            MagicError::Interrupted => failed(format!(
+                "interrupted: stopped waiting for Glue session {id} to start; the next %%glue cell \
+                 waits for it, `%delete_session` ends it"
+            )),
+            e => e,
+        }
+    }
+
+    /// `%%glue`: runs the cell as a statement and shows its output.
+    pub fn run_statement(
+        &self,
+        aws: &Mutex<Aws>,
+        code: &str,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
+        if code.trim().is_empty() {
+            return Err(MagicError::usage(
+                "glue",
+                "the cell is empty: write the code to run below `%%glue`",
+            ));
+        }
+        let region = self
+            .current()
+            .map(|c| c.region)
+            .unwrap_or_else(|| self.region());
+        let mut aws = aws.lock().unwrap_or_else(|p| p.into_inner());
+        let glue = client(&mut aws, region.as_deref())?;
+        let aws = &*aws;
+        let id = self.ensure(aws, &glue, ctx)?;
+        let sent = aws.run(ctx, glue.run_statement().session_id(&id).code(code).send())?;
+        let statement = match sent {
+            Ok(out) => out.id(),
+            Err(e) => {
+                let gone = e.as_service_error().is_some_and(|s| {
+                    s.is_entity_not_found_exception() || s.is_illegal_session_state_exception()
+                });
+                if gone {
+                    self.forget(&id);
+                    return Err(failed(format!(
+                        "Glue session {id} cannot run statements any more ({}); run the cell again \
+                         to start a new session",
+                        crate::client::service_message(&e)
+                    )));
+                }
+                return Err(aws_error(aws, &format!("running a statement in {id}"), e));
+            }
+        };
+        self.follow(aws, &glue, &id, statement, ctx)
+    }
+
+    /// Polls the statement until it ends; shows progress while it runs; cancels on interrupt.
+    fn follow(
+        &self,
+        aws: &Aws,
+        glue: &aws_sdk_glue::Client,
+        id: &str,
+        statement: i32,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
+        let started = Instant::now();
+        let display_id = format!("glue-statement-{id}-{statement}");
+        let mut shown = false;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let polled = aws.run(
+                ctx,
+                glue.get_statement().session_id(id).id(statement).send(),
+            );
+            let out = match polled {
+                Err(MagicError::Interrupted) => return self.cancel(aws, glue, id, statement, ctx),
+                Err(e) => return Err(e),
+                Ok(r) => r.map_err(|e| {
+                    aws_error(aws, &format!("reading statement {statement} of {id}"), e)
+                })?,
+            };
+            let st = out
+                .statement
+                .ok_or_else(|| failed(format!("Glue returned no statement {statement}")))?;
+            let state = st.state().cloned();
+            match state {
+                Some(StatementState::Available | StatementState::Error) => {
+                    if shown {
+                        ctx.update_display(
+                            MimeBundle::text(format!(
+                                "Statement {statement}: done in {:.1} s",
+                                started.elapsed().as_secs_f64()
+                            )),
+                            &display_id,
+                        );
+                    }
+                    return show_output(&st, ctx);
+                }
+                Some(StatementState::Cancelled) => {
+                    return Err(failed(format!(
+                        "statement {statement} of Glue session {id} was cancelled"
+                    )))
+                }
+                _ => {}
+            }
+            if started.elapsed() >= PROGRESS_AFTER {
+                let text = format!(
+                    "Statement {statement}: {} {:.0}% ({:.0} s)",
+                    state.as_ref().map(|s| s.as_str()).unwrap_or("WAITING"),
+                    st.progress() * 100.0,
+                    started.elapsed().as_secs_f64()
+                );
+                if shown {
+                    ctx.update_display(MimeBundle::text(text), &display_id);
+                } else {
+                    ctx.display(MimeBundle::text(text), Some(&display_id));
+                    shown = true;
+                }
+            }
+            if sleep_unless_interrupted(pause, ctx).is_err() {
+                return self.cancel(aws, glue, id, statement, ctx);
+            }
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// CancelStatement, then waits (bounded) for Glue to report it; the session stays.
+    fn cancel(
+        &self,
+        aws: &Aws,
+        glue: &aws_sdk_glue::Client,
+        id: &str,
+        statement: i32,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
+        aws.runtime_block(glue.cancel_statement().session_id(id).id(statement).send())
+            .map_err(|e| aws_error(aws, &format!("cancelling statement {statement} of {id}"), e))?;
+        let deadline = Instant::now() + CANCEL_LIMIT;
+        while Instant::now() < deadline {
+            let out = aws.runtime_block(glue.get_statement().session_id(id).id(statement).send());
+            let state = out
+                .ok()
+                .and_then(|o| o.statement)
+                .and_then(|s| s.state().cloned());
+            if matches!(
+                state,
+                Some(StatementState::Cancelled | StatementState::Available | StatementState::Error)
+            ) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        ctx.stderr(&format!(
+            "Statement {statement} cancelled; Glue session {id} is kept.\n"
+        ));
+        Err(MagicError::Interrupted)
+    }
+
+    /// `%stop_session` / `%delete_session`.
+    fn end(
+        &self,
+        aws: &Mutex<Aws>,
+        delete: bool,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
+        let current = self.current().ok_or_else(|| {
+            failed("there is no Glue session in this kernel (`%list_sessions` lists the account's)")
+        })?;
+        let mut aws = aws.lock().unwrap_or_else(|p| p.into_inner());
+        let glue = client(&mut aws, current.region.as_deref())?;
+        let aws = &*aws;
+        let id = &current.id;
+        let result = if delete {
+            aws.run(ctx, glue.delete_session().id(id).send())?
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        has_code(&e, "EntityNotFoundException"),
+                        aws_error(aws, &format!("deleting Glue session {id}"), e),
+                    )
+                })
+        } else {
+            aws.run(ctx, glue.stop_session().id(id).send())?
+                .map(|_| ())
+                .map_err(|e| {
+                    (
+                        has_code(&e, "EntityNotFoundException"),
+                        aws_error(aws, &format!("stopping Glue session {id}"), e),
+                    )
+                })
+        };
+        match result {
+            Ok(()) | Err((true, _)) => {
+                self.forget(id);
+                let verb = if delete { "Deleted" } else { "Stopped" };
+                ctx.stdout(&format!(
+                    "{verb} Glue session {id}; the next %%glue cell starts a new one.\n"
+                ));
+                Ok(())
+            }
+            Err((false, e)) => Err(e),
+        }
+    }
+
+    /// Deletes the session when the kernel exits, as AWS Glue's kernel does.
+    pub fn shutdown(&self, aws: &Mutex<Aws>) {
+        let Some(current) = self.current() else {
+            return;
+        };
+        let mut aws = aws.lock().unwrap_or_else(|p| p.into_inner());
+        if let Ok(glue) = client(&mut aws, current.region.as_deref()) {
+            let _ = aws.runtime_block(async {
+                tokio::time::timeout(
+                    Duration::from_secs(10),
+                    glue.delete_session().id(&current.id).send(),
+                )
+                .await
+            });
+        }
+        self.forget(&current.id);
+    }
+}
+
+fn sleep_unless_interrupted(pause: Duration, ctx: &dyn MagicContext) -> Result<(), MagicError> {
+    let deadline = Instant::now() + pause;
+    loop {
+        if ctx.is_interrupted() {
+            return Err(MagicError::Interrupted);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(());
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}
+
+/// A finished statement's text, or its error as the session raised it.
+fn show_output(
+    st: &aws_sdk_glue::types::Statement,
+    ctx: &mut dyn MagicContext,
+) -> Result<(), MagicError> {
+    let output = st.output();
+    let text = output
+        .and_then(|o| o.data())
+        .and_then(|d| d.text_plain())
+        .unwrap_or_default();
+    let status = output
+        .and_then(|o| o.status())
+        .map(|s| s.as_str().to_ascii_lowercase())
+        .unwrap_or_default();
+    let failed_statement = status == "error"
+        || st.state() == Some(&StatementState::Error)
+        || output.and_then(|o| o.error_name()).is_some();
+    if !text.is_empty() {
+        ctx.stdout(text);
+        if !text.ends_with('\n') {
+            ctx.stdout("\n");
+        }
+    }
+    if failed_statement {
+        let output = output
+            .cloned()
+            .unwrap_or_else(|| aws_sdk_glue::types::StatementOutput::builder().build());
+        return Err(MagicError::Remote {
+            ename: output
+                .error_name()
+                .unwrap_or("GlueStatementError")
+                .to_owned(),
+            evalue: output
+                .error_value()
+                .unwrap_or("the statement failed")
+                .to_owned(),
+            traceback: output.traceback().to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// `%iam_role`, `%worker_type`, …: sets one setting of the next session, or shows it.
+pub struct OptionMagic {
+    pub key: &'static str,
+    pub summary: &'static str,
+    pub session: Arc<Session>,
+}
+
+impl Magic for OptionMagic {
+    fn name(&self) -> &str {
+        self.key
+    }
+    fn forms(&self) -> &[MagicForm] {
+        &[MagicForm::Line]
+    }
+    fn summary(&self) -> &str {
+        self.summary
+    }
+    fn help(&self) -> String {
+        format!(
+            "%{key} VALUE\n%{key}           (shows the current value)\n\n{summary}\n\
+             The Glue interactive session started by the next %%glue cell uses it; a session already\n\
+             running keeps its own settings (`%stop_session` ends it). `%status` shows every setting,\n\
+             `%%configure` sets several at once.",
+            key = self.key,
+            summary = self.summary
+        )
+    }
+    fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        let value = call.args.trim();
+        if value.is_empty() {
+            ctx.stdout(&format!(
+                "{}: {}\n",
+                self.key,
+                self.session.config().get(self.key)
+            ));
+            return Ok(());
+        }
+        let value = value.trim_matches(|c| c == '"' || c == '\'');
+        self.session
+            .set_all(&[(self.key.to_owned(), value.to_owned())], ctx)?;
+        ctx.stdout(&format!(
+            "{} set to {}\n",
+            self.key,
+            self.session.config().get(self.key)
+        ));
+        Ok(())
+    }
+}
+
+/// `%status`, `%session_id`, `%list_sessions`, `%stop_session`, `%delete_session`.
+pub struct ControlMagic {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub session: Arc<Session>,
+    pub aws: Arc<Mutex<Aws>>,
+}
+
+pub const CONTROLS: [(&str, &str); 5] = [
+    (
+        "status",
+        "The Glue session's status and the settings of the next one.",
+    ),
+    ("session_id", "The ID of the kernel's Glue session."),
+    (
+        "list_sessions",
+        "The account's Glue interactive sessions (`-o NAME` keeps the table).",
+    ),
+    (
+        "stop_session",
+        "Stop the kernel's Glue session (the next %%glue cell starts a new one).",
+    ),
+    (
+        "delete_session",
+        "Delete the kernel's Glue session (the next %%glue cell starts a new one).",
+    ),
+];
+
+impl Magic for ControlMagic {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn forms(&self) -> &[MagicForm] {
+        &[MagicForm::Line]
+    }
+    fn summary(&self) -> &str {
+        self.summary
+    }
+    fn help(&self) -> String {
+        let usage = if self.name == "list_sessions" {
+            "%list_sessions [-o NAME]".to_owned()
+        } else {
+            format!("%{}", self.name)
+        };
+        format!("{usage}\n\n{}", self.summary)
+    }
+    fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        let argv = call.argv()?;
+        let output = match (self.name, argv.as_slice()) {
+            (_, []) => None,
+            ("list_sessions", [flag, name]) if flag == "-o" || flag == "--output" => {
+                Some(name.clone())
+            }
+            _ => {
+                return Err(MagicError::usage(
+                    self.name,
+                    format!(
+                        "unexpected arguments `{}`; see `%{}?`",
+                        call.args, self.name
+                    ),
+                ))
+            }
+        };
+        match self.name {
+            "status" => self.session.show_status(Some(&self.aws), ctx),
+            "session_id" => {
+                match self.session.current() {
+                    Some(c) => ctx.stdout(&format!("{}\n", c.id)),
+                    None => ctx.stdout("No Glue session yet; the next %%glue cell starts one.\n"),
+                }
+                Ok(())
+            }
+            "stop_session" => self.session.end(&self.aws, false, ctx),
+            "delete_session" => self.session.end(&self.aws, true, ctx),
+            _ => {
+                let region = self.session.region();
+                let mut aws = self.aws.lock().unwrap_or_else(|p| p.into_inner());
+                let glue = client(&mut aws, region.as_deref())?;
+                let aws = &*aws;
+                let mut sessions = Vec::new();
+                let mut token = None;
+                loop {
+                    let out = aws
+                        .run(ctx, glue.list_sessions().set_next_token(token).send())?
+                        .map_err(|e| aws_error(aws, "listing Glue sessions", e))?;
+                    sessions.extend(out.sessions().iter().cloned());
+                    token = out.next_token().map(str::to_owned);
+                    if token.is_none() {
+                        break;
+                    }
+                }
+                let df = df!(
+                    "id" => sessions.iter().map(|s| s.id().unwrap_or_default()).collect::<Vec<_>>(),
+                    "status" => sessions.iter().map(|s| s.status().map(|s| s.as_str()).unwrap_or_default()).collect::<Vec<_>>(),
+                    "created" => sessions.iter().map(|s| s.created_on().map(|t| t.to_string()).unwrap_or_default()).collect::<Vec<_>>(),
+                    "glue_version" => sessions.iter().map(|s| s.glue_version().unwrap_or_default()).collect::<Vec<_>>(),
+                    "worker_type" => sessions.iter().map(|s| s.worker_type().map(|w| w.as_str()).unwrap_or_default()).collect::<Vec<_>>(),
+                    "workers" => sessions.iter().map(|s| s.number_of_workers()).collect::<Vec<_>>()
+                )
+                .map_err(failed)?;
+                show_frame(df, output.as_deref(), ctx)
+            }
+        }
+    }
+}
+
+/// Glue's `%%configure`. The kernel owns the `%%configure` name (sparkmagic has one too) and
+/// hands it cells whose keys are all Glue's ([`is_configure_key`]).
+pub struct ConfigureMagic {
+    pub session: Arc<Session>,
+}
+
+impl Magic for ConfigureMagic {
+    fn name(&self) -> &str {
+        "configure"
+    }
+    fn forms(&self) -> &[MagicForm] {
+        &[MagicForm::Cell]
+    }
+    fn summary(&self) -> &str {
+        "Glue session settings as JSON (iam_role, worker_type, number_of_workers, …, \"--job-arg\")."
+    }
+    fn help(&self) -> String {
+        let keys: Vec<&str> = OPTIONS.iter().map(|(k, _)| *k).collect();
+        format!(
+            "%%configure\n{{\"worker_type\": \"G.2X\", \"number_of_workers\": 10, \"--conf\": \"spark.sql.shuffle.partitions=8\"}}\n\n\
+             Sets several settings of the next Glue interactive session at once. Keys: {}, and job\n\
+             arguments written `--name`. Lists take a JSON array or a comma-separated string.",
+            keys.join(", ")
+        )
+    }
+    fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        self.session.configure(&call.body, ctx)
+    }
+}
