@@ -86,6 +86,8 @@ def test_job_bad_inputs_leave_nothing_behind(ak, boto, moto_url, tmp_path):
     assert "Glue version `1.5`" in error_of(ak, create + " --glue-version 1.5")
     assert "at least 2" in error_of(ak, create + " --number-of-workers 1")
     assert "KEY=VALUE" in error_of(ak, create + " --arg novalue")
+    assert "--role" in error_of(ak, f"%glue job create bad --script {script}")
+    assert "not a valid bucket name" in error_of(ak, f"%glue job create bad --script s3://B/x.py --role {ROLE}")
     assert "cannot read the script /nowhere/x.py" in error_of(
         ak, f"%glue job create bad --script /nowhere/x.py --role {ROLE}")
     # CreateJob refused after the upload: the uploaded script is removed again.

@@ -37,6 +37,12 @@ def _check_aws(nb):
     assert "sales: 4 rows × 3 columns" in by_source["%frames sales"][0]["text"]
     listing = by_source["%s3 ls s3://rustmaker-demo/ --recursive"][0]["data"]["text/html"]
     assert "raw/sales.csv" in listing and "curated/sales.parquet" in listing
+    runs = next(outs for src, outs in by_source.items() if src == "%glue job runs nightly-etl")
+    assert "SUCCEEDED" in runs[0]["data"]["text/html"]
+    first = next(outs for src, outs in by_source.items() if src.startswith("%%glue\nsales"))
+    assert "total: 29.75\n" in "".join(o.get("text", "") for o in first)
+    assert "59.5" in "".join(o.get("text", "") for o in by_source["%%glue\ntotal * 2"])
+    assert "partition_key" in by_source["%frames orders_schema"][0]["text"]
 
 
 # What each notebook must show besides running without errors.
@@ -45,13 +51,27 @@ CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "a
 
 @pytest.fixture(autouse=True)
 def aws_is_moto(request, monkeypatch):
-    """The AWS notebook talks to moto's server."""
+    """The AWS notebooks talk to moto's server, whose Data Catalog holds a table, as an
+    account's would."""
     if "aws.ipynb" in request.node.name:
+        import boto3
+
         from conftest import AWS
 
-        monkeypatch.setenv("AWS_ENDPOINT_URL", request.getfixturevalue("moto_url"))
+        url = request.getfixturevalue("moto_url")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
         for k, v in AWS.items():
             monkeypatch.setenv(k, v)
+        glue = boto3.client("glue", endpoint_url=url, region_name=AWS["AWS_REGION"],
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        if "sales" not in [d["Name"] for d in glue.get_databases()["DatabaseList"]]:
+            glue.create_database(DatabaseInput={"Name": "sales"})
+            glue.create_table(DatabaseName="sales", TableInput={
+                "Name": "orders",
+                "StorageDescriptor": {"Columns": [{"Name": "region", "Type": "string"},
+                                                  {"Name": "amount", "Type": "double"}],
+                                      "Location": "s3://rustmaker-demo/curated/orders/"},
+                "PartitionKeys": [{"Name": "day", "Type": "string"}]})
 
 
 @pytest.fixture(autouse=True)
