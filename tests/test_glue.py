@@ -171,6 +171,12 @@ def test_session_settings_statements_interrupt_and_end(ak, boto, moto_url):
     assert session["DefaultArguments"]["--enable-glue-datacatalog"] == "true"
     assert "43" in stream_text(ok(ak, "%%glue\nx + 1\n"))
 
+    reply, outputs = run(ak, "%%glue\nimport time\ntime.sleep(1.5)\n'slept'\n")
+    assert reply["status"] == "ok" and "'slept'" in stream_text(outputs), outputs
+    progress = [m for m in outputs if m["msg_type"] in ("display_data", "update_display_data")]
+    assert progress and "Statement" in progress[0]["content"]["data"]["text/plain"], outputs
+    assert "done in" in progress[-1]["content"]["data"]["text/plain"], progress
+
     reply, _ = run(ak, "%%glue\n1 / 0\n")
     assert (reply["status"], reply["ename"]) == ("error", "ZeroDivisionError"), reply
     assert any("<statement>" in line for line in reply["traceback"]), reply
@@ -245,6 +251,14 @@ def test_catalog_databases_tables_and_partitions(ak, boto):
     evalue = error_of(ak, "%glue table sales.nope")
     assert "table sales.nope does not exist" in evalue and "%glue tables sales" in evalue, evalue
     assert "takes no options" in error_of(ak, "%%glue --fast\n1\n")
+
+    # %region moves Glue (and only Glue) to another region: moto keeps each region apart.
+    assert "not an AWS region name" in error_of(ak, "%region Frankfurt")
+    ok(ak, "%region eu-west-1")
+    assert "sales" not in html_of(ok(ak, "%glue databases"))
+    assert "region: us-east-1 (AWS_REGION)" in stream_text(ok(ak, "%aws config"))
+    ok(ak, "%region us-east-1")
+    assert "sales" in html_of(ok(ak, "%glue databases"))
 
 
 def test_session_deleted_when_the_kernel_exits(moto_url, boto, tmp_path):

@@ -67,8 +67,19 @@ impl Aws {
     /// The SDK configuration: region, credentials and endpoint from `%aws config`, else from
     /// the environment, shared config files and instance metadata.
     pub fn sdk(&mut self) -> Result<SdkConfig, MagicError> {
+        let sdk = self.loaded();
+        if sdk.region().is_none() {
+            return Err(MagicError::Failed(
+                "no AWS region is set: set AWS_REGION (or a profile's region), or run `%aws config --region REGION`"
+                    .into(),
+            ));
+        }
+        Ok(sdk)
+    }
+
+    fn loaded(&mut self) -> SdkConfig {
         if let Some(sdk) = &self.sdk {
-            return Ok(sdk.clone());
+            return sdk.clone();
         }
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(r) = &self.settings.region {
@@ -81,26 +92,20 @@ impl Aws {
             loader = loader.endpoint_url(u);
         }
         let sdk = self.runtime.block_on(loader.load());
-        if sdk.region().is_none() {
-            return Err(MagicError::Failed(
-                "no AWS region is set: set AWS_REGION (or a profile's region), or run `%aws config --region REGION`"
-                    .into(),
-            ));
-        }
         self.sdk = Some(sdk.clone());
-        Ok(sdk)
+        sdk
     }
 
     /// The SDK configuration with its region replaced (Glue's `%region`).
     pub fn sdk_for_region(&mut self, region: Option<&str>) -> Result<SdkConfig, MagicError> {
-        let sdk = self.sdk()?;
-        Ok(match region {
-            Some(r) => sdk
+        match region {
+            Some(r) => Ok(self
+                .loaded()
                 .to_builder()
                 .region(aws_config::Region::new(r.to_owned()))
-                .build(),
-            None => sdk,
-        })
+                .build()),
+            None => self.sdk(),
+        }
     }
 
     /// Runs an SDK future to completion; while it runs, an interrupt abandons it.
