@@ -45,8 +45,18 @@ def _check_aws(nb):
     assert "partition_key" in by_source["%frames orders_schema"][0]["text"]
 
 
+def _check_monitor(nb):
+    by_source = {c.source: c.outputs for c in nb.cells if c.cell_type == "code"}
+    check = next(outs for src, outs in by_source.items() if src.startswith("%monitor check"))
+    assert "CompletedWithViolations" in check[0]["data"]["text/plain"]
+    html = "".join(o.get("data", {}).get("text/html", "") for o in check)
+    assert "categorical_values_check" in html and "baseline_drift_check" in html
+    assert '"name": "price"' in by_source[next(s for s in by_source if "constraints.json" in s)][0]["text"]
+
+
 # What each notebook must show besides running without errors.
-CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "aws.ipynb": _check_aws}
+CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "aws.ipynb": _check_aws,
+          "monitor.ipynb": _check_monitor}
 
 
 @pytest.fixture(autouse=True)

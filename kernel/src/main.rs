@@ -34,6 +34,39 @@ enum Command {
         #[command(subcommand)]
         command: LivyCommand,
     },
+    /// Data-quality monitoring in SageMaker Model Monitor's formats (as `%monitor` does).
+    Monitor {
+        #[command(subcommand)]
+        command: MonitorCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MonitorCommand {
+    /// Profile a data set: writes OUTPUT/statistics.json and OUTPUT/constraints.json.
+    Baseline {
+        /// A .csv, .jsonl or .parquet file.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// The CSV's first line names the columns.
+        #[arg(long)]
+        header: bool,
+    },
+    /// Check a data set against a baseline: writes OUTPUT/statistics.json and
+    /// OUTPUT/constraint_violations.json; prints the execution status (Completed,
+    /// CompletedWithViolations) and exits 0, or 1 when the check fails.
+    Check {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        baseline: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        #[arg(long)]
+        header: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +160,7 @@ fn main() -> anyhow::Result<()> {
         Command::Livy {
             command: LivyCommand::Serve(args),
         } => serve_livy(args),
+        Command::Monitor { command } => monitor(command),
         Command::Install(args) => {
             let location = match args.location {
                 Where {
@@ -146,6 +180,44 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn monitor(command: MonitorCommand) -> anyhow::Result<()> {
+    use rustmaker_monitor::{baseline, check, Source};
+    match command {
+        MonitorCommand::Baseline {
+            data,
+            output,
+            header,
+        } => {
+            let result = baseline(&Source::file(&data, header)?, &output)?;
+            println!(
+                "Baseline of {} ({} rows, {} features) written to {}",
+                data.display(),
+                result.statistics.dataset.item_count,
+                result.statistics.features.len(),
+                output.display()
+            );
+        }
+        MonitorCommand::Check {
+            data,
+            baseline,
+            output,
+            header,
+        } => {
+            let outcome = check(&Source::file(&data, header)?, &baseline, &output)?;
+            for v in &outcome.violations {
+                println!("{}: {}", v.feature_name, v.description);
+            }
+            println!(
+                "{}: {} violation(s); files in {}",
+                outcome.status.as_str(),
+                outcome.violations.len(),
+                output.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn serve_livy(args: LivyServeArgs) -> anyhow::Result<()> {

@@ -54,6 +54,9 @@ pub fn register(registry: &mut MagicRegistry) {
         Box::new(move |cluster: &str| spark.use_endpoint(cluster)),
     )
     .expect("AWS magics have unique names");
+    registry
+        .register(Arc::new(rustmaker_monitor::magic::MonitorMagic))
+        .expect("%monitor has a unique name");
     let livy = registry
         .take("configure")
         .expect("the Spark magics have %%configure");

@@ -1,0 +1,249 @@
+//! Reading a data set into a [`Profile`]: CSV (streamed, so memory does not grow with the
+//! rows), JSON Lines (streamed; columns are the union of the records' keys), Parquet, and
+//! polars DataFrames (the kernel's frames).
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::profile::{ColumnProfile, Profile, Value};
+use crate::MonitorError;
+
+/// Where the data comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A CSV file; without a header the columns are named `_c0`, `_c1`, … as Spark names them.
+    Csv {
+        path: PathBuf,
+        header: bool,
+    },
+    JsonLines(PathBuf),
+    Parquet(PathBuf),
+    Frame {
+        name: String,
+        frame: DataFrame,
+    },
+}
+
+impl Source {
+    /// A file by its extension (`.csv`, `.jsonl`/`.json`, `.parquet`).
+    pub fn file(path: &Path, header: bool) -> Result<Source, MonitorError> {
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        let path = path.to_owned();
+        if name.ends_with(".csv") {
+            Ok(Source::Csv { path, header })
+        } else if name.ends_with(".jsonl") || name.ends_with(".json") {
+            Ok(Source::JsonLines(path))
+        } else if name.ends_with(".parquet") {
+            Ok(Source::Parquet(path))
+        } else {
+            Err(MonitorError::Input(format!(
+                "{}: cannot tell the format; name the file .csv, .jsonl or .parquet",
+                path.display()
+            )))
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Csv { path, .. } | Source::JsonLines(path) | Source::Parquet(path) => {
+                path.display().to_string()
+            }
+            Source::Frame { name, .. } => format!("frame `{name}`"),
+        }
+    }
+
+    /// Profiles the data. `domains` gives, per column, a baseline domain to count values
+    /// against (for the categorical values check).
+    pub fn profile(&self, domains: &HashMap<String, Vec<String>>) -> Result<Profile, MonitorError> {
+        let with_domain = |name: String| {
+            let c = ColumnProfile::new(name.clone());
+            match domains.get(&name) {
+                Some(d) => c.with_domain(d),
+                None => c,
+            }
+        };
+        let profile = match self {
+            Source::Csv { path, header } => profile_csv(path, *header, with_domain)?,
+            Source::JsonLines(path) => profile_jsonl(path, with_domain)?,
+            Source::Parquet(path) => {
+                let file = std::fs::File::open(path).map_err(|e| MonitorError::io(path, e))?;
+                let frame = ParquetReader::new(file).finish().map_err(|e| {
+                    MonitorError::Input(format!(
+                        "{}: not a readable Parquet file: {e}",
+                        path.display()
+                    ))
+                })?;
+                profile_frame(&frame, with_domain)?
+            }
+            Source::Frame { frame, .. } => profile_frame(frame, with_domain)?,
+        };
+        if profile.rows == 0 {
+            return Err(MonitorError::Input(format!(
+                "{} has no rows: there is nothing to profile",
+                self.describe()
+            )));
+        }
+        Ok(profile)
+    }
+}
+
+fn profile_csv(
+    path: &Path,
+    header: bool,
+    column: impl Fn(String) -> ColumnProfile,
+) -> Result<Profile, MonitorError> {
+    let file = std::fs::File::open(path).map_err(|e| MonitorError::io(path, e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(header)
+        .flexible(false)
+        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+    let bad = |e: csv::Error| {
+        let line = e.position().map(|p| p.line()).unwrap_or(0);
+        let what = match e.kind() {
+            csv::ErrorKind::UnequalLengths {
+                expected_len, len, ..
+            } => format!("a row with {len} fields where the rows before have {expected_len}"),
+            csv::ErrorKind::Utf8 { .. } => "text that is not UTF-8".to_owned(),
+            _ => e.to_string(),
+        };
+        MonitorError::Input(format!(
+            "{} line {line}: {what}; fix the row (or remove it) and run again",
+            path.display()
+        ))
+    };
+    let mut profile = Profile {
+        rows: 0,
+        columns: Vec::new(),
+    };
+    if header {
+        let names = reader.headers().map_err(bad)?.clone();
+        let mut seen = std::collections::HashSet::new();
+        for (i, n) in names.iter().enumerate() {
+            let name = if n.trim().is_empty() {
+                format!("_c{i}")
+            } else {
+                n.trim().to_owned()
+            };
+            if !seen.insert(name.clone()) {
+                return Err(MonitorError::Input(format!(
+                    "{} line 1: the column name `{name}` appears twice",
+                    path.display()
+                )));
+            }
+            profile.columns.push(column(name));
+        }
+    }
+    let mut record = csv::StringRecord::new();
+    while reader.read_record(&mut record).map_err(bad)? {
+        if profile.columns.is_empty() {
+            profile.columns = (0..record.len())
+                .map(|i| column(format!("_c{i}")))
+                .collect();
+        }
+        for (col, field) in profile.columns.iter_mut().zip(record.iter()) {
+            col.update(Value::Text(field));
+        }
+        profile.rows += 1;
+    }
+    Ok(profile)
+}
+
+fn profile_jsonl(
+    path: &Path,
+    column: impl Fn(String) -> ColumnProfile,
+) -> Result<Profile, MonitorError> {
+    let file = std::fs::File::open(path).map_err(|e| MonitorError::io(path, e))?;
+    let mut profile = Profile {
+        rows: 0,
+        columns: Vec::new(),
+    };
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|e| MonitorError::io(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
+            MonitorError::Input(format!("{} line {}: not JSON: {e}", path.display(), n + 1))
+        })?;
+        let serde_json::Value::Object(map) = record else {
+            return Err(MonitorError::Input(format!(
+                "{} line {}: each line must be a JSON object",
+                path.display(),
+                n + 1
+            )));
+        };
+        let mut seen = vec![false; profile.columns.len()];
+        for (key, value) in &map {
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                // A column first seen now was missing from every earlier record.
+                let mut c = column(key.clone());
+                for _ in 0..profile.rows {
+                    c.update(Value::Missing);
+                }
+                profile.columns.push(c);
+                seen.push(false);
+                profile.columns.len() - 1
+            });
+            seen[i] = true;
+            let text;
+            let v = match value {
+                serde_json::Value::Null => Value::Missing,
+                serde_json::Value::Number(x) => match x.as_i64() {
+                    Some(i) => Value::Int(i),
+                    None => Value::Float(x.as_f64().unwrap_or(f64::NAN)),
+                },
+                serde_json::Value::String(s) => Value::Text(s),
+                other => {
+                    text = other.to_string();
+                    Value::Text(&text)
+                }
+            };
+            profile.columns[i].update(v);
+        }
+        for (i, was) in seen.iter().enumerate() {
+            if !was {
+                profile.columns[i].update(Value::Missing);
+            }
+        }
+        profile.rows += 1;
+    }
+    Ok(profile)
+}
+
+fn profile_frame(
+    frame: &DataFrame,
+    column: impl Fn(String) -> ColumnProfile,
+) -> Result<Profile, MonitorError> {
+    let polars_error = |e: PolarsError| MonitorError::Input(format!("reading the frame: {e}"));
+    let mut profile = Profile {
+        rows: frame.height() as u64,
+        columns: Vec::new(),
+    };
+    for series in frame.columns() {
+        let mut col = column(series.name().to_string());
+        let s = series.as_materialized_series();
+        let dtype = s.dtype();
+        if dtype.is_integer() {
+            let ints = s.cast(&DataType::Int64).map_err(polars_error)?;
+            for v in ints.i64().map_err(polars_error)?.iter() {
+                col.update(v.map(Value::Int).unwrap_or(Value::Missing));
+            }
+        } else if dtype.is_float() {
+            let floats = s.cast(&DataType::Float64).map_err(polars_error)?;
+            for v in floats.f64().map_err(polars_error)?.iter() {
+                col.update(v.map(Value::Float).unwrap_or(Value::Missing));
+            }
+        } else {
+            let strings = s.cast(&DataType::String).map_err(polars_error)?;
+            for v in strings.str().map_err(polars_error)?.iter() {
+                col.update(v.map(Value::Text).unwrap_or(Value::Missing));
+            }
+        }
+        profile.columns.push(col);
+    }
+    Ok(profile)
+}

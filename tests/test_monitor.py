@@ -1,0 +1,260 @@
+"""Model monitoring: `rustmaker monitor` and `%monitor` write SageMaker Model Monitor's files;
+the KLL sketch is checked against Apache DataSketches, each violation type against crafted
+data, and every bad input against its message."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+
+from conftest import BIN, error_of, html_of, ok, stream_text
+
+REFERENCE = pathlib.Path(__file__).resolve().parent / "data" / "sagemaker"
+
+
+def monitor(*args, expect_ok=True):
+    proc = subprocess.run([BIN, "monitor", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+    if expect_ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def shape(value, path="$"):
+    """Every key path of a JSON document with its JSON type (list items merged)."""
+    if isinstance(value, dict):
+        out = {(path, "object")}
+        for k, v in value.items():
+            out |= shape(v, f"{path}.{k}")
+        return out
+    if isinstance(value, list):
+        out = {(path, "array")}
+        for v in value:
+            out |= shape(v, f"{path}[]")
+        return out
+    kind = {bool: "boolean", str: "string", type(None): "null"}.get(type(value), "number")
+    return {(path, kind)}
+
+
+def write_csv(path, columns: dict[str, list], header=True):
+    names = list(columns)
+    rows = zip(*columns.values())
+    with open(path, "w") as f:
+        if header:
+            f.write(",".join(names) + "\n")
+        for row in rows:
+            f.write(",".join("" if v is None else str(v) for v in row) + "\n")
+
+
+def shop(n, seed, shift=0.0, colors=("red", "blue", "green")):
+    rng = np.random.default_rng(seed)
+    return {
+        "id": [int(x) for x in rng.integers(0, 100_000, n)],
+        "price": [round(float(x), 2) for x in rng.gamma(4.0, 10.0, n) * (1 + shift)],
+        "color": [colors[i] for i in rng.integers(0, len(colors), n)],
+        "qty": [int(x) for x in rng.poisson(3, n)],
+    }
+
+
+def test_files_have_sagemakers_shape(tmp_path):
+    data = shop(500, 1)
+    data["price"][3] = None
+    write_csv(tmp_path / "d.csv", data)
+    monitor("baseline", "--data", tmp_path / "d.csv", "--header", "--output", tmp_path / "b")
+    stats = json.loads((tmp_path / "b" / "statistics.json").read_text())
+    constraints = json.loads((tmp_path / "b" / "constraints.json").read_text())
+    assert stats["version"] == 0.0 and stats["dataset"]["item_count"] == 500
+    by_name = {f["name"]: f for f in stats["features"]}
+    assert [by_name[n]["inferred_type"] for n in ("id", "price", "color", "qty")] == \
+        ["Integral", "Fractional", "String", "Integral"]
+    price = by_name["price"]["numerical_statistics"]
+    assert price["common"] == {"num_present": 499, "num_missing": 1}
+    assert price["distribution"]["kll"]["sketch"]["parameters"] == {"c": 0.64, "k": 2048.0}
+    buckets = price["distribution"]["kll"]["buckets"]
+    assert len(buckets) == 10 and buckets[0]["lower_bound"] == price["min"] and sum(b["count"] for b in buckets) == 499
+    exact = [v for v in data["price"] if v is not None]
+    assert price["mean"] == pytest.approx(np.mean(exact)) and price["std_dev"] == pytest.approx(np.std(exact))
+    assert by_name["color"]["string_statistics"]["distinct_count"] == 3.0
+
+    # The same key paths and types as files SageMaker wrote (numeric: the documented schema).
+    reference = json.loads((REFERENCE / "schema-statistics-numeric.json").read_text())
+    ours_numeric = shape({**stats, "features": [by_name["price"]]})
+    assert shape({**reference, "features": [reference["features"][0]]}) <= ours_numeric
+    reference = json.loads((REFERENCE / "sdk-test-statistics.json").read_text())
+    assert shape(reference) <= shape({**stats, "features": [by_name["color"]]})
+    reference = json.loads((REFERENCE / "schema-constraints.json").read_text())
+    assert shape(reference) <= shape(constraints)
+    c = {f["name"]: f for f in constraints["features"]}
+    assert c["price"]["completeness"] == pytest.approx(499 / 500)
+    assert c["price"]["num_constraints"] == {"is_non_negative": True}
+    assert sorted(c["color"]["string_constraints"]["domains"]) == ["blue", "green", "red"]
+    assert constraints["monitoring_config"]["distribution_constraints"]["comparison_method"] == "Robust"
+
+    # SageMaker's own files (with their legacy keys) are read as a baseline.
+    base = tmp_path / "sagemaker"
+    base.mkdir()
+    (base / "statistics.json").write_text((REFERENCE / "sdk-test-statistics.json").read_text())
+    (base / "constraints.json").write_text((REFERENCE / "sdk-test-constraints.json").read_text())
+    write_csv(tmp_path / "m.csv", {"message": ["preproc-not-YET-supported-for-csv-json"] * 20})
+    out = monitor("check", "--data", tmp_path / "m.csv", "--header", "--baseline", base, "--output", tmp_path / "o")
+    violations = json.loads((tmp_path / "o" / "constraint_violations.json").read_text())
+    reference = json.loads((REFERENCE / "sdk-test-constraint_violations.json").read_text())
+    assert shape(reference) == shape(violations)
+    assert [(v["feature_name"], v["constraint_check_type"]) for v in violations["violations"]] == \
+        [("second_message", "missing_column_check")], out.stdout
+
+
+@pytest.mark.parametrize("distribution", ["uniform", "normal", "pareto", "duplicates"])
+def test_kll_rank_error_against_datasketches(tmp_path, distribution):
+    import datasketches
+
+    rng = np.random.default_rng(7)
+    n = 300_000
+    values = {"uniform": rng.uniform(0, 1, n), "normal": rng.normal(0, 1, n),
+              "pareto": rng.pareto(1.5, n), "duplicates": rng.integers(0, 50, n).astype(float)}[distribution]
+    (tmp_path / "v.csv").write_text("x\n" + "\n".join(repr(float(v)) for v in values) + "\n")
+    monitor("baseline", "--data", tmp_path / "v.csv", "--header", "--output", tmp_path / "b")
+    feature = json.loads((tmp_path / "b" / "statistics.json").read_text())["features"][0]
+    sketch = feature["numerical_statistics"]["distribution"]["kll"]["sketch"]
+    items = np.concatenate([np.array(level, dtype=float) for level in sketch["data"]])
+    weights = np.concatenate([np.full(len(level), 2.0 ** h) for h, level in enumerate(sketch["data"])])
+    assert weights.sum() == n, "every value is counted once"
+    order = np.argsort(items)
+    items, cum = items[order], np.cumsum(weights[order])
+
+    theirs = datasketches.kll_doubles_sketch(2048)
+    theirs.update(values.copy())
+    exact = np.sort(values)
+    probes = np.quantile(exact, np.linspace(0.01, 0.99, 99))
+    exact_rank = np.searchsorted(exact, probes, side="right") / n
+    ours_rank = cum[np.searchsorted(items, probes, side="right") - 1] / n
+    ours = np.abs(ours_rank - exact_rank).max()
+    ds = np.abs(np.array([theirs.get_rank(p) for p in probes]) - exact_rank).max()
+    print(f"{distribution}: rank error rustmaker {ours:.6f}, DataSketches {ds:.6f}")
+    # DataSketches' own a-priori bound at k = 2048 (99 % confidence) is about 0.00138.
+    assert ours <= max(ds * 2, theirs.normalized_rank_error(False)), (ours, ds)
+
+
+def test_each_violation_is_raised_by_its_fault_and_not_by_clean_data(tmp_path):
+    write_csv(tmp_path / "train.csv", shop(3000, 1))
+    monitor("baseline", "--data", tmp_path / "train.csv", "--header", "--output", tmp_path / "b")
+
+    write_csv(tmp_path / "clean.csv", shop(2000, 2))
+    out = monitor("check", "--data", tmp_path / "clean.csv", "--header", "--baseline", tmp_path / "b",
+                  "--output", tmp_path / "clean")
+    assert "Completed: 0 violation(s)" in out.stdout, out.stdout
+    assert json.loads((tmp_path / "clean" / "constraint_violations.json").read_text()) == {"violations": []}
+
+    bad = shop(2000, 3, shift=0.5, colors=("red", "blue", "green", "purple"))
+    bad["price"][:100] = ["n/a"] * 100
+    bad["extra"] = [1] * 2000
+    bad["id"] = [None if i % 5 == 0 else v for i, v in enumerate(bad["id"])]
+    del bad["qty"]
+    write_csv(tmp_path / "bad.csv", bad)
+    out = monitor("check", "--data", tmp_path / "bad.csv", "--header", "--baseline", tmp_path / "b",
+                  "--output", tmp_path / "bad")
+    assert "CompletedWithViolations" in out.stdout
+    found = {(v["feature_name"], v["constraint_check_type"]): v["description"] for v in
+             json.loads((tmp_path / "bad" / "constraint_violations.json").read_text())["violations"]}
+    assert set(found) == {("price", "data_type_check"), ("price", "baseline_drift_check"),
+                          ("color", "categorical_values_check"), ("color", "baseline_drift_check"),
+                          ("id", "completeness_check"), ("qty", "missing_column_check"),
+                          ("extra", "extra_column_check")}, found
+    assert found[("price", "data_type_check")] == (
+        "Data type match requirement is not met. Expected data type: Fractional, Expected match: 100.0%. "
+        "Observed: Only 95.0% of data is Fractional.")
+    assert "purple" in found[("color", "categorical_values_check")]
+    assert "Expected completeness: 100.0%. Observed: Only 80.0%" in found[("id", "completeness_check")]
+
+    # Thresholds edited in constraints.json apply, as SageMaker users edit them.
+    path = tmp_path / "b" / "constraints.json"
+    constraints = json.loads(path.read_text())
+    constraints["monitoring_config"]["datatype_check_threshold"] = 0.9
+    constraints["monitoring_config"]["distribution_constraints"]["comparison_threshold"] = 0.9
+    constraints["monitoring_config"]["distribution_constraints"]["categorical_comparison_threshold"] = 0.9
+    path.write_text(json.dumps(constraints))
+    monitor("check", "--data", tmp_path / "bad.csv", "--header", "--baseline", tmp_path / "b",
+            "--output", tmp_path / "edited")
+    kinds = {v["constraint_check_type"] for v in
+             json.loads((tmp_path / "edited" / "constraint_violations.json").read_text())["violations"]}
+    assert "baseline_drift_check" not in kinds and "data_type_check" not in kinds, kinds
+
+
+def test_bad_inputs_are_named_and_nothing_is_half_written(tmp_path):
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
+    err = monitor("baseline", "--data", tmp_path / "ragged.csv", "--header", "--output", tmp_path / "r",
+                  expect_ok=False)
+    assert err.returncode == 1 and "ragged.csv line 3: a row with 1 fields where the rows before have 2" in err.stderr
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+    (tmp_path / "empty.csv").write_text("a,b\n")
+    err = monitor("baseline", "--data", tmp_path / "empty.csv", "--header", "--output", tmp_path / "e",
+                  expect_ok=False)
+    assert "has no rows" in err.stderr
+
+    err = monitor("baseline", "--data", tmp_path / "data.txt", "--output", tmp_path / "e", expect_ok=False)
+    assert "cannot tell the format" in err.stderr
+
+    # An all-null column is Unknown; mixed types make a column String.
+    write_csv(tmp_path / "odd.csv", {"none": [None] * 10, "mixed": [1, 2, "x", 4, 5, 6, 7, 8, 9, 10]})
+    monitor("baseline", "--data", tmp_path / "odd.csv", "--header", "--output", tmp_path / "odd")
+    stats = {f["name"]: f for f in json.loads((tmp_path / "odd" / "statistics.json").read_text())["features"]}
+    assert stats["none"]["inferred_type"] == "Unknown" and stats["mixed"]["inferred_type"] == "String"
+
+    (tmp_path / "odd" / "statistics.json").write_text('{"version": 0.0, "dataset": ')
+    err = monitor("check", "--data", tmp_path / "odd.csv", "--header", "--baseline", tmp_path / "odd",
+                  "--output", tmp_path / "o2", expect_ok=False)
+    assert "statistics.json is not a valid statistics.json (line 1" in err.stderr, err.stderr
+    assert not (tmp_path / "o2").exists()
+
+    (tmp_path / "d.jsonl").write_text('{"a": 1}\n[1, 2]\n')
+    err = monitor("baseline", "--data", tmp_path / "d.jsonl", "--output", tmp_path / "j", expect_ok=False)
+    assert "d.jsonl line 2: each line must be a JSON object" in err.stderr
+
+
+def test_json_lines_and_parquet_sources(tmp_path):
+    import pandas as pd
+
+    records = [{"a": i, "b": f"v{i % 3}", "c": i / 2} for i in range(100)]
+    records[5] = {"a": 5, "late": "x"}
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    monitor("baseline", "--data", tmp_path / "d.jsonl", "--output", tmp_path / "j")
+    stats = {f["name"]: f for f in json.loads((tmp_path / "j" / "statistics.json").read_text())["features"]}
+    assert stats["late"]["string_statistics"]["common"] == {"num_present": 1, "num_missing": 99}
+    assert stats["b"]["string_statistics"]["common"]["num_missing"] == 1
+    assert stats["c"]["inferred_type"] == "Fractional"
+
+    pd.DataFrame({"x": np.arange(1000), "y": np.linspace(0, 1, 1000), "s": ["k"] * 1000}).to_parquet(
+        tmp_path / "d.parquet")
+    monitor("baseline", "--data", tmp_path / "d.parquet", "--output", tmp_path / "p")
+    stats = {f["name"]: f for f in json.loads((tmp_path / "p" / "statistics.json").read_text())["features"]}
+    assert [stats[n]["inferred_type"] for n in "xys"] == ["Integral", "Fractional", "String"]
+    assert stats["x"]["numerical_statistics"]["sum"] == sum(range(1000))
+
+
+def test_monitor_magic_on_frames_and_files(ak, boto, tmp_path):
+    write_csv(tmp_path / "train.csv", shop(1000, 1))
+    boto("s3").create_bucket(Bucket="monitor-data")
+    boto("s3").upload_file(str(tmp_path / "train.csv"), "monitor-data", "train.csv")
+    ok(ak, "%s3 read s3://monitor-data/train.csv -o train")
+    out = ok(ak, f"%monitor baseline --data train --output {tmp_path / 'b'}")
+    assert "Baseline of frame `train` (1000 rows, 4 features)" in stream_text(out)
+    assert "Fractional" in html_of(out)
+
+    bad = shop(500, 2, colors=("red", "purple"))
+    write_csv(tmp_path / "today.csv", bad)
+    reply_outputs = ok(ak, f"%monitor check --data {tmp_path / 'today.csv'} --header "
+                           f"--baseline {tmp_path / 'b'} --output {tmp_path / 'r'} -o violations")
+    text = "".join(m["content"]["data"]["text/plain"] for m in reply_outputs if m["msg_type"] == "display_data")
+    assert "CompletedWithViolations" in text and "categorical_values_check" in html_of(reply_outputs)
+    assert "violations:" in stream_text(ok(ak, "%frames violations"))
+
+    assert "neither a frame" in error_of(ak, f"%monitor baseline --data nothing --output {tmp_path / 'x'}")
+    assert "copy the object first" in error_of(ak, f"%monitor baseline --data s3://monitor-data/train.csv --output {tmp_path / 'x'}")
+    (tmp_path / "ragged.csv").write_text("a,b\n1\n")
+    assert "line 2" in error_of(ak, f"%monitor baseline --data {tmp_path / 'ragged.csv'} --header --output {tmp_path / 'x'}")
+    ok(ak, "%frames train")
