@@ -252,9 +252,84 @@ def test_monitor_magic_on_frames_and_files(ak, boto, tmp_path):
     text = "".join(m["content"]["data"]["text/plain"] for m in reply_outputs if m["msg_type"] == "display_data")
     assert "CompletedWithViolations" in text and "categorical_values_check" in html_of(reply_outputs)
     assert "violations:" in stream_text(ok(ak, "%frames violations"))
+    out = ok(ak, f"%monitor report {tmp_path / 'r'}")
+    html = html_of(out)
+    assert "<svg" in html and "categorical_values_check" in html and (tmp_path / "r" / "report.html").exists()
 
     assert "neither a frame" in error_of(ak, f"%monitor baseline --data nothing --output {tmp_path / 'x'}")
     assert "copy the object first" in error_of(ak, f"%monitor baseline --data s3://monitor-data/train.csv --output {tmp_path / 'x'}")
     (tmp_path / "ragged.csv").write_text("a,b\n1\n")
     assert "line 2" in error_of(ak, f"%monitor baseline --data {tmp_path / 'ragged.csv'} --header --output {tmp_path / 'x'}")
     ok(ak, "%frames train")
+
+
+def capture_line(payload: str, encoding: str, when: str, content_type="text/csv") -> str:
+    return json.dumps({
+        "captureData": {
+            "endpointInput": {"observedContentType": content_type, "mode": "INPUT", "data": payload,
+                              "encoding": encoding},
+            "endpointOutput": {"observedContentType": "text/csv; charset=utf-8", "mode": "OUTPUT",
+                               "data": "0.5", "encoding": "CSV"}},
+        "eventMetadata": {"eventId": "f04a8538-696c-4648-8064-8b680b2e3318", "inferenceTime": when},
+        "eventVersion": "0"})
+
+
+def test_capture_is_checked_hour_by_hour_and_reported(tmp_path):
+    import base64
+
+    write_csv(tmp_path / "train.csv", shop(3000, 1), header=False)
+    monitor("baseline", "--data", tmp_path / "train.csv", "--output", tmp_path / "b")
+    root = tmp_path / "capture" / "my-endpoint" / "AllTraffic" / "2026" / "11" / "25"
+
+    def hour_file(hour, lines):
+        d = root / f"{hour:02d}"
+        d.mkdir(parents=True)
+        (d / "21-48-871-0b7bfd33-c8a7-4adf-a09a-98fd0af79974.jsonl").write_text("\n".join(lines) + "\n")
+
+    clean = shop(300, 2)
+    rows = [f"{i},{p},{c},{q}" for i, p, c, q in zip(*clean.values())]
+    hour_file(10, [capture_line(r + "\n", "CSV", f"2026-11-25T10:{i % 60:02d}:00Z") for i, r in enumerate(rows)])
+    drifted = shop(300, 3, shift=0.8, colors=("purple", "red"))
+    lines = []
+    for i, (idv, p, c, q) in enumerate(zip(*drifted.values())):
+        when = f"2026-11-25T11:{i % 60:02d}:00Z"
+        if i % 3 == 0:
+            lines.append(capture_line(json.dumps([idv, p, c, q]), "JSON", when, "application/json"))
+        elif i % 3 == 1:
+            lines.append(capture_line(base64.b64encode(f"{idv},{p},{c},{q}".encode()).decode(), "BASE64", when,
+                                      "application/octet-stream"))
+        else:
+            lines.append(capture_line(f"{idv},{p},{c},{q}", "CSV", when))
+    hour_file(11, lines)
+    hour_file(13, [capture_line("1,2,red,3", "CSV", "2026-11-25T13:00:00Z"),
+                   capture_line("%%%", "BASE64", "2026-11-25T13:01:00Z")])
+
+    out = monitor("check", "--capture", tmp_path / "capture" / "my-endpoint", "--baseline", tmp_path / "b",
+                  "--output", tmp_path / "reports", "--since", "2026-11-25T10", "--until", "2026-11-25T13:59:59Z")
+    lines = out.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["2026-11-25T10:00:00Z", "Completed"], ["2026-11-25T11:00:00Z", "CompletedWithViolations"],
+        ["2026-11-25T12:00:00Z", "Failed"], ["2026-11-25T13:00:00Z", "Failed"]], out.stdout
+    assert "records=300" in lines[0] and "no captured data" in lines[2]
+    assert "line 2: BASE64 data that does not decode" in lines[3]
+    kinds = {(v["feature_name"], v["constraint_check_type"]) for v in json.loads(
+        (tmp_path / "reports" / "2026/11/25/11" / "constraint_violations.json").read_text())["violations"]}
+    assert {("_c1", "baseline_drift_check"), ("_c2", "categorical_values_check")} <= kinds, kinds
+    assert not (tmp_path / "reports" / "2026/11/25/12").exists()
+
+    out = monitor("report", tmp_path / "reports" / "2026/11/25/11")
+    page = (tmp_path / "reports" / "2026/11/25/11" / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "CompletedWithViolations" in page
+    for feature in ("_c0", "_c1", "_c2", "_c3"):
+        assert f">{feature}</h4>" in page
+    assert "categorical_values_check" in page and "baseline_drift_check" in page
+    assert page.count("<svg") == 4 and "drift distance" in page
+    err = monitor("report", tmp_path / "b", expect_ok=False)
+    assert "baseline_statistics.json" in err.stderr and "output directory of `%monitor check`" in err.stderr
+
+    err = monitor("check", "--capture", tmp_path / "nothing-here", "--baseline", tmp_path / "b", "--output",
+                  tmp_path / "x", expect_ok=False)
+    assert "nothing-here" in err.stderr
+    err = monitor("check", "--capture", tmp_path / "capture", "--since", "last tuesday", "--baseline",
+                  tmp_path / "b", "--output", tmp_path / "x", expect_ok=False)
+    assert "is not a time like" in err.stderr

@@ -52,6 +52,8 @@ def _check_monitor(nb):
     html = "".join(o.get("data", {}).get("text/html", "") for o in check)
     assert "categorical_values_check" in html and "baseline_drift_check" in html
     assert '"name": "price"' in by_source[next(s for s in by_source if "constraints.json" in s)][0]["text"]
+    report = by_source["%monitor report reports/today"][0]["data"]["text/html"]
+    assert report.count("<svg") == 4 and "purple" in report
 
 
 # What each notebook must show besides running without errors.

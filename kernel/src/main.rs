@@ -58,8 +58,18 @@ enum MonitorCommand {
     /// OUTPUT/constraint_violations.json; prints the execution status (Completed,
     /// CompletedWithViolations) and exits 0, or 1 when the check fails.
     Check {
+        #[arg(long, required_unless_present = "capture", conflicts_with = "capture")]
+        data: Option<PathBuf>,
+        /// A data-capture prefix (endpoint/variant/yyyy/mm/dd/hh/*.jsonl below it): each hour
+        /// is checked into OUTPUT/yyyy/mm/dd/hh/, as a monitoring schedule would.
         #[arg(long)]
-        data: PathBuf,
+        capture: Option<PathBuf>,
+        /// First hour to check (2022-04-18T05); default: the first captured.
+        #[arg(long, requires = "capture")]
+        since: Option<String>,
+        /// Last hour to check; default: the last captured.
+        #[arg(long, requires = "capture")]
+        until: Option<String>,
         #[arg(long)]
         baseline: PathBuf,
         #[arg(long)]
@@ -67,6 +77,8 @@ enum MonitorCommand {
         #[arg(long)]
         header: bool,
     },
+    /// Write DIR/report.html for a check's output directory.
+    Report { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -199,12 +211,45 @@ fn monitor(command: MonitorCommand) -> anyhow::Result<()> {
                 output.display()
             );
         }
+        MonitorCommand::Report { dir } => {
+            rustmaker_monitor::report::write(&dir)?;
+            println!("Report written to {}", dir.join("report.html").display());
+        }
+        MonitorCommand::Check {
+            capture: Some(prefix),
+            since,
+            until,
+            baseline,
+            output,
+            ..
+        } => {
+            use rustmaker_monitor::capture::{check_capture, hour_label, parse_hour};
+            let hour = |t: Option<String>| -> anyhow::Result<Option<i64>> {
+                t.map(|t| {
+                    parse_hour(&t)
+                        .with_context(|| format!("`{t}` is not a time like 2022-04-18T05"))
+                })
+                .transpose()
+            };
+            for run in check_capture(&prefix, &baseline, &output, hour(since)?, hour(until)?)? {
+                println!(
+                    "{} {} records={} violations={} {}",
+                    hour_label(run.hour),
+                    run.status.as_str(),
+                    run.records,
+                    run.violations,
+                    run.failure_reason.unwrap_or_default()
+                );
+            }
+        }
         MonitorCommand::Check {
             data,
             baseline,
             output,
             header,
+            ..
         } => {
+            let data = data.context("give --data or --capture")?;
             let outcome = check(&Source::file(&data, header)?, &baseline, &output)?;
             for v in &outcome.violations {
                 println!("{}: {}", v.feature_name, v.description);

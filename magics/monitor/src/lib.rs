@@ -7,10 +7,12 @@
 //! - [`magic`]: `%monitor` for the kernel. The `rustmaker monitor` command calls [`baseline`]
 //!   and [`check`] directly, so the same runs can be scheduled outside a notebook.
 
+pub mod capture;
 pub mod check;
 pub mod format;
 pub mod magic;
 pub mod profile;
+pub mod report;
 pub mod sketch;
 pub mod source;
 pub mod suggest;
@@ -132,16 +134,9 @@ pub struct CheckOutcome {
     pub status: ExecutionStatus,
 }
 
-/// Checks `source` against the baseline in `baseline_dir`; writes the current
-/// `statistics.json` and `constraint_violations.json` to `output`.
-pub fn check(
-    source: &Source,
-    baseline_dir: &Path,
-    output: &Path,
-) -> Result<CheckOutcome, MonitorError> {
-    let base = read_baseline(baseline_dir)?;
-    let domains: HashMap<String, Vec<String>> = base
-        .constraints
+/// Per string feature with a domain: the domain (values are counted against it while profiling).
+pub fn domains(constraints: &Constraints) -> HashMap<String, Vec<String>> {
+    constraints
         .features
         .iter()
         .filter_map(|f| {
@@ -149,8 +144,28 @@ pub fn check(
                 .as_ref()
                 .map(|s| (f.name.clone(), s.domains.clone()))
         })
-        .collect();
-    let profile = source.profile(&domains)?;
+        .collect()
+}
+
+/// Checks `source` against the baseline in `baseline_dir`; writes the current
+/// `statistics.json` and `constraint_violations.json` to `output` (and the baseline's
+/// statistics as `baseline_statistics.json`, so the report can be drawn from `output` alone).
+pub fn check(
+    source: &Source,
+    baseline_dir: &Path,
+    output: &Path,
+) -> Result<CheckOutcome, MonitorError> {
+    let base = read_baseline(baseline_dir)?;
+    let profile = source.profile(&domains(&base.constraints))?;
+    check_profile(&base, profile, output)
+}
+
+/// The check of an already built profile (one hour of captured traffic, say).
+pub fn check_profile(
+    base: &Baseline,
+    profile: profile::Profile,
+    output: &Path,
+) -> Result<CheckOutcome, MonitorError> {
     let violations = check::violations(&base.statistics, &base.constraints, &profile);
     let drift = profile
         .columns
@@ -162,6 +177,7 @@ pub fn check(
         .collect();
     let statistics = profile.statistics();
     write_json(&output.join("statistics.json"), &statistics)?;
+    write_json(&output.join("baseline_statistics.json"), &base.statistics)?;
     write_json(
         &output.join("constraint_violations.json"),
         &Violations {

@@ -32,17 +32,29 @@ enum MonitorCommand {
         header: bool,
     },
     Check {
+        #[arg(long, required_unless_present = "capture", conflicts_with = "capture")]
+        data: Option<String>,
+        /// A data-capture prefix (endpoint/variant/yyyy/mm/dd/hh/*.jsonl below it).
         #[arg(long)]
-        data: String,
+        capture: Option<PathBuf>,
+        /// First hour to check (2022-04-18T05 or a full timestamp); default: the first captured.
+        #[arg(long, requires = "capture")]
+        since: Option<String>,
+        /// Last hour to check; default: the last captured.
+        #[arg(long, requires = "capture")]
+        until: Option<String>,
         #[arg(long)]
         baseline: PathBuf,
         #[arg(long)]
         output: PathBuf,
         #[arg(long)]
         header: bool,
-        /// Keep the violations as a frame.
+        /// Keep the violations (or the executions, with --capture) as a frame.
         #[arg(short = 'o')]
         frame: Option<String>,
+    },
+    Report {
+        dir: PathBuf,
     },
 }
 
@@ -114,6 +126,8 @@ impl Magic for MonitorMagic {
     fn help(&self) -> String {
         "%monitor baseline --data FRAME|FILE --output DIR [--header]
 %monitor check --data FRAME|FILE --baseline DIR --output DIR [--header] [-o NAME]
+%monitor check --capture PREFIX [--since HOUR] [--until HOUR] --baseline DIR --output DIR [-o NAME]
+%monitor report DIR
 
 baseline writes DIR/statistics.json and DIR/constraints.json in SageMaker Model Monitor's
 formats (KLL sketches with c = 0.64, k = 2048; HyperLogLog distinct counts; suggested
@@ -121,7 +135,12 @@ constraints). check reads them (edit constraints.json to change thresholds), pro
 data and writes DIR/statistics.json and DIR/constraint_violations.json: data_type_check,
 completeness_check, categorical_values_check, baseline_drift_check, missing_column_check,
 extra_column_check. FILE is .csv (--header when the first line names the columns), .jsonl or
-.parquet. `rustmaker monitor baseline|check` does the same from a shell.
+.parquet. With --capture, SageMaker data-capture files (endpoint/variant/yyyy/mm/dd/hh/*.jsonl)
+are checked hour by hour, as a monitoring schedule does, into DIR/yyyy/mm/dd/hh/; each hour's
+execution is Completed, CompletedWithViolations or Failed (with the reason). report shows a
+check's output inline and writes DIR/report.html: the violations, and per feature the baseline
+and current distributions with the drift distance. `rustmaker monitor baseline|check|report`
+does the same from a shell.
 
 Example:
   %monitor baseline --data train --output baseline/
@@ -148,16 +167,68 @@ Example:
                 ctx.display(frame_bundle(&summary(&result.statistics)?, 1000), None);
                 Ok(())
             }
+            MonitorCommand::Report { dir } => {
+                let html = crate::report::write(&dir).map_err(monitor_error)?;
+                ctx.display(
+                    MimeBundle::text(format!(
+                        "Data quality report written to {}",
+                        dir.join("report.html").display()
+                    ))
+                    .with("text/html", serde_json::Value::String(html)),
+                    None,
+                );
+                Ok(())
+            }
+            MonitorCommand::Check {
+                capture: Some(prefix),
+                since,
+                until,
+                baseline,
+                output,
+                frame,
+                ..
+            } => {
+                if let Some(name) = &frame {
+                    rustmaker_magics::frames::check_name(name)?;
+                }
+                let hour = |t: Option<String>| -> Result<Option<i64>, MagicError> {
+                    t.map(|t| {
+                        crate::capture::parse_hour(&t).ok_or_else(|| {
+                            MagicError::usage(
+                                "monitor",
+                                format!("`{t}` is not a time like 2022-04-18T05"),
+                            )
+                        })
+                    })
+                    .transpose()
+                };
+                let runs = crate::capture::check_capture(
+                    &prefix,
+                    &baseline,
+                    &output,
+                    hour(since)?,
+                    hour(until)?,
+                )
+                .map_err(monitor_error)?;
+                let table = executions_frame(&runs)?;
+                ctx.display(frame_bundle(&table, 1000), None);
+                if let Some(name) = frame {
+                    ctx.frames().insert(&name, table)?;
+                }
+                Ok(())
+            }
             MonitorCommand::Check {
                 data,
                 baseline,
                 output,
                 header,
                 frame,
+                ..
             } => {
                 if let Some(name) = &frame {
                     rustmaker_magics::frames::check_name(name)?;
                 }
+                let data = data.expect("clap requires --data without --capture");
                 let src = source(&data, header, ctx)?;
                 let outcome = crate::check(&src, &baseline, &output).map_err(monitor_error)?;
                 ctx.display(
@@ -195,6 +266,19 @@ Example:
             }
         }
     }
+}
+
+/// One row per monitoring execution, in SageMaker's words.
+pub fn executions_frame(runs: &[crate::capture::Execution]) -> Result<DataFrame, MagicError> {
+    df!(
+        "ScheduledTime" => runs.iter().map(|r| crate::capture::hour_label(r.hour)).collect::<Vec<_>>(),
+        "MonitoringExecutionStatus" => runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(),
+        "records" => runs.iter().map(|r| r.records).collect::<Vec<_>>(),
+        "violations" => runs.iter().map(|r| r.violations as u64).collect::<Vec<_>>(),
+        "FailureReason" => runs.iter().map(|r| r.failure_reason.clone().unwrap_or_default()).collect::<Vec<_>>(),
+        "report" => runs.iter().map(|r| r.output.display().to_string()).collect::<Vec<_>>()
+    )
+    .map_err(failed)
 }
 
 fn monitor_error(e: MonitorError) -> MagicError {

@@ -295,6 +295,71 @@ impl Profile {
     }
 }
 
+/// Builds a profile from records whose columns are known only as they arrive (JSON records,
+/// captured requests): a column first seen late counts as missing in every earlier record.
+pub struct RecordProfiler<F: Fn(String) -> ColumnProfile> {
+    pub profile: Profile,
+    index: HashMap<String, usize>,
+    new_column: F,
+}
+
+impl<F: Fn(String) -> ColumnProfile> RecordProfiler<F> {
+    pub fn new(new_column: F) -> Self {
+        RecordProfiler {
+            profile: Profile {
+                rows: 0,
+                columns: Vec::new(),
+            },
+            index: HashMap::new(),
+            new_column,
+        }
+    }
+
+    pub fn record<'a>(&mut self, fields: impl IntoIterator<Item = (&'a str, Value<'a>)>) {
+        let mut seen = vec![false; self.profile.columns.len()];
+        for (name, value) in fields {
+            let i = match self.index.get(name) {
+                Some(&i) => i,
+                None => {
+                    let mut c = (self.new_column)(name.to_owned());
+                    for _ in 0..self.profile.rows {
+                        c.update(Value::Missing);
+                    }
+                    self.profile.columns.push(c);
+                    seen.push(false);
+                    self.index
+                        .insert(name.to_owned(), self.profile.columns.len() - 1);
+                    self.profile.columns.len() - 1
+                }
+            };
+            seen[i] = true;
+            self.profile.columns[i].update(value);
+        }
+        for (i, was) in seen.iter().enumerate() {
+            if !was {
+                self.profile.columns[i].update(Value::Missing);
+            }
+        }
+        self.profile.rows += 1;
+    }
+}
+
+/// A JSON value as a profile value (objects and arrays as their JSON text).
+pub fn json_value<'a>(value: &'a serde_json::Value, scratch: &'a mut String) -> Value<'a> {
+    match value {
+        serde_json::Value::Null => Value::Missing,
+        serde_json::Value::Number(x) => match x.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(x.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::Text(s),
+        other => {
+            *scratch = other.to_string();
+            Value::Text(scratch)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

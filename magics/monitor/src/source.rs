@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::profile::{ColumnProfile, Profile, Value};
+use crate::profile::{json_value, ColumnProfile, Profile, RecordProfiler, Value};
 use crate::MonitorError;
 
 /// Where the data comes from.
@@ -156,11 +156,7 @@ fn profile_jsonl(
     column: impl Fn(String) -> ColumnProfile,
 ) -> Result<Profile, MonitorError> {
     let file = std::fs::File::open(path).map_err(|e| MonitorError::io(path, e))?;
-    let mut profile = Profile {
-        rows: 0,
-        columns: Vec::new(),
-    };
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut records = RecordProfiler::new(column);
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|e| MonitorError::io(path, e))?;
         if line.trim().is_empty() {
@@ -176,42 +172,14 @@ fn profile_jsonl(
                 n + 1
             )));
         };
-        let mut seen = vec![false; profile.columns.len()];
-        for (key, value) in &map {
-            let i = *index.entry(key.clone()).or_insert_with(|| {
-                // A column first seen now was missing from every earlier record.
-                let mut c = column(key.clone());
-                for _ in 0..profile.rows {
-                    c.update(Value::Missing);
-                }
-                profile.columns.push(c);
-                seen.push(false);
-                profile.columns.len() - 1
-            });
-            seen[i] = true;
-            let text;
-            let v = match value {
-                serde_json::Value::Null => Value::Missing,
-                serde_json::Value::Number(x) => match x.as_i64() {
-                    Some(i) => Value::Int(i),
-                    None => Value::Float(x.as_f64().unwrap_or(f64::NAN)),
-                },
-                serde_json::Value::String(s) => Value::Text(s),
-                other => {
-                    text = other.to_string();
-                    Value::Text(&text)
-                }
-            };
-            profile.columns[i].update(v);
-        }
-        for (i, was) in seen.iter().enumerate() {
-            if !was {
-                profile.columns[i].update(Value::Missing);
-            }
-        }
-        profile.rows += 1;
+        let mut scratch: Vec<String> = vec![String::new(); map.len()];
+        records.record(
+            map.iter()
+                .zip(scratch.iter_mut())
+                .map(|((k, v), s)| (k.as_str(), json_value(v, s))),
+        );
     }
-    Ok(profile)
+    Ok(records.profile)
 }
 
 fn profile_frame(
