@@ -257,7 +257,11 @@ def test_monitor_magic_on_frames_and_files(ak, boto, tmp_path):
     assert "<svg" in html and "categorical_values_check" in html and (tmp_path / "r" / "report.html").exists()
 
     assert "neither a frame" in error_of(ak, f"%monitor baseline --data nothing --output {tmp_path / 'x'}")
-    assert "copy the object first" in error_of(ak, f"%monitor baseline --data s3://monitor-data/train.csv --output {tmp_path / 'x'}")
+    out = ok(ak, f"%monitor baseline --data s3://monitor-data/train.csv --header --output {tmp_path / 's3b'}")
+    assert "1000 rows, 4 features" in stream_text(out)
+    assert "no object at or under s3://monitor-data/nope.csv" in error_of(
+        ak, f"%monitor baseline --data s3://monitor-data/nope.csv --output {tmp_path / 'x'}")
+    assert "is a prefix" in error_of(ak, f"%monitor baseline --data s3://monitor-data/ --output {tmp_path / 'x'}")
     (tmp_path / "ragged.csv").write_text("a,b\n1\n")
     assert "line 2" in error_of(ak, f"%monitor baseline --data {tmp_path / 'ragged.csv'} --header --output {tmp_path / 'x'}")
     ok(ak, "%frames train")
@@ -272,6 +276,33 @@ def capture_line(payload: str, encoding: str, when: str, content_type="text/csv"
                                "data": "0.5", "encoding": "CSV"}},
         "eventMetadata": {"eventId": "f04a8538-696c-4648-8064-8b680b2e3318", "inferenceTime": when},
         "eventVersion": "0"})
+
+
+def test_capture_from_s3_and_the_command_line_on_s3(ak, boto, moto_url, tmp_path):
+    import os
+
+    from conftest import AWS
+
+    write_csv(tmp_path / "train.csv", shop(1000, 1), header=False)
+    s3 = boto("s3")
+    s3.create_bucket(Bucket="capture-data")
+    s3.upload_file(str(tmp_path / "train.csv"), "capture-data", "train/train.csv")
+    env = dict(os.environ, AWS_ENDPOINT_URL=moto_url, **AWS)
+    proc = subprocess.run([BIN, "monitor", "baseline", "--data", "s3://capture-data/train/train.csv", "--output",
+                           str(tmp_path / "b")], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and "1000 rows" in proc.stdout, proc.stderr
+    rows = shop(50, 2)
+    for hour in (7, 8):
+        lines = [capture_line(f"{i},{p},{c},{q}", "CSV", f"2026-11-25T{hour:02d}:{n:02d}:00Z")
+                 for n, (i, p, c, q) in enumerate(zip(*rows.values()))]
+        s3.put_object(Bucket="capture-data", Body="\n".join(lines).encode(),
+                      Key=f"datacapture/ep/AllTraffic/2026/11/25/{hour:02d}/00-00-000-uuid.jsonl")
+    out = ok(ak, f"%monitor check --capture s3://capture-data/datacapture/ep --baseline {tmp_path / 'b'} "
+                 f"--output {tmp_path / 'r'} -o runs")
+    html = html_of(out)
+    assert html.count("Completed") >= 2 and "2026-11-25T08:00:00Z" in html, html
+    assert (tmp_path / "r" / "2026/11/25/08" / "constraint_violations.json").exists()
+    assert "runs: 2 rows" in stream_text(ok(ak, "%frames runs"))
 
 
 def test_capture_is_checked_hour_by_hour_and_reported(tmp_path):

@@ -194,7 +194,25 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A local path for a `rustmaker monitor` input: `s3://…` is downloaded (on the standard AWS
+/// settings) into `scratch` first.
+fn local_input(path: PathBuf, scratch: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let text = path.to_string_lossy().into_owned();
+    if !text.starts_with("s3://") {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(scratch)?;
+    Ok(rustmaker_aws::S3Fetcher::standalone().fetch(&text, scratch, None)?)
+}
+
 fn monitor(command: MonitorCommand) -> anyhow::Result<()> {
+    let scratch = std::env::temp_dir().join(format!("rustmaker-monitor-{}", std::process::id()));
+    let result = run_monitor(command, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn run_monitor(command: MonitorCommand, scratch: &std::path::Path) -> anyhow::Result<()> {
     use rustmaker_monitor::{baseline, check, Source};
     match command {
         MonitorCommand::Baseline {
@@ -202,6 +220,7 @@ fn monitor(command: MonitorCommand) -> anyhow::Result<()> {
             output,
             header,
         } => {
+            let data = local_input(data, scratch)?;
             let result = baseline(&Source::file(&data, header)?, &output)?;
             println!(
                 "Baseline of {} ({} rows, {} features) written to {}",
@@ -231,6 +250,7 @@ fn monitor(command: MonitorCommand) -> anyhow::Result<()> {
                 })
                 .transpose()
             };
+            let prefix = local_input(prefix, scratch)?;
             for run in check_capture(&prefix, &baseline, &output, hour(since)?, hour(until)?)? {
                 println!(
                     "{} {} records={} violations={} {}",
@@ -249,7 +269,7 @@ fn monitor(command: MonitorCommand) -> anyhow::Result<()> {
             header,
             ..
         } => {
-            let data = data.context("give --data or --capture")?;
+            let data = local_input(data.context("give --data or --capture")?, scratch)?;
             let outcome = check(&Source::file(&data, header)?, &baseline, &output)?;
             for v in &outcome.violations {
                 println!("{}: {}", v.feature_name, v.description);

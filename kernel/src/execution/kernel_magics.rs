@@ -49,14 +49,18 @@ pub fn register(registry: &mut MagicRegistry) {
         .register(Arc::new(rustmaker_magics::frames::FramesMagic))
         .expect("kernel magics have unique names");
     let spark = rustmaker_spark::register(registry).expect("Spark magics have unique names");
-    let glue = rustmaker_aws::register(
+    let aws = rustmaker_aws::register(
         registry,
         Box::new(move |cluster: &str| spark.use_endpoint(cluster)),
     )
     .expect("AWS magics have unique names");
+    let s3 = aws.s3.clone();
     registry
-        .register(Arc::new(rustmaker_monitor::magic::MonitorMagic))
+        .register(Arc::new(rustmaker_monitor::magic::MonitorMagic {
+            fetch: Box::new(move |url, dir, ctx| s3.fetch(url, dir, Some(ctx))),
+        }))
         .expect("%monitor has a unique name");
+    let glue = aws.glue_configure;
     let livy = registry
         .take("configure")
         .expect("the Spark magics have %%configure");

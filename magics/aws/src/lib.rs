@@ -21,13 +21,43 @@ use client::{aws_error, Aws, Settings};
 pub use emr::SparkConnector;
 use rustmaker_magics::parse_args;
 
+/// What other engines get from the AWS magics.
+pub struct Registered {
+    /// Glue's `%%configure`, which the kernel routes to (sparkmagic has a `%%configure` too);
+    /// [`glue::sessions::is_configure_key`] tells the two apart.
+    pub glue_configure: Arc<dyn Magic>,
+    /// S3 downloads on the kernel's AWS settings.
+    pub s3: S3Fetcher,
+}
+
+/// Downloads S3 objects and prefixes for other magics (`%monitor … --data s3://…`).
+#[derive(Clone)]
+pub struct S3Fetcher(Arc<Mutex<Aws>>);
+
+impl S3Fetcher {
+    /// See [`s3::fetch`].
+    pub fn fetch(
+        &self,
+        url: &str,
+        dir: &std::path::Path,
+        ctx: Option<&dyn MagicContext>,
+    ) -> Result<std::path::PathBuf, MagicError> {
+        let mut aws = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        s3::fetch(&mut aws, url, dir, ctx)
+    }
+
+    /// A fetcher of its own, on the standard AWS chain (for the command line).
+    pub fn standalone() -> S3Fetcher {
+        S3Fetcher(Arc::new(Mutex::new(Aws::new())))
+    }
+}
+
 /// Registers `%aws`, `%s3`, `%emr` and the Glue magics; `connect` points the Spark magics at
-/// an EMR cluster. Returns Glue's `%%configure`, which the kernel routes to (sparkmagic has a
-/// `%%configure` too); [`glue::sessions::is_configure_key`] tells the two apart.
+/// an EMR cluster.
 pub fn register(
     registry: &mut MagicRegistry,
     connect: SparkConnector,
-) -> Result<Arc<dyn Magic>, MagicError> {
+) -> Result<Registered, MagicError> {
     let aws = Arc::new(Mutex::new(Aws::new()));
     let session = Arc::new(glue::sessions::Session::default());
     registry.register(Arc::new(AwsMagic(aws.clone())))?;
@@ -55,8 +85,14 @@ pub fn register(
             aws: aws.clone(),
         }))?;
     }
-    registry.register(Arc::new(emr::EmrMagic { aws, connect }))?;
-    Ok(Arc::new(glue::sessions::ConfigureMagic { session }))
+    registry.register(Arc::new(emr::EmrMagic {
+        aws: aws.clone(),
+        connect,
+    }))?;
+    Ok(Registered {
+        glue_configure: Arc::new(glue::sessions::ConfigureMagic { session }),
+        s3: S3Fetcher(aws),
+    })
 }
 
 #[derive(Parser, Debug)]

@@ -623,3 +623,104 @@ mod tests {
         assert!(format_of("x.json", None).is_err());
     }
 }
+
+fn call<F: std::future::Future>(
+    aws: &Aws,
+    ctx: Option<&dyn MagicContext>,
+    fut: F,
+) -> Result<F::Output, MagicError> {
+    match ctx {
+        Some(ctx) => aws.run(ctx, fut),
+        None => Ok(aws.runtime_block(fut)),
+    }
+}
+
+/// Downloads an object, or every object under a prefix (keeping the layout of the keys below
+/// it), into `dir`; returns the object's local file or the prefix's local folder. Other crates
+/// (`%monitor`) read S3 data through this. With a context, an interrupt stops the download.
+pub fn fetch(
+    aws: &mut Aws,
+    url: &str,
+    dir: &Path,
+    ctx: Option<&dyn MagicContext>,
+) -> Result<PathBuf, MagicError> {
+    let parsed = S3Url::parse(url)?;
+    let client = aws_sdk_s3::Client::new(&aws.sdk()?);
+    let aws = &*aws;
+    let mut keys = Vec::new();
+    let mut token = None;
+    loop {
+        let out = call(
+            aws,
+            ctx,
+            client
+                .list_objects_v2()
+                .bucket(&parsed.bucket)
+                .prefix(&parsed.key)
+                .set_continuation_token(token)
+                .send(),
+        )?
+        .map_err(|e| aws_error(aws, &format!("listing {url}"), e))?;
+        keys.extend(
+            out.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
+        token = out.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    let single = keys.iter().any(|k| *k == parsed.key) && !parsed.key.is_empty();
+    let prefix = if parsed.key.is_empty() || parsed.key.ends_with('/') {
+        parsed.key.clone()
+    } else {
+        format!("{}/", parsed.key)
+    };
+    let wanted: Vec<&String> = if single {
+        keys.iter().filter(|k| **k == parsed.key).collect()
+    } else {
+        keys.iter()
+            .filter(|k| k.starts_with(&prefix) && !k.ends_with('/'))
+            .collect()
+    };
+    if wanted.is_empty() {
+        return Err(failed(format!("there is no object at or under {url}")));
+    }
+    for key in &wanted {
+        let relative = if single {
+            key.rsplit('/').next().unwrap_or(key).to_owned()
+        } else {
+            key[prefix.len()..].to_owned()
+        };
+        if relative.split('/').any(|p| p == "..") {
+            return Err(failed(format!(
+                "refusing the key {key}: it climbs out of the folder"
+            )));
+        }
+        let target = dir.join(&relative);
+        let object = call(
+            aws,
+            ctx,
+            client.get_object().bucket(&parsed.bucket).key(*key).send(),
+        )?
+        .map_err(|e| aws_error(aws, &format!("reading s3://{}/{key}", parsed.bucket), e))?;
+        let bytes = call(aws, ctx, object.body.collect())?.map_err(|e| {
+            failed(format!(
+                "reading s3://{}/{key}: the download broke off: {e}",
+                parsed.bucket
+            ))
+        })?;
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| failed(format!("cannot make {}: {e}", parent.display())))?;
+        }
+        std::fs::write(&target, bytes.into_bytes())
+            .map_err(|e| failed(format!("cannot write {}: {e}", target.display())))?;
+    }
+    Ok(if single {
+        dir.join(wanted[0].rsplit('/').next().unwrap_or(wanted[0]))
+    } else {
+        dir.to_owned()
+    })
+}

@@ -58,17 +58,59 @@ enum MonitorCommand {
     },
 }
 
-pub struct MonitorMagic;
+/// Downloads an `s3://` object or prefix into a local folder and returns its local path (the
+/// kernel gives the AWS magics' S3 access, so this crate needs no AWS SDK).
+pub type Fetch = Box<
+    dyn Fn(&str, &std::path::Path, &dyn MagicContext) -> Result<PathBuf, MagicError> + Send + Sync,
+>;
+
+pub struct MonitorMagic {
+    pub fetch: Fetch,
+}
+
+/// A folder for downloaded data, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Result<Scratch, MagicError> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "rustmaker-monitor-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| failed(format!("cannot make {}: {e}", dir.display())))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 fn failed(e: impl std::fmt::Display) -> MagicError {
     MagicError::Failed(e.to_string())
 }
 
-fn source(data: &str, header: bool, ctx: &mut dyn MagicContext) -> Result<Source, MagicError> {
+fn source(
+    data: &str,
+    header: bool,
+    fetch: &Fetch,
+    scratch: &Scratch,
+    ctx: &mut dyn MagicContext,
+) -> Result<Source, MagicError> {
     if data.starts_with("s3://") {
-        return Err(failed(format!(
-            "{data}: copy the object first (`%s3 cp {data} .` or `%s3 read {data} -o NAME`) and profile the file or frame"
-        )));
+        let path = fetch(data, &scratch.0, &*ctx)?;
+        if path.is_dir() {
+            return Err(failed(format!(
+                "{data} is a prefix; give one object (.csv, .jsonl or .parquet)"
+            )));
+        }
+        return Source::file(&path, header).map_err(failed);
     }
     if let Ok(frame) = ctx.frames().get(data) {
         return Ok(Source::Frame {
@@ -124,9 +166,9 @@ impl Magic for MonitorMagic {
         "Data quality in Model Monitor's formats: `baseline` (statistics, constraints) and `check` (violations)."
     }
     fn help(&self) -> String {
-        "%monitor baseline --data FRAME|FILE --output DIR [--header]
-%monitor check --data FRAME|FILE --baseline DIR --output DIR [--header] [-o NAME]
-%monitor check --capture PREFIX [--since HOUR] [--until HOUR] --baseline DIR --output DIR [-o NAME]
+        "%monitor baseline --data FRAME|FILE|s3://… --output DIR [--header]
+%monitor check --data FRAME|FILE|s3://… --baseline DIR --output DIR [--header] [-o NAME]
+%monitor check --capture PREFIX|s3://PREFIX [--since HOUR] [--until HOUR] --baseline DIR --output DIR [-o NAME]
 %monitor report DIR
 
 baseline writes DIR/statistics.json and DIR/constraints.json in SageMaker Model Monitor's
@@ -155,7 +197,8 @@ Example:
                 output,
                 header,
             } => {
-                let src = source(&data, header, ctx)?;
+                let scratch = Scratch::new()?;
+                let src = source(&data, header, &self.fetch, &scratch, ctx)?;
                 let result = crate::baseline(&src, &output).map_err(monitor_error)?;
                 ctx.stdout(&format!(
                     "Baseline of {} ({} rows, {} features) written to {} (statistics.json, constraints.json).\n",
@@ -202,6 +245,13 @@ Example:
                     })
                     .transpose()
                 };
+                let scratch = Scratch::new()?;
+                let text = prefix.to_string_lossy().into_owned();
+                let prefix = if text.starts_with("s3://") {
+                    (self.fetch)(&text, &scratch.0, &*ctx)?
+                } else {
+                    prefix
+                };
                 let runs = crate::capture::check_capture(
                     &prefix,
                     &baseline,
@@ -229,7 +279,8 @@ Example:
                     rustmaker_magics::frames::check_name(name)?;
                 }
                 let data = data.expect("clap requires --data without --capture");
-                let src = source(&data, header, ctx)?;
+                let scratch = Scratch::new()?;
+                let src = source(&data, header, &self.fetch, &scratch, ctx)?;
                 let outcome = crate::check(&src, &baseline, &output).map_err(monitor_error)?;
                 ctx.display(
                     MimeBundle::text(format!(
