@@ -597,33 +597,6 @@ fn rm(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn s3_urls() {
-        assert_eq!(
-            S3Url::parse("s3://my-bucket/a/b.csv").unwrap(),
-            S3Url {
-                bucket: "my-bucket".into(),
-                key: "a/b.csv".into()
-            }
-        );
-        assert_eq!(S3Url::parse("s3://bkt").unwrap().key, "");
-        assert!(S3Url::parse("/tmp/x")
-            .unwrap_err()
-            .to_string()
-            .contains("not an S3 URL"));
-        assert!(S3Url::parse("s3://Bad_Bucket/x")
-            .unwrap_err()
-            .to_string()
-            .contains("not a valid bucket name"));
-        assert_eq!(format_of("x.CSV", None).unwrap(), "csv");
-        assert!(format_of("x.json", None).is_err());
-    }
-}
-
 fn call<F: std::future::Future>(
     aws: &Aws,
     ctx: Option<&dyn MagicContext>,
@@ -671,7 +644,7 @@ pub fn fetch(
             break;
         }
     }
-    let single = keys.iter().any(|k| *k == parsed.key) && !parsed.key.is_empty();
+    let single = keys.contains(&parsed.key) && !parsed.key.is_empty();
     let prefix = if parsed.key.is_empty() || parsed.key.ends_with('/') {
         parsed.key.clone()
     } else {
@@ -723,4 +696,31 @@ pub fn fetch(
     } else {
         dir.to_owned()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_urls() {
+        assert_eq!(
+            S3Url::parse("s3://my-bucket/a/b.csv").unwrap(),
+            S3Url {
+                bucket: "my-bucket".into(),
+                key: "a/b.csv".into()
+            }
+        );
+        assert_eq!(S3Url::parse("s3://bkt").unwrap().key, "");
+        assert!(S3Url::parse("/tmp/x")
+            .unwrap_err()
+            .to_string()
+            .contains("not an S3 URL"));
+        assert!(S3Url::parse("s3://Bad_Bucket/x")
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid bucket name"));
+        assert_eq!(format_of("x.CSV", None).unwrap(), "csv");
+        assert!(format_of("x.json", None).is_err());
+    }
 }
