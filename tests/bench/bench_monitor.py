@@ -47,7 +47,7 @@ ranks = {}
 for name, ps in probes.items():
     kll = view.get_column(name).get_metric("distribution").kll.value
     ranks[name] = [kll.get_rank(p) for p in ps]
-print(json.dumps({"seconds": elapsed, "ranks": ranks, "k": view.get_column("f0").get_metric("distribution").kll.value.k}))
+print(json.dumps({"seconds": elapsed, "ranks": ranks, "k": view.get_column("f0").get_metric("distribution").kll.value.get_k()}))
 """
 
 

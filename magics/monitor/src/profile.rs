@@ -61,6 +61,9 @@ pub struct ColumnProfile {
     max: f64,
     hll: Hll,
     categories: HashMap<String, u64, BuildHasherDefault<FastHasher>>,
+    /// Counts of the numbers written as text, by their bits: they matter only if the column
+    /// turns out to be a String one, and keeping them as numbers is much cheaper.
+    numeric_categories: HashMap<u64, u64, BuildHasherDefault<FastHasher>>,
     /// For checks: the baseline's domain, and how many present values fall in it.
     domain: Option<HashSet<String>>,
     pub in_domain: u64,
@@ -82,6 +85,7 @@ impl ColumnProfile {
             max: f64::NEG_INFINITY,
             hll: Hll::default(),
             categories: HashMap::default(),
+            numeric_categories: HashMap::default(),
             domain: None,
             in_domain: 0,
         }
@@ -161,14 +165,27 @@ impl ColumnProfile {
                 if let Ok(i) = s.parse::<i64>() {
                     self.integral += 1;
                     self.number(i as f64);
+                    self.numeric_text(i as f64);
                 } else if let Some(f) = s.parse::<f64>().ok().filter(|f| f.is_finite()) {
                     self.fractional += 1;
                     self.number(f);
+                    self.numeric_text(f);
                 } else {
                     self.strings += 1;
+                    self.text(s);
                 }
-                self.text(s);
             }
+        }
+    }
+
+    fn numeric_text(&mut self, x: f64) {
+        let bits = x.to_bits();
+        self.hll
+            .insert_hash(crate::sketch::hash64(&bits.to_le_bytes()));
+        if let Some(count) = self.numeric_categories.get_mut(&bits) {
+            *count += 1;
+        } else if self.numeric_categories.len() < MAX_CATEGORIES {
+            self.numeric_categories.insert(bits, 1);
         }
     }
 
@@ -189,10 +206,16 @@ impl ColumnProfile {
 
     /// Value counts (most frequent first), for the categorical distribution.
     pub fn categories(&self) -> Vec<(String, u64)> {
+        // Numbers print in their shortest form (`7`, `2.5`) beside the text values.
         let mut v: Vec<(String, u64)> = self
             .categories
             .iter()
             .map(|(k, c)| (k.clone(), *c))
+            .chain(
+                self.numeric_categories
+                    .iter()
+                    .map(|(bits, c)| (f64::from_bits(*bits).to_string(), *c)),
+            )
             .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use polars::prelude::*;
 
@@ -136,20 +137,67 @@ fn profile_csv(
             profile.columns.push(column(name));
         }
     }
-    let mut record = csv::StringRecord::new();
-    while reader.read_record(&mut record).map_err(bad)? {
-        if profile.columns.is_empty() {
-            profile.columns = (0..record.len())
-                .map(|i| column(format!("_c{i}")))
-                .collect();
-        }
-        for (col, field) in profile.columns.iter_mut().zip(record.iter()) {
-            col.update(Value::Text(field));
-        }
-        profile.rows += 1;
+    let mut first = csv::StringRecord::new();
+    if !reader.read_record(&mut first).map_err(bad)? {
+        return Ok(profile);
     }
+    if profile.columns.is_empty() {
+        profile.columns = (0..first.len()).map(|i| column(format!("_c{i}"))).collect();
+    }
+    // This thread parses the CSV and profiles the left half of the columns; a second thread
+    // profiles the right half of each batch. Two batches at most are in flight, so memory
+    // stays flat however long the file is.
+    let mid = profile.columns.len() / 2;
+    let (left, right) = profile.columns.split_at_mut(mid);
+    let mut rows = 0u64;
+    let result = std::thread::scope(|scope| -> Result<(), MonitorError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<csv::StringRecord>>>(1);
+        let worker = scope.spawn(move || {
+            for batch in rx {
+                for record in batch.iter() {
+                    for (col, field) in right.iter_mut().zip(record.iter().skip(mid)) {
+                        col.update(Value::Text(field));
+                    }
+                }
+            }
+        });
+        let mut batch = vec![first];
+        let read = loop {
+            let mut record = csv::StringRecord::new();
+            let more = match reader.read_record(&mut record) {
+                Ok(more) => more,
+                Err(e) => break Err(bad(e)),
+            };
+            if more {
+                batch.push(record);
+            }
+            if batch.len() == BATCH || (!more && !batch.is_empty()) {
+                let full = Arc::new(std::mem::take(&mut batch));
+                rows += full.len() as u64;
+                if tx.send(full.clone()).is_err() {
+                    break Ok(());
+                }
+                for record in full.iter() {
+                    for (col, field) in left.iter_mut().zip(record.iter()) {
+                        col.update(Value::Text(field));
+                    }
+                }
+            }
+            if !more {
+                break Ok(());
+            }
+        };
+        drop(tx);
+        worker.join().expect("the profiling thread does not panic");
+        read
+    });
+    result?;
+    profile.rows = rows;
     Ok(profile)
 }
+
+/// Rows per batch handed to the profiling threads.
+const BATCH: usize = 4096;
 
 fn profile_jsonl(
     path: &Path,
