@@ -37,48 +37,8 @@ enum Command {
     /// Data-quality monitoring in SageMaker Model Monitor's formats (as `%monitor` does).
     Monitor {
         #[command(subcommand)]
-        command: MonitorCommand,
+        command: rustmaker_monitor::magic::MonitorCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum MonitorCommand {
-    /// Profile a data set: writes OUTPUT/statistics.json and OUTPUT/constraints.json.
-    Baseline {
-        /// A .csv, .jsonl or .parquet file.
-        #[arg(long)]
-        data: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
-        /// The CSV's first line names the columns.
-        #[arg(long)]
-        header: bool,
-    },
-    /// Check a data set against a baseline: writes OUTPUT/statistics.json and
-    /// OUTPUT/constraint_violations.json; prints the execution status (Completed,
-    /// CompletedWithViolations) and exits 0, or 1 when the check fails.
-    Check {
-        #[arg(long, required_unless_present = "capture", conflicts_with = "capture")]
-        data: Option<PathBuf>,
-        /// A data-capture prefix (endpoint/variant/yyyy/mm/dd/hh/*.jsonl below it): each hour
-        /// is checked into OUTPUT/yyyy/mm/dd/hh/, as a monitoring schedule would.
-        #[arg(long)]
-        capture: Option<PathBuf>,
-        /// First hour to check (2022-04-18T05); default: the first captured.
-        #[arg(long, requires = "capture")]
-        since: Option<String>,
-        /// Last hour to check; default: the last captured.
-        #[arg(long, requires = "capture")]
-        until: Option<String>,
-        #[arg(long)]
-        baseline: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
-        #[arg(long)]
-        header: bool,
-    },
-    /// Write DIR/report.html for a check's output directory.
-    Report { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -205,14 +165,18 @@ fn local_input(path: PathBuf, scratch: &std::path::Path) -> anyhow::Result<PathB
     Ok(rustmaker_aws::S3Fetcher::standalone().fetch(&text, scratch, None)?)
 }
 
-fn monitor(command: MonitorCommand) -> anyhow::Result<()> {
+fn monitor(command: rustmaker_monitor::magic::MonitorCommand) -> anyhow::Result<()> {
     let scratch = std::env::temp_dir().join(format!("rustmaker-monitor-{}", std::process::id()));
     let result = run_monitor(command, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
 
-fn run_monitor(command: MonitorCommand, scratch: &std::path::Path) -> anyhow::Result<()> {
+fn run_monitor(
+    command: rustmaker_monitor::magic::MonitorCommand,
+    scratch: &std::path::Path,
+) -> anyhow::Result<()> {
+    use rustmaker_monitor::magic::MonitorCommand;
     use rustmaker_monitor::{baseline, check, Source};
     match command {
         MonitorCommand::Baseline {
@@ -220,7 +184,7 @@ fn run_monitor(command: MonitorCommand, scratch: &std::path::Path) -> anyhow::Re
             output,
             header,
         } => {
-            let data = local_input(data, scratch)?;
+            let data = local_input(PathBuf::from(data), scratch)?;
             let result = baseline(&Source::file(&data, header)?, &output)?;
             println!(
                 "Baseline of {} ({} rows, {} features) written to {}",
@@ -269,7 +233,10 @@ fn run_monitor(command: MonitorCommand, scratch: &std::path::Path) -> anyhow::Re
             header,
             ..
         } => {
-            let data = local_input(data.context("give --data or --capture")?, scratch)?;
+            let data = local_input(
+                PathBuf::from(data.context("give --data or --capture")?),
+                scratch,
+            )?;
             let outcome = check(&Source::file(&data, header)?, &baseline, &output)?;
             for v in &outcome.violations {
                 println!("{}: {}", v.feature_name, v.description);

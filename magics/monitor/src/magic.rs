@@ -20,9 +20,12 @@ struct MonitorArgs {
     command: MonitorCommand,
 }
 
+/// The subcommands of `%monitor`, and of `rustmaker monitor` on the command line.
 #[derive(Subcommand, Debug)]
-enum MonitorCommand {
+pub enum MonitorCommand {
+    /// Profile a data set: writes OUTPUT/statistics.json and OUTPUT/constraints.json.
     Baseline {
+        /// A .csv, .jsonl or .parquet file, an s3:// object, or (in a notebook) a frame.
         #[arg(long)]
         data: String,
         #[arg(long)]
@@ -31,10 +34,15 @@ enum MonitorCommand {
         #[arg(long)]
         header: bool,
     },
+    /// Check data against a baseline: writes OUTPUT/statistics.json and
+    /// OUTPUT/constraint_violations.json, and reports the execution status (Completed,
+    /// CompletedWithViolations).
     Check {
+        /// A .csv, .jsonl or .parquet file, an s3:// object, or (in a notebook) a frame.
         #[arg(long, required_unless_present = "capture", conflicts_with = "capture")]
         data: Option<String>,
-        /// A data-capture prefix (endpoint/variant/yyyy/mm/dd/hh/*.jsonl below it).
+        /// A data-capture folder or s3:// prefix (endpoint/variant/yyyy/mm/dd/hh/*.jsonl below
+        /// it): each hour is checked into OUTPUT/yyyy/mm/dd/hh/, as a monitoring schedule would.
         #[arg(long)]
         capture: Option<PathBuf>,
         /// First hour to check (2022-04-18T05 or a full timestamp); default: the first captured.
@@ -49,13 +57,12 @@ enum MonitorCommand {
         output: PathBuf,
         #[arg(long)]
         header: bool,
-        /// Keep the violations (or the executions, with --capture) as a frame.
+        /// In a notebook: keep the violations (or the executions, with --capture) as a frame.
         #[arg(short = 'o')]
         frame: Option<String>,
     },
-    Report {
-        dir: PathBuf,
-    },
+    /// Write DIR/report.html for a check's output directory.
+    Report { dir: PathBuf },
 }
 
 /// Downloads an `s3://` object or prefix into a local folder and returns its local path (the

@@ -133,6 +133,25 @@ pub fn list(
     show_frame(df, output, ctx)
 }
 
+/// The job, or `None` when there is none of that name.
+fn find_job(
+    aws: &Aws,
+    glue: &aws_sdk_glue::Client,
+    name: &str,
+    ctx: &dyn MagicContext,
+) -> Result<Option<aws_sdk_glue::types::Job>, MagicError> {
+    match aws.run(ctx, glue.get_job().job_name(name).send())? {
+        Ok(out) => Ok(out.job),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_entity_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(aws_error(aws, &format!("reading Glue job {name}"), e)),
+    }
+}
+
 /// The job, or an error that says how to make one.
 fn get_job(
     aws: &Aws,
@@ -140,37 +159,11 @@ fn get_job(
     name: &str,
     ctx: &dyn MagicContext,
 ) -> Result<aws_sdk_glue::types::Job, MagicError> {
-    let out = aws
-        .run(ctx, glue.get_job().job_name(name).send())?
-        .map_err(|e| {
-            if e.as_service_error().is_some_and(|s| s.is_entity_not_found_exception()) {
-                failed(format!(
-                    "there is no Glue job `{name}`: `%glue jobs` lists them, `%glue job create {name} --script … --role …` makes one"
-                ))
-            } else {
-                aws_error(aws, &format!("reading Glue job {name}"), e)
-            }
-        })?;
-    out.job
-        .ok_or_else(|| failed(format!("Glue returned no job for {name}")))
-}
-
-fn job_exists(
-    aws: &Aws,
-    glue: &aws_sdk_glue::Client,
-    name: &str,
-    ctx: &dyn MagicContext,
-) -> Result<bool, MagicError> {
-    match aws.run(ctx, glue.get_job().job_name(name).send())? {
-        Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_entity_not_found_exception()) =>
-        {
-            Ok(false)
-        }
-        Err(e) => Err(aws_error(aws, &format!("reading Glue job {name}"), e)),
-    }
+    find_job(aws, glue, name, ctx)?.ok_or_else(|| {
+        failed(format!(
+            "there is no Glue job `{name}`: `%glue jobs` lists them, `%glue job create {name} --script … --role …` makes one"
+        ))
+    })
 }
 
 /// `s3://aws-glue-assets-ACCOUNT-REGION/scripts/NAME.py`, with the bucket made if missing.
@@ -252,7 +245,7 @@ pub fn run(
             check_worker_type(&worker_type)?;
             check_workers(number_of_workers)?;
             let arguments = job_arguments("glue", &args)?;
-            if job_exists(aws, glue, &name, ctx)? {
+            if find_job(aws, glue, &name, ctx)?.is_some() {
                 return Err(failed(format!(
                     "a Glue job `{name}` already exists: `%%glue_script {name}` replaces its script, \
                      `%glue job delete {name}` removes it"
