@@ -364,3 +364,20 @@ def test_capture_is_checked_hour_by_hour_and_reported(tmp_path):
     err = monitor("check", "--capture", tmp_path / "capture", "--since", "last tuesday", "--baseline",
                   tmp_path / "b", "--output", tmp_path / "x", expect_ok=False)
     assert "is not a time like" in err.stderr
+
+
+def test_schema_names_and_types_columns(tmp_path):
+    write_csv(tmp_path / "d.csv", {"a": [1, 2, 3], "b": ["x", "y", "x"], "c": [7, 8, 9]}, header=False)
+    monitor("baseline", "--data", tmp_path / "d.csv", "--schema", "id,label:String,code:String",
+            "--output", tmp_path / "b")
+    stats = {f["name"]: f for f in json.loads((tmp_path / "b" / "statistics.json").read_text())["features"]}
+    assert list(stats) == ["id", "label", "code"]
+    assert stats["id"]["inferred_type"] == "Integral" and stats["code"]["inferred_type"] == "String"
+    code = stats["code"]["string_statistics"]
+    assert code["distinct_count"] == 3.0 and {b["value"] for b in code["distribution"]["categorical"]["buckets"]} == {"7", "8", "9"}
+    err = monitor("baseline", "--data", tmp_path / "d.csv", "--schema", "id,label", "--output", tmp_path / "x",
+                  expect_ok=False)
+    assert "--schema names 2 columns but" in err.stderr and "has 3" in err.stderr
+    err = monitor("baseline", "--data", tmp_path / "d.csv", "--schema", "a:Text,b,c", "--output", tmp_path / "x",
+                  expect_ok=False)
+    assert "`Text` is not a type" in err.stderr

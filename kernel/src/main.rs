@@ -183,9 +183,14 @@ fn run_monitor(
             data,
             output,
             header,
+            schema,
         } => {
+            let schema = schema
+                .as_deref()
+                .map(rustmaker_monitor::Schema::parse)
+                .transpose()?;
             let data = local_input(PathBuf::from(data), scratch)?;
-            let result = baseline(&Source::file(&data, header)?, &output)?;
+            let result = baseline(&Source::file(&data, header)?, schema.as_ref(), &output)?;
             println!(
                 "Baseline of {} ({} rows, {} features) written to {}",
                 data.display(),
@@ -231,13 +236,23 @@ fn run_monitor(
             baseline,
             output,
             header,
+            schema,
             ..
         } => {
+            let schema = schema
+                .as_deref()
+                .map(rustmaker_monitor::Schema::parse)
+                .transpose()?;
             let data = local_input(
                 PathBuf::from(data.context("give --data or --capture")?),
                 scratch,
             )?;
-            let outcome = check(&Source::file(&data, header)?, &baseline, &output)?;
+            let outcome = check(
+                &Source::file(&data, header)?,
+                schema.as_ref(),
+                &baseline,
+                &output,
+            )?;
             for v in &outcome.violations {
                 println!("{}: {}", v.feature_name, v.description);
             }

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use format::{Constraints, Statistics, Violation, Violations};
-pub use source::Source;
+pub use source::{Schema, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MonitorError {
@@ -88,8 +88,12 @@ pub struct Baseline {
 }
 
 /// Profiles `source` and writes `statistics.json` and suggested `constraints.json` to `output`.
-pub fn baseline(source: &Source, output: &Path) -> Result<Baseline, MonitorError> {
-    let profile = source.profile(&HashMap::new())?;
+pub fn baseline(
+    source: &Source,
+    schema: Option<&source::Schema>,
+    output: &Path,
+) -> Result<Baseline, MonitorError> {
+    let profile = source.profile(&HashMap::new(), schema)?;
     let statistics = profile.statistics();
     let constraints = suggest::suggest(&statistics);
     write_json(&output.join("statistics.json"), &statistics)?;
@@ -152,11 +156,12 @@ pub fn domains(constraints: &Constraints) -> HashMap<String, Vec<String>> {
 /// statistics as `baseline_statistics.json`, so the report can be drawn from `output` alone).
 pub fn check(
     source: &Source,
+    schema: Option<&source::Schema>,
     baseline_dir: &Path,
     output: &Path,
 ) -> Result<CheckOutcome, MonitorError> {
     let base = read_baseline(baseline_dir)?;
-    let profile = source.profile(&domains(&base.constraints))?;
+    let profile = source.profile(&domains(&base.constraints), schema)?;
     check_profile(&base, profile, output)
 }
 

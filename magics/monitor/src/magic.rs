@@ -33,6 +33,9 @@ pub enum MonitorCommand {
         /// The CSV's first line names the columns.
         #[arg(long)]
         header: bool,
+        /// Column names (a CSV's, in order) and fixed types: `id:Integral,price,color:String`.
+        #[arg(long)]
+        schema: Option<String>,
     },
     /// Check data against a baseline: writes OUTPUT/statistics.json and
     /// OUTPUT/constraint_violations.json, and reports the execution status (Completed,
@@ -57,6 +60,9 @@ pub enum MonitorCommand {
         output: PathBuf,
         #[arg(long)]
         header: bool,
+        /// Column names (a CSV's, in order) and fixed types, as for `baseline`.
+        #[arg(long)]
+        schema: Option<String>,
         /// In a notebook: keep the violations (or the executions, with --capture) as a frame.
         #[arg(short = 'o')]
         frame: Option<String>,
@@ -173,8 +179,8 @@ impl Magic for MonitorMagic {
         "Data quality in Model Monitor's formats: `baseline` (statistics, constraints) and `check` (violations)."
     }
     fn help(&self) -> String {
-        "%monitor baseline --data FRAME|FILE|s3://… --output DIR [--header]
-%monitor check --data FRAME|FILE|s3://… --baseline DIR --output DIR [--header] [-o NAME]
+        "%monitor baseline --data FRAME|FILE|s3://… --output DIR [--header] [--schema NAME[:TYPE],…]
+%monitor check --data FRAME|FILE|s3://… --baseline DIR --output DIR [--header] [--schema …] [-o NAME]
 %monitor check --capture PREFIX|s3://PREFIX [--since HOUR] [--until HOUR] --baseline DIR --output DIR [-o NAME]
 %monitor report DIR
 
@@ -203,10 +209,17 @@ Example:
                 data,
                 output,
                 header,
+                schema,
             } => {
+                let schema = schema
+                    .as_deref()
+                    .map(crate::Schema::parse)
+                    .transpose()
+                    .map_err(monitor_error)?;
                 let scratch = Scratch::new()?;
                 let src = source(&data, header, &self.fetch, &scratch, ctx)?;
-                let result = crate::baseline(&src, &output).map_err(monitor_error)?;
+                let result =
+                    crate::baseline(&src, schema.as_ref(), &output).map_err(monitor_error)?;
                 ctx.stdout(&format!(
                     "Baseline of {} ({} rows, {} features) written to {} (statistics.json, constraints.json).\n",
                     src.describe(),
@@ -279,16 +292,23 @@ Example:
                 baseline,
                 output,
                 header,
+                schema,
                 frame,
                 ..
             } => {
+                let schema = schema
+                    .as_deref()
+                    .map(crate::Schema::parse)
+                    .transpose()
+                    .map_err(monitor_error)?;
                 if let Some(name) = &frame {
                     rustmaker_magics::frames::check_name(name)?;
                 }
                 let data = data.expect("clap requires --data without --capture");
                 let scratch = Scratch::new()?;
                 let src = source(&data, header, &self.fetch, &scratch, ctx)?;
-                let outcome = crate::check(&src, &baseline, &output).map_err(monitor_error)?;
+                let outcome = crate::check(&src, schema.as_ref(), &baseline, &output)
+                    .map_err(monitor_error)?;
                 ctx.display(
                     MimeBundle::text(format!(
                         "{}: {} violation(s) of the baseline in {}; files in {}",

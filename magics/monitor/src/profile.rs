@@ -67,6 +67,8 @@ pub struct ColumnProfile {
     /// For checks: the baseline's domain, and how many present values fall in it.
     domain: Option<HashSet<String>>,
     pub in_domain: u64,
+    /// A type the user fixed (`--schema`), written instead of the inferred one.
+    pub forced: Option<InferredType>,
 }
 
 impl ColumnProfile {
@@ -88,6 +90,7 @@ impl ColumnProfile {
             numeric_categories: HashMap::default(),
             domain: None,
             in_domain: 0,
+            forced: None,
         }
     }
 
@@ -101,6 +104,9 @@ impl ColumnProfile {
     }
 
     pub fn inferred_type(&self) -> InferredType {
+        if let Some(t) = self.forced {
+            return t;
+        }
         if self.strings > 0 {
             InferredType::String
         } else if self.fractional > 0 {

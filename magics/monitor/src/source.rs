@@ -9,8 +9,50 @@ use std::sync::Arc;
 
 use polars::prelude::*;
 
+use crate::format::InferredType;
 use crate::profile::{json_value, ColumnProfile, Profile, RecordProfiler, Value};
 use crate::MonitorError;
+
+/// Column names and types given by the user (`--schema id:Integral,price,color:String`): for a
+/// CSV the names of its columns in order (a CSV without header is otherwise `_c0`, `_c1`, …);
+/// for other sources the columns whose type is fixed. A type given here is written as the
+/// feature's `inferred_type` whatever the values look like.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Schema {
+    pub columns: Vec<(String, Option<InferredType>)>,
+}
+
+impl Schema {
+    pub fn parse(spec: &str) -> Result<Schema, MonitorError> {
+        let columns = spec
+            .split(',')
+            .map(|part| {
+                let (name, kind) = match part.split_once(':') {
+                    Some((n, k)) => (n.trim(), Some(k.trim())),
+                    None => (part.trim(), None),
+                };
+                if name.is_empty() {
+                    return Err(MonitorError::Input(format!(
+                        "--schema `{spec}`: a column name is empty (write NAME[:TYPE],…)"
+                    )));
+                }
+                let kind = match kind {
+                    None => None,
+                    Some("Integral") => Some(InferredType::Integral),
+                    Some("Fractional") => Some(InferredType::Fractional),
+                    Some("String") => Some(InferredType::String),
+                    Some(other) => {
+                        return Err(MonitorError::Input(format!(
+                            "--schema: `{other}` is not a type; use Integral, Fractional or String"
+                        )))
+                    }
+                };
+                Ok((name.to_owned(), kind))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Schema { columns })
+    }
+}
 
 /// Where the data comes from.
 #[derive(Debug, Clone)]
@@ -58,8 +100,18 @@ impl Source {
 
     /// Profiles the data. `domains` gives, per column, a baseline domain to count values
     /// against (for the categorical values check).
-    pub fn profile(&self, domains: &HashMap<String, Vec<String>>) -> Result<Profile, MonitorError> {
+    pub fn profile(
+        &self,
+        domains: &HashMap<String, Vec<String>>,
+        schema: Option<&Schema>,
+    ) -> Result<Profile, MonitorError> {
+        // A CSV's columns are made in order, so the schema names them by position.
+        let position = std::cell::Cell::new(0usize);
+        let csv = matches!(self, Source::Csv { .. });
         let with_domain = |name: String| {
+            let i = position.replace(position.get() + 1);
+            let given = schema.and_then(|s| s.columns.get(i)).filter(|_| csv);
+            let name = given.map(|g| g.0.clone()).unwrap_or(name);
             let c = ColumnProfile::new(name.clone());
             match domains.get(&name) {
                 Some(d) => c.with_domain(d),
@@ -81,6 +133,30 @@ impl Source {
             }
             Source::Frame { frame, .. } => profile_frame(frame, with_domain)?,
         };
+        let mut profile = profile;
+        if let Some(schema) = schema {
+            if csv && schema.columns.len() != profile.columns.len() {
+                return Err(MonitorError::Input(format!(
+                    "--schema names {} columns but {} has {}",
+                    schema.columns.len(),
+                    self.describe(),
+                    profile.columns.len()
+                )));
+            }
+            for (name, kind) in &schema.columns {
+                let column = profile
+                    .columns
+                    .iter_mut()
+                    .find(|c| &c.name == name)
+                    .ok_or_else(|| {
+                        MonitorError::Input(format!(
+                            "--schema: {} has no column `{name}`",
+                            self.describe()
+                        ))
+                    })?;
+                column.forced = *kind;
+            }
+        }
         if profile.rows == 0 {
             return Err(MonitorError::Input(format!(
                 "{} has no rows: there is nothing to profile",
