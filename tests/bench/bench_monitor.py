@@ -74,19 +74,27 @@ def generate(path: pathlib.Path, rows: int, seed: int = 3):
     return df
 
 
+# Forks and measures the command from a fresh, small interpreter: a child forked (or vforked)
+# from this process would have this process's memory (the data set) counted in its peak.
+MEASURE = r"""
+import json, os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"seconds": time.perf_counter() - started, "rss_kib": usage.ru_maxrss,
+                  "code": os.waitstatus_to_exitcode(status)}), file=sys.stderr)
+"""
+
+
 def run_with_rusage(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MiB and stdout of one child process."""
-    started = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:  # the child: exec the command with stdout to a temp file
-        out = os.open(os.environ["BENCH_OUT"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        os.dup2(out, 1)
-        os.execvp(cmd[0], cmd)
-    _, status, usage = os.wait4(pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(cmd[:3])} … failed")
-    return elapsed, usage.ru_maxrss / 1024, pathlib.Path(os.environ["BENCH_OUT"]).read_text()
+    """Wall seconds, peak RSS in MiB and stdout of one command."""
+    proc = subprocess.run([sys.executable, "-c", MEASURE, *cmd], capture_output=True, text=True)
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    if report["code"] != 0:
+        sys.exit(f"{' '.join(cmd[:3])} … failed: {proc.stderr[-2000:]}")
+    return report["seconds"], report["rss_kib"] / 1024, proc.stdout
 
 
 def main():
@@ -94,7 +102,6 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-monitor-"))
-    os.environ["BENCH_OUT"] = str(tmp / "out.txt")
     csv, small = tmp / "data.csv", tmp / "quarter.csv"
     print(f"generating {args.rows:,} rows × 20 columns …", flush=True)
     df = generate(csv, args.rows)

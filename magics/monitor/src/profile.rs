@@ -188,6 +188,12 @@ impl ColumnProfile {
         let bits = x.to_bits();
         self.hll
             .insert_hash(crate::sketch::hash64(&bits.to_le_bytes()));
+        // Once the table is full, a column without any string stops counting numbers: their
+        // counts matter only if strings turn up later, and the lookups (mostly misses for
+        // real-valued data) would dominate the profile's time.
+        if self.numeric_categories.len() >= MAX_CATEGORIES && self.strings == 0 {
+            return;
+        }
         if let Some(count) = self.numeric_categories.get_mut(&bits) {
             *count += 1;
         } else if self.numeric_categories.len() < MAX_CATEGORIES {

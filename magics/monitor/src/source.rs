@@ -227,35 +227,55 @@ fn profile_csv(
     let (left, right) = profile.columns.split_at_mut(mid);
     let mut rows = 0u64;
     let result = std::thread::scope(|scope| -> Result<(), MonitorError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Vec<csv::StringRecord>>>(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<Batch>>(1);
+        // Batches come back once profiled, so their records' buffers are reused.
+        let (back_tx, back_rx) = std::sync::mpsc::sync_channel::<Arc<Batch>>(2);
         let worker = scope.spawn(move || {
             for batch in rx {
-                for record in batch.iter() {
+                for record in &batch.records[..batch.len] {
                     for (col, field) in right.iter_mut().zip(record.iter().skip(mid)) {
                         col.update(Value::Text(field));
                     }
                 }
+                let _ = back_tx.send(batch);
             }
         });
-        let mut batch = vec![first];
+        let mut spare: Vec<Batch> = Vec::new();
+        let mut batch = Batch {
+            records: vec![first],
+            len: 1,
+        };
         let read = loop {
-            let mut record = csv::StringRecord::new();
-            let more = match reader.read_record(&mut record) {
+            if batch.records.len() <= batch.len {
+                batch.records.push(csv::StringRecord::new());
+            }
+            let more = match reader.read_record(&mut batch.records[batch.len]) {
                 Ok(more) => more,
                 Err(e) => break Err(bad(e)),
             };
             if more {
-                batch.push(record);
+                batch.len += 1;
             }
-            if batch.len() == BATCH || (!more && !batch.is_empty()) {
-                let full = Arc::new(std::mem::take(&mut batch));
-                rows += full.len() as u64;
+            if batch.len == BATCH || (!more && batch.len > 0) {
+                let next = spare.pop().unwrap_or_else(|| Batch {
+                    records: Vec::with_capacity(BATCH),
+                    len: 0,
+                });
+                let full = Arc::new(std::mem::replace(&mut batch, next));
+                rows += full.len as u64;
                 if tx.send(full.clone()).is_err() {
                     break Ok(());
                 }
-                for record in full.iter() {
+                for record in &full.records[..full.len] {
                     for (col, field) in left.iter_mut().zip(record.iter()) {
                         col.update(Value::Text(field));
+                    }
+                }
+                drop(full);
+                while let Ok(back) = back_rx.try_recv() {
+                    if let Ok(mut b) = Arc::try_unwrap(back) {
+                        b.len = 0;
+                        spare.push(b);
                     }
                 }
             }
@@ -274,6 +294,12 @@ fn profile_csv(
 
 /// Rows per batch handed to the profiling threads.
 const BATCH: usize = 4096;
+
+/// Parsed rows; `records` beyond `len` are buffers kept for reuse.
+struct Batch {
+    records: Vec<csv::StringRecord>,
+    len: usize,
+}
 
 fn profile_jsonl(
     path: &Path,
