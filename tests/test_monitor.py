@@ -183,6 +183,20 @@ def test_each_violation_is_raised_by_its_fault_and_not_by_clean_data(tmp_path):
              json.loads((tmp_path / "edited" / "constraint_violations.json").read_text())["violations"]}
     assert "baseline_drift_check" not in kinds and "data_type_check" not in kinds, kinds
 
+    # ChiSquared: the categorical drift is Pearson's test, flagged below the p-value threshold.
+    constraints["monitoring_config"]["distribution_constraints"].update(
+        categorical_drift_method="ChiSquared", categorical_comparison_threshold=0.01)
+    path.write_text(json.dumps(constraints))
+    for data, drifted in (("bad.csv", True), ("clean.csv", False)):
+        monitor("check", "--data", tmp_path / data, "--header", "--baseline", tmp_path / "b",
+                "--output", tmp_path / "chi")
+        found = {v["feature_name"]: v["description"] for v in json.loads(
+            (tmp_path / "chi" / "constraint_violations.json").read_text())["violations"]
+            if v["constraint_check_type"] == "baseline_drift_check"}
+        assert ("color" in found) == drifted, found
+        if drifted:
+            assert found["color"].startswith("Chi-squared test p-value: ") and "below threshold: 0.01" in found["color"]
+
 
 def test_bad_inputs_are_named_and_nothing_is_half_written(tmp_path):
     (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")

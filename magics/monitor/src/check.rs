@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 
 use crate::format::{
-    CheckType, ComparisonMethod, Constraints, FeatureConstraints, InferredType, Statistics, Toggle,
-    Violation,
+    CategoricalDriftMethod, CheckType, ComparisonMethod, Constraints, FeatureConstraints,
+    InferredType, Statistics, Toggle, Violation,
 };
 use crate::profile::{ColumnProfile, Profile};
 use crate::sketch::Kll;
@@ -252,8 +252,114 @@ pub fn drift_distance(
     let threshold = dc
         .categorical_comparison_threshold
         .unwrap_or(dc.comparison_threshold);
+    if dc.categorical_drift_method == Some(CategoricalDriftMethod::ChiSquared) {
+        // The "distance" is the test's p-value: small means the distributions differ.
+        let p = chi_square_p_value(&base_counts, &col.categories());
+        return Some((p, threshold, p < threshold));
+    }
     let d = linf_categorical(&base_counts, &col.categories());
     Some((d, threshold, d > threshold))
+}
+
+/// The p-value of Pearson's χ² test that two samples of categories come from one distribution
+/// (a 2 × K contingency table; categories seen in neither sample are left out).
+pub fn chi_square_p_value(a: &[(String, u64)], b: &[(String, u64)]) -> f64 {
+    let mut cells: HashMap<&str, (f64, f64)> = HashMap::new();
+    for (v, c) in a {
+        cells.entry(v).or_default().0 += *c as f64;
+    }
+    for (v, c) in b {
+        cells.entry(v).or_default().1 += *c as f64;
+    }
+    let (ta, tb): (f64, f64) = cells
+        .values()
+        .fold((0.0, 0.0), |s, c| (s.0 + c.0, s.1 + c.1));
+    let n = ta + tb;
+    if ta == 0.0 || tb == 0.0 || cells.len() < 2 {
+        return 1.0;
+    }
+    let stat: f64 = cells
+        .values()
+        .map(|(x, y)| {
+            let total = x + y;
+            let (ex, ey) = (total * ta / n, total * tb / n);
+            (x - ex).powi(2) / ex + (y - ey).powi(2) / ey
+        })
+        .sum();
+    let df = (cells.len() - 1) as f64;
+    upper_gamma_q(df / 2.0, stat / 2.0)
+}
+
+fn ln_gamma(x: f64) -> f64 {
+    // Lanczos (g = 7, n = 9): about 15 significant digits.
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let t = x + 7.5;
+    let sum = G[1..]
+        .iter()
+        .enumerate()
+        .fold(G[0], |s, (i, g)| s + g / (x + i as f64 + 1.0));
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
+/// Q(a, x), the regularised upper incomplete gamma function: the χ² survival function is
+/// Q(df / 2, stat / 2). A series below a + 1, a continued fraction above (Numerical Recipes).
+fn upper_gamma_q(a: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 1.0;
+    }
+    let front = (-x + a * x.ln() - ln_gamma(a)).exp();
+    if x < a + 1.0 {
+        let (mut term, mut sum, mut ap) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..1000 {
+            ap += 1.0;
+            term *= x / ap;
+            sum += term;
+            if term.abs() < sum.abs() * 1e-15 {
+                break;
+            }
+        }
+        (1.0 - sum * front).clamp(0.0, 1.0)
+    } else {
+        let tiny = 1e-300;
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / tiny;
+        let mut d = 1.0 / b;
+        let mut h = d;
+        for i in 1..1000 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < tiny {
+                d = tiny;
+            }
+            c = b + an / c;
+            if c.abs() < tiny {
+                c = tiny;
+            }
+            d = 1.0 / d;
+            let delta = d * c;
+            h *= delta;
+            if (delta - 1.0).abs() < 1e-15 {
+                break;
+            }
+        }
+        (front * h).clamp(0.0, 1.0)
+    }
 }
 
 fn drift(
@@ -271,10 +377,20 @@ fn drift(
         return None;
     }
     let (d, threshold, flagged) = drift_distance(baseline, constraints, &f.name, col)?;
+    let chi_square = f.inferred_type == InferredType::String
+        && constraints
+            .monitoring_config
+            .distribution_constraints
+            .categorical_drift_method
+            == Some(CategoricalDriftMethod::ChiSquared);
     flagged.then(|| Violation {
         feature_name: f.name.clone(),
         constraint_check_type: CheckType::BaselineDriftCheck,
-        description: format!("Baseline drift distance: {d:?} exceeds threshold: {threshold:?}"),
+        description: if chi_square {
+            format!("Chi-squared test p-value: {d:?} is below threshold: {threshold:?}")
+        } else {
+            format!("Baseline drift distance: {d:?} exceeds threshold: {threshold:?}")
+        },
     })
 }
 
@@ -292,6 +408,19 @@ mod tests {
         }
         assert_eq!(ks_distance(&a, &b), 0.0);
         assert!((ks_distance(&a, &c) - 0.5).abs() < 0.01);
+    }
+
+    #[test]
+    fn chi_square_p_values() {
+        // Q(1, x) = exp(-x); the χ² survival function with 2 degrees of freedom at 5.991 is 0.05.
+        assert!((upper_gamma_q(1.0, 2.0) - (-2.0f64).exp()).abs() < 1e-12);
+        assert!((upper_gamma_q(1.0, 5.991 / 2.0) - 0.05).abs() < 1e-4);
+        // 1 degree of freedom at 3.841 gives 0.05 (the series branch).
+        assert!((upper_gamma_q(0.5, 3.841 / 2.0) - 0.05).abs() < 1e-4);
+        let same = vec![("x".to_owned(), 500), ("y".to_owned(), 500)];
+        assert!((chi_square_p_value(&same, &same) - 1.0).abs() < 1e-12);
+        let shifted = vec![("x".to_owned(), 600), ("y".to_owned(), 400)];
+        assert!(chi_square_p_value(&same, &shifted) < 1e-5);
     }
 
     #[test]
