@@ -202,8 +202,8 @@ impl MagicRegistry {
             for n in list {
                 html.push_str(&format!(
                     "<tr><td><code>{prefix}{}</code></td><td>{}</td></tr>",
-                    escape_html(n),
-                    code_spans(&escape_html(self.summary(n)))
+                    crate::table::escape(n),
+                    code_spans(&crate::table::escape(self.summary(n)))
                 ));
             }
         }
@@ -238,22 +238,6 @@ fn expect_line_without_args(call: &MagicCall) -> Result<(), MagicError> {
         ));
     }
     Ok(())
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -410,7 +394,7 @@ mod tests {
     #[test]
     fn html_is_escaped() {
         assert_eq!(
-            escape_html("<a href=\"x\">&'"),
+            crate::table::escape("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
     }
