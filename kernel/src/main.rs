@@ -185,10 +185,7 @@ fn run_monitor(
             header,
             schema,
         } => {
-            let schema = schema
-                .as_deref()
-                .map(rustmaker_monitor::Schema::parse)
-                .transpose()?;
+            let schema = rustmaker_monitor::Schema::parse_option(schema.as_deref())?;
             let data = local_input(PathBuf::from(data), scratch)?;
             let result = baseline(&Source::file(&data, header)?, schema.as_ref(), &output)?;
             println!(
@@ -211,14 +208,8 @@ fn run_monitor(
             output,
             ..
         } => {
-            use rustmaker_monitor::capture::{check_capture, hour_label, parse_hour};
-            let hour = |t: Option<String>| -> anyhow::Result<Option<i64>> {
-                t.map(|t| {
-                    parse_hour(&t)
-                        .with_context(|| format!("`{t}` is not a time like 2022-04-18T05"))
-                })
-                .transpose()
-            };
+            use rustmaker_monitor::capture::{check_capture, hour_label, parse_hour_option};
+            let hour = |t: Option<String>| parse_hour_option(t.as_deref());
             let prefix = local_input(prefix, scratch)?;
             for run in check_capture(&prefix, &baseline, &output, hour(since)?, hour(until)?)? {
                 println!(
@@ -239,10 +230,7 @@ fn run_monitor(
             schema,
             ..
         } => {
-            let schema = schema
-                .as_deref()
-                .map(rustmaker_monitor::Schema::parse)
-                .transpose()?;
+            let schema = rustmaker_monitor::Schema::parse_option(schema.as_deref())?;
             let data = local_input(
                 PathBuf::from(data.context("give --data or --capture")?),
                 scratch,

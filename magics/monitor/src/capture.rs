@@ -66,6 +66,15 @@ pub fn parse_hour(text: &str) -> Option<Hour> {
     Some(days_from_civil(y, m, day) * 24 + h)
 }
 
+/// `--since`/`--until` as given on the command line or in `%monitor`.
+pub fn parse_hour_option(text: Option<&str>) -> Result<Option<Hour>, MonitorError> {
+    text.map(|t| {
+        parse_hour(t)
+            .ok_or_else(|| MonitorError::Input(format!("`{t}` is not a time like 2022-04-18T05")))
+    })
+    .transpose()
+}
+
 /// `yyyy/mm/dd/hh`, as the capture and report folders name an hour.
 pub fn hour_path(hour: Hour) -> String {
     let (y, m, d) = civil_from_days(hour.div_euclid(24));

@@ -211,11 +211,8 @@ Example:
                 header,
                 schema,
             } => {
-                let schema = schema
-                    .as_deref()
-                    .map(crate::Schema::parse)
-                    .transpose()
-                    .map_err(monitor_error)?;
+                let schema =
+                    crate::Schema::parse_option(schema.as_deref()).map_err(monitor_error)?;
                 let scratch = Scratch::new()?;
                 let src = source(&data, header, &self.fetch, &scratch, ctx)?;
                 let result =
@@ -254,16 +251,8 @@ Example:
                 if let Some(name) = &frame {
                     rustmaker_magics::frames::check_name(name)?;
                 }
-                let hour = |t: Option<String>| -> Result<Option<i64>, MagicError> {
-                    t.map(|t| {
-                        crate::capture::parse_hour(&t).ok_or_else(|| {
-                            MagicError::usage(
-                                "monitor",
-                                format!("`{t}` is not a time like 2022-04-18T05"),
-                            )
-                        })
-                    })
-                    .transpose()
+                let hour = |t: Option<String>| {
+                    crate::capture::parse_hour_option(t.as_deref()).map_err(monitor_error)
                 };
                 let scratch = Scratch::new()?;
                 let text = prefix.to_string_lossy().into_owned();
@@ -296,11 +285,8 @@ Example:
                 frame,
                 ..
             } => {
-                let schema = schema
-                    .as_deref()
-                    .map(crate::Schema::parse)
-                    .transpose()
-                    .map_err(monitor_error)?;
+                let schema =
+                    crate::Schema::parse_option(schema.as_deref()).map_err(monitor_error)?;
                 if let Some(name) = &frame {
                     rustmaker_magics::frames::check_name(name)?;
                 }

@@ -23,6 +23,11 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// `--schema` when given.
+    pub fn parse_option(spec: Option<&str>) -> Result<Option<Schema>, MonitorError> {
+        spec.map(Schema::parse).transpose()
+    }
+
     pub fn parse(spec: &str) -> Result<Schema, MonitorError> {
         let columns = spec
             .split(',')

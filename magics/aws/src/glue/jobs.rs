@@ -510,12 +510,8 @@ fn wait_for_run(
                 };
             }
         }
-        let deadline = Instant::now() + pause;
-        while Instant::now() < deadline {
-            if ctx.is_interrupted() {
-                return interrupted(aws, glue, name, run_id, stop, ctx);
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if super::sessions::sleep_unless_interrupted(pause, ctx).is_err() {
+            return interrupted(aws, glue, name, run_id, stop, ctx);
         }
         pause = (pause * 2).min(Duration::from_secs(5));
     }

@@ -773,7 +773,11 @@ impl Session {
     }
 }
 
-fn sleep_unless_interrupted(pause: Duration, ctx: &dyn MagicContext) -> Result<(), MagicError> {
+/// Sleeps for `pause`, waking every 50 ms to notice an interrupt.
+pub(crate) fn sleep_unless_interrupted(
+    pause: Duration,
+    ctx: &dyn MagicContext,
+) -> Result<(), MagicError> {
     let deadline = Instant::now() + pause;
     loop {
         if ctx.is_interrupted() {
