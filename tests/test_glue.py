@@ -107,6 +107,17 @@ def test_job_bad_inputs_leave_nothing_behind(ak, boto, moto_url, tmp_path):
     assert "InvalidInputException: no" in error_of(ak, "%%glue_script bad\nprint('new')\n")
     assert script_of(boto, "scripts/bad.py") == "print('x')\n"
 
+    # A job whose script object does not exist yet: the first %%glue_script writes it, and a
+    # failed update removes it again rather than leave a script the job never accepted.
+    ok(ak, f"%glue job create fresh --script s3://{ASSETS}/scripts/fresh.py --role {ROLE}")
+    fail_next(moto_url, "UpdateJob", "InvalidInputException", "no")
+    assert "InvalidInputException: no" in error_of(ak, "%%glue_script fresh\nprint('first')\n")
+    keys = [o["Key"] for o in boto("s3").list_objects_v2(Bucket=ASSETS).get("Contents", [])]
+    assert "scripts/fresh.py" not in keys
+    ok(ak, "%%glue_script fresh\nprint('first')\n")
+    assert script_of(boto, "scripts/fresh.py") == "print('first')\n"
+    ok(ak, "%glue job delete fresh")
+
     assert "EntityNotFoundException" in error_of(ak, "%glue job status bad jr_nope")
     assert "there is no Glue job `ghost`" in error_of(ak, "%glue job start ghost")
     assert "unrecognized subcommand" in error_of(ak, "%glue job frobnicate")

@@ -599,24 +599,31 @@ Example:
                     command.script_location()
                 ))
             })?;
-        // The old script is kept in memory so a failed update can put it back.
-        let previous = aws
-            .run(
-                ctx,
-                s3.get_object()
-                    .bucket(&location.bucket)
-                    .key(&location.key)
-                    .send(),
-            )?
-            .ok();
-        let previous = match previous {
-            Some(obj) => Some(
+        // The old script is kept in memory so a failed update can put it back. Only a missing
+        // object counts as "no old script": any other failure to read it stops here, before
+        // anything is overwritten.
+        let got = aws.run(
+            ctx,
+            s3.get_object()
+                .bucket(&location.bucket)
+                .key(&location.key)
+                .send(),
+        )?;
+        let previous = match got {
+            Ok(obj) => Some(
                 aws.runtime_block(obj.body.collect())
                     .map_err(|e| failed(format!("reading the current script {location}: {e}")))?
                     .into_bytes()
                     .to_vec(),
             ),
-            None => None,
+            Err(e) if crate::client::has_code(&e, "NoSuchKey") => None,
+            Err(e) => {
+                return Err(aws_error(
+                    aws,
+                    &format!("reading the current script {location} (kept to restore it)"),
+                    e,
+                ))
+            }
         };
         let mut script = call.body.clone();
         if !script.ends_with('\n') {
