@@ -1,0 +1,483 @@
+//! Histogram tree learners: the decision tree, the random forest and gradient-boosted trees.
+//!
+//! Why not linfa here: linfa-trees grows classification trees only (no regression tree, so no
+//! forest or boosting for regression) and finds exact splits by sorting at every node, which
+//! on a million rows is minutes where a histogram learner takes seconds; linfa-ensemble only
+//! bags those. So the three share one learner written here, in the way LightGBM and
+//! scikit-learn's HistGradientBoosting work: each feature is cut into at most 255 bins once,
+//! a node's split is found from per-bin sums, and a child's histogram is its parent's minus its
+//! sibling's.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ndarray::{Array2, ArrayView1};
+use serde::{Deserialize, Serialize};
+
+use super::Rng;
+
+const LEAF: u32 = u32::MAX;
+/// Rows at which building a node's histogram is worth a second thread.
+const PARALLEL_ROWS: usize = 50_000;
+
+/// Each feature's values as bin numbers, with the values that separate the bins.
+pub struct Binned {
+    bins: Vec<Vec<u8>>,
+    edges: Vec<Vec<f64>>,
+}
+
+impl Binned {
+    pub fn new(x: &Array2<f64>, max_bins: usize) -> Binned {
+        let max_bins = max_bins.clamp(2, 256);
+        let (n, d) = x.dim();
+        let mut bins = Vec::with_capacity(d);
+        let mut edges = Vec::with_capacity(d);
+        for f in 0..d {
+            let col = x.column(f);
+            let e = bin_edges(col, max_bins);
+            let mut b = Vec::with_capacity(n);
+            for &v in col.iter() {
+                b.push(e.partition_point(|&edge| edge < v) as u8);
+            }
+            bins.push(b);
+            edges.push(e);
+        }
+        Binned { bins, edges }
+    }
+
+    fn features(&self) -> usize {
+        self.bins.len()
+    }
+}
+
+/// Upper edges of the bins: midpoints between distinct values, or between quantiles when there
+/// are more distinct values than bins (from a sample of at most 200,000 rows).
+fn bin_edges(col: ArrayView1<f64>, max_bins: usize) -> Vec<f64> {
+    let n = col.len();
+    let stride = n.div_ceil(200_000).max(1);
+    let mut sample: Vec<f64> = col.iter().step_by(stride).copied().collect();
+    sample.sort_by(f64::total_cmp);
+    let mut distinct = sample.clone();
+    distinct.dedup();
+    let cut = |a: f64, b: f64| a + (b - a) / 2.0;
+    if distinct.len() <= max_bins {
+        return distinct.windows(2).map(|w| cut(w[0], w[1])).collect();
+    }
+    let mut out = Vec::with_capacity(max_bins - 1);
+    for q in 1..max_bins {
+        let i = q * sample.len() / max_bins;
+        let (a, b) = (sample[i - 1], sample[i]);
+        let edge = if a == b { a } else { cut(a, b) };
+        if out.last().is_none_or(|&l| edge > l) {
+            out.push(edge);
+        }
+    }
+    out
+}
+
+/// What is summed per bin, and how a split is scored.
+#[derive(Clone, Copy)]
+pub enum Criterion {
+    Gini { classes: usize },
+    Entropy { classes: usize },
+    /// Squared error: sums of weight·y and weight.
+    Variance,
+    /// Second-order boosting: sums of gradient, hessian and count; `lambda` is the L2 penalty.
+    Newton { lambda: f64 },
+}
+
+impl Criterion {
+    fn width(self) -> usize {
+        match self {
+            Criterion::Gini { classes } | Criterion::Entropy { classes } => classes,
+            Criterion::Variance => 2,
+            Criterion::Newton { .. } => 3,
+        }
+    }
+
+    /// Higher is purer; a split gains score(left) + score(right) − score(parent).
+    fn score(self, s: &[f64]) -> f64 {
+        match self {
+            Criterion::Gini { .. } => {
+                let n: f64 = s.iter().sum();
+                if n <= 0.0 {
+                    0.0
+                } else {
+                    s.iter().map(|c| c * c).sum::<f64>() / n
+                }
+            }
+            Criterion::Entropy { .. } => {
+                let n: f64 = s.iter().sum();
+                s.iter()
+                    .filter(|c| **c > 0.0)
+                    .map(|c| c * (c / n).ln())
+                    .sum()
+            }
+            Criterion::Variance => {
+                if s[1] <= 0.0 {
+                    0.0
+                } else {
+                    s[0] * s[0] / s[1]
+                }
+            }
+            Criterion::Newton { lambda } => s[0] * s[0] / (s[1] + lambda),
+        }
+    }
+
+    fn count(self, s: &[f64]) -> f64 {
+        match self {
+            Criterion::Gini { .. } | Criterion::Entropy { .. } => s.iter().sum(),
+            Criterion::Variance => s[1],
+            Criterion::Newton { .. } => s[2],
+        }
+    }
+
+    fn leaf(self, s: &[f64]) -> Vec<f64> {
+        match self {
+            Criterion::Gini { .. } | Criterion::Entropy { .. } => {
+                let n: f64 = s.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+                s.iter().map(|c| c / n).collect()
+            }
+            Criterion::Variance => vec![if s[1] > 0.0 { s[0] / s[1] } else { 0.0 }],
+            Criterion::Newton { lambda } => vec![-s[0] / (s[1] + lambda)],
+        }
+    }
+}
+
+/// Per-row inputs of a tree, matching its criterion.
+pub enum Rows<'a> {
+    Classes { class: &'a [u32], weight: &'a [f64] },
+    Values { y: &'a [f64], weight: &'a [f64] },
+    Gradients { g: &'a [f64], h: &'a [f64] },
+}
+
+#[derive(Clone, Copy)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub min_samples_leaf: f64,
+    pub min_samples_split: f64,
+    /// Boosting: the least hessian a child may have.
+    pub min_child_weight: f64,
+    /// Features tried at each node (all when equal to their number).
+    pub max_features: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Node {
+    pub feature: u32,
+    pub threshold: f64,
+    pub left: u32,
+    pub right: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub value: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tree {
+    pub nodes: Vec<Node>,
+}
+
+impl Tree {
+    pub fn leaf_value(&self, row: ArrayView1<f64>) -> &[f64] {
+        let mut i = 0usize;
+        loop {
+            let node = &self.nodes[i];
+            if node.feature == LEAF {
+                return &node.value;
+            }
+            i = if row[node.feature as usize] <= node.threshold {
+                node.left
+            } else {
+                node.right
+            } as usize;
+        }
+    }
+
+    pub fn scale(&mut self, by: f64) {
+        for n in &mut self.nodes {
+            n.value.iter_mut().for_each(|v| *v *= by);
+        }
+    }
+}
+
+struct Pending {
+    node: usize,
+    rows: Vec<u32>,
+    hist: Option<Vec<f64>>,
+    depth: usize,
+}
+
+/// Grows one tree. Returns it with, for each leaf, the rows that reached it (boosting updates
+/// its training scores from these instead of walking the tree again).
+pub fn grow(
+    data: &Binned,
+    rows: Vec<u32>,
+    inputs: &Rows,
+    criterion: Criterion,
+    limits: Limits,
+    rng: &mut Rng,
+) -> (Tree, Vec<(usize, Vec<u32>)>) {
+    let d = data.features();
+    let width = criterion.width();
+    let all_features = limits.max_features >= d;
+    let mut tree = Tree {
+        nodes: vec![Node {
+            feature: LEAF,
+            threshold: 0.0,
+            left: 0,
+            right: 0,
+            value: Vec::new(),
+        }],
+    };
+    let mut leaves = Vec::new();
+    let everything: Vec<usize> = (0..d).collect();
+    let mut stack = vec![Pending {
+        node: 0,
+        rows,
+        hist: None,
+        depth: 0,
+    }];
+    while let Some(p) = stack.pop() {
+        let features: Vec<usize> = if all_features {
+            everything.clone()
+        } else {
+            rng.choose(d, limits.max_features)
+        };
+        let hist = match p.hist {
+            Some(h) => h,
+            None => histogram(data, &p.rows, &features, inputs, width),
+        };
+        let total = totals(&hist, &features, width);
+        let count = criterion.count(&total);
+        let can_split = p.depth < limits.max_depth
+            && count >= limits.min_samples_split
+            && count >= 2.0 * limits.min_samples_leaf;
+        let best = if can_split {
+            best_split(data, &hist, &total, &features, criterion, limits)
+        } else {
+            None
+        };
+        let Some((feature, bin)) = best else {
+            tree.nodes[p.node].value = criterion.leaf(&total);
+            leaves.push((p.node, p.rows));
+            continue;
+        };
+        let column = &data.bins[feature];
+        let (left, right): (Vec<u32>, Vec<u32>) =
+            p.rows.iter().partition(|&&i| column[i as usize] <= bin as u8);
+        let left_id = tree.nodes.len();
+        for _ in 0..2 {
+            tree.nodes.push(Node {
+                feature: LEAF,
+                threshold: 0.0,
+                left: 0,
+                right: 0,
+                value: Vec::new(),
+            });
+        }
+        tree.nodes[p.node] = Node {
+            feature: feature as u32,
+            threshold: data.edges[feature][bin],
+            left: left_id as u32,
+            right: left_id as u32 + 1,
+            value: Vec::new(),
+        };
+        // With every feature in every node, the larger child's histogram is the parent's minus
+        // the smaller child's; with sampled features each node builds its own.
+        let (left_hist, right_hist) = if all_features {
+            let small_is_left = left.len() <= right.len();
+            let small = histogram(
+                data,
+                if small_is_left { &left } else { &right },
+                &features,
+                inputs,
+                width,
+            );
+            let mut large = hist;
+            large.iter_mut().zip(&small).for_each(|(a, b)| *a -= b);
+            if small_is_left {
+                (Some(small), Some(large))
+            } else {
+                (Some(large), Some(small))
+            }
+        } else {
+            (None, None)
+        };
+        stack.push(Pending {
+            node: left_id + 1,
+            rows: right,
+            hist: right_hist,
+            depth: p.depth + 1,
+        });
+        stack.push(Pending {
+            node: left_id,
+            rows: left,
+            hist: left_hist,
+            depth: p.depth + 1,
+        });
+    }
+    (tree, leaves)
+}
+
+fn slot(feature: usize, width: usize) -> usize {
+    feature * 256 * width
+}
+
+fn histogram(
+    data: &Binned,
+    rows: &[u32],
+    features: &[usize],
+    inputs: &Rows,
+    width: usize,
+) -> Vec<f64> {
+    let mut hist = vec![0.0; data.features() * 256 * width];
+    let fill = |feature: usize, out: &mut [f64]| {
+        let col = &data.bins[feature];
+        match inputs {
+            Rows::Classes { class, weight } => {
+                for &i in rows {
+                    let i = i as usize;
+                    out[col[i] as usize * width + class[i] as usize] += weight[i];
+                }
+            }
+            Rows::Values { y, weight } => {
+                for &i in rows {
+                    let i = i as usize;
+                    let b = col[i] as usize * 2;
+                    out[b] += weight[i] * y[i];
+                    out[b + 1] += weight[i];
+                }
+            }
+            Rows::Gradients { g, h } => {
+                for &i in rows {
+                    let i = i as usize;
+                    let b = col[i] as usize * 3;
+                    out[b] += g[i];
+                    out[b + 1] += h[i];
+                    out[b + 2] += 1.0;
+                }
+            }
+        }
+    };
+    let chunks: Vec<(usize, &mut [f64])> = hist
+        .chunks_mut(256 * width)
+        .enumerate()
+        .filter(|(f, _)| features.contains(f))
+        .collect();
+    if rows.len() < PARALLEL_ROWS || chunks.len() < 2 {
+        for (f, out) in chunks {
+            fill(f, out);
+        }
+    } else {
+        let threads = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .min(chunks.len());
+        let mut groups: Vec<Vec<(usize, &mut [f64])>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, c) in chunks.into_iter().enumerate() {
+            groups[i % threads].push(c);
+        }
+        std::thread::scope(|s| {
+            for group in groups {
+                s.spawn(|| {
+                    for (f, out) in group {
+                        fill(f, out);
+                    }
+                });
+            }
+        });
+    }
+    hist
+}
+
+fn totals(hist: &[f64], features: &[usize], width: usize) -> Vec<f64> {
+    let f = features[0];
+    let mut total = vec![0.0; width];
+    for b in 0..256 {
+        for (k, t) in total.iter_mut().enumerate() {
+            *t += hist[slot(f, width) + b * width + k];
+        }
+    }
+    total
+}
+
+fn best_split(
+    data: &Binned,
+    hist: &[f64],
+    total: &[f64],
+    features: &[usize],
+    criterion: Criterion,
+    limits: Limits,
+) -> Option<(usize, usize)> {
+    let width = criterion.width();
+    let parent = criterion.score(total);
+    let mut best: Option<(f64, usize, usize)> = None;
+    let mut left = vec![0.0; width];
+    let mut right = vec![0.0; width];
+    for &f in features {
+        let bins = data.edges[f].len();
+        left.iter_mut().for_each(|v| *v = 0.0);
+        let base = slot(f, width);
+        for b in 0..bins {
+            for k in 0..width {
+                left[k] += hist[base + b * width + k];
+                right[k] = total[k] - left[k];
+            }
+            let (nl, nr) = (criterion.count(&left), criterion.count(&right));
+            if nl < limits.min_samples_leaf {
+                continue;
+            }
+            if nr < limits.min_samples_leaf {
+                break;
+            }
+            if let Criterion::Newton { .. } = criterion {
+                if left[1] < limits.min_child_weight || right[1] < limits.min_child_weight {
+                    continue;
+                }
+            }
+            let gain = criterion.score(&left) + criterion.score(&right) - parent;
+            if gain > 1e-10 * parent.abs().max(1e-12) && best.is_none_or(|(g, _, _)| gain > g) {
+                best = Some((gain, f, b));
+            }
+        }
+    }
+    best.map(|(_, f, b)| (f, b))
+}
+
+/// Sets a stop flag's meaning for learners: `true` means stop now.
+pub fn stopped(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_separates_what_is_separable() {
+        let x = Array2::from_shape_fn((200, 2), |(i, j)| (i * (j + 1)) as f64 % 97.0);
+        let class: Vec<u32> = (0..200).map(|i| u32::from(x[[i, 0]] > 40.0)).collect();
+        let weight = vec![1.0; 200];
+        let binned = Binned::new(&x, 255);
+        let (tree, leaves) = grow(
+            &binned,
+            (0..200).collect(),
+            &Rows::Classes {
+                class: &class,
+                weight: &weight,
+            },
+            Criterion::Gini { classes: 2 },
+            Limits {
+                max_depth: 8,
+                min_samples_leaf: 1.0,
+                min_samples_split: 2.0,
+                min_child_weight: 0.0,
+                max_features: 2,
+            },
+            &mut Rng::new(1),
+        );
+        assert_eq!(leaves.len(), 2, "one split is enough");
+        for i in 0..200 {
+            let p = tree.leaf_value(x.row(i));
+            assert_eq!(p[class[i] as usize], 1.0);
+        }
+    }
+}
