@@ -60,6 +60,7 @@ pub fn register(registry: &mut MagicRegistry) {
             fetch: Box::new(move |url, dir, ctx| s3.fetch(url, dir, Some(ctx))),
         }))
         .expect("%monitor has a unique name");
+    register_ml(registry, &aws.s3);
     let glue = aws.glue_configure;
     let livy = registry
         .take("configure")
@@ -67,6 +68,25 @@ pub fn register(registry: &mut MagicRegistry) {
     registry
         .register(Arc::new(Configure { livy, glue }))
         .expect("%%configure was taken out");
+}
+
+fn register_ml(registry: &mut MagicRegistry, s3: &rustmaker_aws::S3Fetcher) {
+    use rustmaker_ml::magic::{ExperimentsMagic, PredictMagic, TrainMagic};
+    let (fetch, upload, predict_fetch) = (s3.clone(), s3.clone(), s3.clone());
+    registry
+        .register(Arc::new(TrainMagic {
+            fetch: Box::new(move |url, dir, ctx| fetch.fetch(url, dir, Some(ctx))),
+            upload: Box::new(move |path, url, ctx| upload.put(path, url, ctx)),
+        }))
+        .expect("%train has a unique name");
+    registry
+        .register(Arc::new(PredictMagic {
+            fetch: Box::new(move |url, dir, ctx| predict_fetch.fetch(url, dir, Some(ctx))),
+        }))
+        .expect("%predict has a unique name");
+    registry
+        .register(Arc::new(ExperimentsMagic))
+        .expect("%experiments has a unique name");
 }
 
 /// `%%configure` belongs to two engines: sparkmagic's (a Livy session's JSON: driverMemory,

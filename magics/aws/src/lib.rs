@@ -46,6 +46,18 @@ impl S3Fetcher {
         s3::fetch(&mut aws, url, dir, ctx)
     }
 
+    /// Uploads a local file to an `s3://` URL (multipart with progress for large files).
+    pub fn put(
+        &self,
+        path: &std::path::Path,
+        url: &str,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
+        let mut aws = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let client = aws_sdk_s3::Client::new(&aws.sdk()?);
+        s3::upload(&aws, &client, path, &s3::S3Url::parse(url)?, ctx)
+    }
+
     /// A fetcher of its own, on the standard AWS chain (for the command line).
     pub fn standalone() -> S3Fetcher {
         S3Fetcher(Arc::new(Mutex::new(Aws::new())))

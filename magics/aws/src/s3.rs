@@ -384,7 +384,7 @@ fn cp(
     }
 }
 
-fn upload(
+pub(crate) fn upload(
     aws: &Aws,
     client: &aws_sdk_s3::Client,
     path: &Path,

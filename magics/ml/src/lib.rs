@@ -7,8 +7,13 @@
 //! notebook side: `%train`, `%predict` and `%experiments`.
 
 pub mod algorithms;
+pub mod artifact;
+pub mod job;
+pub mod magic;
 pub mod metrics;
 pub mod prep;
+mod render;
+pub mod store;
 
 /// What went wrong in training or prediction, in words for the notebook.
 #[derive(Debug, thiserror::Error)]

@@ -321,9 +321,10 @@ pub struct FitData<'a> {
     pub seed: u64,
 }
 
-/// A fitted model.
+/// A fitted model. Externally tagged: serde's untagged and internally tagged enums buffer
+/// their content, which loses integer map keys (naive Bayes keeps its classes in a map).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(rename_all = "snake_case")]
 pub enum Model {
     Trees(TreeModel),
     Linfa(LinfaModel),

@@ -1,0 +1,920 @@
+//! A training job from start to end: checks, the experiment-store record, the job directory
+//! laid out as SageMaker's training toolkit does, the fit (a built-in algorithm in a worker
+//! thread, or the user's program as a child process), metrics, logs, stop, and the model
+//! artifact.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use ndarray::{Array1, Array2, Axis};
+use polars::prelude::*;
+use regex::Regex;
+
+use crate::algorithms::{self, Algorithm, FitData, Monitor, Output};
+use crate::artifact::{self, Manifest};
+use crate::metrics::evaluate;
+use crate::prep::{self, ProblemType};
+use crate::store::{NewComponent, Status, Store};
+use crate::MlError;
+
+/// How a running job reports to whoever watches it (the notebook, a test).
+pub trait Watcher {
+    fn metrics(&mut self, step: u64, values: &[(String, f64)]);
+    fn log(&mut self, line: &str);
+    /// Polled while the job runs: an interrupt or a stop request.
+    fn should_stop(&mut self) -> bool;
+}
+
+pub enum Validation {
+    /// Hold out this share of the training rows (shuffled with the job's seed).
+    Fraction(f64),
+    /// A separate data set, with where it came from.
+    Data(DataFrame, String),
+}
+
+pub enum Channel {
+    Frame(DataFrame),
+    Path(PathBuf),
+}
+
+pub enum JobKind {
+    Builtin {
+        algorithm: Algorithm,
+        train: DataFrame,
+        train_uri: String,
+        validation: Validation,
+        target: Option<String>,
+        problem: Option<ProblemType>,
+    },
+    Script {
+        entry_point: PathBuf,
+        channels: Vec<(String, Channel, String)>,
+        metric_definitions: Vec<(String, Regex)>,
+        /// Stop the job after this long, as SageMaker's MaxRuntimeInSeconds.
+        max_runtime: Option<Duration>,
+    },
+}
+
+pub struct JobSpec {
+    pub name: String,
+    pub experiment: String,
+    pub trial: Option<String>,
+    pub hyperparameters: BTreeMap<String, String>,
+    /// The job's own directory (input/, model/, output/, logs).
+    pub dir: PathBuf,
+    pub seed: u64,
+    pub replace: bool,
+}
+
+pub struct JobResult {
+    pub status: Status,
+    pub model: Option<PathBuf>,
+    pub metrics: Vec<(String, f64)>,
+    pub failure_reason: Option<String>,
+}
+
+/// A job name as SageMaker allows it: 1 to 63 letters, digits and hyphens, not starting
+/// with a hyphen.
+pub fn check_name(name: &str) -> Result<(), MlError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(MlError::Input(format!(
+            "`{name}` is not a valid training job name: use 1 to 63 letters, digits and hyphens, not starting with a hyphen"
+        )))
+    }
+}
+
+pub fn log_path(dir: &Path) -> PathBuf {
+    dir.join("logs").join("train.log")
+}
+
+pub fn model_path(dir: &Path) -> PathBuf {
+    dir.join("output").join("model.tar.gz")
+}
+
+struct Log(std::fs::File);
+
+impl Log {
+    fn create(dir: &Path) -> Result<Log, MlError> {
+        let path = log_path(dir);
+        std::fs::create_dir_all(path.parent().expect("the log has a folder"))
+            .map_err(|e| MlError::Input(format!("cannot make {}: {e}", dir.display())))?;
+        std::fs::File::create(&path)
+            .map(Log)
+            .map_err(|e| MlError::Input(format!("cannot write {}: {e}", path.display())))
+    }
+
+    fn line(&mut self, text: &str) {
+        let _ = writeln!(self.0, "{text}");
+    }
+}
+
+/// Runs a job to its end. Checks that need no training (names, hyperparameters, columns,
+/// problem type) fail before anything is recorded; after that the job is in the store and
+/// ends Completed, Failed (with the reason) or Stopped.
+pub fn run(
+    spec: JobSpec,
+    kind: JobKind,
+    store: &Store,
+    watcher: &mut dyn Watcher,
+) -> Result<JobResult, MlError> {
+    check_name(&spec.name)?;
+    match kind {
+        JobKind::Builtin {
+            algorithm,
+            train,
+            train_uri,
+            validation,
+            target,
+            problem,
+        } => {
+            let builtin = Builtin {
+                algorithm,
+                train,
+                train_uri,
+                validation,
+                target,
+                problem,
+            };
+            builtin.run(
+                &spec.name,
+                &spec.experiment,
+                spec.trial.as_deref(),
+                &spec.hyperparameters,
+                &spec.dir,
+                spec.seed,
+                spec.replace,
+                store,
+                watcher,
+            )
+        }
+        JobKind::Script {
+            entry_point,
+            channels,
+            metric_definitions,
+            max_runtime,
+        } => {
+            let script = Script {
+                entry_point,
+                channels,
+                metric_definitions,
+                max_runtime,
+            };
+            script.run(&spec, store, watcher)
+        }
+    }
+}
+
+struct Builtin {
+    algorithm: Algorithm,
+    train: DataFrame,
+    train_uri: String,
+    validation: Validation,
+    target: Option<String>,
+    problem: Option<ProblemType>,
+}
+
+fn rows(x: &Array2<f64>, idx: &[usize]) -> Array2<f64> {
+    x.select(Axis(0), idx)
+}
+
+impl Builtin {
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        self,
+        name: &str,
+        experiment: &str,
+        trial: Option<&str>,
+        given: &BTreeMap<String, String>,
+        dir: &Path,
+        seed: u64,
+        replace: bool,
+        store: &Store,
+        watcher: &mut dyn Watcher,
+    ) -> Result<JobResult, MlError> {
+        let algorithm = self.algorithm;
+        let hp = algorithm.resolve(given)?;
+        let target = if algorithm == Algorithm::KMeans {
+            None
+        } else {
+            Some(self.target.clone().ok_or_else(|| {
+                MlError::Input(format!("{} needs --target COLUMN", algorithm.name()))
+            })?)
+        };
+        // k-means learns from the features alone; a named target is left out of them.
+        let train = match (&self.target, algorithm) {
+            (Some(t), Algorithm::KMeans) => self.train.drop(t).unwrap_or(self.train.clone()),
+            _ => self.train.clone(),
+        };
+        let (schema, prepared) = prep::fit(&train, target.as_deref(), self.problem)?;
+        if !algorithm.supports(schema.problem_type) {
+            return Err(MlError::Input(format!(
+                "{} does not do {} (the target `{}` was taken for {}; --problem-type overrides that)",
+                algorithm.name(),
+                schema.problem_type.as_str(),
+                target.as_deref().unwrap_or(""),
+                schema.problem_type.as_str()
+            )));
+        }
+        let (x, y, validation) = match (&self.validation, schema.problem_type) {
+            (Validation::Fraction(f), _) if *f > 0.0 => {
+                let n = prepared.x.nrows();
+                let mut order: Vec<usize> = (0..n).collect();
+                algorithms::Rng::new(seed).shuffle(&mut order);
+                let held = ((n as f64) * f).round() as usize;
+                if held == 0 || held >= n {
+                    return Err(MlError::Input(format!(
+                        "--validation {f} of {n} rows leaves {} for validation and {} for training; both need rows",
+                        held,
+                        n - held
+                    )));
+                }
+                let (v, t) = order.split_at(held);
+                let (mut v, mut t) = (v.to_vec(), t.to_vec());
+                v.sort_unstable();
+                t.sort_unstable();
+                let pick = |idx: &[usize]| {
+                    if prepared.y.is_empty() {
+                        Array1::zeros(0)
+                    } else {
+                        prepared.y.select(Axis(0), idx)
+                    }
+                };
+                (
+                    rows(&prepared.x, &t),
+                    pick(&t),
+                    Some((rows(&prepared.x, &v), pick(&v))),
+                )
+            }
+            (Validation::Fraction(_), _) => (prepared.x, prepared.y, None),
+            (Validation::Data(frame, _), _) => {
+                let vx = prep::transform(&schema, frame)?;
+                let vy = if schema.target.is_some() {
+                    let (keep, vy) = prep::target(&schema, frame)?;
+                    let idx: Vec<usize> = (0..keep.len()).filter(|i| keep[*i]).collect();
+                    (rows(&vx, &idx), vy)
+                } else {
+                    (vx, Array1::zeros(0))
+                };
+                (prepared.x, prepared.y, Some(vy))
+            }
+        };
+
+        let mut parameters: Vec<(String, String)> = hp.0.clone().into_iter().collect();
+        parameters.push(("algorithm".into(), algorithm.name().into()));
+        parameters.push(("problem_type".into(), schema.problem_type.as_str().into()));
+        let mut inputs = vec![("train".to_owned(), self.train_uri.clone())];
+        if let Validation::Data(_, uri) = &self.validation {
+            inputs.push(("validation".to_owned(), uri.clone()));
+        }
+        std::fs::create_dir_all(dir.join("output"))
+            .map_err(|e| MlError::Input(format!("cannot make {}: {e}", dir.display())))?;
+        let mut log = Log::create(dir)?;
+        store.start(&NewComponent {
+            experiment,
+            trial: trial.unwrap_or(name),
+            name,
+            source: "training-job",
+            job_dir: Some(dir),
+            parameters: &parameters,
+            inputs: &inputs,
+            replace,
+        })?;
+        log.line(&format!(
+            "{name}: {} on {} rows × {} features ({}), {} validation rows",
+            algorithm.name(),
+            x.nrows(),
+            x.ncols(),
+            schema.problem_type.as_str(),
+            validation.as_ref().map_or(0, |(v, _)| v.nrows())
+        ));
+        for (column, what) in &schema.imputation {
+            log.line(&format!("imputed {column}: {what}"));
+        }
+
+        let outcome = self.fit_watched(
+            algorithm,
+            hp.clone(),
+            Arc::new(x),
+            Arc::new(y),
+            validation.map(Arc::new),
+            &schema,
+            seed,
+            name,
+            store,
+            &mut log,
+            watcher,
+        );
+        match outcome {
+            Ok((model, metrics)) => {
+                let manifest = Manifest {
+                    format_version: 1,
+                    training_job: name.to_owned(),
+                    algorithm: algorithm.name().to_owned(),
+                    hyperparameters: hp.0.clone(),
+                    schema: Some(schema),
+                    created: chrono::Utc::now().to_rfc3339(),
+                };
+                let path = model_path(dir);
+                let written = artifact::write(&path, &manifest, Some(&model), None);
+                if let Err(e) = written {
+                    store.finish(name, Status::Failed, Some(&e.to_string()))?;
+                    return Err(e);
+                }
+                store.add_output(
+                    name,
+                    "SageMaker.ModelArtifact",
+                    &path.display().to_string(),
+                    "application/x-tar",
+                )?;
+                store.finish(name, Status::Completed, None)?;
+                log.line("Completed");
+                Ok(JobResult {
+                    status: Status::Completed,
+                    model: Some(path),
+                    metrics,
+                    failure_reason: None,
+                })
+            }
+            Err(MlError::Stopped) => {
+                store.finish(name, Status::Stopped, Some("stopped by the user"))?;
+                log.line("Stopped");
+                Ok(JobResult {
+                    status: Status::Stopped,
+                    model: None,
+                    metrics: Vec::new(),
+                    failure_reason: Some("stopped by the user".into()),
+                })
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                store.finish(name, Status::Failed, Some(&reason))?;
+                log.line(&format!("Failed: {reason}"));
+                Ok(JobResult {
+                    status: Status::Failed,
+                    model: None,
+                    metrics: Vec::new(),
+                    failure_reason: Some(reason),
+                })
+            }
+        }
+    }
+
+    /// Fits in a worker thread while this thread records metrics and watches for a stop.
+    /// Tree learners stop between trees or rounds; linfa's fits cannot be interrupted, so a
+    /// stopped job is marked Stopped at once and the thread's late result is dropped.
+    #[allow(clippy::too_many_arguments)]
+    fn fit_watched(
+        &self,
+        algorithm: Algorithm,
+        hp: algorithms::Hyperparameters,
+        x: Arc<Array2<f64>>,
+        y: Arc<Array1<f64>>,
+        validation: Option<Arc<(Array2<f64>, Array1<f64>)>>,
+        schema: &prep::FeatureSchema,
+        seed: u64,
+        name: &str,
+        store: &Store,
+        log: &mut Log,
+        watcher: &mut dyn Watcher,
+    ) -> Result<(algorithms::Model, Vec<(String, f64)>), MlError> {
+        enum Event {
+            Metrics(u64, Vec<(String, f64)>),
+            Done(Result<algorithms::Model, MlError>),
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel();
+        let classes = schema.classes.len();
+        let problem = schema.problem_type;
+        {
+            let (stop, x, y, validation) = (stop.clone(), x.clone(), y.clone(), validation.clone());
+            std::thread::Builder::new()
+                .name(format!("train-{name}"))
+                .spawn(move || {
+                    let progress = tx.clone();
+                    let mut report = move |step: u64, values: Vec<(String, f64)>| {
+                        let _ = progress.send(Event::Metrics(step, values));
+                    };
+                    let data = FitData {
+                        x: &x,
+                        y: &y,
+                        classes,
+                        problem,
+                        validation: validation.as_deref().map(|(a, b)| (a, b)),
+                        seed,
+                    };
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        algorithms::fit(
+                            algorithm,
+                            &hp,
+                            &data,
+                            &mut Monitor {
+                                stop: &stop,
+                                report: &mut report,
+                            },
+                        )
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let text = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "unknown".into());
+                        Err(MlError::Training(format!("the algorithm failed: {text}")))
+                    });
+                    let _ = tx.send(Event::Done(result));
+                })
+                .map_err(|e| MlError::Training(format!("cannot start the training thread: {e}")))?;
+        }
+        let mut reported: Vec<String> = Vec::new();
+        let mut last_step = 0;
+        let model = loop {
+            if watcher.should_stop() || store.stop_requested(name) {
+                stop.store(true, Ordering::Relaxed);
+                return Err(MlError::Stopped);
+            }
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Event::Metrics(step, values)) => {
+                    store.log_metrics(name, step, &values)?;
+                    log.line(&format!(
+                        "[{step}] {}",
+                        values
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v:.6}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ));
+                    for (k, _) in &values {
+                        if !reported.contains(k) {
+                            reported.push(k.clone());
+                        }
+                    }
+                    last_step = step;
+                    watcher.metrics(step, &values);
+                }
+                Ok(Event::Done(result)) => break result?,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(MlError::Training("the training thread ended without a result".into()))
+                }
+            }
+        };
+        // The final quality on both sets; series already reported keep their last value.
+        let mut finals = evaluate("train", problem, &y, &model.predict(&x));
+        if let Some(v) = validation.as_deref() {
+            finals.extend(evaluate("validation", problem, &v.1, &model.predict(&v.0)));
+        }
+        if problem == ProblemType::Clustering {
+            finals.retain(|(k, _)| !k.starts_with("validation") || validation.is_some());
+        }
+        let fresh: Vec<(String, f64)> = finals
+            .iter()
+            .filter(|(k, _)| !reported.contains(k))
+            .cloned()
+            .collect();
+        if !fresh.is_empty() {
+            store.log_metrics(name, last_step, &fresh)?;
+            watcher.metrics(last_step, &fresh);
+        }
+        log.line(&format!(
+            "final: {}",
+            finals
+                .iter()
+                .map(|(k, v)| format!("{k}={v:.6}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+        Ok((model, finals))
+    }
+}
+
+/// The model's answer for each row, in the columns SageMaker's built-in algorithms use:
+/// `predicted_label` and `probability` (classification), `score` (regression),
+/// `closest_cluster` and `distance_to_cluster` (k-means).
+pub fn prediction_columns(schema: &prep::FeatureSchema, output: &Output) -> Result<Vec<Column>, MlError> {
+    let columns = match output {
+        Output::Classes(p) => {
+            let label: Vec<String> = p
+                .outer_iter()
+                .map(|row| {
+                    let i = crate::metrics::argmax(&row.to_vec());
+                    schema.classes.get(i).cloned().unwrap_or_else(|| i.to_string())
+                })
+                .collect();
+            let probability: Vec<f64> = p
+                .outer_iter()
+                .map(|row| row.iter().copied().fold(0.0, f64::max))
+                .collect();
+            vec![
+                Column::new("predicted_label".into(), label),
+                Column::new("probability".into(), probability),
+            ]
+        }
+        Output::Values(v) => vec![Column::new("score".into(), v.to_vec())],
+        Output::Clusters(c, d) => vec![
+            Column::new(
+                "closest_cluster".into(),
+                c.iter().map(|v| *v as u32).collect::<Vec<_>>(),
+            ),
+            Column::new("distance_to_cluster".into(), d.clone()),
+        ],
+    };
+    Ok(columns)
+}
+
+/// Scores a frame with a model artifact; returns the frame with the prediction columns added.
+pub fn predict(model_tar: &Path, frame: &DataFrame) -> Result<DataFrame, MlError> {
+    let (manifest, model) = artifact::read(model_tar)?;
+    let (Some(schema), Some(model)) = (manifest.schema, model) else {
+        return Err(MlError::Input(format!(
+            "{} holds a model of {} (script mode); %predict scores built-in algorithms' models — load a script's model with its own code",
+            model_tar.display(),
+            manifest.algorithm
+        )));
+    };
+    if frame.height() == 0 {
+        return Err(MlError::Input("the data to score has no rows".into()));
+    }
+    let x = prep::transform(&schema, frame)?;
+    let output = model.predict(&x);
+    let mut out = frame.clone();
+    for c in prediction_columns(&schema, &output)? {
+        if out.column(c.name()).is_ok() {
+            return Err(MlError::Input(format!(
+                "the data already has a column `{}`; rename it before scoring",
+                c.name()
+            )));
+        }
+        out.with_column(c)
+            .map_err(|e| MlError::Input(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+struct Script {
+    entry_point: PathBuf,
+    channels: Vec<(String, Channel, String)>,
+    metric_definitions: Vec<(String, Regex)>,
+    max_runtime: Option<Duration>,
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), MlError> {
+    std::fs::write(path, serde_json::to_vec_pretty(value).unwrap_or_default())
+        .map_err(|e| MlError::Input(format!("cannot write {}: {e}", path.display())))
+}
+
+fn copy_into(from: &Path, dir: &Path) -> Result<(), MlError> {
+    let fail = |e: std::io::Error| MlError::Input(format!("cannot copy {}: {e}", from.display()));
+    if from.is_dir() {
+        for entry in std::fs::read_dir(from).map_err(fail)? {
+            let entry = entry.map_err(fail)?;
+            copy_into(&entry.path(), &dir.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        let target = if dir.extension().is_some() && !dir.exists() {
+            dir.to_path_buf()
+        } else {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+            dir.join(from.file_name().unwrap_or_default())
+        };
+        std::fs::copy(from, target).map(|_| ()).map_err(fail)
+    }
+}
+
+fn env_name(name: &str) -> String {
+    name.to_ascii_uppercase().replace(['-', '.'], "_")
+}
+
+fn python() -> String {
+    if let Some(p) = std::env::var_os("RUSTMAKER_PYTHON") {
+        return p.to_string_lossy().into_owned();
+    }
+    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
+        let p = PathBuf::from(venv).join("bin/python");
+        if p.exists() {
+            return p.display().to_string();
+        }
+    }
+    "python3".into()
+}
+
+fn kill_group(pid: u32, signal: i32) {
+    // The child leads its own process group, so its children go too.
+    unsafe {
+        libc::kill(-(pid as i32), signal);
+    }
+}
+
+impl Script {
+    fn run(self, spec: &JobSpec, store: &Store, watcher: &mut dyn Watcher) -> Result<JobResult, MlError> {
+        let entry = &self.entry_point;
+        if !entry.is_file() {
+            return Err(MlError::Input(format!(
+                "the entry point {} does not exist",
+                entry.display()
+            )));
+        }
+        let is_python = entry.extension().is_some_and(|e| e == "py");
+        if !is_python {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(entry).map(|m| m.permissions().mode()).unwrap_or(0);
+            if mode & 0o111 == 0 {
+                return Err(MlError::Input(format!(
+                    "the entry point {} is not executable (chmod +x it, or give a .py script)",
+                    entry.display()
+                )));
+            }
+        }
+        let dir = &spec.dir;
+        // A fresh job directory: nothing of an earlier run with this name leaks in.
+        if spec.replace && dir.exists() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let config = dir.join("input/config");
+        let model_dir = dir.join("model");
+        let output = dir.join("output");
+        for d in [&config, &model_dir, &output.join("data"), &dir.join("code")] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| MlError::Input(format!("cannot make {}: {e}", d.display())))?;
+        }
+        let mut log = Log::create(dir)?;
+        let mut parameters: Vec<(String, String)> =
+            spec.hyperparameters.clone().into_iter().collect();
+        parameters.push((
+            "entry_point".into(),
+            entry.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+        ));
+        let inputs: Vec<(String, String)> = self
+            .channels
+            .iter()
+            .map(|(n, _, uri)| (n.clone(), uri.clone()))
+            .collect();
+        store.start(&NewComponent {
+            experiment: &spec.experiment,
+            trial: spec.trial.as_deref().unwrap_or(&spec.name),
+            name: &spec.name,
+            source: "training-job",
+            job_dir: Some(dir),
+            parameters: &parameters,
+            inputs: &inputs,
+            replace: spec.replace,
+        })?;
+        let result = self.execute(spec, dir, &config, &model_dir, &output, store, &mut log, watcher);
+        let (status, reason, metrics) = match result {
+            Ok(r) => r,
+            Err(e) => (Status::Failed, Some(e.to_string()), Vec::new()),
+        };
+        let mut model = None;
+        let mut reason = reason;
+        if status == Status::Completed {
+            let manifest = Manifest {
+                format_version: 1,
+                training_job: spec.name.clone(),
+                algorithm: format!("script:{}", entry.file_name().unwrap_or_default().to_string_lossy()),
+                hyperparameters: spec.hyperparameters.clone(),
+                schema: None,
+                created: chrono::Utc::now().to_rfc3339(),
+            };
+            let path = model_path(dir);
+            match artifact::write(&path, &manifest, None, Some(&model_dir)) {
+                Ok(_) => {
+                    store.add_output(&spec.name, "SageMaker.ModelArtifact", &path.display().to_string(), "application/x-tar")?;
+                    model = Some(path);
+                }
+                Err(e) => reason = Some(e.to_string()),
+            }
+        }
+        let status = if status == Status::Completed && model.is_none() {
+            Status::Failed
+        } else {
+            status
+        };
+        store.finish(&spec.name, status, reason.as_deref())?;
+        log.line(&format!("{}{}", status.as_str(), reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()));
+        Ok(JobResult {
+            status,
+            model,
+            metrics,
+            failure_reason: reason,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn execute(
+        &self,
+        spec: &JobSpec,
+        dir: &Path,
+        config: &Path,
+        model_dir: &Path,
+        output: &Path,
+        store: &Store,
+        log: &mut Log,
+        watcher: &mut dyn Watcher,
+    ) -> Result<(Status, Option<String>, Vec<(String, f64)>), MlError> {
+        let hps: serde_json::Map<String, serde_json::Value> = spec
+            .hyperparameters
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        write_json(&config.join("hyperparameters.json"), &serde_json::Value::Object(hps.clone()))?;
+        let mut data_config = serde_json::Map::new();
+        let mut env: Vec<(String, String)> = Vec::new();
+        for (name, channel, _) in &self.channels {
+            let channel_dir = dir.join("input/data").join(name);
+            std::fs::create_dir_all(&channel_dir)
+                .map_err(|e| MlError::Input(format!("cannot make {}: {e}", channel_dir.display())))?;
+            match channel {
+                Channel::Frame(frame) => {
+                    let path = channel_dir.join(format!("{name}.csv"));
+                    let mut file = std::fs::File::create(&path)
+                        .map_err(|e| MlError::Input(format!("cannot write {}: {e}", path.display())))?;
+                    CsvWriter::new(&mut file)
+                        .include_header(true)
+                        .finish(&mut frame.clone())
+                        .map_err(|e| MlError::Input(format!("cannot write {}: {e}", path.display())))?;
+                }
+                Channel::Path(p) => copy_into(p, &channel_dir)?,
+            }
+            data_config.insert(
+                name.clone(),
+                serde_json::json!({"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}),
+            );
+            env.push((format!("SM_CHANNEL_{}", env_name(name)), channel_dir.display().to_string()));
+        }
+        write_json(&config.join("inputdataconfig.json"), &serde_json::Value::Object(data_config))?;
+        write_json(
+            &config.join("resourceconfig.json"),
+            &serde_json::json!({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}),
+        )?;
+        let code = dir.join("code");
+        copy_into(&self.entry_point, &code)?;
+        let entry_name = self.entry_point.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let channels: Vec<&String> = self.channels.iter().map(|(n, _, _)| n).collect();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        env.extend([
+            ("SM_MODEL_DIR".into(), model_dir.display().to_string()),
+            ("SM_INPUT_DIR".into(), dir.join("input").display().to_string()),
+            ("SM_INPUT_CONFIG_DIR".into(), config.display().to_string()),
+            ("SM_OUTPUT_DIR".into(), output.display().to_string()),
+            ("SM_OUTPUT_DATA_DIR".into(), output.join("data").display().to_string()),
+            ("SM_CHANNELS".into(), serde_json::to_string(&channels).unwrap_or_default()),
+            ("SM_HPS".into(), serde_json::Value::Object(hps).to_string()),
+            ("SM_CURRENT_HOST".into(), "algo-1".into()),
+            ("SM_HOSTS".into(), "[\"algo-1\"]".into()),
+            ("SM_NUM_CPUS".into(), cpus.to_string()),
+            ("SM_NUM_GPUS".into(), "0".into()),
+            ("SM_USER_ENTRY_POINT".into(), entry_name.clone()),
+            ("SM_TRAINING_JOB_NAME".into(), spec.name.clone()),
+            ("PYTHONUNBUFFERED".into(), "1".into()),
+        ]);
+        for (k, v) in &spec.hyperparameters {
+            env.push((format!("SM_HP_{}", env_name(k)), v.clone()));
+        }
+        let mut command = if entry_name.ends_with(".py") {
+            let mut c = std::process::Command::new(python());
+            c.arg(&entry_name);
+            c
+        } else {
+            std::process::Command::new(code.join(&entry_name))
+        };
+        // The toolkit passes the hyperparameters as arguments too.
+        for (k, v) in &spec.hyperparameters {
+            command.arg(format!("--{k}")).arg(v);
+        }
+        use std::os::unix::process::CommandExt;
+        command
+            .current_dir(&code)
+            .envs(env)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0);
+        let mut child = command
+            .spawn()
+            .map_err(|e| MlError::Input(format!("cannot run {entry_name}: {e}")))?;
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel::<String>();
+        let readers: Vec<_> = [
+            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|stream| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream).lines() {
+                    match line {
+                        Ok(l) => {
+                            if tx.send(l).is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+        drop(tx);
+        let started = Instant::now();
+        let mut steps: BTreeMap<String, u64> = BTreeMap::new();
+        let mut last: BTreeMap<String, f64> = BTreeMap::new();
+        let mut tail: std::collections::VecDeque<String> = Default::default();
+        let mut stopping: Option<(Instant, &'static str)> = None;
+        let mut handle_line = |line: String, log: &mut Log, watcher: &mut dyn Watcher| -> Result<(), MlError> {
+            log.line(&line);
+            watcher.log(&line);
+            let mut found = Vec::new();
+            for (metric, re) in &self.metric_definitions {
+                for caps in re.captures_iter(&line) {
+                    if let Some(v) = caps.get(1).and_then(|m| m.as_str().trim().parse::<f64>().ok()) {
+                        found.push((metric.clone(), v));
+                    }
+                }
+            }
+            for (metric, v) in found {
+                let step = steps.entry(metric.clone()).or_insert(0);
+                store.log_metrics(&spec.name, *step, &[(metric.clone(), v)])?;
+                watcher.metrics(*step, &[(metric.clone(), v)]);
+                *step += 1;
+                last.insert(metric, v);
+            }
+            tail.push_back(line);
+            if tail.len() > 20 {
+                tail.pop_front();
+            }
+            Ok(())
+        };
+        let exit = loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => handle_line(line, log, watcher)?,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait().map_err(|e| MlError::Training(e.to_string()))?;
+                    break status;
+                }
+            }
+            if stopping.is_none() {
+                let over = self.max_runtime.is_some_and(|m| started.elapsed() > m);
+                if over {
+                    stopping = Some((Instant::now(), "MaxRuntimeInSeconds exceeded"));
+                } else if watcher.should_stop() || store.stop_requested(&spec.name) {
+                    stopping = Some((Instant::now(), "stopped by the user"));
+                }
+                if stopping.is_some() {
+                    kill_group(pid, libc::SIGTERM);
+                }
+            } else if let Some((since, _)) = stopping {
+                // A program that ignores SIGTERM gets SIGKILL after 5 s, as SageMaker does
+                // (it waits 120 s).
+                if since.elapsed() > Duration::from_secs(5) {
+                    kill_group(pid, libc::SIGKILL);
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // The program is gone; take the lines still buffered.
+                while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                    handle_line(line, log, watcher)?;
+                }
+                break status;
+            }
+        };
+        // Anything the program left running in its group goes with it.
+        kill_group(pid, libc::SIGKILL);
+        for r in readers {
+            let _ = r.join();
+        }
+        let metrics: Vec<(String, f64)> = last.into_iter().collect();
+        if let Some((_, why)) = stopping {
+            return Ok((Status::Stopped, Some(why.into()), metrics));
+        }
+        if exit.success() {
+            return Ok((Status::Completed, None, metrics));
+        }
+        // SageMaker's convention: a program says why it failed in output/failure.
+        let failure_file = std::fs::read_to_string(output.join("failure")).ok();
+        let code = exit
+            .code()
+            .map(|c| format!("exit status {c}"))
+            .unwrap_or_else(|| "a signal".into());
+        let reason = match failure_file.filter(|f| !f.trim().is_empty()) {
+            Some(text) => format!("{entry_name} failed ({code}): {}", text.trim()),
+            None => format!(
+                "{entry_name} ended with {code}; the last lines of its log:\n{}",
+                tail.iter().rev().take(10).rev().cloned().collect::<Vec<_>>().join("\n")
+            ),
+        };
+        Ok((Status::Failed, Some(reason), metrics))
+    }
+}

@@ -1,0 +1,141 @@
+//! Every built-in algorithm on the classic tables, through the whole job: preparation, the
+//! split, the fit, the metrics in the store, and the model artifact, which must reload and
+//! predict the same values.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rustmaker_ml::algorithms::Algorithm;
+use rustmaker_ml::job::{self, JobKind, JobSpec, Validation, Watcher};
+use rustmaker_ml::store::{Status, Store};
+
+struct Quiet;
+
+impl Watcher for Quiet {
+    fn metrics(&mut self, _: u64, _: &[(String, f64)]) {}
+    fn log(&mut self, _: &str) {}
+    fn should_stop(&mut self) -> bool {
+        false
+    }
+}
+
+fn table(name: &str) -> DataFrame {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/data/ml/{name}.csv"));
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(path))
+        .unwrap()
+        .finish()
+        .unwrap()
+}
+
+fn train(store: &Store, dir: &Path, name: &str, algorithm: &str, data: &str, hp: &[(&str, &str)]) -> (PathBuf, BTreeMap<String, f64>) {
+    let spec = JobSpec {
+        name: name.into(),
+        experiment: "classics".into(),
+        trial: None,
+        hyperparameters: hp.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        dir: dir.join(name),
+        seed: 7,
+        replace: false,
+    };
+    let kind = JobKind::Builtin {
+        algorithm: Algorithm::parse(algorithm).unwrap(),
+        train: table(data),
+        train_uri: data.into(),
+        validation: Validation::Fraction(0.25),
+        target: Some("target".into()),
+        problem: None,
+    };
+    let result = job::run(spec, kind, store, &mut Quiet).unwrap();
+    assert_eq!(result.status, Status::Completed, "{name}: {:?}", result.failure_reason);
+    (result.model.unwrap(), result.metrics.into_iter().collect())
+}
+
+/// (algorithm, table, hyperparameters, metric, least acceptable value)
+const CASES: &[(&str, &str, &[(&str, &str)], &str, f64)] = &[
+    ("logistic-regression", "iris", &[], "validation:accuracy", 0.89),
+    ("logistic-regression", "breast_cancer", &[], "validation:accuracy", 0.94),
+    ("naive-bayes", "iris", &[], "validation:accuracy", 0.89),
+    ("naive-bayes", "breast_cancer", &[], "validation:accuracy", 0.90),
+    ("decision-tree", "iris", &[("max_depth", "5")], "validation:accuracy", 0.86),
+    ("decision-tree", "wine", &[], "validation:accuracy", 0.80),
+    ("random-forest", "wine", &[("num_trees", "50")], "validation:accuracy", 0.93),
+    ("random-forest", "breast_cancer", &[("num_trees", "50")], "validation:accuracy", 0.93),
+    ("gradient-boosting", "breast_cancer", &[], "validation:accuracy", 0.93),
+    ("gradient-boosting", "wine", &[], "validation:accuracy", 0.88),
+    ("svm", "wine", &[], "validation:accuracy", 0.93),
+    ("svm", "breast_cancer", &[("kernel", "linear")], "validation:accuracy", 0.93),
+    ("linear-regression", "diabetes", &[], "validation:r2", 0.35),
+    ("linear-regression", "diabetes", &[("penalty", "l2"), ("alpha", "0.1")], "validation:r2", 0.35),
+    ("random-forest", "diabetes", &[("num_trees", "50")], "validation:r2", 0.25),
+    ("gradient-boosting", "diabetes", &[("eta", "0.05")], "validation:r2", 0.18),
+    ("decision-tree", "diabetes", &[("max_depth", "3")], "validation:r2", 0.12),
+    ("svm", "diabetes", &[("kernel", "linear")], "validation:r2", 0.30),
+];
+
+#[test]
+fn every_algorithm_reaches_its_quality_and_its_artifact_predicts_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("experiments.db")).unwrap();
+    for (i, (algorithm, data, hp, metric, least)) in CASES.iter().enumerate() {
+        let name = format!("{algorithm}-{}-{i}", data.replace('_', "-"));
+        let (model, metrics) = train(&store, dir.path(), &name, algorithm, data, hp);
+        let value = metrics[*metric];
+        eprintln!("{name}: {metric} = {value:.4}");
+        assert!(value >= *least, "{name}: {metric} = {value}, wanted at least {least}");
+        // The store holds the same final value.
+        let c = store.component(&name).unwrap().unwrap();
+        let stored = c.metrics.iter().find(|m| m.name == *metric).unwrap().last;
+        assert!((stored - value).abs() < 1e-12, "{name}: store has {stored}, job said {value}");
+        // Reloaded from model.tar.gz, the model scores the whole table identically.
+        let frame = table(data);
+        let first = job::predict(&model, &frame).unwrap();
+        let again = job::predict(&model, &frame.clone()).unwrap();
+        assert!(first.equals_missing(&again));
+        let column = if metric.ends_with("r2") { "score" } else { "predicted_label" };
+        assert_eq!(first.column(column).unwrap().len(), frame.height());
+    }
+}
+
+#[test]
+fn kmeans_finds_the_iris_species() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("experiments.db")).unwrap();
+    let spec = JobSpec {
+        name: "iris-kmeans".into(),
+        experiment: "classics".into(),
+        trial: None,
+        hyperparameters: [("k".to_owned(), "3".to_owned()), ("n_init".to_owned(), "5".to_owned())].into(),
+        dir: dir.path().join("iris-kmeans"),
+        seed: 3,
+        replace: false,
+    };
+    let kind = JobKind::Builtin {
+        algorithm: Algorithm::KMeans,
+        train: table("iris"),
+        train_uri: "iris".into(),
+        validation: Validation::Fraction(0.0),
+        target: Some("target".into()),
+        problem: None,
+    };
+    let result = job::run(spec, kind, &store, &mut Quiet).unwrap();
+    assert_eq!(result.status, Status::Completed);
+    let scored = job::predict(result.model.as_ref().unwrap(), &table("iris")).unwrap();
+    // Each species falls mostly into one cluster: purity over 0.8.
+    let clusters = scored.column("closest_cluster").unwrap().u32().unwrap().clone();
+    let species = scored.column("target").unwrap().str().unwrap().clone();
+    let mut counts: BTreeMap<(u32, String), usize> = BTreeMap::new();
+    for (c, s) in clusters.iter().zip(species.iter()) {
+        *counts.entry((c.unwrap(), s.unwrap().to_owned())).or_default() += 1;
+    }
+    let mut best: BTreeMap<u32, usize> = BTreeMap::new();
+    for ((c, _), n) in counts {
+        let e = best.entry(c).or_default();
+        *e = (*e).max(n);
+    }
+    let purity = best.values().sum::<usize>() as f64 / 150.0;
+    assert!(purity > 0.8, "purity {purity}");
+    assert!(result.metrics.iter().any(|(k, _)| k == "train:msd"));
+}
