@@ -56,9 +56,22 @@ def _check_monitor(nb):
     assert report.count("<svg") == 4 and "purple" in report
 
 
+def _check_training(nb):
+    by_source = {c.source: c.outputs for c in nb.cells if c.cell_type == "code"}
+    board = by_source["%experiments leaderboard churn --sort validation:accuracy"]
+    rows = board[0]["data"]["application/vnd.dataresource+json"]["data"]
+    assert [r["TrialComponentName"] for r in rows][-1] == "churn-baseline", "the baseline ranks last"
+    assert len(rows) == 4 and all(r["Status"] == "Completed" for r in rows)
+    assert rows[0]["validation:accuracy"] > rows[-1]["validation:accuracy"] + 0.05
+    assert "predicted_label" in by_source["%frames scored"][0]["text"]
+    script = next(outs for src, outs in by_source.items() if src.startswith("%train churn-baseline"))
+    assert "epoch 2: accuracy=" in "".join(o.get("text", "") for o in script)
+    assert "<svg" in by_source["%experiments compare churn-logistic churn-boost"][0]["data"]["text/html"]
+
+
 # What each notebook must show besides running without errors.
 CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "aws.ipynb": _check_aws,
-          "monitor.ipynb": _check_monitor}
+          "monitor.ipynb": _check_monitor, "training.ipynb": _check_training}
 
 
 @pytest.fixture(autouse=True)
@@ -100,6 +113,9 @@ def private_local_livy(tmp_path, monkeypatch):
     monkeypatch.setenv("RUSTMAKER_PYTHON", sys.executable)
     monkeypatch.setenv("SPARKMAGIC_CONF_DIR", str(tmp_path))
     monkeypatch.delenv("RUSTMAKER_LIVY_URL", raising=False)
+    # Training jobs and the experiment store of each run are its own.
+    monkeypatch.setenv("RUSTMAKER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("RUSTMAKER_EXPERIMENTS_DB", raising=False)
     yield
     state = home / "livy-server.json"
     if state.exists():
