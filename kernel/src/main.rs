@@ -39,6 +39,17 @@ enum Command {
         #[command(subcommand)]
         command: rustmaker_monitor::magic::MonitorCommand,
     },
+    /// Training jobs from a shell, with `%train`'s arguments (`rustmaker train --help`:
+    /// `%train?`).
+    Train {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The experiment store from a shell, with `%experiments`' arguments.
+    Experiments {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -133,6 +144,8 @@ fn main() -> anyhow::Result<()> {
             command: LivyCommand::Serve(args),
         } => serve_livy(args),
         Command::Monitor { command } => monitor(command),
+        Command::Train { args } => console_magic("train", &args),
+        Command::Experiments { args } => console_magic("experiments", &args),
         Command::Install(args) => {
             let location = match args.location {
                 Where {
@@ -163,6 +176,48 @@ fn local_input(path: PathBuf, scratch: &std::path::Path) -> anyhow::Result<PathB
     }
     std::fs::create_dir_all(scratch)?;
     Ok(rustmaker_aws::S3Fetcher::standalone().fetch(&text, scratch, None)?)
+}
+
+/// Runs one of the ML magics in the terminal: the same code as in a notebook.
+fn console_magic(name: &str, args: &[String]) -> anyhow::Result<()> {
+    use rustmaker_magics::{console::Console, Magic, MagicCall, MagicForm};
+    let s3 = rustmaker_aws::S3Fetcher::standalone();
+    let (fetch, upload) = (s3.clone(), s3);
+    let magic: Box<dyn Magic> = match name {
+        "train" => Box::new(rustmaker_ml::magic::TrainMagic {
+            fetch: Box::new(move |url, dir, ctx| fetch.fetch(url, dir, Some(ctx))),
+            upload: Box::new(move |path, url, ctx| upload.put(path, url, ctx)),
+        }),
+        _ => Box::new(rustmaker_ml::magic::ExperimentsMagic),
+    };
+    let mut console = Console::new();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{}", magic.help().replace(&format!("%{name}"), &format!("rustmaker {name}")));
+        return Ok(());
+    }
+    let call = MagicCall {
+        form: MagicForm::Line,
+        name: name.to_owned(),
+        args: args
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
+        body: String::new(),
+        help: false,
+    };
+    magic
+        .run(&call, &mut console)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Quotes an argument so the magic's POSIX-style splitting gives it back unchanged.
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,:/+@%".contains(c)) {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }
 
 fn monitor(command: rustmaker_monitor::magic::MonitorCommand) -> anyhow::Result<()> {

@@ -31,6 +31,7 @@
 //! display with an id and replacing it with [`MagicContext::update_display`].
 
 pub mod args;
+pub mod console;
 pub mod context;
 pub mod frames;
 pub mod parse;

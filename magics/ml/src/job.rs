@@ -435,6 +435,7 @@ impl Builtin {
                 })
                 .map_err(|e| MlError::Training(format!("cannot start the training thread: {e}")))?;
         }
+        let fit_started = Instant::now();
         let mut reported: Vec<String> = Vec::new();
         let mut last_step = 0;
         let model = loop {
@@ -468,6 +469,7 @@ impl Builtin {
                 }
             }
         };
+        log.line(&format!("fit took {:.3} s", fit_started.elapsed().as_secs_f64()));
         // The final quality on both sets; series already reported keep their last value.
         let mut finals = evaluate("train", problem, &y, &model.predict(&x));
         if let Some(v) = validation.as_deref() {
