@@ -192,7 +192,12 @@ fn console_magic(name: &str, args: &[String]) -> anyhow::Result<()> {
     };
     let mut console = Console::new();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{}", magic.help().replace(&format!("%{name}"), &format!("rustmaker {name}")));
+        println!(
+            "{}",
+            magic
+                .help()
+                .replace(&format!("%{name}"), &format!("rustmaker {name}"))
+        );
         return Ok(());
     }
     let call = MagicCall {
@@ -213,7 +218,11 @@ fn console_magic(name: &str, args: &[String]) -> anyhow::Result<()> {
 
 /// Quotes an argument so the magic's POSIX-style splitting gives it back unchanged.
 fn shell_quote(arg: &str) -> String {
-    if !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_=.,:/+@%".contains(c)) {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=.,:/+@%".contains(c))
+    {
         arg.to_owned()
     } else {
         format!("'{}'", arg.replace('\'', "'\\''"))

@@ -31,7 +31,11 @@ fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> MlError {
     MlError::Training(format!("{what} {}: {e}", path.display()))
 }
 
-fn append(builder: &mut tar::Builder<impl std::io::Write>, name: &str, data: &[u8]) -> std::io::Result<()> {
+fn append(
+    builder: &mut tar::Builder<impl std::io::Write>,
+    name: &str,
+    data: &[u8],
+) -> std::io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_size(data.len() as u64);
     header.set_mode(0o644);

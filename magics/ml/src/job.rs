@@ -465,11 +465,16 @@ impl Builtin {
                 Ok(Event::Done(result)) => break result?,
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(MlError::Training("the training thread ended without a result".into()))
+                    return Err(MlError::Training(
+                        "the training thread ended without a result".into(),
+                    ))
                 }
             }
         };
-        log.line(&format!("fit took {:.3} s", fit_started.elapsed().as_secs_f64()));
+        log.line(&format!(
+            "fit took {:.3} s",
+            fit_started.elapsed().as_secs_f64()
+        ));
         // The final quality on both sets; series already reported keep their last value.
         let mut finals = evaluate("train", problem, &y, &model.predict(&x));
         if let Some(v) = validation.as_deref() {
@@ -502,14 +507,21 @@ impl Builtin {
 /// The model's answer for each row, in the columns SageMaker's built-in algorithms use:
 /// `predicted_label` and `probability` (classification), `score` (regression),
 /// `closest_cluster` and `distance_to_cluster` (k-means).
-pub fn prediction_columns(schema: &prep::FeatureSchema, output: &Output) -> Result<Vec<Column>, MlError> {
+pub fn prediction_columns(
+    schema: &prep::FeatureSchema,
+    output: &Output,
+) -> Result<Vec<Column>, MlError> {
     let columns = match output {
         Output::Classes(p) => {
             let label: Vec<String> = p
                 .outer_iter()
                 .map(|row| {
                     let i = crate::metrics::argmax(&row.to_vec());
-                    schema.classes.get(i).cloned().unwrap_or_else(|| i.to_string())
+                    schema
+                        .classes
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| i.to_string())
                 })
                 .collect();
             let probability: Vec<f64> = p
@@ -561,6 +573,9 @@ pub fn predict(model_tar: &Path, frame: &DataFrame) -> Result<DataFrame, MlError
     }
     Ok(out)
 }
+
+/// How a program ended: the status, why (unless Completed), and its metrics' last values.
+type Ending = (Status, Option<String>, Vec<(String, f64)>);
 
 struct Script {
     entry_point: PathBuf,
@@ -618,7 +633,12 @@ fn kill_group(pid: u32, signal: i32) {
 }
 
 impl Script {
-    fn run(self, spec: &JobSpec, store: &Store, watcher: &mut dyn Watcher) -> Result<JobResult, MlError> {
+    fn run(
+        self,
+        spec: &JobSpec,
+        store: &Store,
+        watcher: &mut dyn Watcher,
+    ) -> Result<JobResult, MlError> {
         let entry = &self.entry_point;
         if !entry.is_file() {
             return Err(MlError::Input(format!(
@@ -629,7 +649,9 @@ impl Script {
         let is_python = entry.extension().is_some_and(|e| e == "py");
         if !is_python {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(entry).map(|m| m.permissions().mode()).unwrap_or(0);
+            let mode = std::fs::metadata(entry)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
             if mode & 0o111 == 0 {
                 return Err(MlError::Input(format!(
                     "the entry point {} is not executable (chmod +x it, or give a .py script)",
@@ -654,7 +676,11 @@ impl Script {
             spec.hyperparameters.clone().into_iter().collect();
         parameters.push((
             "entry_point".into(),
-            entry.file_name().unwrap_or_default().to_string_lossy().into_owned(),
+            entry
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
         ));
         let inputs: Vec<(String, String)> = self
             .channels
@@ -671,7 +697,9 @@ impl Script {
             inputs: &inputs,
             replace: spec.replace,
         })?;
-        let result = self.execute(spec, dir, &config, &model_dir, &output, store, &mut log, watcher);
+        let result = self.execute(
+            spec, dir, &config, &model_dir, &output, store, &mut log, watcher,
+        );
         let (status, reason, metrics) = match result {
             Ok(r) => r,
             Err(e) => (Status::Failed, Some(e.to_string()), Vec::new()),
@@ -682,7 +710,10 @@ impl Script {
             let manifest = Manifest {
                 format_version: 1,
                 training_job: spec.name.clone(),
-                algorithm: format!("script:{}", entry.file_name().unwrap_or_default().to_string_lossy()),
+                algorithm: format!(
+                    "script:{}",
+                    entry.file_name().unwrap_or_default().to_string_lossy()
+                ),
                 hyperparameters: spec.hyperparameters.clone(),
                 schema: None,
                 created: chrono::Utc::now().to_rfc3339(),
@@ -690,7 +721,12 @@ impl Script {
             let path = model_path(dir);
             match artifact::write(&path, &manifest, None, Some(&model_dir)) {
                 Ok(_) => {
-                    store.add_output(&spec.name, "SageMaker.ModelArtifact", &path.display().to_string(), "application/x-tar")?;
+                    store.add_output(
+                        &spec.name,
+                        "SageMaker.ModelArtifact",
+                        &path.display().to_string(),
+                        "application/x-tar",
+                    )?;
                     model = Some(path);
                 }
                 Err(e) => reason = Some(e.to_string()),
@@ -702,7 +738,14 @@ impl Script {
             status
         };
         store.finish(&spec.name, status, reason.as_deref())?;
-        log.line(&format!("{}{}", status.as_str(), reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()));
+        log.line(&format!(
+            "{}{}",
+            status.as_str(),
+            reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
         Ok(JobResult {
             status,
             model,
@@ -722,28 +765,35 @@ impl Script {
         store: &Store,
         log: &mut Log,
         watcher: &mut dyn Watcher,
-    ) -> Result<(Status, Option<String>, Vec<(String, f64)>), MlError> {
+    ) -> Result<Ending, MlError> {
         let hps: serde_json::Map<String, serde_json::Value> = spec
             .hyperparameters
             .iter()
             .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
             .collect();
-        write_json(&config.join("hyperparameters.json"), &serde_json::Value::Object(hps.clone()))?;
+        write_json(
+            &config.join("hyperparameters.json"),
+            &serde_json::Value::Object(hps.clone()),
+        )?;
         let mut data_config = serde_json::Map::new();
         let mut env: Vec<(String, String)> = Vec::new();
         for (name, channel, _) in &self.channels {
             let channel_dir = dir.join("input/data").join(name);
-            std::fs::create_dir_all(&channel_dir)
-                .map_err(|e| MlError::Input(format!("cannot make {}: {e}", channel_dir.display())))?;
+            std::fs::create_dir_all(&channel_dir).map_err(|e| {
+                MlError::Input(format!("cannot make {}: {e}", channel_dir.display()))
+            })?;
             match channel {
                 Channel::Frame(frame) => {
                     let path = channel_dir.join(format!("{name}.csv"));
-                    let mut file = std::fs::File::create(&path)
-                        .map_err(|e| MlError::Input(format!("cannot write {}: {e}", path.display())))?;
+                    let mut file = std::fs::File::create(&path).map_err(|e| {
+                        MlError::Input(format!("cannot write {}: {e}", path.display()))
+                    })?;
                     CsvWriter::new(&mut file)
                         .include_header(true)
                         .finish(&mut frame.clone())
-                        .map_err(|e| MlError::Input(format!("cannot write {}: {e}", path.display())))?;
+                        .map_err(|e| {
+                            MlError::Input(format!("cannot write {}: {e}", path.display()))
+                        })?;
                 }
                 Channel::Path(p) => copy_into(p, &channel_dir)?,
             }
@@ -751,25 +801,45 @@ impl Script {
                 name.clone(),
                 serde_json::json!({"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}),
             );
-            env.push((format!("SM_CHANNEL_{}", env_name(name)), channel_dir.display().to_string()));
+            env.push((
+                format!("SM_CHANNEL_{}", env_name(name)),
+                channel_dir.display().to_string(),
+            ));
         }
-        write_json(&config.join("inputdataconfig.json"), &serde_json::Value::Object(data_config))?;
+        write_json(
+            &config.join("inputdataconfig.json"),
+            &serde_json::Value::Object(data_config),
+        )?;
         write_json(
             &config.join("resourceconfig.json"),
             &serde_json::json!({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"}),
         )?;
         let code = dir.join("code");
         copy_into(&self.entry_point, &code)?;
-        let entry_name = self.entry_point.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let entry_name = self
+            .entry_point
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let channels: Vec<&String> = self.channels.iter().map(|(n, _, _)| n).collect();
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         env.extend([
             ("SM_MODEL_DIR".into(), model_dir.display().to_string()),
-            ("SM_INPUT_DIR".into(), dir.join("input").display().to_string()),
+            (
+                "SM_INPUT_DIR".into(),
+                dir.join("input").display().to_string(),
+            ),
             ("SM_INPUT_CONFIG_DIR".into(), config.display().to_string()),
             ("SM_OUTPUT_DIR".into(), output.display().to_string()),
-            ("SM_OUTPUT_DATA_DIR".into(), output.join("data").display().to_string()),
-            ("SM_CHANNELS".into(), serde_json::to_string(&channels).unwrap_or_default()),
+            (
+                "SM_OUTPUT_DATA_DIR".into(),
+                output.join("data").display().to_string(),
+            ),
+            (
+                "SM_CHANNELS".into(),
+                serde_json::to_string(&channels).unwrap_or_default(),
+            ),
             ("SM_HPS".into(), serde_json::Value::Object(hps).to_string()),
             ("SM_CURRENT_HOST".into(), "algo-1".into()),
             ("SM_HOSTS".into(), "[\"algo-1\"]".into()),
@@ -807,8 +877,14 @@ impl Script {
         let pid = child.id();
         let (tx, rx) = mpsc::channel::<String>();
         let readers: Vec<_> = [
-            child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
         ]
         .into_iter()
         .flatten()
@@ -834,30 +910,34 @@ impl Script {
         let mut last: BTreeMap<String, f64> = BTreeMap::new();
         let mut tail: std::collections::VecDeque<String> = Default::default();
         let mut stopping: Option<(Instant, &'static str)> = None;
-        let mut handle_line = |line: String, log: &mut Log, watcher: &mut dyn Watcher| -> Result<(), MlError> {
-            log.line(&line);
-            watcher.log(&line);
-            let mut found = Vec::new();
-            for (metric, re) in &self.metric_definitions {
-                for caps in re.captures_iter(&line) {
-                    if let Some(v) = caps.get(1).and_then(|m| m.as_str().trim().parse::<f64>().ok()) {
-                        found.push((metric.clone(), v));
+        let mut handle_line =
+            |line: String, log: &mut Log, watcher: &mut dyn Watcher| -> Result<(), MlError> {
+                log.line(&line);
+                watcher.log(&line);
+                let mut found = Vec::new();
+                for (metric, re) in &self.metric_definitions {
+                    for caps in re.captures_iter(&line) {
+                        if let Some(v) = caps
+                            .get(1)
+                            .and_then(|m| m.as_str().trim().parse::<f64>().ok())
+                        {
+                            found.push((metric.clone(), v));
+                        }
                     }
                 }
-            }
-            for (metric, v) in found {
-                let step = steps.entry(metric.clone()).or_insert(0);
-                store.log_metrics(&spec.name, *step, &[(metric.clone(), v)])?;
-                watcher.metrics(*step, &[(metric.clone(), v)]);
-                *step += 1;
-                last.insert(metric, v);
-            }
-            tail.push_back(line);
-            if tail.len() > 20 {
-                tail.pop_front();
-            }
-            Ok(())
-        };
+                for (metric, v) in found {
+                    let step = steps.entry(metric.clone()).or_insert(0);
+                    store.log_metrics(&spec.name, *step, &[(metric.clone(), v)])?;
+                    watcher.metrics(*step, &[(metric.clone(), v)]);
+                    *step += 1;
+                    last.insert(metric, v);
+                }
+                tail.push_back(line);
+                if tail.len() > 20 {
+                    tail.pop_front();
+                }
+                Ok(())
+            };
         let exit = loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) => handle_line(line, log, watcher)?,
@@ -914,7 +994,13 @@ impl Script {
             Some(text) => format!("{entry_name} failed ({code}): {}", text.trim()),
             None => format!(
                 "{entry_name} ended with {code}; the last lines of its log:\n{}",
-                tail.iter().rev().take(10).rev().cloned().collect::<Vec<_>>().join("\n")
+                tail.iter()
+                    .rev()
+                    .take(10)
+                    .rev()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ),
         };
         Ok((Status::Failed, Some(reason), metrics))

@@ -50,7 +50,8 @@ impl Scratch {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
-        std::fs::create_dir_all(&dir).map_err(|e| failed(format!("cannot make {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| failed(format!("cannot make {}: {e}", dir.display())))?;
         Ok(Scratch(dir))
     }
 }
@@ -76,7 +77,9 @@ fn check_csv_shape(path: &Path) -> Result<(), MagicError> {
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
                 let detail = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => {
                         format!("line {line} has {len} fields where the header has {expected_len}")
                     }
                     _ => format!("line {line}: {e}"),
@@ -127,7 +130,9 @@ fn load(
     if source.starts_with("s3://") {
         let path = fetch(source, &scratch.0, &*ctx)?;
         if path.is_dir() {
-            return Err(failed(format!("{source} is a prefix; give one .csv or .parquet object")));
+            return Err(failed(format!(
+                "{source} is a prefix; give one .csv or .parquet object"
+            )));
         }
         return Ok((read_file(&path)?, source.to_owned()));
     }
@@ -323,7 +328,10 @@ impl Magic for TrainMagic {
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         let argv = call.argv()?;
         if call.form == MagicForm::Line
-            && matches!(argv.first().map(String::as_str), Some("list" | "describe" | "logs" | "stop"))
+            && matches!(
+                argv.first().map(String::as_str),
+                Some("list" | "describe" | "logs" | "stop")
+            )
         {
             let args: JobCommandArgs = parse_args("train", argv)?;
             return self.command(args.command, ctx);
@@ -332,10 +340,16 @@ impl Magic for TrainMagic {
         let mut hp: BTreeMap<String, String> = BTreeMap::new();
         if call.form == MagicForm::Cell && !call.body.trim().is_empty() {
             let body: serde_json::Value = serde_json::from_str(&call.body).map_err(|e| {
-                MagicError::usage("train", format!("the cell must be the hyperparameters as a JSON object: {e}"))
+                MagicError::usage(
+                    "train",
+                    format!("the cell must be the hyperparameters as a JSON object: {e}"),
+                )
             })?;
             let serde_json::Value::Object(map) = body else {
-                return Err(MagicError::usage("train", "the cell must be a JSON object of hyperparameters"));
+                return Err(MagicError::usage(
+                    "train",
+                    "the cell must be a JSON object of hyperparameters",
+                ));
             };
             for (k, v) in map {
                 let text = match v {
@@ -458,12 +472,25 @@ impl TrainMagic {
         let result = job::run(spec, kind, &store, &mut watcher)?;
         let mut model = result.model.clone();
         if let (Some(prefix), Some(local)) = (s3_output, &result.model) {
-            let url = format!("{}/{}/output/model.tar.gz", prefix.trim_end_matches('/'), args.name);
+            let url = format!(
+                "{}/{}/output/model.tar.gz",
+                prefix.trim_end_matches('/'),
+                args.name
+            );
             (self.upload)(local, &url, watcher.ctx)?;
-            store.add_output(&args.name, "SageMaker.ModelArtifact", &url, "application/x-tar")?;
+            store.add_output(
+                &args.name,
+                "SageMaker.ModelArtifact",
+                &url,
+                "application/x-tar",
+            )?;
             model = Some(PathBuf::from(url));
         }
-        watcher.finish(result.status, result.failure_reason.as_deref(), model.as_deref());
+        watcher.finish(
+            result.status,
+            result.failure_reason.as_deref(),
+            model.as_deref(),
+        );
         match result.status {
             Status::Completed => Ok(()),
             Status::Stopped => Err(MagicError::Interrupted),
@@ -528,10 +555,7 @@ impl TrainMagic {
                     rows.push((k.clone(), v.clone()));
                 }
                 for m in &c.metrics {
-                    rows.push((
-                        format!("FinalMetric.{}", m.name),
-                        render::short(m.last),
-                    ));
+                    rows.push((format!("FinalMetric.{}", m.name), render::short(m.last)));
                 }
                 let text = rows
                     .iter()
@@ -556,7 +580,9 @@ impl TrainMagic {
             }
             JobCommand::Logs { name, tail } => {
                 let c = component(&store, &name)?;
-                let dir = c.job_dir.ok_or_else(|| failed(format!("{name} has no job directory on record")))?;
+                let dir = c
+                    .job_dir
+                    .ok_or_else(|| failed(format!("{name} has no job directory on record")))?;
                 let path = job::log_path(&dir);
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
@@ -584,7 +610,10 @@ impl TrainMagic {
 }
 
 fn param(c: &Component, name: &str) -> Option<String> {
-    c.parameters.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    c.parameters
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 fn elapsed(c: &Component) -> Option<f64> {
@@ -593,7 +622,9 @@ fn elapsed(c: &Component) -> Option<f64> {
 
 fn component(store: &Store, name: &str) -> Result<Component, MagicError> {
     store.component(name)?.ok_or_else(|| {
-        failed(format!("there is no training job `{name}` (`%train list` lists them)"))
+        failed(format!(
+            "there is no training job `{name}` (`%train list` lists them)"
+        ))
     })
 }
 
@@ -633,14 +664,21 @@ impl<'a> LiveJob<'a> {
                 .copied()
                 .filter(|k| k.starts_with(p) && self.history[*k].len() > 1)
                 .find(|k| lower_is_better(k))
-                .or_else(|| keys.iter().copied().find(|k| k.starts_with(p) && self.history[*k].len() > 1))
+                .or_else(|| {
+                    keys.iter()
+                        .copied()
+                        .find(|k| k.starts_with(p) && self.history[*k].len() > 1)
+                })
         })
     }
 
     fn bundle(&self, status: &str, extra: &[(String, String)]) -> MimeBundle {
         let mut rows = vec![
             ("status".to_owned(), status.to_owned()),
-            ("elapsed".into(), format!("{:.1} s", self.started.elapsed().as_secs_f64())),
+            (
+                "elapsed".into(),
+                format!("{:.1} s", self.started.elapsed().as_secs_f64()),
+            ),
         ];
         rows.extend(extra.iter().cloned());
         for (k, (step, v)) in &self.latest {
@@ -656,13 +694,20 @@ impl<'a> LiveJob<'a> {
         );
         let mut html = render::pairs(&format!("training job {}", self.name), &rows);
         if let Some(metric) = self.main_metric() {
-            html.push_str(&render::curves(metric, &[(metric.clone(), self.history[metric].clone())]));
+            html.push_str(&render::curves(
+                metric,
+                &[(metric.clone(), self.history[metric].clone())],
+            ));
         }
         MimeBundle::text(text).with("text/html", json!(html))
     }
 
     fn redraw(&mut self, force: bool) {
-        if !force && self.shown.is_some_and(|t| t.elapsed() < Duration::from_millis(250)) {
+        if !force
+            && self
+                .shown
+                .is_some_and(|t| t.elapsed() < Duration::from_millis(250))
+        {
             return;
         }
         self.flush_logs();
@@ -901,7 +946,14 @@ impl Magic for ExperimentsMagic {
                 }
                 Ok(())
             }
-            ExperimentsCommand::Leaderboard { experiment, sort, asc, desc, top, frame } => {
+            ExperimentsCommand::Leaderboard {
+                experiment,
+                sort,
+                asc,
+                desc,
+                top,
+                frame,
+            } => {
                 let components = components_of(&store, &experiment)?;
                 let df = leaderboard(&components, &sort, asc, desc, top)?;
                 ctx.display(frame_bundle(&df, 500), None);
@@ -929,7 +981,9 @@ impl Magic for ExperimentsMagic {
                     ));
                 }
                 let n = store.delete_experiment(&experiment)?;
-                ctx.stdout(&format!("deleted the experiment {experiment} ({n} trial components)\n"));
+                ctx.stdout(&format!(
+                    "deleted the experiment {experiment} ({n} trial components)\n"
+                ));
                 Ok(())
             }
         }
@@ -943,7 +997,11 @@ fn no_experiment(store: &Store, name: &str) -> MagicError {
         .unwrap_or_default();
     failed(format!(
         "there is no experiment `{name}`; the experiments are: {}",
-        if known.is_empty() { "(none yet)".into() } else { known.join(", ") }
+        if known.is_empty() {
+            "(none yet)".into()
+        } else {
+            known.join(", ")
+        }
     ))
 }
 
@@ -961,7 +1019,9 @@ fn components_of(store: &Store, experiment: &str) -> Result<Vec<Component>, Magi
 }
 
 fn union<'a>(lists: impl Iterator<Item = &'a [(String, String)]>) -> Vec<String> {
-    let mut names: Vec<String> = lists.flat_map(|l| l.iter().map(|(k, _)| k.clone())).collect();
+    let mut names: Vec<String> = lists
+        .flat_map(|l| l.iter().map(|(k, _)| k.clone()))
+        .collect();
     names.sort();
     names.dedup();
     names
@@ -994,11 +1054,41 @@ fn text_or_number(values: Vec<Option<String>>, name: &str) -> Column {
 /// ExperimentAnalytics' frame: one row per trial component.
 fn analytics(components: &[Component]) -> Result<DataFrame, MagicError> {
     let mut columns = vec![
-        Column::new("TrialComponentName".into(), components.iter().map(|c| c.name.clone()).collect::<Vec<_>>()),
-        Column::new("Trial".into(), components.iter().map(|c| c.trial.clone()).collect::<Vec<_>>()),
-        Column::new("Status".into(), components.iter().map(|c| c.status.as_str()).collect::<Vec<_>>()),
-        Column::new("StartTime".into(), components.iter().map(|c| render::timestamp(c.start_time)).collect::<Vec<_>>()),
-        Column::new("EndTime".into(), components.iter().map(|c| render::timestamp(c.end_time)).collect::<Vec<_>>()),
+        Column::new(
+            "TrialComponentName".into(),
+            components
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "Trial".into(),
+            components
+                .iter()
+                .map(|c| c.trial.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "Status".into(),
+            components
+                .iter()
+                .map(|c| c.status.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "StartTime".into(),
+            components
+                .iter()
+                .map(|c| render::timestamp(c.start_time))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "EndTime".into(),
+            components
+                .iter()
+                .map(|c| render::timestamp(c.end_time))
+                .collect::<Vec<_>>(),
+        ),
     ];
     for p in union(components.iter().map(|c| c.parameters.as_slice())) {
         let values = components.iter().map(|c| param(c, &p)).collect();
@@ -1036,7 +1126,11 @@ fn leaderboard(
     if !metrics.iter().any(|m| m == sort) {
         return Err(failed(format!(
             "no trial component of this experiment has the metric `{sort}`; its metrics are: {}",
-            if metrics.is_empty() { "(none)".into() } else { metrics.join(", ") }
+            if metrics.is_empty() {
+                "(none)".into()
+            } else {
+                metrics.join(", ")
+            }
         )));
     }
     let ascending = asc || (!desc && lower_is_better(sort));
@@ -1060,9 +1154,18 @@ fn leaderboard(
     }
     let mut columns = vec![
         Column::new("rank".into(), (1..=ranked.len() as u32).collect::<Vec<_>>()),
-        Column::new("TrialComponentName".into(), ranked.iter().map(|c| c.name.clone()).collect::<Vec<_>>()),
-        Column::new("Status".into(), ranked.iter().map(|c| c.status.as_str()).collect::<Vec<_>>()),
-        Column::new(sort.into(), ranked.iter().map(|c| value(c)).collect::<Vec<_>>()),
+        Column::new(
+            "TrialComponentName".into(),
+            ranked.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "Status".into(),
+            ranked.iter().map(|c| c.status.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            sort.into(),
+            ranked.iter().map(|c| value(c)).collect::<Vec<_>>(),
+        ),
     ];
     for m in metrics.iter().filter(|m| *m != sort) {
         columns.push(Column::new(
@@ -1085,7 +1188,11 @@ fn leaderboard(
     DataFrame::new(owned.len(), columns).map_err(failed)
 }
 
-fn compare(store: &Store, components: &[Component], ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+fn compare(
+    store: &Store,
+    components: &[Component],
+    ctx: &mut dyn MagicContext,
+) -> Result<(), MagicError> {
     let mut header = vec!["".to_owned()];
     header.extend(components.iter().map(|c| c.name.clone()));
     let mut rows = vec![{

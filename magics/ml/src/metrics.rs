@@ -35,10 +35,7 @@ pub fn logloss(y: &Array1<f64>, proba: &Array2<f64>) -> f64 {
 /// (macro) for more.
 pub fn f1(y: &Array1<f64>, proba: &Array2<f64>) -> f64 {
     let k = proba.ncols();
-    let predicted: Vec<usize> = proba
-        .outer_iter()
-        .map(|p| argmax(&p.to_vec()))
-        .collect();
+    let predicted: Vec<usize> = proba.outer_iter().map(|p| argmax(&p.to_vec())).collect();
     let score = |class: usize| {
         let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
         for (t, p) in y.iter().zip(&predicted) {
@@ -79,7 +76,12 @@ pub fn r2(y: &Array1<f64>, p: &Array1<f64>) -> f64 {
 }
 
 /// The metrics of a data set (`prefix` is `train` or `validation`).
-pub fn evaluate(prefix: &str, problem: ProblemType, y: &Array1<f64>, output: &Output) -> Vec<(String, f64)> {
+pub fn evaluate(
+    prefix: &str,
+    problem: ProblemType,
+    y: &Array1<f64>,
+    output: &Output,
+) -> Vec<(String, f64)> {
     let name = |m: &str| format!("{prefix}:{m}");
     match output {
         Output::Classes(p) if problem.is_classification() => vec![
@@ -93,7 +95,11 @@ pub fn evaluate(prefix: &str, problem: ProblemType, y: &Array1<f64>, output: &Ou
                 (name("r2"), r2(y, p)),
                 (name("rmse"), m.sqrt()),
                 (name("mse"), m),
-                (name("mae"), y.iter().zip(p).map(|(a, b)| (a - b).abs()).sum::<f64>() / y.len().max(1) as f64),
+                (
+                    name("mae"),
+                    y.iter().zip(p).map(|(a, b)| (a - b).abs()).sum::<f64>()
+                        / y.len().max(1) as f64,
+                ),
             ]
         }
         Output::Clusters(_, d) => vec![(
@@ -106,10 +112,16 @@ pub fn evaluate(prefix: &str, problem: ProblemType, y: &Array1<f64>, output: &Ou
 
 /// Whether a smaller value of the metric is better (for sorting leaderboards).
 pub fn lower_is_better(metric: &str) -> bool {
-    let base = metric.rsplit(':').next().unwrap_or(metric).to_ascii_lowercase();
-    ["loss", "logloss", "rmse", "mse", "mae", "msd", "error", "merror"]
-        .iter()
-        .any(|m| base == *m || base.ends_with(&format!("_{m}")))
+    let base = metric
+        .rsplit(':')
+        .next()
+        .unwrap_or(metric)
+        .to_ascii_lowercase();
+    [
+        "loss", "logloss", "rmse", "mse", "mae", "msd", "error", "merror",
+    ]
+    .iter()
+    .any(|m| base == *m || base.ends_with(&format!("_{m}")))
 }
 
 #[cfg(test)]

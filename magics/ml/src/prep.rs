@@ -138,10 +138,7 @@ fn as_f64(series: &Series) -> Result<Vec<Option<f64>>, MlError> {
         .cast(&DataType::Float64)
         .map_err(|e| MlError::Input(format!("column `{}`: {e}", series.name())))?;
     let ca = cast.f64().map_err(|e| MlError::Input(e.to_string()))?;
-    Ok(ca
-        .iter()
-        .map(|v| v.filter(|f| f.is_finite()))
-        .collect())
+    Ok(ca.iter().map(|v| v.filter(|f| f.is_finite())).collect())
 }
 
 fn as_text(series: &Series) -> Result<Vec<Option<String>>, MlError> {
@@ -297,7 +294,9 @@ pub fn fit(
     let mut classes = Vec::new();
     let y: Vec<f64> = match (&target_column, problem_type) {
         (None, _) => Vec::new(),
-        (Some(Column::Numbers(v)), ProblemType::Regression) => v.iter().flatten().copied().collect(),
+        (Some(Column::Numbers(v)), ProblemType::Regression) => {
+            v.iter().flatten().copied().collect()
+        }
         (Some(Column::Text(v)), ProblemType::Regression) => {
             let example = v.iter().flatten().find(|s| s.parse::<f64>().is_err());
             return Err(MlError::Input(format!(
@@ -437,15 +436,17 @@ pub fn transform(schema: &FeatureSchema, frame: &DataFrame) -> Result<Array2<f64
     if !missing.is_empty() {
         return Err(MlError::Schema(format!(
             "the model needs columns the data lacks: {}",
-            missing_columns_message(frame, &missing)
-                .trim_start_matches("the data has no column ")
+            missing_columns_message(frame, &missing).trim_start_matches("the data has no column ")
         )));
     }
     transform_rows(schema, frame, None)
 }
 
 /// The target of new data as the schema's class indices or values (validation data).
-pub fn target(schema: &FeatureSchema, frame: &DataFrame) -> Result<(Vec<bool>, Array1<f64>), MlError> {
+pub fn target(
+    schema: &FeatureSchema,
+    frame: &DataFrame,
+) -> Result<(Vec<bool>, Array1<f64>), MlError> {
     let name = schema
         .target
         .as_deref()
@@ -502,7 +503,12 @@ fn transform_rows(
         let values = column(frame, plan.name())?;
         let kept_rows = (0..frame.height()).filter(|i| keep.is_none_or(|k| k[*i]));
         match (plan, values) {
-            (ColumnPlan::Numeric { impute, mean, std, .. }, Column::Numbers(v)) => {
+            (
+                ColumnPlan::Numeric {
+                    impute, mean, std, ..
+                },
+                Column::Numbers(v),
+            ) => {
                 for (r, i) in kept_rows.enumerate() {
                     x[[r, offset]] = (v[i].unwrap_or(*impute) - mean) / std;
                 }
@@ -569,9 +575,18 @@ mod tests {
     #[test]
     fn problem_types_from_values() {
         let numbers = |v: Vec<f64>| Column::Numbers(v.into_iter().map(Some).collect());
-        assert_eq!(infer_problem(&numbers(vec![0.0, 1.0, 1.0])), ProblemType::Binary);
-        assert_eq!(infer_problem(&numbers(vec![0.0, 1.0, 2.0])), ProblemType::Multiclass);
-        assert_eq!(infer_problem(&numbers(vec![0.5, 1.0, 2.0])), ProblemType::Regression);
+        assert_eq!(
+            infer_problem(&numbers(vec![0.0, 1.0, 1.0])),
+            ProblemType::Binary
+        );
+        assert_eq!(
+            infer_problem(&numbers(vec![0.0, 1.0, 2.0])),
+            ProblemType::Multiclass
+        );
+        assert_eq!(
+            infer_problem(&numbers(vec![0.5, 1.0, 2.0])),
+            ProblemType::Regression
+        );
     }
 
     #[test]

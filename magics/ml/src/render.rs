@@ -4,7 +4,10 @@ use rustmaker_magics::table::escape;
 
 /// A two-column table.
 pub fn pairs(title: &str, rows: &[(String, String)]) -> String {
-    let mut html = format!("<table><caption style=\"text-align:left\"><b>{}</b></caption>", escape(title));
+    let mut html = format!(
+        "<table><caption style=\"text-align:left\"><b>{}</b></caption>",
+        escape(title)
+    );
     for (k, v) in rows {
         html.push_str(&format!(
             "<tr><th style=\"text-align:left\">{}</th><td style=\"text-align:left;white-space:pre-wrap\">{}</td></tr>",
@@ -34,7 +37,9 @@ pub fn grid(header: &[String], rows: &[Vec<String>]) -> String {
     html
 }
 
-const COLOURS: [&str; 6] = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+];
 
 /// Line chart of one metric for one or more series (label, points).
 pub fn curves(title: &str, series: &[(String, Vec<(u64, f64)>)]) -> String {

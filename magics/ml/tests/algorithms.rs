@@ -21,7 +21,8 @@ impl Watcher for Quiet {
 }
 
 fn table(name: &str) -> DataFrame {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/data/ml/{name}.csv"));
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../tests/data/ml/{name}.csv"));
     CsvReadOptions::default()
         .with_has_header(true)
         .try_into_reader_with_file_path(Some(path))
@@ -30,12 +31,22 @@ fn table(name: &str) -> DataFrame {
         .unwrap()
 }
 
-fn train(store: &Store, dir: &Path, name: &str, algorithm: &str, data: &str, hp: &[(&str, &str)]) -> (PathBuf, BTreeMap<String, f64>) {
+fn train(
+    store: &Store,
+    dir: &Path,
+    name: &str,
+    algorithm: &str,
+    data: &str,
+    hp: &[(&str, &str)],
+) -> (PathBuf, BTreeMap<String, f64>) {
     let spec = JobSpec {
         name: name.into(),
         experiment: "classics".into(),
         trial: None,
-        hyperparameters: hp.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        hyperparameters: hp
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         dir: dir.join(name),
         seed: 7,
         replace: false,
@@ -49,30 +60,127 @@ fn train(store: &Store, dir: &Path, name: &str, algorithm: &str, data: &str, hp:
         problem: None,
     };
     let result = job::run(spec, kind, store, &mut Quiet).unwrap();
-    assert_eq!(result.status, Status::Completed, "{name}: {:?}", result.failure_reason);
+    assert_eq!(
+        result.status,
+        Status::Completed,
+        "{name}: {:?}",
+        result.failure_reason
+    );
     (result.model.unwrap(), result.metrics.into_iter().collect())
 }
 
 /// (algorithm, table, hyperparameters, metric, least acceptable value)
-const CASES: &[(&str, &str, &[(&str, &str)], &str, f64)] = &[
-    ("logistic-regression", "iris", &[], "validation:accuracy", 0.89),
-    ("logistic-regression", "breast_cancer", &[], "validation:accuracy", 0.94),
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+    f64,
+);
+
+const CASES: &[Case] = &[
+    (
+        "logistic-regression",
+        "iris",
+        &[],
+        "validation:accuracy",
+        0.89,
+    ),
+    (
+        "logistic-regression",
+        "breast_cancer",
+        &[],
+        "validation:accuracy",
+        0.94,
+    ),
     ("naive-bayes", "iris", &[], "validation:accuracy", 0.89),
-    ("naive-bayes", "breast_cancer", &[], "validation:accuracy", 0.90),
-    ("decision-tree", "iris", &[("max_depth", "5")], "validation:accuracy", 0.86),
+    (
+        "naive-bayes",
+        "breast_cancer",
+        &[],
+        "validation:accuracy",
+        0.90,
+    ),
+    (
+        "decision-tree",
+        "iris",
+        &[("max_depth", "5")],
+        "validation:accuracy",
+        0.86,
+    ),
     ("decision-tree", "wine", &[], "validation:accuracy", 0.80),
-    ("random-forest", "wine", &[("num_trees", "50")], "validation:accuracy", 0.93),
-    ("random-forest", "breast_cancer", &[("num_trees", "50")], "validation:accuracy", 0.93),
-    ("gradient-boosting", "breast_cancer", &[], "validation:accuracy", 0.93),
-    ("gradient-boosting", "wine", &[], "validation:accuracy", 0.88),
+    (
+        "random-forest",
+        "wine",
+        &[("num_trees", "50")],
+        "validation:accuracy",
+        0.93,
+    ),
+    (
+        "random-forest",
+        "breast_cancer",
+        &[("num_trees", "50")],
+        "validation:accuracy",
+        0.93,
+    ),
+    (
+        "gradient-boosting",
+        "breast_cancer",
+        &[],
+        "validation:accuracy",
+        0.93,
+    ),
+    (
+        "gradient-boosting",
+        "wine",
+        &[],
+        "validation:accuracy",
+        0.88,
+    ),
     ("svm", "wine", &[], "validation:accuracy", 0.93),
-    ("svm", "breast_cancer", &[("kernel", "linear")], "validation:accuracy", 0.93),
+    (
+        "svm",
+        "breast_cancer",
+        &[("kernel", "linear")],
+        "validation:accuracy",
+        0.93,
+    ),
     ("linear-regression", "diabetes", &[], "validation:r2", 0.35),
-    ("linear-regression", "diabetes", &[("penalty", "l2"), ("alpha", "0.1")], "validation:r2", 0.35),
-    ("random-forest", "diabetes", &[("num_trees", "50")], "validation:r2", 0.25),
-    ("gradient-boosting", "diabetes", &[("eta", "0.05")], "validation:r2", 0.18),
-    ("decision-tree", "diabetes", &[("max_depth", "3")], "validation:r2", 0.12),
-    ("svm", "diabetes", &[("kernel", "linear")], "validation:r2", 0.30),
+    (
+        "linear-regression",
+        "diabetes",
+        &[("penalty", "l2"), ("alpha", "0.1")],
+        "validation:r2",
+        0.35,
+    ),
+    (
+        "random-forest",
+        "diabetes",
+        &[("num_trees", "50")],
+        "validation:r2",
+        0.25,
+    ),
+    (
+        "gradient-boosting",
+        "diabetes",
+        &[("eta", "0.05")],
+        "validation:r2",
+        0.18,
+    ),
+    (
+        "decision-tree",
+        "diabetes",
+        &[("max_depth", "3")],
+        "validation:r2",
+        0.12,
+    ),
+    (
+        "svm",
+        "diabetes",
+        &[("kernel", "linear")],
+        "validation:r2",
+        0.30,
+    ),
 ];
 
 #[test]
@@ -84,17 +192,27 @@ fn every_algorithm_reaches_its_quality_and_its_artifact_predicts_the_same() {
         let (model, metrics) = train(&store, dir.path(), &name, algorithm, data, hp);
         let value = metrics[*metric];
         eprintln!("{name}: {metric} = {value:.4}");
-        assert!(value >= *least, "{name}: {metric} = {value}, wanted at least {least}");
+        assert!(
+            value >= *least,
+            "{name}: {metric} = {value}, wanted at least {least}"
+        );
         // The store holds the same final value.
         let c = store.component(&name).unwrap().unwrap();
         let stored = c.metrics.iter().find(|m| m.name == *metric).unwrap().last;
-        assert!((stored - value).abs() < 1e-12, "{name}: store has {stored}, job said {value}");
+        assert!(
+            (stored - value).abs() < 1e-12,
+            "{name}: store has {stored}, job said {value}"
+        );
         // Reloaded from model.tar.gz, the model scores the whole table identically.
         let frame = table(data);
         let first = job::predict(&model, &frame).unwrap();
         let again = job::predict(&model, &frame.clone()).unwrap();
         assert!(first.equals_missing(&again));
-        let column = if metric.ends_with("r2") { "score" } else { "predicted_label" };
+        let column = if metric.ends_with("r2") {
+            "score"
+        } else {
+            "predicted_label"
+        };
         assert_eq!(first.column(column).unwrap().len(), frame.height());
     }
 }
@@ -107,7 +225,11 @@ fn kmeans_finds_the_iris_species() {
         name: "iris-kmeans".into(),
         experiment: "classics".into(),
         trial: None,
-        hyperparameters: [("k".to_owned(), "3".to_owned()), ("n_init".to_owned(), "5".to_owned())].into(),
+        hyperparameters: [
+            ("k".to_owned(), "3".to_owned()),
+            ("n_init".to_owned(), "5".to_owned()),
+        ]
+        .into(),
         dir: dir.path().join("iris-kmeans"),
         seed: 3,
         replace: false,
@@ -124,11 +246,18 @@ fn kmeans_finds_the_iris_species() {
     assert_eq!(result.status, Status::Completed);
     let scored = job::predict(result.model.as_ref().unwrap(), &table("iris")).unwrap();
     // Each species falls mostly into one cluster: purity over 0.8.
-    let clusters = scored.column("closest_cluster").unwrap().u32().unwrap().clone();
+    let clusters = scored
+        .column("closest_cluster")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .clone();
     let species = scored.column("target").unwrap().str().unwrap().clone();
     let mut counts: BTreeMap<(u32, String), usize> = BTreeMap::new();
     for (c, s) in clusters.iter().zip(species.iter()) {
-        *counts.entry((c.unwrap(), s.unwrap().to_owned())).or_default() += 1;
+        *counts
+            .entry((c.unwrap(), s.unwrap().to_owned()))
+            .or_default() += 1;
     }
     let mut best: BTreeMap<u32, usize> = BTreeMap::new();
     for ((c, _), n) in counts {
@@ -138,4 +267,90 @@ fn kmeans_finds_the_iris_species() {
     let purity = best.values().sum::<usize>() as f64 / 150.0;
     assert!(purity > 0.8, "purity {purity}");
     assert!(result.metrics.iter().any(|(k, _)| k == "train:msd"));
+}
+
+/// The model read back from model.tar.gz predicts exactly what the fitted model predicted.
+#[test]
+fn artifacts_reload_to_identical_predictions() {
+    use rustmaker_ml::algorithms::{self, FitData, Model, Monitor, Output};
+    use rustmaker_ml::artifact::{self, Manifest};
+    use rustmaker_ml::prep;
+    use std::sync::atomic::AtomicBool;
+
+    fn values(output: &Output) -> Vec<f64> {
+        match output {
+            Output::Classes(p) => p.iter().copied().collect(),
+            Output::Values(v) => v.to_vec(),
+            Output::Clusters(c, d) => c
+                .iter()
+                .map(|x| *x as f64)
+                .chain(d.iter().copied())
+                .collect(),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (algorithm, data) in [
+        ("linear-regression", "diabetes"),
+        ("logistic-regression", "wine"),
+        ("logistic-regression", "breast_cancer"),
+        ("decision-tree", "wine"),
+        ("random-forest", "diabetes"),
+        ("gradient-boosting", "iris"),
+        ("gradient-boosting", "breast_cancer"),
+        ("kmeans", "wine"),
+        ("naive-bayes", "iris"),
+        ("svm", "iris"),
+        ("svm", "diabetes"),
+    ] {
+        let algorithm = Algorithm::parse(algorithm).unwrap();
+        let mut frame = table(data);
+        let target = if algorithm == Algorithm::KMeans {
+            frame = frame.drop("target").unwrap();
+            None
+        } else {
+            Some("target")
+        };
+        let (schema, prepared) = prep::fit(&frame, target, None).unwrap();
+        let hp = algorithm.resolve(&BTreeMap::new()).unwrap();
+        let stop = AtomicBool::new(false);
+        let model = algorithms::fit(
+            algorithm,
+            &hp,
+            &FitData {
+                x: &prepared.x,
+                y: &prepared.y,
+                classes: schema.classes.len(),
+                problem: schema.problem_type,
+                validation: None,
+                seed: 5,
+            },
+            &mut Monitor {
+                stop: &stop,
+                report: &mut |_, _| {},
+            },
+        )
+        .unwrap();
+        let path = dir
+            .path()
+            .join(format!("{}-{data}.tar.gz", algorithm.name()));
+        let manifest = Manifest {
+            format_version: 1,
+            training_job: "t".into(),
+            algorithm: algorithm.name().into(),
+            hyperparameters: hp.0.clone(),
+            schema: Some(schema.clone()),
+            created: String::new(),
+        };
+        artifact::write(&path, &manifest, Some(&model), None).unwrap();
+        let (read_manifest, read_model) = artifact::read(&path).unwrap();
+        assert_eq!(read_manifest, manifest);
+        let read_model: Model = read_model.unwrap();
+        let x = prep::transform(&schema, &frame).unwrap();
+        assert_eq!(
+            values(&model.predict(&x)),
+            values(&read_model.predict(&x)),
+            "{} on {data}",
+            algorithm.name()
+        );
+    }
 }

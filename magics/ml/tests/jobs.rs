@@ -38,7 +38,10 @@ fn spec(dir: &Path, name: &str, hp: &[(&str, &str)]) -> JobSpec {
         name: name.into(),
         experiment: "jobs".into(),
         trial: None,
-        hyperparameters: hp.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        hyperparameters: hp
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         dir: dir.join(name),
         seed: 1,
         replace: false,
@@ -82,9 +85,29 @@ fn script_mode_runs_in_the_sagemaker_layout_and_its_metrics_are_kept() {
         metric_definitions: vec![("train:loss".into(), Regex::new(r"loss=([0-9.]+)").unwrap())],
         max_runtime: None,
     };
-    let result = job::run(spec(dir.path(), "script-job", &[("epochs", "4"), ("decay", "0.5")]), kind, &store, &mut rec).unwrap();
-    assert_eq!(result.status, Status::Completed, "{:?}\n{}", result.failure_reason, rec.lines.join("\n"));
-    assert!(rec.lines.iter().any(|l| l == "channels=['train'] rows=3"), "{:?}", rec.lines);
+    let result = job::run(
+        spec(
+            dir.path(),
+            "script-job",
+            &[("epochs", "4"), ("decay", "0.5")],
+        ),
+        kind,
+        &store,
+        &mut rec,
+    )
+    .unwrap();
+    assert_eq!(
+        result.status,
+        Status::Completed,
+        "{:?}\n{}",
+        result.failure_reason,
+        rec.lines.join("\n")
+    );
+    assert!(
+        rec.lines.iter().any(|l| l == "channels=['train'] rows=3"),
+        "{:?}",
+        rec.lines
+    );
     let losses: Vec<f64> = rec.metrics.iter().map(|m| m.2).collect();
     assert_eq!(losses, vec![0.5, 0.25, 0.125, 0.0625]);
     let c = store.component("script-job").unwrap().unwrap();
@@ -94,7 +117,11 @@ fn script_mode_runs_in_the_sagemaker_layout_and_its_metrics_are_kept() {
     let (manifest, model) = rustmaker_ml::artifact::read(result.model.as_ref().unwrap()).unwrap();
     assert_eq!(manifest.algorithm, "script:train.py");
     assert!(model.is_none());
-    let listing = std::process::Command::new("tar").arg("tzf").arg(result.model.unwrap()).output().unwrap();
+    let listing = std::process::Command::new("tar")
+        .arg("tzf")
+        .arg(result.model.unwrap())
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&listing.stdout).contains("weights.json"));
     // The log is kept for `%train logs`.
     let log = std::fs::read_to_string(job::log_path(&dir.path().join("script-job"))).unwrap();
@@ -105,21 +132,53 @@ fn script_mode_runs_in_the_sagemaker_layout_and_its_metrics_are_kept() {
 fn a_failing_script_fails_the_job_with_its_last_lines() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("e.db")).unwrap();
-    let entry = script(dir.path(), "bad.py", "print('loading data')\nraise ValueError('no column named label')\n");
-    let kind = JobKind::Script { entry_point: entry, channels: vec![], metric_definitions: vec![], max_runtime: None };
-    let result = job::run(spec(dir.path(), "bad-job", &[]), kind, &store, &mut Recorder::default()).unwrap();
+    let entry = script(
+        dir.path(),
+        "bad.py",
+        "print('loading data')\nraise ValueError('no column named label')\n",
+    );
+    let kind = JobKind::Script {
+        entry_point: entry,
+        channels: vec![],
+        metric_definitions: vec![],
+        max_runtime: None,
+    };
+    let result = job::run(
+        spec(dir.path(), "bad-job", &[]),
+        kind,
+        &store,
+        &mut Recorder::default(),
+    )
+    .unwrap();
     assert_eq!(result.status, Status::Failed);
     let reason = result.failure_reason.unwrap();
-    assert!(reason.contains("exit status 1") && reason.contains("ValueError: no column named label"), "{reason}");
+    assert!(
+        reason.contains("exit status 1") && reason.contains("ValueError: no column named label"),
+        "{reason}"
+    );
     let c = store.component("bad-job").unwrap().unwrap();
     assert_eq!(c.status, Status::Failed);
     assert_eq!(c.failure_reason.as_deref(), Some(reason.as_str()));
 
     // SageMaker's convention: output/failure says why.
     let entry = script(dir.path(), "explains.py", "import os\nopen(os.path.join(os.environ['SM_OUTPUT_DIR'], 'failure'), 'w').write('out of patience')\nraise SystemExit(3)\n");
-    let kind = JobKind::Script { entry_point: entry, channels: vec![], metric_definitions: vec![], max_runtime: None };
-    let result = job::run(spec(dir.path(), "explains", &[]), kind, &store, &mut Recorder::default()).unwrap();
-    assert!(result.failure_reason.unwrap().contains("(exit status 3): out of patience"));
+    let kind = JobKind::Script {
+        entry_point: entry,
+        channels: vec![],
+        metric_definitions: vec![],
+        max_runtime: None,
+    };
+    let result = job::run(
+        spec(dir.path(), "explains", &[]),
+        kind,
+        &store,
+        &mut Recorder::default(),
+    )
+    .unwrap();
+    assert!(result
+        .failure_reason
+        .unwrap()
+        .contains("(exit status 3): out of patience"));
 }
 
 #[test]
@@ -132,26 +191,61 @@ fn stopping_kills_the_script_and_its_children() {
         marker.display().to_string()
     );
     let entry = script(dir.path(), "slow.py", &body);
-    let kind = JobKind::Script { entry_point: entry, channels: vec![], metric_definitions: vec![], max_runtime: None };
-    let mut rec = Recorder { stop_after: Some(Instant::now() + Duration::from_millis(1500)), ..Default::default() };
+    let kind = JobKind::Script {
+        entry_point: entry,
+        channels: vec![],
+        metric_definitions: vec![],
+        max_runtime: None,
+    };
+    let mut rec = Recorder {
+        stop_after: Some(Instant::now() + Duration::from_millis(1500)),
+        ..Default::default()
+    };
     let started = Instant::now();
     let result = job::run(spec(dir.path(), "slow", &[]), kind, &store, &mut rec).unwrap();
     assert_eq!(result.status, Status::Stopped);
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert_eq!(store.component("slow").unwrap().unwrap().status, Status::Stopped);
-    let child: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    assert_eq!(
+        store.component("slow").unwrap().unwrap().status,
+        Status::Stopped
+    );
+    let child: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(200));
     // Gone, or a zombie waiting for init to reap it.
-    let alive = std::fs::read_to_string(format!("/proc/{child}/stat"))
-        .is_ok_and(|stat| !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'));
+    let alive = std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    });
     assert!(!alive, "the script's child {child} outlived the stop");
 
     // A time limit stops the job too.
     let entry = script(dir.path(), "slower.py", "import time\ntime.sleep(60)\n");
-    let kind = JobKind::Script { entry_point: entry, channels: vec![], metric_definitions: vec![], max_runtime: Some(Duration::from_secs(1)) };
-    let result = job::run(spec(dir.path(), "slower", &[]), kind, &store, &mut Recorder::default()).unwrap();
+    let kind = JobKind::Script {
+        entry_point: entry,
+        channels: vec![],
+        metric_definitions: vec![],
+        max_runtime: Some(Duration::from_secs(1)),
+    };
+    let result = job::run(
+        spec(dir.path(), "slower", &[]),
+        kind,
+        &store,
+        &mut Recorder::default(),
+    )
+    .unwrap();
     assert_eq!(result.status, Status::Stopped);
-    assert!(result.failure_reason.unwrap().contains("MaxRuntimeInSeconds"));
+    assert!(result
+        .failure_reason
+        .unwrap()
+        .contains("MaxRuntimeInSeconds"));
 }
 
 #[test]
@@ -166,9 +260,19 @@ fn a_stop_request_from_another_store_handle_stops_a_builtin_job() {
         "y" => (0..n).map(|i| ((i % 97) * (i % 13)) as f64).collect::<Vec<_>>()
     )
     .unwrap();
+    // Another handle (as another kernel would have) asks once the job is training.
     let other = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(700));
-        Store::open(&path).unwrap().request_stop("long-boost").unwrap()
+        let store = Store::open(&path).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(c)) = store.component("long-boost") {
+                if c.metrics.iter().any(|m| m.count >= 2) {
+                    return store.request_stop("long-boost").unwrap();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the job never started training");
     });
     let kind = JobKind::Builtin {
         algorithm: Algorithm::GradientBoosting,
@@ -178,13 +282,27 @@ fn a_stop_request_from_another_store_handle_stops_a_builtin_job() {
         target: Some("y".into()),
         problem: None,
     };
-    let result = job::run(spec(dir.path(), "long-boost", &[("num_round", "10000")]), kind, &store, &mut Recorder::default()).unwrap();
+    let result = job::run(
+        spec(dir.path(), "long-boost", &[("num_round", "10000")]),
+        kind,
+        &store,
+        &mut Recorder::default(),
+    )
+    .unwrap();
     assert_eq!(other.join().unwrap(), Status::Stopping);
     assert_eq!(result.status, Status::Stopped);
-    assert_eq!(store.component("long-boost").unwrap().unwrap().status, Status::Stopped);
+    assert_eq!(
+        store.component("long-boost").unwrap().unwrap().status,
+        Status::Stopped
+    );
 }
 
-fn builtin(algorithm: &str, frame: DataFrame, target: &str, problem: Option<ProblemType>) -> Result<JobKind, String> {
+fn builtin(
+    algorithm: &str,
+    frame: DataFrame,
+    target: &str,
+    problem: Option<ProblemType>,
+) -> Result<JobKind, String> {
     Ok(JobKind::Builtin {
         algorithm: Algorithm::parse(algorithm).map_err(|e| e.to_string())?,
         train: frame,
@@ -201,30 +319,86 @@ fn bad_input_is_refused_before_anything_is_recorded() {
     let store = Store::open(&dir.path().join("e.db")).unwrap();
     let iris = df!("x" => [1.0, 2.0, 3.0, 4.0, 5.0], "colour" => ["a", "b", "a", "b", "a"], "kind" => ["p", "q", "p", "q", "r"]).unwrap();
     let run = |kind: JobKind, hp: &[(&str, &str)]| {
-        job::run(spec(dir.path(), "bad", hp), kind, &store, &mut Recorder::default())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
+        job::run(
+            spec(dir.path(), "bad", hp),
+            kind,
+            &store,
+            &mut Recorder::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
     };
-    let err = builtin("gradient-bosting", iris.clone(), "kind", None).err().unwrap();
+    let err = builtin("gradient-bosting", iris.clone(), "kind", None)
+        .err()
+        .unwrap();
     assert!(err.contains("did you mean `gradient-boosting`"), "{err}");
-    let err = run(builtin("random-forest", iris.clone(), "label", None).unwrap(), &[]);
-    assert!(err.contains("no column `label`") && err.contains("x, colour, kind"), "{err}");
-    let err = run(builtin("linear-regression", iris.clone(), "kind", Some(ProblemType::Regression)).unwrap(), &[]);
+    let err = run(
+        builtin("random-forest", iris.clone(), "label", None).unwrap(),
+        &[],
+    );
+    assert!(
+        err.contains("no column `label`") && err.contains("x, colour, kind"),
+        "{err}"
+    );
+    let err = run(
+        builtin(
+            "linear-regression",
+            iris.clone(),
+            "kind",
+            Some(ProblemType::Regression),
+        )
+        .unwrap(),
+        &[],
+    );
     assert!(err.contains("not numeric"), "{err}");
-    let err = run(builtin("linear-regression", iris.clone(), "kind", None).unwrap(), &[]);
-    assert!(err.contains("linear-regression does not do multiclass"), "{err}");
-    let err = run(builtin("decision-tree", iris.clear(), "kind", None).unwrap(), &[]);
+    let err = run(
+        builtin("linear-regression", iris.clone(), "kind", None).unwrap(),
+        &[],
+    );
+    assert!(
+        err.contains("linear-regression does not do multiclass"),
+        "{err}"
+    );
+    let err = run(
+        builtin("decision-tree", iris.clear(), "kind", None).unwrap(),
+        &[],
+    );
     assert!(err.contains("no rows"), "{err}");
-    let err = run(builtin("random-forest", iris.clone(), "kind", None).unwrap(), &[("num_trees", "0")]);
-    assert!(err.contains("num_trees=0 is out of range") && err.contains("from 1 to 2000"), "{err}");
-    let err = run(builtin("svm", iris.clone(), "kind", None).unwrap(), &[("C", "-1")]);
+    let err = run(
+        builtin("random-forest", iris.clone(), "kind", None).unwrap(),
+        &[("num_trees", "0")],
+    );
+    assert!(
+        err.contains("num_trees=0 is out of range") && err.contains("from 1 to 2000"),
+        "{err}"
+    );
+    let err = run(
+        builtin("svm", iris.clone(), "kind", None).unwrap(),
+        &[("C", "-1")],
+    );
     assert!(err.contains("C=-1"), "{err}");
-    let err = job::run(spec(dir.path(), "bad name!", &[]), builtin("svm", iris.clone(), "kind", None).unwrap(), &store, &mut Recorder::default()).err().unwrap().to_string();
+    let err = job::run(
+        spec(dir.path(), "bad name!", &[]),
+        builtin("svm", iris.clone(), "kind", None).unwrap(),
+        &store,
+        &mut Recorder::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("not a valid training job name"), "{err}");
-    let kind = JobKind::Script { entry_point: dir.path().join("missing.py"), channels: vec![], metric_definitions: vec![], max_runtime: None };
+    let kind = JobKind::Script {
+        entry_point: dir.path().join("missing.py"),
+        channels: vec![],
+        metric_definitions: vec![],
+        max_runtime: None,
+    };
     assert!(run(kind, &[]).contains("does not exist"));
-    assert!(store.component("bad").unwrap().is_none(), "a refused job is not recorded");
+    assert!(
+        store.component("bad").unwrap().is_none(),
+        "a refused job is not recorded"
+    );
 }
 
 #[test]
@@ -232,16 +406,41 @@ fn prediction_refuses_data_that_does_not_fit_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("e.db")).unwrap();
     let frame = df!("size" => (0..40).map(f64::from).collect::<Vec<_>>(), "colour" => (0..40).map(|i| if i % 2 == 0 { "red" } else { "blue" }).collect::<Vec<_>>(), "y" => (0..40).map(|i| (i % 2) as f64).collect::<Vec<_>>()).unwrap();
-    let result = job::run(spec(dir.path(), "fit", &[]), builtin("naive-bayes", frame, "y", None).unwrap(), &store, &mut Recorder::default()).unwrap();
+    let result = job::run(
+        spec(dir.path(), "fit", &[]),
+        builtin("naive-bayes", frame, "y", None).unwrap(),
+        &store,
+        &mut Recorder::default(),
+    )
+    .unwrap();
     let model = result.model.unwrap();
-    let err = job::predict(&model, &df!("size" => [1.0]).unwrap()).unwrap_err().to_string();
+    let err = job::predict(&model, &df!("size" => [1.0]).unwrap())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`colour`"), "{err}");
-    let err = job::predict(&model, &df!("size" => ["big"], "colour" => ["red"]).unwrap()).unwrap_err().to_string();
+    let err = job::predict(
+        &model,
+        &df!("size" => ["big"], "colour" => ["red"]).unwrap(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("`size` was numeric in training"), "{err}");
-    let scored = job::predict(&model, &df!("size" => [2.0, 3.0], "colour" => ["red", "blue"]).unwrap()).unwrap();
-    let labels: Vec<Option<&str>> = scored.column("predicted_label").unwrap().str().unwrap().iter().collect();
+    let scored = job::predict(
+        &model,
+        &df!("size" => [2.0, 3.0], "colour" => ["red", "blue"]).unwrap(),
+    )
+    .unwrap();
+    let labels: Vec<Option<&str>> = scored
+        .column("predicted_label")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(labels, vec![Some("0"), Some("1")]);
-    let err = rustmaker_ml::artifact::read(&dir.path().join("e.db")).unwrap_err().to_string();
+    let err = rustmaker_ml::artifact::read(&dir.path().join("e.db"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("model.tar.gz"), "{err}");
 }
 
@@ -254,10 +453,21 @@ fn two_processes_writing_at_once_lose_nothing() {
         for j in 0..20 {
             let name = format!("{who}-{j}");
             store
-                .start(&NewComponent { experiment: "shared", trial: &name, name: &name, source: "training-job", job_dir: None, parameters: &[("j".into(), j.to_string())], inputs: &[], replace: false })
+                .start(&NewComponent {
+                    experiment: "shared",
+                    trial: &name,
+                    name: &name,
+                    source: "training-job",
+                    job_dir: None,
+                    parameters: &[("j".into(), j.to_string())],
+                    inputs: &[],
+                    replace: false,
+                })
                 .unwrap();
             for step in 0..25 {
-                store.log_metrics(&name, step, &[("loss".into(), step as f64)]).unwrap();
+                store
+                    .log_metrics(&name, step, &[("loss".into(), step as f64)])
+                    .unwrap();
             }
             store.finish(&name, Status::Completed, None).unwrap();
         }
@@ -271,7 +481,11 @@ fn two_processes_writing_at_once_lose_nothing() {
         .iter()
         .map(|who| {
             std::process::Command::new(&exe)
-                .args(["two_processes_writing_at_once_lose_nothing", "--exact", "--nocapture"])
+                .args([
+                    "two_processes_writing_at_once_lose_nothing",
+                    "--exact",
+                    "--nocapture",
+                ])
                 .env("RUSTMAKER_TEST_WRITER", format!("{}|{who}", path.display()))
                 .spawn()
                 .unwrap()
@@ -315,13 +529,22 @@ fn a_store_of_the_first_schema_is_migrated_with_its_data() {
     assert_eq!(c.parameters, vec![("eta".to_owned(), "0.3".to_owned())]);
     assert_eq!(c.metrics[0].last, 0.9);
     // The new columns work on the old rows.
-    store.add_output("c1", "SageMaker.ModelArtifact", "/m.tar.gz", "application/x-tar").unwrap();
+    store
+        .add_output(
+            "c1",
+            "SageMaker.ModelArtifact",
+            "/m.tar.gz",
+            "application/x-tar",
+        )
+        .unwrap();
     assert_eq!(store.request_stop("c1").unwrap(), Status::Completed);
 
     // A store from a newer rustmaker is refused, not changed.
     let newer = dir.path().join("newer.db");
-    rusqlite::Connection::open(&newer).unwrap().execute_batch("PRAGMA user_version = 99;").unwrap();
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 99;")
+        .unwrap();
     let err = Store::open(&newer).err().unwrap().to_string();
     assert!(err.contains("newer rustmaker"), "{err}");
 }
-

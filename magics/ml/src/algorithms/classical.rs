@@ -244,9 +244,7 @@ impl LinfaModel {
                     let (best, d2) = centroids
                         .axis_iter(Axis(0))
                         .enumerate()
-                        .map(|(c, centre)| {
-                            (c, (&row - &centre).mapv(|v| v * v).sum())
-                        })
+                        .map(|(c, centre)| (c, (&row - &centre).mapv(|v| v * v).sum()))
                         .min_by(|a, b| a.1.total_cmp(&b.1))
                         .unwrap_or((0, 0.0));
                     cluster.push(best);

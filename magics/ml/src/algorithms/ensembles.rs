@@ -65,17 +65,16 @@ impl TreeModel {
                 row.iter_mut().zip(&self.base).for_each(|(v, b)| *v += b);
             }
             return match self.problem {
-                ProblemType::Binary => Output::Classes(Array2::from_shape_fn(
-                    (raw.nrows(), 2),
-                    |(i, j)| {
+                ProblemType::Binary => {
+                    Output::Classes(Array2::from_shape_fn((raw.nrows(), 2), |(i, j)| {
                         let p = sigmoid(raw[[i, 0]]);
                         if j == 1 {
                             p
                         } else {
                             1.0 - p
                         }
-                    },
-                )),
+                    }))
+                }
                 ProblemType::Multiclass => {
                     for mut row in raw.outer_iter_mut() {
                         softmax(row.as_slice_mut().expect("rows are contiguous"));
@@ -209,7 +208,9 @@ fn forest(
         } else {
             weight.iter_mut().for_each(|w| *w = 1.0);
         }
-        let rows: Vec<u32> = (0..n as u32).filter(|i| weight[*i as usize] > 0.0).collect();
+        let rows: Vec<u32> = (0..n as u32)
+            .filter(|i| weight[*i as usize] > 0.0)
+            .collect();
         let inputs = if data.problem.is_classification() {
             Rows::Classes {
                 class: &classes,
@@ -251,7 +252,10 @@ fn forest(
             let rounds: Vec<Vec<Tree>> = grown.iter().map(|t| vec![t.clone()]).collect();
             *acc += &model.raw(x, &rounds);
             let output = model.finish(acc.clone(), done + batch);
-            (monitor.report)((done + batch) as u64, evaluate("validation", data.problem, y, &output));
+            (monitor.report)(
+                (done + batch) as u64,
+                evaluate("validation", data.problem, y, &output),
+            );
         }
         model.trees.extend(grown.into_iter().map(|t| vec![t]));
         done += batch;
@@ -259,7 +263,11 @@ fn forest(
     Ok(model)
 }
 
-fn boost(hp: &Hyperparameters, data: &FitData, monitor: &mut Monitor) -> Result<TreeModel, MlError> {
+fn boost(
+    hp: &Hyperparameters,
+    data: &FitData,
+    monitor: &mut Monitor,
+) -> Result<TreeModel, MlError> {
     let n = data.x.nrows();
     let y = data.y;
     let k = if data.problem == ProblemType::Multiclass {
@@ -398,7 +406,10 @@ fn boost(hp: &Hyperparameters, data: &FitData, monitor: &mut Monitor) -> Result<
 
 fn probabilities(problem: ProblemType, score: &[f64], k: usize, out: &mut [f64]) {
     match problem {
-        ProblemType::Binary => out.iter_mut().zip(score).for_each(|(p, s)| *p = sigmoid(*s)),
+        ProblemType::Binary => out
+            .iter_mut()
+            .zip(score)
+            .for_each(|(p, s)| *p = sigmoid(*s)),
         ProblemType::Multiclass => {
             out.copy_from_slice(score);
             out.chunks_mut(k).for_each(softmax);
@@ -408,7 +419,13 @@ fn probabilities(problem: ProblemType, score: &[f64], k: usize, out: &mut [f64])
 }
 
 /// The boosting loss XGBoost reports: logloss, mlogloss or rmse.
-fn loss_metric(prefix: &str, problem: ProblemType, y: &Array1<f64>, score: &[f64], k: usize) -> (String, f64) {
+fn loss_metric(
+    prefix: &str,
+    problem: ProblemType,
+    y: &Array1<f64>,
+    score: &[f64],
+    k: usize,
+) -> (String, f64) {
     let n = y.len().max(1) as f64;
     match problem {
         ProblemType::Binary => {

@@ -67,7 +67,11 @@ impl Rng {
 pub enum Range {
     Int(i64, i64),
     /// Inclusive bounds; `open_min` excludes the minimum.
-    Float { min: f64, max: f64, open_min: bool },
+    Float {
+        min: f64,
+        max: f64,
+        open_min: bool,
+    },
     Choice(&'static [&'static str]),
     /// One of the words, or a fraction in (0, 1].
     ChoiceOrFraction(&'static [&'static str]),
@@ -84,7 +88,11 @@ impl std::fmt::Display for Range {
             ),
             Range::Choice(words) => write!(f, "one of {}", words.join(", ")),
             Range::ChoiceOrFraction(words) => {
-                write!(f, "one of {}, or a fraction above 0 and at most 1", words.join(", "))
+                write!(
+                    f,
+                    "one of {}, or a fraction above 0 and at most 1",
+                    words.join(", ")
+                )
             }
         }
     }
@@ -97,16 +105,49 @@ pub struct HpSpec {
     pub doc: &'static str,
 }
 
-const fn int(name: &'static str, default: &'static str, min: i64, max: i64, doc: &'static str) -> HpSpec {
-    HpSpec { name, default, range: Range::Int(min, max), doc }
+const fn int(
+    name: &'static str,
+    default: &'static str,
+    min: i64,
+    max: i64,
+    doc: &'static str,
+) -> HpSpec {
+    HpSpec {
+        name,
+        default,
+        range: Range::Int(min, max),
+        doc,
+    }
 }
 
-const fn float(name: &'static str, default: &'static str, min: f64, max: f64, open_min: bool, doc: &'static str) -> HpSpec {
-    HpSpec { name, default, range: Range::Float { min, max, open_min }, doc }
+const fn float(
+    name: &'static str,
+    default: &'static str,
+    min: f64,
+    max: f64,
+    open_min: bool,
+    doc: &'static str,
+) -> HpSpec {
+    HpSpec {
+        name,
+        default,
+        range: Range::Float { min, max, open_min },
+        doc,
+    }
 }
 
-const fn choice(name: &'static str, default: &'static str, words: &'static [&'static str], doc: &'static str) -> HpSpec {
-    HpSpec { name, default, range: Range::Choice(words), doc }
+const fn choice(
+    name: &'static str,
+    default: &'static str,
+    words: &'static [&'static str],
+    doc: &'static str,
+) -> HpSpec {
+    HpSpec {
+        name,
+        default,
+        range: Range::Choice(words),
+        doc,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +182,20 @@ const ALIASES: &[(&str, Algorithm)] = &[
 
 const TREE_HPS: [HpSpec; 4] = [
     int("max_depth", "30", 1, 64, "deepest level a tree grows to"),
-    int("min_samples_leaf", "1", 1, 1_000_000, "fewest training rows in a leaf"),
-    int("min_samples_split", "2", 2, 1_000_000, "fewest rows a node needs to be split"),
+    int(
+        "min_samples_leaf",
+        "1",
+        1,
+        1_000_000,
+        "fewest training rows in a leaf",
+    ),
+    int(
+        "min_samples_split",
+        "2",
+        2,
+        1_000_000,
+        "fewest rows a node needs to be split",
+    ),
     int("max_bins", "255", 2, 255, "histogram bins per feature"),
 ];
 
@@ -163,7 +216,11 @@ impl Algorithm {
             .unwrap_or("linear-regression");
         Err(MlError::Input(format!(
             "unknown algorithm `{name}`; did you mean `{closest}`? The built-in algorithms are: {}",
-            ALGORITHMS.iter().map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+            ALGORITHMS
+                .iter()
+                .map(|(_, n)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 
@@ -355,7 +412,9 @@ pub fn fit(
     monitor: &mut Monitor,
 ) -> Result<Model, MlError> {
     if data.x.nrows() == 0 {
-        return Err(MlError::Input("no training rows are left after the split".into()));
+        return Err(MlError::Input(
+            "no training rows are left after the split".into(),
+        ));
     }
     match algorithm {
         Algorithm::DecisionTree | Algorithm::RandomForest | Algorithm::GradientBoosting => {
@@ -373,7 +432,10 @@ mod tests {
     fn unknown_names_get_the_closest() {
         let err = Algorithm::parse("random-forrest").unwrap_err().to_string();
         assert!(err.contains("did you mean `random-forest`"), "{err}");
-        assert_eq!(Algorithm::parse("XGBoost").unwrap(), Algorithm::GradientBoosting);
+        assert_eq!(
+            Algorithm::parse("XGBoost").unwrap(),
+            Algorithm::GradientBoosting
+        );
     }
 
     #[test]
@@ -383,13 +445,19 @@ mod tests {
             .resolve(&given("eta", "1.5"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("eta=1.5") && err.contains("at most 1"), "{err}");
+        assert!(
+            err.contains("eta=1.5") && err.contains("at most 1"),
+            "{err}"
+        );
         let err = Algorithm::RandomForest
             .resolve(&given("max_features", "0"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("auto, sqrt, log2, all"), "{err}");
-        let err = Algorithm::Svm.resolve(&given("depth", "3")).unwrap_err().to_string();
+        let err = Algorithm::Svm
+            .resolve(&given("depth", "3"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no hyperparameter `depth`"), "{err}");
         let hp = Algorithm::KMeans.resolve(&given("k", "3")).unwrap();
         assert_eq!(hp.int("k"), 3);

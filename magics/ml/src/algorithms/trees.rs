@@ -77,12 +77,18 @@ fn bin_edges(col: ArrayView1<f64>, max_bins: usize) -> Vec<f64> {
 /// What is summed per bin, and how a split is scored.
 #[derive(Clone, Copy)]
 pub enum Criterion {
-    Gini { classes: usize },
-    Entropy { classes: usize },
+    Gini {
+        classes: usize,
+    },
+    Entropy {
+        classes: usize,
+    },
     /// Squared error: sums of weight·y and weight.
     Variance,
     /// Second-order boosting: sums of gradient, hessian and count; `lambda` is the L2 penalty.
-    Newton { lambda: f64 },
+    Newton {
+        lambda: f64,
+    },
 }
 
 impl Criterion {
@@ -262,8 +268,10 @@ pub fn grow(
             continue;
         };
         let column = &data.bins[feature];
-        let (left, right): (Vec<u32>, Vec<u32>) =
-            p.rows.iter().partition(|&&i| column[i as usize] <= bin as u8);
+        let (left, right): (Vec<u32>, Vec<u32>) = p
+            .rows
+            .iter()
+            .partition(|&&i| column[i as usize] <= bin as u8);
         let left_id = tree.nodes.len();
         for _ in 0..2 {
             tree.nodes.push(Node {

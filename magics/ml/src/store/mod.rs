@@ -145,8 +145,14 @@ impl Store {
             .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| err(format!("{} is not an experiment store ({e})", path.display())))?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+            .map_err(|e| {
+                err(format!(
+                    "{} is not an experiment store ({e})",
+                    path.display()
+                ))
+            })?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
         let store = Store {
             conn: Mutex::new(conn),
             path: path.to_owned(),
@@ -269,7 +275,12 @@ impl Store {
         for (k, v) in c.parameters {
             tx.execute(
                 "INSERT INTO parameters (component, name, number, text) VALUES (?1, ?2, ?3, ?4)",
-                params![c.name, k, v.parse::<f64>().ok().filter(|x| x.is_finite()), v],
+                params![
+                    c.name,
+                    k,
+                    v.parse::<f64>().ok().filter(|x| x.is_finite()),
+                    v
+                ],
             )
             .map_err(err)?;
         }
@@ -283,7 +294,12 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    pub fn log_metrics(&self, component: &str, step: u64, values: &[(String, f64)]) -> Result<(), MlError> {
+    pub fn log_metrics(
+        &self,
+        component: &str,
+        step: u64,
+        values: &[(String, f64)],
+    ) -> Result<(), MlError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -299,7 +315,13 @@ impl Store {
         tx.commit().map_err(err)
     }
 
-    pub fn add_output(&self, component: &str, name: &str, uri: &str, media_type: &str) -> Result<(), MlError> {
+    pub fn add_output(
+        &self,
+        component: &str,
+        name: &str,
+        uri: &str,
+        media_type: &str,
+    ) -> Result<(), MlError> {
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO artifacts (component, direction, name, uri, media_type)
@@ -310,7 +332,12 @@ impl Store {
             .map_err(err)
     }
 
-    pub fn finish(&self, component: &str, status: Status, reason: Option<&str>) -> Result<(), MlError> {
+    pub fn finish(
+        &self,
+        component: &str,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<(), MlError> {
         self.conn()
             .execute(
                 "UPDATE trial_components SET status = ?2, failure_reason = ?3, end_time = ?4 WHERE name = ?1",
@@ -322,9 +349,11 @@ impl Store {
 
     /// Asks the process running a component to stop it (it checks while it trains).
     pub fn request_stop(&self, component: &str) -> Result<Status, MlError> {
-        let c = self
-            .component(component)?
-            .ok_or_else(|| MlError::Input(format!("there is no training job `{component}` (`%train list` lists them)")))?;
+        let c = self.component(component)?.ok_or_else(|| {
+            MlError::Input(format!(
+                "there is no training job `{component}` (`%train list` lists them)"
+            ))
+        })?;
         if c.status.is_final() {
             return Ok(c.status);
         }
@@ -374,7 +403,9 @@ impl Store {
 
     pub fn experiment_exists(&self, name: &str) -> Result<bool, MlError> {
         self.conn()
-            .query_row("SELECT 1 FROM experiments WHERE name = ?1", [name], |_| Ok(()))
+            .query_row("SELECT 1 FROM experiments WHERE name = ?1", [name], |_| {
+                Ok(())
+            })
             .optional()
             .map(|r| r.is_some())
             .map_err(err)
@@ -389,9 +420,7 @@ impl Store {
                  WHERE ?1 IS NULL OR t.experiment = ?1 ORDER BY c.created, c.name",
             )
             .map_err(err)?;
-        let rows = stmt
-            .query_map([experiment], |r| r.get(0))
-            .map_err(err)?;
+        let rows = stmt.query_map([experiment], |r| r.get(0)).map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
     }
 
@@ -431,7 +460,8 @@ impl Store {
                 .map_err(err)?;
             rows.collect::<Result<_, _>>().map_err(err)
         };
-        c.parameters = pairs("SELECT name, text FROM parameters WHERE component = ?1 ORDER BY name")?;
+        c.parameters =
+            pairs("SELECT name, text FROM parameters WHERE component = ?1 ORDER BY name")?;
         c.inputs = pairs(
             "SELECT name, uri FROM artifacts WHERE component = ?1 AND direction = 'input' ORDER BY name",
         )?;
@@ -482,7 +512,9 @@ impl Store {
             )
             .map_err(err)?;
         let rows = stmt
-            .query_map([component, metric], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+            .query_map([component, metric], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
             .map_err(err)?;
         rows.collect::<Result<_, _>>().map_err(err)
     }
@@ -528,10 +560,14 @@ mod tests {
     fn summaries_equal_a_direct_computation() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("e.db")).unwrap();
-        store.start(&component("a", &[("eta".into(), "0.1".into())])).unwrap();
+        store
+            .start(&component("a", &[("eta".into(), "0.1".into())]))
+            .unwrap();
         let values = [0.5, 0.25, 0.75, 0.125, 0.6];
         for (i, v) in values.iter().enumerate() {
-            store.log_metrics("a", i as u64, &[("validation:rmse".into(), *v)]).unwrap();
+            store
+                .log_metrics("a", i as u64, &[("validation:rmse".into(), *v)])
+                .unwrap();
         }
         store.finish("a", Status::Completed, None).unwrap();
         let c = store.component("a").unwrap().unwrap();

@@ -1,0 +1,223 @@
+"""Training benchmark: rustmaker's built-in algorithms against scikit-learn, side by side in one
+run, on the same train/validation splits with comparable hyperparameters.
+
+    .venv/bin/python tests/bench/bench_training.py [--skip-large]
+
+Needs the release binary (`cargo build --release -p rustmaker-kernel`). For each algorithm and
+data set it prints the validation metric of both (accuracy for classifiers, R² for regressors,
+the mean squared distance to the closest centre for k-means: lower is better) and both fit
+times. rustmaker's time is the fit alone as its job log records it ("fit took"), without
+reading the CSV or preparing features; scikit-learn's is `fit` of the same pipeline (with a
+StandardScaler where rustmaker standardises: linear models, SVM, k-means). The classic tables
+are scikit-learn's own; the large ones are make_classification / make_regression with
+1,000,000 rows × 20 features (800,000 train, 200,000 validation). SVMs are left out of the
+large run on both sides: kernel SVMs are quadratic in the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.ensemble import (HistGradientBoostingClassifier, HistGradientBoostingRegressor,
+                              RandomForestClassifier, RandomForestRegressor)
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, SVR
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BIN = pathlib.Path(os.environ.get("RUSTMAKER_BIN", ROOT / "target" / "release" / "rustmaker"))
+DATA = ROOT / "tests" / "data" / "ml"
+
+
+def scaled(model):
+    return make_pipeline(StandardScaler(), model)
+
+
+# (rustmaker algorithm, its hyperparameters, the scikit-learn model), per problem.
+def classifiers(large: bool):
+    depth = 12 if large else None
+    ours_depth = "12" if large else "30"
+    trees = 20 if large else 100
+    out = [
+        ("logistic-regression", {"alpha": "1", "max_iter": "100"},
+         lambda: scaled(LogisticRegression(C=1.0, max_iter=100))),
+        ("naive-bayes", {}, lambda: GaussianNB()),
+        ("decision-tree", {"max_depth": ours_depth},
+         lambda: DecisionTreeClassifier(max_depth=depth, random_state=0)),
+        ("random-forest", {"num_trees": str(trees), "max_depth": ours_depth},
+         lambda: RandomForestClassifier(n_estimators=trees, max_depth=depth, max_features="sqrt",
+                                        n_jobs=2, random_state=0)),
+        ("gradient-boosting", {"num_round": "100", "eta": "0.1", "max_depth": "6", "lambda": "1"},
+         lambda: HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_depth=6,
+                                                max_leaf_nodes=None, l2_regularization=1.0, min_samples_leaf=1,
+                                                early_stopping=False, random_state=0)),
+    ]
+    if not large:
+        out.append(("svm", {"kernel": "rbf", "C": "1"}, lambda: scaled(SVC(C=1.0, kernel="rbf", gamma="scale"))))
+    return out
+
+
+def regressors(large: bool):
+    out = [("linear-regression", {}, lambda: LinearRegression())]
+    if large:
+        out.append(("gradient-boosting", {"num_round": "100", "eta": "0.1", "max_depth": "6", "lambda": "1"},
+                    lambda: HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, max_depth=6,
+                                                          max_leaf_nodes=None, l2_regularization=1.0, min_samples_leaf=1,
+                                                          early_stopping=False, random_state=0)))
+        return out
+    out += [
+        ("decision-tree", {"max_depth": "30"}, lambda: DecisionTreeRegressor(random_state=0)),
+        ("random-forest", {"num_trees": "100", "max_features": "all"},
+         lambda: RandomForestRegressor(n_estimators=100, max_features=1.0, n_jobs=2, random_state=0)),
+        ("gradient-boosting", {"num_round": "100", "eta": "0.1", "max_depth": "6", "lambda": "1"},
+         lambda: HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, max_depth=6,
+                                               max_leaf_nodes=None, l2_regularization=1.0, min_samples_leaf=1,
+                                               early_stopping=False, random_state=0)),
+        ("svm", {"kernel": "rbf", "C": "1", "epsilon": "0.1"}, lambda: scaled(SVR(C=1.0, epsilon=0.1))),
+    ]
+    return out
+
+
+class Ours:
+    def __init__(self, work: pathlib.Path):
+        self.work = work
+        self.env = dict(os.environ, RUSTMAKER_DATA_DIR=str(work / "data"))
+        self.n = 0
+
+    def train(self, algorithm, hp, train, valid, target, metric):
+        self.n += 1
+        name = f"bench-{self.n}"
+        args = [str(BIN), "train", name, "--algorithm", algorithm, "--data", str(train),
+                "--validation", str(valid), "--target", target, "--experiment", "bench"]
+        for k, v in hp.items():
+            args += ["--hp", f"{k}={v}"]
+        started = time.perf_counter()
+        proc = subprocess.run(args, env=self.env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        if proc.returncode != 0:
+            raise RuntimeError(f"{algorithm}: {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        log = (self.work / "data" / "training-jobs" / name / "logs" / "train.log").read_text()
+        fit = float(re.search(r"fit took ([0-9.]+) s", log).group(1))
+        db = sqlite3.connect(self.work / "data" / "experiments.db")
+        value = db.execute("SELECT value FROM metrics WHERE component = ? AND name = ? "
+                           "ORDER BY step DESC, rowid DESC LIMIT 1", (name, metric)).fetchone()[0]
+        db.close()
+        return value, fit, wall
+
+
+def msd(centres, x):
+    d = ((x[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
+    return float(d.min(axis=1).mean())
+
+
+def split_table(name, work):
+    df = pd.read_csv(DATA / f"{name}.csv")
+    train, valid = train_test_split(df, test_size=0.25, random_state=0)
+    paths = work / f"{name}-train.csv", work / f"{name}-valid.csv"
+    train.to_csv(paths[0], index=False)
+    valid.to_csv(paths[1], index=False)
+    return train, valid, paths
+
+
+def xy(df, target="target"):
+    y = df[target].to_numpy()
+    if y.dtype == object:
+        y = pd.Categorical(y, categories=sorted(set(y))).codes
+    return df.drop(columns=[target]).to_numpy(dtype=float), y
+
+
+def row(rows, data, algorithm, metric, sk, sk_fit, ours, ours_fit, lower_better=False):
+    diff = (ours - sk) * (1 if not lower_better else -1)
+    rows.append((data, algorithm, metric, sk, ours, diff, sk_fit, ours_fit))
+    print(f"{data:<22} {algorithm:<20} {metric:<9} {sk:>8.4f} {ours:>9.4f} {diff * 100:>+7.2f} "
+          f"{sk_fit:>9.3f} {ours_fit:>9.3f} {sk_fit / max(ours_fit, 1e-6):>8.1f}x", flush=True)
+
+
+def run_table(ours, rows, name, problem, work, large=False, paths=None, frames=None):
+    if frames is None:
+        train, valid, paths = split_table(name, work)
+    else:
+        train, valid = frames
+    x_train, y_train = xy(train)
+    x_valid, y_valid = xy(valid)
+    models = classifiers(large) if problem == "classification" else regressors(large)
+    metric = "accuracy" if problem == "classification" else "r2"
+    for algorithm, hp, make in models:
+        model = make()
+        started = time.perf_counter()
+        model.fit(x_train, y_train)
+        sk_fit = time.perf_counter() - started
+        predicted = model.predict(x_valid)
+        sk = accuracy_score(y_valid, predicted) if metric == "accuracy" else r2_score(y_valid, predicted)
+        value, fit, _ = ours.train(algorithm, hp, paths[0], paths[1], "target", f"validation:{metric}")
+        row(rows, name, algorithm, metric, sk, sk_fit, value, fit)
+    if problem == "classification":
+        k = 8 if large else len(set(y_train))
+        scaler = StandardScaler().fit(x_train)
+        model = KMeans(n_clusters=k, n_init=1, max_iter=300, tol=1e-4, random_state=0)
+        started = time.perf_counter()
+        model.fit(scaler.transform(x_train))
+        sk_fit = time.perf_counter() - started
+        sk = msd(model.cluster_centers_, scaler.transform(x_valid))
+        value, fit, _ = ours.train("kmeans", {"k": str(k), "n_init": "1"}, paths[0], paths[1], "target",
+                                   "validation:msd")
+        row(rows, name, "kmeans", "msd", sk, sk_fit, value, fit, lower_better=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip-large", action="store_true", help="only the classic tables")
+    args = parser.parse_args()
+    if not BIN.exists():
+        sys.exit(f"{BIN} is missing: cargo build --release -p rustmaker-kernel")
+    print(f"load average: {os.getloadavg()[0]:.2f}")
+    print(f"{'data':<22} {'algorithm':<20} {'metric':<9} {'sklearn':>8} {'rustmaker':>9} {'Δ pp':>7} "
+          f"{'sk fit s':>9} {'our fit s':>9} {'speed':>9}")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = pathlib.Path(tmp)
+        ours = Ours(work)
+        for name in ("iris", "wine", "breast_cancer"):
+            run_table(ours, rows, name, "classification", work)
+        run_table(ours, rows, "diabetes", "regression", work)
+        if not args.skip_large:
+            from sklearn.datasets import make_classification, make_regression
+
+            for problem, (x, y) in (
+                ("classification", make_classification(n_samples=1_000_000, n_features=20, n_informative=10,
+                                                       random_state=0)),
+                ("regression", make_regression(n_samples=1_000_000, n_features=20, n_informative=10,
+                                               noise=10.0, random_state=0)),
+            ):
+                df = pd.DataFrame(x, columns=[f"f{i}" for i in range(20)])
+                df["target"] = y
+                train, valid = df.iloc[:800_000], df.iloc[800_000:]
+                paths = work / f"large-{problem}-train.parquet", work / f"large-{problem}-valid.parquet"
+                train.to_parquet(paths[0], index=False)
+                valid.to_parquet(paths[1], index=False)
+                run_table(ours, rows, f"generated-1M-{problem[:5]}", problem, work, large=True, paths=paths,
+                          frames=(train, valid))
+    worst = min(r[5] for r in rows)
+    faster = sum(1 for r in rows if r[7] <= r[6])
+    print(f"\nworst quality difference: {worst * 100:+.2f} points; rustmaker fit at least as fast in "
+          f"{faster} of {len(rows)} cases")
+
+
+if __name__ == "__main__":
+    main()
