@@ -41,6 +41,7 @@ from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+ONLY: set[str] | None = None
 BIN = pathlib.Path(os.environ.get("RUSTMAKER_BIN", ROOT / "target" / "release" / "rustmaker"))
 DATA = ROOT / "tests" / "data" / "ml"
 
@@ -159,6 +160,8 @@ def run_table(ours, rows, name, problem, work, large=False, paths=None, frames=N
     models = classifiers(large) if problem == "classification" else regressors(large)
     metric = "accuracy" if problem == "classification" else "r2"
     for algorithm, hp, make in models:
+        if ONLY and algorithm not in ONLY:
+            continue
         model = make()
         started = time.perf_counter()
         model.fit(x_train, y_train)
@@ -167,7 +170,7 @@ def run_table(ours, rows, name, problem, work, large=False, paths=None, frames=N
         sk = accuracy_score(y_valid, predicted) if metric == "accuracy" else r2_score(y_valid, predicted)
         value, fit, _ = ours.train(algorithm, hp, paths[0], paths[1], "target", f"validation:{metric}")
         row(rows, name, algorithm, metric, sk, sk_fit, value, fit)
-    if problem == "classification":
+    if problem == "classification" and (not ONLY or "kmeans" in ONLY):
         k = 8 if large else len(set(y_train))
         scaler = StandardScaler().fit(x_train)
         model = KMeans(n_clusters=k, n_init=1, max_iter=300, tol=1e-4, random_state=0)
@@ -183,7 +186,10 @@ def run_table(ours, rows, name, problem, work, large=False, paths=None, frames=N
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-large", action="store_true", help="only the classic tables")
+    parser.add_argument("--only", help="comma-separated algorithms to run (default: all)")
     args = parser.parse_args()
+    global ONLY
+    ONLY = set(args.only.split(",")) if args.only else None
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: cargo build --release -p rustmaker-kernel")
     print(f"load average: {os.getloadavg()[0]:.2f}")
@@ -213,6 +219,8 @@ def main():
                 valid.to_parquet(paths[1], index=False)
                 run_table(ours, rows, f"generated-1M-{problem[:5]}", problem, work, large=True, paths=paths,
                           frames=(train, valid))
+    if not rows:
+        return
     worst = min(r[5] for r in rows)
     faster = sum(1 for r in rows if r[7] <= r[6])
     print(f"\nworst quality difference: {worst * 100:+.2f} points; rustmaker fit at least as fast in "

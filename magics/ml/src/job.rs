@@ -516,7 +516,7 @@ pub fn prediction_columns(
             let label: Vec<String> = p
                 .outer_iter()
                 .map(|row| {
-                    let i = crate::metrics::argmax(&row.to_vec());
+                    let i = crate::metrics::argmax_of(row.iter());
                     schema
                         .classes
                         .get(i)

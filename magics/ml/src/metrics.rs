@@ -10,16 +10,24 @@ pub fn accuracy(y: &Array1<f64>, proba: &Array2<f64>) -> f64 {
     let hits = y
         .iter()
         .zip(proba.outer_iter())
-        .filter(|(t, p)| argmax(p.as_slice().unwrap_or(&p.to_vec())) == **t as usize)
+        .filter(|(t, p)| argmax_of(p.iter()) == **t as usize)
         .count();
     hits as f64 / y.len().max(1) as f64
 }
 
 pub fn argmax(p: &[f64]) -> usize {
-    p.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
+    argmax_of(p.iter())
+}
+
+/// The index of the largest value (the first of equals).
+pub fn argmax_of<'a>(values: impl Iterator<Item = &'a f64>) -> usize {
+    let mut best = (0, f64::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if *v > best.1 {
+            best = (i, *v);
+        }
+    }
+    best.0
 }
 
 pub fn logloss(y: &Array1<f64>, proba: &Array2<f64>) -> f64 {
@@ -35,7 +43,7 @@ pub fn logloss(y: &Array1<f64>, proba: &Array2<f64>) -> f64 {
 /// (macro) for more.
 pub fn f1(y: &Array1<f64>, proba: &Array2<f64>) -> f64 {
     let k = proba.ncols();
-    let predicted: Vec<usize> = proba.outer_iter().map(|p| argmax(&p.to_vec())).collect();
+    let predicted: Vec<usize> = proba.outer_iter().map(|p| argmax_of(p.iter())).collect();
     let score = |class: usize| {
         let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
         for (t, p) in y.iter().zip(&predicted) {
