@@ -36,6 +36,7 @@ pub mod context;
 pub mod frames;
 pub mod parse;
 pub mod registry;
+pub mod scratch;
 pub mod table;
 
 pub use args::parse_args;

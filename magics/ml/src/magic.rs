@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use polars::prelude::*;
 use regex::Regex;
+use rustmaker_magics::scratch::Scratch;
 use rustmaker_magics::table::frame_bundle;
 use rustmaker_magics::{
     parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle,
@@ -35,30 +36,6 @@ fn failed(e: impl std::fmt::Display) -> MagicError {
 impl From<MlError> for MagicError {
     fn from(e: MlError) -> MagicError {
         MagicError::Failed(e.to_string())
-    }
-}
-
-/// A folder for downloads, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Scratch, MagicError> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "rustmaker-ml-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| failed(format!("cannot make {}: {e}", dir.display())))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -128,7 +105,7 @@ fn load(
     ctx: &mut dyn MagicContext,
 ) -> Result<(DataFrame, String), MagicError> {
     if source.starts_with("s3://") {
-        let path = fetch(source, &scratch.0, &*ctx)?;
+        let path = fetch(source, scratch.path(), &*ctx)?;
         if path.is_dir() {
             return Err(failed(format!(
                 "{source} is a prefix; give one .csv or .parquet object"
@@ -372,7 +349,7 @@ impl TrainMagic {
         ctx: &mut dyn MagicContext,
     ) -> Result<(), MagicError> {
         job::check_name(&args.name)?;
-        let scratch = Scratch::new()?;
+        let scratch = Scratch::new("ml")?;
         let experiment = args.experiment.clone().unwrap_or_else(default_experiment);
         let s3_output = args.output.as_deref().filter(|o| o.starts_with("s3://"));
         let root = match args.output.as_deref() {
@@ -418,7 +395,7 @@ impl TrainMagic {
                 let mut channels = Vec::new();
                 for (name, source) in &args.channel {
                     let channel = if source.starts_with("s3://") {
-                        let path = (self.fetch)(source, &scratch.0.join(name), &*ctx)?;
+                        let path = (self.fetch)(source, &scratch.path().join(name), &*ctx)?;
                         (Channel::Path(path), source.clone())
                     } else if let Ok(frame) = ctx.frames().get(source) {
                         (Channel::Frame(frame.clone()), format!("frame:{source}"))
@@ -812,9 +789,9 @@ impl Magic for PredictMagic {
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         let args: PredictArgs = parse_args("predict", call.argv()?)?;
         rustmaker_magics::frames::check_name(&args.frame)?;
-        let scratch = Scratch::new()?;
+        let scratch = Scratch::new("ml")?;
         let model = if args.model.starts_with("s3://") {
-            (self.fetch)(&args.model, &scratch.0, &*ctx)?
+            (self.fetch)(&args.model, scratch.path(), &*ctx)?
         } else if args.model.ends_with(".tar.gz") || Path::new(&args.model).is_file() {
             PathBuf::from(&args.model)
         } else {
@@ -834,7 +811,7 @@ impl Magic for PredictMagic {
                 .map(|(_, v)| v.clone())
                 .ok_or_else(|| failed(format!("training job {} has no model artifact", c.name)))?;
             if uri.starts_with("s3://") {
-                (self.fetch)(&uri, &scratch.0, &*ctx)?
+                (self.fetch)(&uri, scratch.path(), &*ctx)?
             } else {
                 PathBuf::from(uri)
             }

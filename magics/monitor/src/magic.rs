@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use polars::prelude::*;
+use rustmaker_magics::scratch::Scratch;
 use rustmaker_magics::table::frame_bundle;
 use rustmaker_magics::{
     parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle,
@@ -81,30 +82,6 @@ pub struct MonitorMagic {
     pub fetch: Fetch,
 }
 
-/// A folder for downloaded data, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Result<Scratch, MagicError> {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "rustmaker-monitor-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| failed(format!("cannot make {}: {e}", dir.display())))?;
-        Ok(Scratch(dir))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn failed(e: impl std::fmt::Display) -> MagicError {
     MagicError::Failed(e.to_string())
 }
@@ -117,7 +94,7 @@ fn source(
     ctx: &mut dyn MagicContext,
 ) -> Result<Source, MagicError> {
     if data.starts_with("s3://") {
-        let path = fetch(data, &scratch.0, &*ctx)?;
+        let path = fetch(data, scratch.path(), &*ctx)?;
         if path.is_dir() {
             return Err(failed(format!(
                 "{data} is a prefix; give one object (.csv, .jsonl or .parquet)"
@@ -213,7 +190,7 @@ Example:
             } => {
                 let schema =
                     crate::Schema::parse_option(schema.as_deref()).map_err(monitor_error)?;
-                let scratch = Scratch::new()?;
+                let scratch = Scratch::new("monitor")?;
                 let src = source(&data, header, &self.fetch, &scratch, ctx)?;
                 let result =
                     crate::baseline(&src, schema.as_ref(), &output).map_err(monitor_error)?;
@@ -254,10 +231,10 @@ Example:
                 let hour = |t: Option<String>| {
                     crate::capture::parse_hour_option(t.as_deref()).map_err(monitor_error)
                 };
-                let scratch = Scratch::new()?;
+                let scratch = Scratch::new("monitor")?;
                 let text = prefix.to_string_lossy().into_owned();
                 let prefix = if text.starts_with("s3://") {
-                    (self.fetch)(&text, &scratch.0, &*ctx)?
+                    (self.fetch)(&text, scratch.path(), &*ctx)?
                 } else {
                     prefix
                 };
@@ -291,7 +268,7 @@ Example:
                     rustmaker_magics::frames::check_name(name)?;
                 }
                 let data = data.expect("clap requires --data without --capture");
-                let scratch = Scratch::new()?;
+                let scratch = Scratch::new("monitor")?;
                 let src = source(&data, header, &self.fetch, &scratch, ctx)?;
                 let outcome = crate::check(&src, schema.as_ref(), &baseline, &output)
                     .map_err(monitor_error)?;
