@@ -17,6 +17,8 @@ struct Recorder {
     lines: Vec<String>,
     metrics: Vec<(u64, String, f64)>,
     stop_after: Option<Instant>,
+    /// Stop once the program has printed this line.
+    stop_on: Option<&'static str>,
 }
 
 impl Watcher for Recorder {
@@ -30,6 +32,9 @@ impl Watcher for Recorder {
     }
     fn should_stop(&mut self) -> bool {
         self.stop_after.is_some_and(|t| Instant::now() > t)
+            || self
+                .stop_on
+                .is_some_and(|line| self.lines.iter().any(|l| l == line))
     }
 }
 
@@ -198,7 +203,8 @@ fn stopping_kills_the_script_and_its_children() {
         max_runtime: None,
     };
     let mut rec = Recorder {
-        stop_after: Some(Instant::now() + Duration::from_millis(1500)),
+        // The script prints "started" once its child is running and its pid written.
+        stop_on: Some("started"),
         ..Default::default()
     };
     let started = Instant::now();
