@@ -101,6 +101,15 @@ pub fn model_path(dir: &Path) -> PathBuf {
     dir.join("output").join("model.tar.gz")
 }
 
+/// `name=value …` for the job log.
+fn metric_text(values: &[(String, f64)]) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k}={v:.6}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 struct Log(std::fs::File);
 
 impl Log {
@@ -446,14 +455,7 @@ impl Builtin {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(Event::Metrics(step, values)) => {
                     store.log_metrics(name, step, &values)?;
-                    log.line(&format!(
-                        "[{step}] {}",
-                        values
-                            .iter()
-                            .map(|(k, v)| format!("{k}={v:.6}"))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ));
+                    log.line(&format!("[{step}] {}", metric_text(&values)));
                     for (k, _) in &values {
                         if !reported.contains(k) {
                             reported.push(k.clone());
@@ -492,14 +494,7 @@ impl Builtin {
             store.log_metrics(name, last_step, &fresh)?;
             watcher.metrics(last_step, &fresh);
         }
-        log.line(&format!(
-            "final: {}",
-            finals
-                .iter()
-                .map(|(k, v)| format!("{k}={v:.6}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        ));
+        log.line(&format!("final: {}", metric_text(&finals)));
         Ok((model, finals))
     }
 }

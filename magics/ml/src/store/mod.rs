@@ -470,14 +470,15 @@ impl Store {
         )?;
         let mut stmt = conn
             .prepare(
-                "SELECT name, min(value), max(value), avg(value), count(*),
-                        sum((value - (SELECT avg(m2.value) FROM metrics m2
-                                      WHERE m2.component = m.component AND m2.name = m.name))
-                            * (value - (SELECT avg(m2.value) FROM metrics m2
-                                      WHERE m2.component = m.component AND m2.name = m.name))),
-                        (SELECT m3.value FROM metrics m3 WHERE m3.component = m.component
+                // Each series' mean once (a CTE), not once per point: long series stay linear.
+                "WITH means AS (SELECT name, avg(value) AS mean FROM metrics
+                                WHERE component = ?1 GROUP BY name)
+                 SELECT m.name, min(m.value), max(m.value), means.mean, count(*),
+                        sum((m.value - means.mean) * (m.value - means.mean)),
+                        (SELECT m3.value FROM metrics m3 WHERE m3.component = ?1
                           AND m3.name = m.name ORDER BY m3.step DESC, m3.rowid DESC LIMIT 1)
-                 FROM metrics m WHERE component = ?1 GROUP BY name ORDER BY name",
+                 FROM metrics m JOIN means ON means.name = m.name
+                 WHERE m.component = ?1 GROUP BY m.name ORDER BY m.name",
             )
             .map_err(err)?;
         let rows = stmt
