@@ -27,8 +27,15 @@ pub trait Watcher {
     fn log(&mut self, line: &str);
     /// Polled while the job runs: an interrupt or a stop request.
     fn should_stop(&mut self) -> bool;
+    /// Why the job is being stopped, when it is not the user (a tuner's early stopping).
+    fn stop_reason(&self) -> Option<String> {
+        None
+    }
 }
 
+const STOPPED_BY_USER: &str = "stopped by the user";
+
+#[derive(Clone)]
 pub enum Validation {
     /// Hold out this share of the training rows (shuffled with the job's seed).
     Fraction(f64),
@@ -36,11 +43,13 @@ pub enum Validation {
     Data(DataFrame, String),
 }
 
+#[derive(Clone)]
 pub enum Channel {
     Frame(DataFrame),
     Path(PathBuf),
 }
 
+#[derive(Clone)]
 pub enum JobKind {
     Builtin {
         algorithm: Algorithm,
@@ -355,13 +364,16 @@ impl Builtin {
                 })
             }
             Err(MlError::Stopped) => {
-                store.finish(name, Status::Stopped, Some("stopped by the user"))?;
-                log.line("Stopped");
+                let reason = watcher
+                    .stop_reason()
+                    .unwrap_or_else(|| STOPPED_BY_USER.into());
+                store.finish(name, Status::Stopped, Some(&reason))?;
+                log.line(&format!("Stopped: {reason}"));
                 Ok(JobResult {
                     status: Status::Stopped,
                     model: None,
                     metrics: Vec::new(),
-                    failure_reason: Some("stopped by the user".into()),
+                    failure_reason: Some(reason),
                 })
             }
             Err(e) => {
@@ -904,7 +916,7 @@ impl Script {
         let mut steps: BTreeMap<String, u64> = BTreeMap::new();
         let mut last: BTreeMap<String, f64> = BTreeMap::new();
         let mut tail: std::collections::VecDeque<String> = Default::default();
-        let mut stopping: Option<(Instant, &'static str)> = None;
+        let mut stopping: Option<(Instant, String)> = None;
         let mut handle_line =
             |line: String, log: &mut Log, watcher: &mut dyn Watcher| -> Result<(), MlError> {
                 log.line(&line);
@@ -945,9 +957,12 @@ impl Script {
             if stopping.is_none() {
                 let over = self.max_runtime.is_some_and(|m| started.elapsed() > m);
                 if over {
-                    stopping = Some((Instant::now(), "MaxRuntimeInSeconds exceeded"));
+                    stopping = Some((Instant::now(), "MaxRuntimeInSeconds exceeded".to_owned()));
                 } else if watcher.should_stop() || store.stop_requested(&spec.name) {
-                    stopping = Some((Instant::now(), "stopped by the user"));
+                    let why = watcher
+                        .stop_reason()
+                        .unwrap_or_else(|| STOPPED_BY_USER.into());
+                    stopping = Some((Instant::now(), why));
                 }
                 if stopping.is_some() {
                     kill_group(pid, libc::SIGTERM);
@@ -974,7 +989,7 @@ impl Script {
         }
         let metrics: Vec<(String, f64)> = last.into_iter().collect();
         if let Some((_, why)) = stopping {
-            return Ok((Status::Stopped, Some(why.into()), metrics));
+            return Ok((Status::Stopped, Some(why), metrics));
         }
         if exit.success() {
             return Ok((Status::Completed, None, metrics));

@@ -7,6 +7,7 @@
 //! notebook side: `%train`, `%predict` and `%experiments`.
 
 pub mod algorithms;
+pub mod definition;
 pub mod artifact;
 pub mod job;
 pub mod magic;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod prep;
 mod render;
 pub mod store;
+pub mod tune;
 
 /// What went wrong in training or prediction, in words for the notebook.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,9 @@ use rustmaker_magics::{
 use serde_json::json;
 
 use crate::algorithms::Algorithm;
+use crate::definition::{
+    ChannelConfig, DataSource, MetricDefinition, S3DataSource, StoppingCondition, TrainingDefinition,
+};
 use crate::job::{self, Channel, JobKind, JobSpec, Validation, Watcher};
 use crate::metrics::lower_is_better;
 use crate::prep::ProblemType;
@@ -341,6 +344,164 @@ impl Magic for TrainMagic {
     }
 }
 
+/// The SageMaker-shaped definition of what `%train`'s arguments ask for.
+fn definition_of(
+    args: &TrainArgs,
+    hp: BTreeMap<String, String>,
+) -> Result<TrainingDefinition, MagicError> {
+    let channel = |name: &str, source: &str| ChannelConfig {
+        channel_name: name.to_owned(),
+        data_source: DataSource {
+            s3_data_source: S3DataSource {
+                s3_uri: source.to_owned(),
+                s3_data_type: None,
+            },
+        },
+    };
+    let mut definition = TrainingDefinition {
+        static_hyper_parameters: hp,
+        target_attribute_name: args.target.clone(),
+        problem_type: args.problem_type.clone(),
+        seed: Some(args.seed),
+        ..TrainingDefinition::default()
+    };
+    match (&args.algorithm, &args.entry_point) {
+        (Some(algorithm), _) => {
+            definition.algorithm_specification.algorithm_name = Some(algorithm.clone());
+            let source = args
+                .data
+                .as_deref()
+                .ok_or_else(|| MagicError::usage("train", "--algorithm needs --data SOURCE"))?;
+            definition.input_data_config.push(channel("train", source));
+            match args.validation.as_deref().map(|v| (v, v.parse::<f64>())) {
+                None => {}
+                Some((_, Ok(f))) => definition.validation_fraction = Some(f),
+                Some((v, Err(_))) => definition.input_data_config.push(channel("validation", v)),
+            }
+        }
+        (None, Some(entry_point)) => {
+            definition.algorithm_specification.training_image =
+                Some(entry_point.display().to_string());
+            definition.algorithm_specification.metric_definitions = args
+                .metric_definition
+                .iter()
+                .map(|(name, regex)| MetricDefinition {
+                    name: name.clone(),
+                    regex: regex.clone(),
+                })
+                .collect();
+            for (name, source) in &args.channel {
+                definition.input_data_config.push(channel(name, source));
+            }
+            definition.stopping_condition = args.max_run.map(|s| StoppingCondition {
+                max_runtime_in_seconds: Some(s),
+            });
+        }
+        (None, None) => {
+            return Err(MagicError::usage(
+                "train",
+                "say what to train: --algorithm ALGO (built-in) or --entry-point SCRIPT (script mode)",
+            ))
+        }
+    }
+    Ok(definition)
+}
+
+/// Loads a definition's data and makes the job it describes.
+pub(crate) fn job_kind(
+    definition: &TrainingDefinition,
+    fetch: &Fetch,
+    scratch: &Scratch,
+    ctx: &mut dyn MagicContext,
+) -> Result<JobKind, MagicError> {
+    let spec = &definition.algorithm_specification;
+    match (&spec.algorithm_name, &spec.training_image) {
+        (Some(_), Some(_)) => Err(failed(
+            "AlgorithmSpecification: give AlgorithmName (a built-in algorithm) or TrainingImage (a script), not both",
+        )),
+        (Some(algorithm), None) => {
+            let algorithm = Algorithm::parse(algorithm)?;
+            let source = definition.channel("train").ok_or_else(|| {
+                failed("a built-in algorithm needs a `train` channel (--data SOURCE)")
+            })?;
+            let (train, train_uri) = load(source, fetch, scratch, ctx)?;
+            let validation = match (definition.channel("validation"), definition.validation_fraction) {
+                (Some(v), _) => {
+                    let (frame, uri) = load(v, fetch, scratch, ctx)?;
+                    Validation::Data(frame, uri)
+                }
+                (None, Some(f)) if (0.0..1.0).contains(&f) => Validation::Fraction(f),
+                (None, Some(f)) => {
+                    return Err(failed(format!(
+                        "validation share {f}: a share must be at least 0 and below 1"
+                    )))
+                }
+                (None, None) => Validation::Fraction(0.2),
+            };
+            Ok(JobKind::Builtin {
+                algorithm,
+                train,
+                train_uri,
+                validation,
+                target: definition.target_attribute_name.clone(),
+                problem: definition
+                    .problem_type
+                    .as_deref()
+                    .map(ProblemType::parse)
+                    .transpose()?,
+            })
+        }
+        (None, Some(entry_point)) => {
+            let mut channels = Vec::new();
+            for c in &definition.input_data_config {
+                let (name, source) = (&c.channel_name, &c.data_source.s3_data_source.s3_uri);
+                let channel = if source.starts_with("s3://") {
+                    let path = fetch(source, &scratch.path().join(name), &*ctx)?;
+                    (Channel::Path(path), source.clone())
+                } else if let Ok(frame) = ctx.frames().get(source) {
+                    (Channel::Frame(frame.clone()), format!("frame:{source}"))
+                } else if Path::new(source).exists() {
+                    (Channel::Path(PathBuf::from(source)), source.clone())
+                } else {
+                    return Err(failed(format!(
+                        "channel {name}: `{source}` is neither a frame nor a file or folder"
+                    )));
+                };
+                channels.push((name.clone(), channel.0, channel.1));
+            }
+            let mut metric_definitions = Vec::new();
+            for m in &spec.metric_definitions {
+                metric_definitions.push((m.name.clone(), metric_regex(&m.name, &m.regex)?));
+            }
+            Ok(JobKind::Script {
+                entry_point: PathBuf::from(entry_point),
+                channels,
+                metric_definitions,
+                max_runtime: definition
+                    .stopping_condition
+                    .as_ref()
+                    .and_then(|s| s.max_runtime_in_seconds)
+                    .map(Duration::from_secs),
+            })
+        }
+        (None, None) => Err(failed(
+            "AlgorithmSpecification needs AlgorithmName (a built-in algorithm) or TrainingImage (a script)",
+        )),
+    }
+}
+
+/// A metric definition's regex, which must capture the value in a group.
+pub(crate) fn metric_regex(name: &str, pattern: &str) -> Result<Regex, MagicError> {
+    let re = Regex::new(pattern)
+        .map_err(|e| failed(format!("metric definition {name}: {e}")))?;
+    if re.captures_len() < 2 {
+        return Err(failed(format!(
+            "metric definition {name}: the regex must capture the value in a group, e.g. loss=([0-9.]+)"
+        )));
+    }
+    Ok(re)
+}
+
 impl TrainMagic {
     fn train(
         &self,
@@ -349,6 +510,7 @@ impl TrainMagic {
         ctx: &mut dyn MagicContext,
     ) -> Result<(), MagicError> {
         job::check_name(&args.name)?;
+        let definition = definition_of(&args, hp)?;
         let scratch = Scratch::new("ml")?;
         let experiment = args.experiment.clone().unwrap_or_else(default_experiment);
         let s3_output = args.output.as_deref().filter(|o| o.starts_with("s3://"));
@@ -357,96 +519,25 @@ impl TrainMagic {
             _ => store::data_dir().join("training-jobs"),
         };
         let dir = root.join(&args.name);
-        let kind = match (&args.algorithm, &args.entry_point) {
-            (Some(algorithm), _) => {
-                let algorithm = Algorithm::parse(algorithm)?;
-                // Hyperparameters are checked before any data is read.
-                algorithm.resolve(&hp)?;
-                let source = args.data.as_deref().ok_or_else(|| {
-                    MagicError::usage("train", "--algorithm needs --data SOURCE")
-                })?;
-                let (train, train_uri) = load(source, &self.fetch, &scratch, ctx)?;
-                let validation = match args.validation.as_deref() {
-                    None => Validation::Fraction(0.2),
-                    Some(v) => match v.parse::<f64>() {
-                        Ok(f) if (0.0..1.0).contains(&f) => Validation::Fraction(f),
-                        Ok(f) => {
-                            return Err(MagicError::usage(
-                                "train",
-                                format!("--validation {f}: a share must be at least 0 and below 1"),
-                            ))
-                        }
-                        Err(_) => {
-                            let (frame, uri) = load(v, &self.fetch, &scratch, ctx)?;
-                            Validation::Data(frame, uri)
-                        }
-                    },
-                };
-                JobKind::Builtin {
-                    algorithm,
-                    train,
-                    train_uri,
-                    validation,
-                    target: args.target.clone(),
-                    problem: args.problem_type.as_deref().map(ProblemType::parse).transpose()?,
-                }
-            }
-            (None, Some(entry_point)) => {
-                let mut channels = Vec::new();
-                for (name, source) in &args.channel {
-                    let channel = if source.starts_with("s3://") {
-                        let path = (self.fetch)(source, &scratch.path().join(name), &*ctx)?;
-                        (Channel::Path(path), source.clone())
-                    } else if let Ok(frame) = ctx.frames().get(source) {
-                        (Channel::Frame(frame.clone()), format!("frame:{source}"))
-                    } else if Path::new(source).exists() {
-                        (Channel::Path(PathBuf::from(source)), source.clone())
-                    } else {
-                        return Err(failed(format!(
-                            "channel {name}: `{source}` is neither a frame nor a file or folder"
-                        )));
-                    };
-                    channels.push((name.clone(), channel.0, channel.1));
-                }
-                let mut metric_definitions = Vec::new();
-                for (name, pattern) in &args.metric_definition {
-                    let re = Regex::new(pattern).map_err(|e| {
-                        MagicError::usage("train", format!("--metric-definition {name}: {e}"))
-                    })?;
-                    if re.captures_len() < 2 {
-                        return Err(MagicError::usage(
-                            "train",
-                            format!("--metric-definition {name}: the regex must capture the value in a group, e.g. loss=([0-9.]+)"),
-                        ));
-                    }
-                    metric_definitions.push((name.clone(), re));
-                }
-                JobKind::Script {
-                    entry_point: entry_point.clone(),
-                    channels,
-                    metric_definitions,
-                    max_runtime: args.max_run.map(Duration::from_secs),
-                }
-            }
-            (None, None) => {
-                return Err(MagicError::usage(
-                    "train",
-                    "say what to train: --algorithm ALGO (built-in) or --entry-point SCRIPT (script mode)",
-                ))
-            }
-        };
+        if let Some(algorithm) = &definition.algorithm_specification.algorithm_name {
+            // Hyperparameters are checked before any data is read.
+            Algorithm::parse(algorithm)?.resolve(&definition.static_hyper_parameters)?;
+        }
+        let kind = job_kind(&definition, &self.fetch, &scratch, ctx)?;
         let store = open_store()?;
         let spec = JobSpec {
             name: args.name.clone(),
             experiment,
             trial: args.trial.clone(),
-            hyperparameters: hp,
-            dir,
+            hyperparameters: definition.static_hyper_parameters.clone(),
+            dir: dir.clone(),
             seed: args.seed,
             replace: args.replace,
         };
         let mut watcher = LiveJob::new(&args.name, ctx);
         let result = job::run(spec, kind, &store, &mut watcher)?;
+        // What `%tune --job NAME` starts from.
+        definition.save(&dir)?;
         let mut model = result.model.clone();
         if let (Some(prefix), Some(local)) = (s3_output, &result.model) {
             let url = format!(
