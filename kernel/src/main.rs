@@ -45,6 +45,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Tuning jobs from a shell, with `%tune`'s arguments (the request with --config FILE).
+    Tune {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The tuner's optimiser alone, driven over stdin/stdout in JSON lines (ask/tell), for
+    /// benchmarks and other programs.
+    TuneAskTell,
     /// The experiment store from a shell, with `%experiments`' arguments.
     Experiments {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -146,6 +154,12 @@ fn main() -> anyhow::Result<()> {
         Command::Monitor { command } => monitor(command),
         Command::Train { args } => console_magic("train", &args),
         Command::Experiments { args } => console_magic("experiments", &args),
+        Command::Tune { args } => console_magic("tune", &args),
+        Command::TuneAskTell => rustmaker_ml::tune::ask_tell::serve(
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+        )
+        .map_err(anyhow::Error::from),
         Command::Install(args) => {
             let location = match args.location {
                 Where {
@@ -187,6 +201,9 @@ fn console_magic(name: &str, args: &[String]) -> anyhow::Result<()> {
         "train" => Box::new(rustmaker_ml::magic::TrainMagic {
             fetch: Box::new(move |url, dir, ctx| fetch.fetch(url, dir, Some(ctx))),
             upload: Box::new(move |path, url, ctx| upload.put(path, url, ctx)),
+        }),
+        "tune" => Box::new(rustmaker_ml::tune::magic::TuneMagic {
+            fetch: Box::new(move |url, dir, ctx| fetch.fetch(url, dir, Some(ctx))),
         }),
         _ => Box::new(rustmaker_ml::magic::ExperimentsMagic),
     };

@@ -72,7 +72,8 @@ pub fn register(registry: &mut MagicRegistry) {
 
 fn register_ml(registry: &mut MagicRegistry, s3: &rustmaker_aws::S3Fetcher) {
     use rustmaker_ml::magic::{ExperimentsMagic, PredictMagic, TrainMagic};
-    let (fetch, upload, predict_fetch) = (s3.clone(), s3.clone(), s3.clone());
+    use rustmaker_ml::tune::magic::TuneMagic;
+    let (fetch, upload, predict_fetch, tune_fetch) = (s3.clone(), s3.clone(), s3.clone(), s3.clone());
     registry
         .register(Arc::new(TrainMagic {
             fetch: Box::new(move |url, dir, ctx| fetch.fetch(url, dir, Some(ctx))),
@@ -87,6 +88,11 @@ fn register_ml(registry: &mut MagicRegistry, s3: &rustmaker_aws::S3Fetcher) {
     registry
         .register(Arc::new(ExperimentsMagic))
         .expect("%experiments has a unique name");
+    registry
+        .register(Arc::new(TuneMagic {
+            fetch: Box::new(move |url, dir, ctx| tune_fetch.fetch(url, dir, Some(ctx))),
+        }))
+        .expect("%tune has a unique name");
 }
 
 /// `%%configure` belongs to two engines: sparkmagic's (a Livy session's JSON: driverMemory,

@@ -32,7 +32,7 @@ pub type Fetch =
 pub type Upload =
     Box<dyn Fn(&Path, &str, &mut dyn MagicContext) -> Result<(), MagicError> + Send + Sync>;
 
-fn failed(e: impl std::fmt::Display) -> MagicError {
+pub(crate) fn failed(e: impl std::fmt::Display) -> MagicError {
     MagicError::Failed(e.to_string())
 }
 
@@ -219,7 +219,7 @@ enum JobCommand {
 }
 
 /// The notebook's name, which is the default experiment (Jupyter tells kernels it).
-fn default_experiment() -> String {
+pub(crate) fn default_experiment() -> String {
     if let Ok(e) = std::env::var("RUSTMAKER_EXPERIMENT") {
         if !e.is_empty() {
             return e;
@@ -236,7 +236,7 @@ fn default_experiment() -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-fn open_store() -> Result<Store, MagicError> {
+pub(crate) fn open_store() -> Result<Store, MagicError> {
     Store::open(&store::default_path()).map_err(MagicError::from)
 }
 

@@ -5,6 +5,7 @@
 //! transaction, so nothing is lost.
 
 mod schema;
+mod tuning;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,6 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use crate::MlError;
 
 pub use schema::MIGRATIONS;
+pub use tuning::{no_tuning_job, NewTuningJob, TrialRow, TuningRow};
 
 pub fn now() -> f64 {
     std::time::SystemTime::now()

@@ -52,4 +52,34 @@ pub const MIGRATIONS: &[&str] = &[
      ALTER TABLE trial_components ADD COLUMN job_dir TEXT;
      ALTER TABLE trial_components ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE artifacts ADD COLUMN media_type TEXT;",
+    // 3: tuning jobs and their trials (each trial is also a training job's component).
+    "CREATE TABLE tuning_jobs (
+         name TEXT PRIMARY KEY,
+         experiment TEXT NOT NULL,
+         strategy TEXT NOT NULL,
+         objective_type TEXT NOT NULL,
+         objective_metric TEXT NOT NULL,
+         request TEXT NOT NULL,
+         status TEXT NOT NULL,
+         failure_reason TEXT,
+         completion_reason TEXT,
+         best_training_job TEXT,
+         created REAL NOT NULL,
+         ended REAL,
+         stop_requested INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE tuning_trials (
+         tuning_job TEXT NOT NULL REFERENCES tuning_jobs(name) ON DELETE CASCADE,
+         training_job TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         definition TEXT NOT NULL,
+         tuned TEXT NOT NULL,
+         status TEXT NOT NULL,
+         objective REAL,
+         failure_reason TEXT,
+         created REAL NOT NULL,
+         start_time REAL,
+         end_time REAL,
+         PRIMARY KEY (tuning_job, training_job)
+     );",
 ];

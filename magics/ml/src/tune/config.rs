@@ -233,7 +233,7 @@ fn entries<'a>(ranges: &'a Json, key: &str, path: &str) -> Result<Vec<&'a Json>,
 }
 
 /// The ranges of `ParameterRanges` (or a definition's `HyperParameterRanges`).
-fn ranges(v: &Json, path: &str) -> Result<Space, MlError> {
+pub fn parse_ranges(v: &Json, path: &str) -> Result<Space, MlError> {
     let mut params = Vec::new();
     for (i, e) in entries(v, "IntegerParameterRanges", path)?.into_iter().enumerate() {
         let at = format!("{path}.IntegerParameterRanges[{i}]");
@@ -518,7 +518,7 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
                     .ok_or_else(|| bad(format!("{CONFIG}.HyperParameterTuningJobObjective is missing")))?,
                 &format!("{CONFIG}.HyperParameterTuningJobObjective"),
             )?;
-            let space = ranges(
+            let space = parse_ranges(
                 top_ranges.ok_or_else(|| bad(format!("{CONFIG}.ParameterRanges is missing")))?,
                 &format!("{CONFIG}.ParameterRanges"),
             )?;
@@ -568,7 +568,7 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
                     }
                     (None, None) => return Err(bad(format!("{path}.TuningObjective is missing"))),
                 };
-                let space = ranges(
+                let space = parse_ranges(
                     field(d, &path, "HyperParameterRanges")
                         .ok_or_else(|| bad(format!("{path}.HyperParameterRanges is missing")))?,
                     &format!("{path}.HyperParameterRanges"),

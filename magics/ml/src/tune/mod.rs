@@ -1,8 +1,12 @@
 //! Automatic model tuning with SageMaker's semantics.
 
+pub mod ask_tell;
 pub mod config;
 pub mod gp;
+pub mod magic;
+pub mod runner;
 pub mod space;
+pub mod stopping;
 pub mod strategy;
 
 #[cfg(test)]

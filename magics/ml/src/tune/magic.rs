@@ -1,0 +1,862 @@
+//! `%%tune NAME` (the request as JSON or YAML), `%tune NAME --job JOB …` (the short form),
+//! and `%tune list|describe|stop|analytics`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use polars::prelude::*;
+use rustmaker_magics::scratch::Scratch;
+use rustmaker_magics::table::frame_bundle;
+use rustmaker_magics::{parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle};
+use serde_json::{json, Value as Json};
+
+use super::config::{self, TuningConfig, WarmStartType};
+use super::runner::{self, Trial, TrialTemplate, TuneWatcher};
+use super::strategy::Observation;
+use crate::definition::TrainingDefinition;
+use crate::magic::{default_experiment, failed, job_kind, open_store, Fetch};
+use crate::metrics::lower_is_better;
+use crate::render;
+use crate::store::{self, no_tuning_job, NewTuningJob, Status, Store, TrialRow, TuningRow};
+
+pub struct TuneMagic {
+    pub fetch: Fetch,
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, disable_version_flag = true)]
+struct TuneArgs {
+    /// The tuning job's name (1 to 32 letters, digits, hyphens).
+    name: String,
+    /// The request in a JSON or YAML file instead of the cell.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Short form: tune the training job JOB's definition.
+    #[arg(long)]
+    job: Option<String>,
+    #[arg(long)]
+    objective: Option<String>,
+    #[arg(long, conflicts_with = "minimize")]
+    maximize: bool,
+    #[arg(long)]
+    minimize: bool,
+    #[arg(long = "max")]
+    max_jobs: Option<u64>,
+    #[arg(long, default_value_t = 1)]
+    parallel: u64,
+    /// NAME=MIN:MAX[:linear|log|reverselog|auto] or NAME=A,B,C (categorical).
+    #[arg(long = "range")]
+    ranges: Vec<String>,
+    #[arg(long, default_value = "Bayesian")]
+    strategy: String,
+    #[arg(long = "early-stopping")]
+    early_stopping: bool,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    experiment: Option<String>,
+    /// Run again under the name of a tuning job that has ended.
+    #[arg(long)]
+    replace: bool,
+}
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, disable_version_flag = true)]
+struct TuneCommandArgs {
+    #[command(subcommand)]
+    command: TuneCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum TuneCommand {
+    List,
+    Describe {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    Analytics {
+        name: String,
+        #[arg(short = 'o')]
+        frame: Option<String>,
+    },
+}
+
+const HELP: &str = "\
+%%tune NAME [--experiment E] [--replace]
+  (the cell: CreateHyperParameterTuningJob's request as JSON or YAML:
+   HyperParameterTuningJobConfig {Strategy, HyperParameterTuningJobObjective, ResourceLimits,
+   ParameterRanges, TrainingJobEarlyStoppingType, TuningJobCompletionCriteria, RandomSeed,
+   StrategyConfig}, TrainingJobDefinition or TrainingJobDefinitions, WarmStartConfig)
+%tune NAME --config FILE.json|FILE.yaml
+%tune NAME --job TRAINING_JOB --objective METRIC [--maximize|--minimize] --max N
+      [--parallel N] --range NAME=MIN:MAX[:log|linear|reverselog] --range NAME=A,B,C …
+      [--strategy Bayesian|Random|Hyperband|Grid] [--early-stopping] [--seed N]
+%tune list
+%tune describe NAME
+%tune stop NAME
+%tune analytics NAME [-o FRAME]
+
+A TrainingJobDefinition names a built-in algorithm (AlgorithmSpecification.AlgorithmName, with
+TargetAttributeName) or a script (AlgorithmSpecification.TrainingImage: train.py, with its
+MetricDefinitions); each InputDataConfig channel's S3Uri is a frame, a file or an s3:// object.
+Every trial is a training job NAME-001, NAME-002, … in the experiment store.
+
+Bayesian is a Gaussian process (Matérn 5/2, fitted length scales) with expected improvement,
+starting from a Latin hypercube; Random draws each range with its scaling from RandomSeed;
+Grid runs every combination of categorical ranges in order; Hyperband deals trials to
+brackets and stops them at rungs (MinResource × 3^k) unless they are in the best third there.
+TrainingJobEarlyStoppingType Auto applies the median stopping rule. Interrupt, or
+`%tune stop NAME` from any notebook, stops the tuning job and its running trials.";
+
+impl Magic for TuneMagic {
+    fn name(&self) -> &str {
+        "tune"
+    }
+    fn forms(&self) -> &[MagicForm] {
+        &[MagicForm::Line, MagicForm::Cell]
+    }
+    fn summary(&self) -> &str {
+        "Automatic model tuning (Bayesian, Random, Hyperband, Grid) of training jobs; list, describe, stop, analytics."
+    }
+    fn help(&self) -> String {
+        HELP.into()
+    }
+    fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        let argv = call.argv()?;
+        if call.form == MagicForm::Line
+            && matches!(
+                argv.first().map(String::as_str),
+                Some("list" | "describe" | "stop" | "analytics")
+            )
+        {
+            let args: TuneCommandArgs = parse_args("tune", argv)?;
+            return command(args.command, ctx);
+        }
+        let args: TuneArgs = parse_args("tune", argv)?;
+        config::check_name(&args.name)?;
+        let request = match (&args.job, &args.config, call.form) {
+            (Some(_), _, _) => short_form(&args)?,
+            (None, Some(path), _) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+                config::parse_text(&text)?
+            }
+            (None, None, MagicForm::Cell) => config::parse_text(&call.body)?,
+            (None, None, MagicForm::Line) => {
+                return Err(MagicError::usage(
+                    "tune",
+                    "give the tuning configuration: %%tune NAME with the request in the cell, --config FILE, or --job TRAINING_JOB --objective … --range …",
+                ))
+            }
+        };
+        self.tune(&args, request, ctx)
+    }
+}
+
+/// `NAME=MIN:MAX[:SCALING]` or `NAME=A,B,C`.
+fn range_entry(text: &str) -> Result<(&'static str, Json), MagicError> {
+    let (name, spec) = text.split_once('=').ok_or_else(|| {
+        MagicError::usage("tune", format!("--range {text}: write NAME=MIN:MAX[:log] or NAME=A,B,C"))
+    })?;
+    let parts: Vec<&str> = spec.split(':').collect();
+    if parts.len() >= 2 && parts[0].parse::<f64>().is_ok() && parts[1].parse::<f64>().is_ok() {
+        let scaling = match parts.get(2).map(|s| s.to_ascii_lowercase()) {
+            None => "Auto",
+            Some(s) if s == "log" || s == "logarithmic" => "Logarithmic",
+            Some(s) if s == "linear" => "Linear",
+            Some(s) if s == "reverselog" || s == "reverselogarithmic" => "ReverseLogarithmic",
+            Some(s) if s == "auto" => "Auto",
+            Some(s) => {
+                return Err(MagicError::usage(
+                    "tune",
+                    format!("--range {text}: the scaling `{s}` is none of linear, log, reverselog, auto"),
+                ))
+            }
+        };
+        let integral = parts[..2].iter().all(|p| p.parse::<i64>().is_ok());
+        let list = if integral {
+            "IntegerParameterRanges"
+        } else {
+            "ContinuousParameterRanges"
+        };
+        return Ok((
+            list,
+            json!({"Name": name, "MinValue": parts[0], "MaxValue": parts[1], "ScalingType": scaling}),
+        ));
+    }
+    let values: Vec<&str> = spec.split(',').map(str::trim).collect();
+    Ok((
+        "CategoricalParameterRanges",
+        json!({"Name": name, "Values": values}),
+    ))
+}
+
+/// The short form as a full request, so both forms take one path.
+fn short_form(args: &TuneArgs) -> Result<Json, MagicError> {
+    let job = args.job.as_deref().expect("the short form names a job");
+    let store = open_store()?;
+    let component = store.component(job)?.ok_or_else(|| {
+        failed(format!("--job {job}: there is no training job `{job}` (`%train list` lists them)"))
+    })?;
+    let dir = component
+        .job_dir
+        .ok_or_else(|| failed(format!("--job {job}: the job has no directory on record")))?;
+    let definition = TrainingDefinition::load(&dir).map_err(|e| {
+        failed(format!("--job {job}: its definition cannot be read ({e}); train it again with %train to tune it"))
+    })?;
+    let metric = args
+        .objective
+        .clone()
+        .ok_or_else(|| MagicError::usage("tune", "--job needs --objective METRIC (e.g. validation:accuracy)"))?;
+    let maximize = if args.maximize || args.minimize {
+        args.maximize
+    } else {
+        !lower_is_better(&metric)
+    };
+    let mut ranges: BTreeMap<&str, Vec<Json>> = BTreeMap::new();
+    for r in &args.ranges {
+        let (list, entry) = range_entry(r)?;
+        ranges.entry(list).or_default().push(entry);
+    }
+    let mut definition = serde_json::to_value(&definition).expect("a definition serialises");
+    // A tuned hyperparameter is no longer static.
+    if let Some(Json::Object(statics)) = definition.get_mut("StaticHyperParameters") {
+        for entries in ranges.values() {
+            for e in entries {
+                if let Some(name) = e.get("Name").and_then(Json::as_str) {
+                    statics.remove(name);
+                }
+            }
+        }
+    }
+    let mut limits = json!({"MaxParallelTrainingJobs": args.parallel});
+    if let Some(n) = args.max_jobs {
+        limits["MaxNumberOfTrainingJobs"] = json!(n);
+    }
+    let mut config = json!({
+        "Strategy": args.strategy,
+        "HyperParameterTuningJobObjective": {"Type": if maximize {"Maximize"} else {"Minimize"}, "MetricName": metric},
+        "ResourceLimits": limits,
+        "ParameterRanges": ranges,
+        "TrainingJobEarlyStoppingType": if args.early_stopping {"Auto"} else {"Off"},
+    });
+    if let Some(seed) = args.seed {
+        config["RandomSeed"] = json!(seed);
+    }
+    Ok(json!({"HyperParameterTuningJobConfig": config, "TrainingJobDefinition": definition}))
+}
+
+fn definitions_of(config: &TuningConfig) -> Vec<(String, Json)> {
+    config
+        .definitions
+        .iter()
+        .map(|d| {
+            (
+                d.name.clone(),
+                json!({
+                    "AlgorithmSpecification": d.training.algorithm_specification.algorithm_name
+                        .clone().or(d.training.algorithm_specification.training_image.clone()),
+                    "InputDataConfig": d.training.input_data_config.iter()
+                        .map(|c| (c.channel_name.clone(), c.data_source.s3_data_source.s3_uri.clone()))
+                        .collect::<BTreeMap<_, _>>(),
+                    "Hyperparameters": d.space.params.len() + d.training.static_hyper_parameters.len(),
+                }),
+            )
+        })
+        .collect()
+}
+
+/// Checks the warm-start parents and reads their trials as prior observations.
+fn warm_start(
+    store: &Store,
+    config: &TuningConfig,
+) -> Result<(Vec<Observation>, Option<(String, f64)>), MagicError> {
+    let Some(w) = &config.warm_start else {
+        return Ok((Vec::new(), None));
+    };
+    let ours = definitions_of(config);
+    let mut priors = Vec::new();
+    let mut overall: Option<(String, f64)> = None;
+    let objective = &config.definitions[0].objective;
+    for parent in &w.parents {
+        let p = "WarmStartConfig.ParentHyperParameterTuningJobs";
+        let row = store.tuning_job(parent)?.ok_or_else(|| {
+            failed(format!("{p}: there is no tuning job `{parent}` (`%tune list` lists them)"))
+        })?;
+        if !row.status.is_final() {
+            return Err(failed(format!(
+                "{p}: `{parent}` is {}; a parent must have ended (Completed, Stopped or Failed)",
+                row.status.as_str()
+            )));
+        }
+        let parent_config = config::parse(row.request.clone()).map_err(|e| {
+            failed(format!("{p}: `{parent}`'s request cannot be read back ({e})"))
+        })?;
+        let theirs = definitions_of(&parent_config);
+        let parent_objective = &parent_config.definitions[0].objective;
+        if parent_objective != objective {
+            return Err(failed(format!(
+                "WarmStartConfig: the parent `{parent}` {}s {}, and this job {}s {}; a warm start keeps the objective",
+                parent_objective.type_str(), parent_objective.metric, objective.type_str(), objective.metric
+            )));
+        }
+        for (name, mine) in &ours {
+            let Some((_, their)) = theirs.iter().find(|(n, _)| n == name).or(theirs.first().filter(|_| theirs.len() == 1 && ours.len() == 1)) else {
+                continue;
+            };
+            if mine["Hyperparameters"] != their["Hyperparameters"] {
+                return Err(failed(format!(
+                    "WarmStartConfig: `{parent}` has {} static plus tuned hyperparameters and this job {}; a warm start keeps their number",
+                    their["Hyperparameters"], mine["Hyperparameters"]
+                )));
+            }
+            if w.kind == WarmStartType::IdenticalDataAndAlgorithm {
+                for key in ["AlgorithmSpecification", "InputDataConfig"] {
+                    if mine[key] != their[key] {
+                        return Err(failed(format!(
+                            "WarmStartConfig.WarmStartType IdenticalDataAndAlgorithm: the {key} differs from `{parent}`'s ({} here, {} there); use TransferLearning to change it",
+                            mine[key], their[key]
+                        )));
+                    }
+                }
+            }
+        }
+        for t in store.tuning_trials(parent)? {
+            let Some(v) = t.objective else { continue };
+            if t.status == Status::Completed
+                && overall.as_ref().is_none_or(|(_, b)| objective.loss(v) < objective.loss(*b))
+            {
+                overall = Some((t.training_job.clone(), v));
+            }
+            let def = config
+                .definitions
+                .iter()
+                .position(|d| d.name == t.definition)
+                .or((config.definitions.len() == 1).then_some(0));
+            let Some(def) = def else { continue };
+            if let Some(point) = config.definitions[def].space.parse(&t.tuned) {
+                priors.push(Observation {
+                    definition: def,
+                    point,
+                    loss: objective.loss(v),
+                });
+            }
+        }
+    }
+    Ok((priors, overall))
+}
+
+impl TuneMagic {
+    fn tune(&self, args: &TuneArgs, request: Json, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        let config = config::parse(request)?;
+        let store = open_store()?;
+        let (priors, parent_best) = warm_start(&store, &config)?;
+        // Every definition's data is loaded (and checked) before the first trial.
+        let scratch = Scratch::new("tune")?;
+        let mut kinds = Vec::new();
+        for d in &config.definitions {
+            kinds.push(job_kind(&d.training, &self.fetch, &scratch, ctx).map_err(|e| {
+                failed(format!("definition {}: {e}", d.name))
+            })?);
+        }
+        let experiment = args.experiment.clone().unwrap_or_else(default_experiment);
+        let objective = &config.definitions[0].objective;
+        store.start_tuning(&NewTuningJob {
+            name: &args.name,
+            experiment: &experiment,
+            strategy: config.strategy.as_str(),
+            objective_type: objective.type_str(),
+            objective_metric: &objective.metric,
+            request: &config.request,
+            replace: args.replace,
+        })?;
+        let template = TrialTemplate {
+            kinds,
+            static_hyperparameters: config
+                .definitions
+                .iter()
+                .map(|d| d.training.static_hyper_parameters.clone())
+                .collect(),
+            seeds: config.definitions.iter().map(|d| d.training.seed.unwrap_or(1)).collect(),
+            max_runtime: config
+                .definitions
+                .iter()
+                .map(|d| {
+                    d.training
+                        .stopping_condition
+                        .as_ref()
+                        .and_then(|s| s.max_runtime_in_seconds)
+                        .map(std::time::Duration::from_secs)
+                })
+                .collect(),
+            jobs_root: store::data_dir().join("training-jobs"),
+            experiment,
+            replace: args.replace,
+        };
+        let mut live = LiveTuning {
+            ctx,
+            name: args.name.clone(),
+            id: format!("tune-{}-{}", args.name, std::process::id()),
+            shown: false,
+            started: Instant::now(),
+            config: &config,
+        };
+        let outcome = runner::run(&args.name, &config, template, priors, &store, &mut live);
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = store.finish_tuning(&args.name, Status::Failed, Some(&e.to_string()), None);
+                return Err(e.into());
+            }
+        };
+        let ctx = live.ctx;
+        let mut summary = format!(
+            "tuning job {}: {}",
+            args.name,
+            outcome.status.as_str()
+        );
+        if let Some(b) = &outcome.best {
+            summary.push_str(&format!(
+                "; best training job {} with {} = {}",
+                b.name,
+                objective.metric,
+                b.objective.map(render::short).unwrap_or_default()
+            ));
+        }
+        if let Some((job, v)) = parent_best {
+            let ours = outcome.best.as_ref().and_then(|b| b.objective);
+            if ours.is_none_or(|o| objective.loss(v) < objective.loss(o)) {
+                summary.push_str(&format!("; overall best (with the warm-start parents) {job} = {}", render::short(v)));
+            }
+        }
+        if let Some(r) = outcome.completion_reason.as_deref().or(outcome.failure_reason.as_deref()) {
+            summary.push_str(&format!(" ({r})"));
+        }
+        ctx.stdout(&format!(
+            "{summary}\noptimiser time: {:.1} ms over {} suggestions\n",
+            outcome.suggestion_seconds * 1000.0,
+            outcome.trials.len()
+        ));
+        match outcome.status {
+            Status::Stopped => Err(MagicError::Interrupted),
+            Status::Failed => Err(failed(format!(
+                "tuning job {} failed: {}",
+                args.name,
+                outcome.failure_reason.unwrap_or_default()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The display of a running tuning job, redrawn in place.
+struct LiveTuning<'a, 'c> {
+    ctx: &'a mut dyn MagicContext,
+    name: String,
+    id: String,
+    shown: bool,
+    started: Instant,
+    config: &'c TuningConfig,
+}
+
+fn counts(statuses: impl Iterator<Item = Status>) -> BTreeMap<&'static str, usize> {
+    let mut out: BTreeMap<&'static str, usize> = ["Completed", "InProgress", "Failed", "Stopped"]
+        .into_iter()
+        .map(|k| (k, 0))
+        .collect();
+    for s in statuses {
+        let key = match s {
+            Status::Stopping => "InProgress",
+            other => other.as_str(),
+        };
+        *out.entry(key).or_default() += 1;
+    }
+    out
+}
+
+impl TuneWatcher for LiveTuning<'_, '_> {
+    fn progress(&mut self, trials: &[Trial], best: Option<&Trial>, status: Status) {
+        let objective = &self.config.definitions[0].objective;
+        let c = counts(trials.iter().map(|t| t.status));
+        let mut rows = vec![
+            ("status".to_owned(), status.as_str().to_owned()),
+            ("strategy".into(), self.config.strategy.as_str().into()),
+            (
+                "objective".into(),
+                format!("{} {}", objective.type_str(), objective.metric),
+            ),
+            (
+                "training jobs".into(),
+                c.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+            ),
+            ("elapsed".into(), format!("{:.1} s", self.started.elapsed().as_secs_f64())),
+        ];
+        if let Some(b) = best {
+            rows.push((
+                "best".into(),
+                format!("{} = {}", b.name, b.objective.map(render::short).unwrap_or_default()),
+            ));
+        }
+        let mut html = render::pairs(&format!("tuning job {}", self.name), &rows);
+        // Best so far against the number of trials that ended with a value.
+        let mut best_so_far: Vec<(u64, f64)> = Vec::new();
+        let mut each: Vec<(u64, f64)> = Vec::new();
+        let mut current: Option<f64> = None;
+        for t in trials {
+            if let (Some(v), true) = (t.objective, t.status == Status::Completed) {
+                current = Some(match current {
+                    Some(b) if objective.loss(b) <= objective.loss(v) => b,
+                    _ => v,
+                });
+                each.push((t.seq as u64, v));
+                best_so_far.push((t.seq as u64, current.expect("just set")));
+            }
+        }
+        if !each.is_empty() {
+            html.push_str(&render::curves(
+                &format!("{} by training job", objective.metric),
+                &[("best so far".into(), best_so_far), ("each job".into(), each)],
+            ));
+        }
+        let params: Vec<String> = {
+            let mut names: Vec<String> = self
+                .config
+                .definitions
+                .iter()
+                .flat_map(|d| d.space.params.iter().map(|p| p.name.clone()))
+                .collect();
+            names.dedup();
+            names
+        };
+        let mut header = vec!["TrainingJobName".to_owned(), "Status".into(), objective.metric.clone()];
+        if self.config.multi {
+            header.push("Definition".into());
+        }
+        header.extend(params.iter().cloned());
+        header.push("Reason".into());
+        let table: Vec<Vec<String>> = trials
+            .iter()
+            .map(|t| {
+                let mut row = vec![
+                    t.name.clone(),
+                    t.status.as_str().to_owned(),
+                    t.objective.map(render::short).unwrap_or_default(),
+                ];
+                if self.config.multi {
+                    row.push(self.config.definitions[t.definition].name.clone());
+                }
+                row.extend(params.iter().map(|p| t.tuned.get(p).cloned().unwrap_or_default()));
+                row.push(t.reason.clone().unwrap_or_default());
+                row
+            })
+            .collect();
+        html.push_str(&render::grid(&header, &table));
+        let text = format!(
+            "{}: {} ({})",
+            self.name,
+            status.as_str(),
+            rows[3].1
+        );
+        let bundle = MimeBundle::text(text).with("text/html", json!(html));
+        if self.shown {
+            self.ctx.update_display(bundle, &self.id.clone());
+        } else {
+            self.ctx.display(bundle, Some(&self.id.clone()));
+            self.shown = true;
+        }
+    }
+
+    fn should_stop(&mut self) -> bool {
+        self.ctx.is_interrupted()
+    }
+}
+
+fn tuning_row(store: &Store, name: &str) -> Result<TuningRow, MagicError> {
+    store.tuning_job(name)?.ok_or_else(|| no_tuning_job(name).into())
+}
+
+/// SageMaker's HyperParameterTrainingJobSummary of a trial.
+fn summary(row: &TuningRow, t: &TrialRow, multi: bool) -> Json {
+    let mut s = json!({
+        "TrainingJobName": t.training_job,
+        "TuningJobName": row.name,
+        "CreationTime": t.created,
+        "TrainingStartTime": t.start_time,
+        "TrainingEndTime": t.end_time,
+        "TrainingJobStatus": t.status.as_str(),
+        "TunedHyperParameters": t.tuned,
+        "ObjectiveStatus": match (t.status, t.objective) {
+            (_, Some(_)) => "Succeeded",
+            (Status::InProgress | Status::Stopping, None) => "Pending",
+            _ => "Failed",
+        },
+    });
+    if let Some(v) = t.objective {
+        s["FinalHyperParameterTuningJobObjectiveMetric"] =
+            json!({"Type": row.objective_type, "MetricName": row.objective_metric, "Value": v});
+    }
+    if let Some(r) = &t.failure_reason {
+        s["FailureReason"] = json!(r);
+    }
+    if multi {
+        s["TrainingJobDefinitionName"] = json!(t.definition);
+    }
+    s
+}
+
+fn describe(store: &Store, row: &TuningRow) -> Result<Json, MagicError> {
+    let trials = store.tuning_trials(&row.name)?;
+    let multi = row.request.get("TrainingJobDefinitions").is_some();
+    let c = counts(trials.iter().map(|t| t.status));
+    let objective_counts = trials.iter().fold(BTreeMap::new(), |mut m: BTreeMap<&str, usize>, t| {
+        let key = match (t.status, t.objective) {
+            (_, Some(_)) => "Succeeded",
+            (Status::InProgress | Status::Stopping, None) => "Pending",
+            _ => "Failed",
+        };
+        *m.entry(key).or_default() += 1;
+        m
+    });
+    let mut d = json!({
+        "HyperParameterTuningJobName": row.name,
+        "HyperParameterTuningJobConfig": row.request.get("HyperParameterTuningJobConfig"),
+        "HyperParameterTuningJobStatus": row.status.as_str(),
+        "CreationTime": row.created,
+        "HyperParameterTuningEndTime": row.ended,
+        "TrainingJobStatusCounters": {
+            "Completed": c["Completed"], "InProgress": c["InProgress"],
+            "RetryableError": 0, "NonRetryableError": c["Failed"], "Stopped": c["Stopped"],
+        },
+        "ObjectiveStatusCounters": {
+            "Succeeded": objective_counts.get("Succeeded").copied().unwrap_or(0),
+            "Pending": objective_counts.get("Pending").copied().unwrap_or(0),
+            "Failed": objective_counts.get("Failed").copied().unwrap_or(0),
+        },
+        "ConsumedResources": {"RuntimeInSeconds": (row.ended.unwrap_or_else(store::now) - row.created).round() as i64},
+        "Experiment": row.experiment,
+    });
+    for key in ["TrainingJobDefinition", "TrainingJobDefinitions", "WarmStartConfig"] {
+        if let Some(v) = row.request.get(key) {
+            d[key] = v.clone();
+        }
+    }
+    if let Some(r) = &row.failure_reason {
+        d["FailureReason"] = json!(r);
+    }
+    if let Some(r) = &row.completion_reason {
+        d["TuningJobCompletionDetails"] = json!({"Reason": r});
+    }
+    if let Some(best) = row
+        .best_training_job
+        .as_ref()
+        .and_then(|b| trials.iter().find(|t| &t.training_job == b))
+    {
+        d["BestTrainingJob"] = summary(row, best, multi);
+        d["OverallBestTrainingJob"] = summary(row, best, multi);
+    }
+    // The overall best also looks at the warm-start parents.
+    if let Some(Json::Array(parents)) = row
+        .request
+        .get("WarmStartConfig")
+        .and_then(|w| w.get("ParentHyperParameterTuningJobs"))
+    {
+        let maximize = row.objective_type == "Maximize";
+        let loss = |v: f64| if maximize { -v } else { v };
+        let mut overall: Option<(TuningRow, TrialRow)> = row
+            .best_training_job
+            .as_ref()
+            .and_then(|b| trials.iter().find(|t| &t.training_job == b))
+            .map(|t| (row.clone(), t.clone()));
+        for p in parents.iter().filter_map(|p| p.get("HyperParameterTuningJobName").and_then(Json::as_str)) {
+            let (Some(prow), Ok(ptrials)) = (store.tuning_job(p)?, store.tuning_trials(p)) else { continue };
+            for t in ptrials.into_iter().filter(|t| t.status == Status::Completed && t.objective.is_some()) {
+                let v = t.objective.expect("filtered");
+                if overall.as_ref().is_none_or(|(_, b)| loss(v) < loss(b.objective.unwrap_or(f64::NAN))) {
+                    overall = Some((prow.clone(), t));
+                }
+            }
+        }
+        if let Some((r, t)) = overall {
+            d["OverallBestTrainingJob"] = summary(&r, &t, multi);
+        }
+    }
+    Ok(d)
+}
+
+/// SageMaker's HyperparameterTuningJobAnalytics.dataframe(): the tuned values (numbers where
+/// they parse), then the job's name, status, final objective, times and (multi-algorithm)
+/// definition.
+fn analytics(row: &TuningRow, trials: &[TrialRow]) -> Result<DataFrame, MagicError> {
+    let multi = row.request.get("TrainingJobDefinitions").is_some();
+    let mut names: Vec<String> = Vec::new();
+    for t in trials {
+        for k in t.tuned.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let mut columns: Vec<Column> = Vec::new();
+    for n in &names {
+        let values: Vec<Option<&String>> = trials.iter().map(|t| t.tuned.get(n)).collect();
+        let numbers: Option<Vec<Option<f64>>> = values
+            .iter()
+            .map(|v| match v {
+                None => Some(None),
+                Some(s) => s.parse::<f64>().ok().map(Some),
+            })
+            .collect();
+        columns.push(match numbers {
+            Some(n2) => Column::new(n.as_str().into(), n2),
+            None => Column::new(
+                n.as_str().into(),
+                values.iter().map(|v| v.cloned()).collect::<Vec<_>>(),
+            ),
+        });
+    }
+    columns.push(Column::new(
+        "TrainingJobName".into(),
+        trials.iter().map(|t| t.training_job.clone()).collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "TrainingJobStatus".into(),
+        trials.iter().map(|t| t.status.as_str()).collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "FinalObjectiveValue".into(),
+        trials.iter().map(|t| t.objective).collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "TrainingStartTime".into(),
+        trials.iter().map(|t| t.start_time.map(|s| render::timestamp(Some(s)))).collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "TrainingEndTime".into(),
+        trials.iter().map(|t| t.end_time.map(|s| render::timestamp(Some(s)))).collect::<Vec<_>>(),
+    ));
+    columns.push(Column::new(
+        "TrainingElapsedTimeSeconds".into(),
+        trials
+            .iter()
+            .map(|t| Some(t.end_time? - t.start_time?))
+            .collect::<Vec<_>>(),
+    ));
+    if multi {
+        columns.push(Column::new(
+            "TrainingJobDefinitionName".into(),
+            trials.iter().map(|t| t.definition.clone()).collect::<Vec<_>>(),
+        ));
+    }
+    DataFrame::new(trials.len(), columns).map_err(failed)
+}
+
+fn command(command: TuneCommand, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+    let store = open_store()?;
+    match command {
+        TuneCommand::List => {
+            let rows = store.tuning_jobs()?;
+            let mut table = Vec::new();
+            for r in &rows {
+                let trials = store.tuning_trials(&r.name)?;
+                let best = r
+                    .best_training_job
+                    .as_ref()
+                    .and_then(|b| trials.iter().find(|t| &t.training_job == b));
+                table.push(vec![
+                    r.name.clone(),
+                    r.status.as_str().to_owned(),
+                    r.strategy.clone(),
+                    format!("{} {}", r.objective_type, r.objective_metric),
+                    trials.len().to_string(),
+                    best.map(|b| b.training_job.clone()).unwrap_or_default(),
+                    best.and_then(|b| b.objective).map(render::short).unwrap_or_default(),
+                    render::timestamp(Some(r.created)),
+                ]);
+            }
+            let header: Vec<String> = [
+                "HyperParameterTuningJobName",
+                "Status",
+                "Strategy",
+                "Objective",
+                "TrainingJobs",
+                "BestTrainingJob",
+                "BestObjective",
+                "CreationTime",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let text = if table.is_empty() {
+                "no tuning jobs yet".to_owned()
+            } else {
+                table.iter().map(|r| r.join("  ")).collect::<Vec<_>>().join("\n")
+            };
+            ctx.display(
+                MimeBundle::text(text).with("text/html", json!(render::grid(&header, &table))),
+                None,
+            );
+            Ok(())
+        }
+        TuneCommand::Describe { name } => {
+            let row = tuning_row(&store, &name)?;
+            let d = describe(&store, &row)?;
+            let mut rows = vec![
+                ("HyperParameterTuningJobStatus".to_owned(), row.status.as_str().to_owned()),
+                ("Strategy".into(), row.strategy.clone()),
+                ("Objective".into(), format!("{} {}", row.objective_type, row.objective_metric)),
+                ("TrainingJobStatusCounters".into(), d["TrainingJobStatusCounters"].to_string()),
+                ("ObjectiveStatusCounters".into(), d["ObjectiveStatusCounters"].to_string()),
+            ];
+            if let Some(b) = d.get("BestTrainingJob") {
+                rows.push(("BestTrainingJob".into(), format!(
+                    "{} = {}",
+                    b["TrainingJobName"].as_str().unwrap_or_default(),
+                    b["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+                )));
+            }
+            if let Some(b) = d.get("OverallBestTrainingJob") {
+                rows.push(("OverallBestTrainingJob".into(), b["TrainingJobName"].as_str().unwrap_or_default().to_owned()));
+            }
+            if let Some(r) = &row.completion_reason {
+                rows.push(("CompletionReason".into(), r.clone()));
+            }
+            if let Some(r) = &row.failure_reason {
+                rows.push(("FailureReason".into(), r.clone()));
+            }
+            let text = rows.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n");
+            ctx.display(
+                MimeBundle::text(text)
+                    .with("text/html", json!(render::pairs(&name, &rows)))
+                    .with("application/json", d),
+                None,
+            );
+            Ok(())
+        }
+        TuneCommand::Stop { name } => {
+            let status = store.request_tuning_stop(&name)?;
+            ctx.stdout(&format!(
+                "{name}: {}\n",
+                if status == Status::Stopping {
+                    "Stopping (the kernel running it stops it and its training jobs within a second)".to_owned()
+                } else {
+                    format!("already {}", status.as_str())
+                }
+            ));
+            Ok(())
+        }
+        TuneCommand::Analytics { name, frame } => {
+            let row = tuning_row(&store, &name)?;
+            let trials = store.tuning_trials(&name)?;
+            let df = analytics(&row, &trials)?;
+            ctx.display(frame_bundle(&df, 500), None);
+            if let Some(f) = frame {
+                ctx.frames().insert(&f, df)?;
+            }
+            Ok(())
+        }
+    }
+}
