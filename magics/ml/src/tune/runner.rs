@@ -429,8 +429,14 @@ pub fn run(
             )),
         )
     } else {
+        let combinations: Option<u128> = config
+            .definitions
+            .iter()
+            .map(|d| d.space.size())
+            .sum::<Option<u128>>();
+        let all_tried = combinations.is_some_and(|n| tried.len() as u128 >= n);
         let why = completion.unwrap_or_else(|| {
-            if exhausted {
+            if exhausted || all_tried {
                 "every combination of the ranges was tried".into()
             } else {
                 format!("MaxNumberOfTrainingJobs ({}) reached", config.max_jobs)
