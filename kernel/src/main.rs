@@ -155,11 +155,10 @@ fn main() -> anyhow::Result<()> {
         Command::Train { args } => console_magic("train", &args),
         Command::Experiments { args } => console_magic("experiments", &args),
         Command::Tune { args } => console_magic("tune", &args),
-        Command::TuneAskTell => rustmaker_ml::tune::ask_tell::serve(
-            std::io::stdin().lock(),
-            std::io::stdout().lock(),
-        )
-        .map_err(anyhow::Error::from),
+        Command::TuneAskTell => {
+            rustmaker_ml::tune::ask_tell::serve(std::io::stdin().lock(), std::io::stdout().lock())
+                .map_err(anyhow::Error::from)
+        }
         Command::Install(args) => {
             let location = match args.location {
                 Where {

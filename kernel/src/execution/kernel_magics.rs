@@ -73,7 +73,8 @@ pub fn register(registry: &mut MagicRegistry) {
 fn register_ml(registry: &mut MagicRegistry, s3: &rustmaker_aws::S3Fetcher) {
     use rustmaker_ml::magic::{ExperimentsMagic, PredictMagic, TrainMagic};
     use rustmaker_ml::tune::magic::TuneMagic;
-    let (fetch, upload, predict_fetch, tune_fetch) = (s3.clone(), s3.clone(), s3.clone(), s3.clone());
+    let (fetch, upload, predict_fetch, tune_fetch) =
+        (s3.clone(), s3.clone(), s3.clone(), s3.clone());
     registry
         .register(Arc::new(TrainMagic {
             fetch: Box::new(move |url, dir, ctx| fetch.fetch(url, dir, Some(ctx))),

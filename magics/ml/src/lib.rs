@@ -7,8 +7,8 @@
 //! notebook side: `%train`, `%predict` and `%experiments`.
 
 pub mod algorithms;
-pub mod definition;
 pub mod artifact;
+pub mod definition;
 pub mod job;
 pub mod magic;
 pub mod metrics;

@@ -16,7 +16,8 @@ use serde_json::json;
 
 use crate::algorithms::Algorithm;
 use crate::definition::{
-    ChannelConfig, DataSource, MetricDefinition, S3DataSource, StoppingCondition, TrainingDefinition,
+    ChannelConfig, DataSource, MetricDefinition, S3DataSource, StoppingCondition,
+    TrainingDefinition,
 };
 use crate::job::{self, Channel, JobKind, JobSpec, Validation, Watcher};
 use crate::metrics::lower_is_better;
@@ -397,12 +398,10 @@ fn definition_of(
                 max_runtime_in_seconds: Some(s),
             });
         }
-        (None, None) => {
-            return Err(MagicError::usage(
-                "train",
-                "say what to train: --algorithm ALGO (built-in) or --entry-point SCRIPT (script mode)",
-            ))
-        }
+        (None, None) => return Err(MagicError::usage(
+            "train",
+            "say what to train: --algorithm ALGO (built-in) or --entry-point SCRIPT (script mode)",
+        )),
     }
     Ok(definition)
 }
@@ -492,8 +491,7 @@ pub(crate) fn job_kind(
 
 /// A metric definition's regex, which must capture the value in a group.
 pub(crate) fn metric_regex(name: &str, pattern: &str) -> Result<Regex, MagicError> {
-    let re = Regex::new(pattern)
-        .map_err(|e| failed(format!("metric definition {name}: {e}")))?;
+    let re = Regex::new(pattern).map_err(|e| failed(format!("metric definition {name}: {e}")))?;
     if re.captures_len() < 2 {
         return Err(failed(format!(
             "metric definition {name}: the regex must capture the value in a group, e.g. loss=([0-9.]+)"

@@ -17,7 +17,11 @@ use crate::MlError;
 fn setup(line: &str) -> Result<(Optimizer, bool), MlError> {
     let v: Json = serde_json::from_str(line)
         .map_err(|e| MlError::Input(format!("the first line must be the search as JSON: {e}")))?;
-    let strategy = match v.get("Strategy").and_then(Json::as_str).unwrap_or("Bayesian") {
+    let strategy = match v
+        .get("Strategy")
+        .and_then(Json::as_str)
+        .unwrap_or("Bayesian")
+    {
         "Bayesian" => Strategy::Bayesian,
         "Random" => Strategy::Random,
         other => {
@@ -36,7 +40,10 @@ fn setup(line: &str) -> Result<(Optimizer, bool), MlError> {
         .and_then(Json::as_u64)
         .unwrap_or(100) as usize;
     let maximize = v.get("Type").and_then(Json::as_str) == Some("Maximize");
-    Ok((Optimizer::new(strategy, vec![space], seed, budget), maximize))
+    Ok((
+        Optimizer::new(strategy, vec![space], seed, budget),
+        maximize,
+    ))
 }
 
 fn value_json(p: &super::space::Param, v: Value) -> Json {
@@ -109,7 +116,9 @@ pub fn serve(input: impl BufRead, mut output: impl Write) -> Result<(), MlError>
                     });
                     json!({"ok": true})
                 }
-                (Some(t), Some(_)) => json!({"error": format!("trial {t} was never asked for, or was told already")}),
+                (Some(t), Some(_)) => {
+                    json!({"error": format!("trial {t} was never asked for, or was told already")})
+                }
                 _ => json!({"error": "send {\"ask\": true} or {\"tell\": N, \"value\": V}"}),
             },
         };
@@ -148,7 +157,10 @@ mod tests {
         assert!(["a", "b"].contains(&replies[1]["params"]["c"].as_str().unwrap()));
         assert!(replies[2]["error"].as_str().unwrap().contains("not JSON"));
         assert_eq!(replies[3], json!({"ok": true}));
-        assert!(replies[4]["error"].as_str().unwrap().contains("told already"));
+        assert!(replies[4]["error"]
+            .as_str()
+            .unwrap()
+            .contains("told already"));
         assert_eq!(replies[5]["trial"], 1);
     }
 }

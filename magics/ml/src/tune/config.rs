@@ -143,7 +143,9 @@ fn integer(v: &Json, path: &str, min: i64, max: i64) -> Result<i64, MlError> {
     }
     .ok_or_else(|| bad(format!("{path} must be an integer")))?;
     if n < min || n > max {
-        return Err(bad(format!("{path} is {n}; it must be from {min} to {max}")));
+        return Err(bad(format!(
+            "{path} is {n}; it must be from {min} to {max}"
+        )));
     }
     Ok(n)
 }
@@ -164,15 +166,20 @@ fn one_of<'a>(v: &Json, path: &str, allowed: &[&'a str]) -> Result<&'a str, MlEr
         .iter()
         .find(|a| a.eq_ignore_ascii_case(&s))
         .copied()
-        .ok_or_else(|| bad(format!("{path} is `{s}`; use one of {}", allowed.join(", "))))
+        .ok_or_else(|| {
+            bad(format!(
+                "{path} is `{s}`; use one of {}",
+                allowed.join(", ")
+            ))
+        })
 }
 
 fn objective(v: &Json, path: &str) -> Result<Objective, MlError> {
     let kind = field(v, path, "Type")
         .ok_or_else(|| bad(format!("{path}.Type is missing (Maximize or Minimize)")))?;
     let kind = one_of(kind, &format!("{path}.Type"), &["Maximize", "Minimize"])?;
-    let metric = field(v, path, "MetricName")
-        .ok_or_else(|| bad(format!("{path}.MetricName is missing")))?;
+    let metric =
+        field(v, path, "MetricName").ok_or_else(|| bad(format!("{path}.MetricName is missing")))?;
     let metric = string(metric, &format!("{path}.MetricName"))?;
     if metric.is_empty() {
         return Err(bad(format!("{path}.MetricName is empty")));
@@ -235,7 +242,10 @@ fn entries<'a>(ranges: &'a Json, key: &str, path: &str) -> Result<Vec<&'a Json>,
 /// The ranges of `ParameterRanges` (or a definition's `HyperParameterRanges`).
 pub fn parse_ranges(v: &Json, path: &str) -> Result<Space, MlError> {
     let mut params = Vec::new();
-    for (i, e) in entries(v, "IntegerParameterRanges", path)?.into_iter().enumerate() {
+    for (i, e) in entries(v, "IntegerParameterRanges", path)?
+        .into_iter()
+        .enumerate()
+    {
         let at = format!("{path}.IntegerParameterRanges[{i}]");
         let (name, min, max, s) = numeric_range(e, &at)?;
         let at = format!("{at} ({name})");
@@ -254,7 +264,10 @@ pub fn parse_ranges(v: &Json, path: &str) -> Result<Space, MlError> {
             },
         });
     }
-    for (i, e) in entries(v, "ContinuousParameterRanges", path)?.into_iter().enumerate() {
+    for (i, e) in entries(v, "ContinuousParameterRanges", path)?
+        .into_iter()
+        .enumerate()
+    {
         let at = format!("{path}.ContinuousParameterRanges[{i}]");
         let (name, min, max, s) = numeric_range(e, &at)?;
         let at = format!("{at} ({name})");
@@ -265,7 +278,10 @@ pub fn parse_ranges(v: &Json, path: &str) -> Result<Space, MlError> {
             domain: Domain::Continuous { min, max, scaling },
         });
     }
-    for (i, e) in entries(v, "CategoricalParameterRanges", path)?.into_iter().enumerate() {
+    for (i, e) in entries(v, "CategoricalParameterRanges", path)?
+        .into_iter()
+        .enumerate()
+    {
         let at = format!("{path}.CategoricalParameterRanges[{i}]");
         let name = range_name(e, &at)?;
         let values = match field(e, &at, "Values") {
@@ -319,9 +335,7 @@ fn numeric_range(e: &Json, at: &str) -> Result<(String, f64, f64, Option<Scaling
     };
     let (min, max) = (get("MinValue")?, get("MaxValue")?);
     if min > max {
-        return Err(bad(format!(
-            "{at}: MinValue {min} is above MaxValue {max}"
-        )));
+        return Err(bad(format!("{at}: MinValue {min} is above MaxValue {max}")));
     }
     Ok((name, min, max, scaling(field(e, &at, "ScalingType"), &at)?))
 }
@@ -435,10 +449,12 @@ fn check_definition(d: &Definition, path: &str, strategy: Strategy) -> Result<()
 /// Checks a request and reads it into a [`TuningConfig`].
 pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
     const CONFIG: &str = "HyperParameterTuningJobConfig";
-    let config = field(&request, "", CONFIG)
-        .ok_or_else(|| bad(format!("{CONFIG} is missing")))?;
-    let strategy = field(config, CONFIG, "Strategy")
-        .ok_or_else(|| bad(format!("{CONFIG}.Strategy is missing (Bayesian, Random, Hyperband or Grid)")))?;
+    let config = field(&request, "", CONFIG).ok_or_else(|| bad(format!("{CONFIG} is missing")))?;
+    let strategy = field(config, CONFIG, "Strategy").ok_or_else(|| {
+        bad(format!(
+            "{CONFIG}.Strategy is missing (Bayesian, Random, Hyperband or Grid)"
+        ))
+    })?;
     let strategy = match one_of(
         strategy,
         &format!("{CONFIG}.Strategy"),
@@ -452,22 +468,47 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
     let early_stopping = match field(config, CONFIG, "TrainingJobEarlyStoppingType") {
         None => false,
         Some(v) => {
-            one_of(v, &format!("{CONFIG}.TrainingJobEarlyStoppingType"), &["Off", "Auto"])? == "Auto"
+            one_of(
+                v,
+                &format!("{CONFIG}.TrainingJobEarlyStoppingType"),
+                &["Off", "Auto"],
+            )? == "Auto"
         }
     };
     let limits_path = format!("{CONFIG}.ResourceLimits");
-    let limits = field(config, CONFIG, "ResourceLimits")
-        .ok_or_else(|| bad(format!("{limits_path} is missing (MaxParallelTrainingJobs, MaxNumberOfTrainingJobs)")))?;
+    let limits = field(config, CONFIG, "ResourceLimits").ok_or_else(|| {
+        bad(format!(
+            "{limits_path} is missing (MaxParallelTrainingJobs, MaxNumberOfTrainingJobs)"
+        ))
+    })?;
     let max_parallel = field(limits, &limits_path, "MaxParallelTrainingJobs")
         .ok_or_else(|| bad(format!("{limits_path}.MaxParallelTrainingJobs is missing")))?;
-    let max_parallel =
-        integer(max_parallel, &format!("{limits_path}.MaxParallelTrainingJobs"), 1, 100)? as usize;
+    let max_parallel = integer(
+        max_parallel,
+        &format!("{limits_path}.MaxParallelTrainingJobs"),
+        1,
+        100,
+    )? as usize;
     let max_jobs = field(limits, &limits_path, "MaxNumberOfTrainingJobs")
-        .map(|v| integer(v, &format!("{limits_path}.MaxNumberOfTrainingJobs"), 1, 10_000))
+        .map(|v| {
+            integer(
+                v,
+                &format!("{limits_path}.MaxNumberOfTrainingJobs"),
+                1,
+                10_000,
+            )
+        })
         .transpose()?
         .map(|n| n as usize);
     let max_runtime = field(limits, &limits_path, "MaxRuntimeInSeconds")
-        .map(|v| integer(v, &format!("{limits_path}.MaxRuntimeInSeconds"), 120, 15_768_000))
+        .map(|v| {
+            integer(
+                v,
+                &format!("{limits_path}.MaxRuntimeInSeconds"),
+                120,
+                15_768_000,
+            )
+        })
         .transpose()?
         .map(|s| Duration::from_secs(s as u64));
     let seed = field(config, CONFIG, "RandomSeed")
@@ -482,7 +523,8 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
             .map(|v| number(v, &format!("{cpath}.TargetObjectiveMetricValue")))
             .transpose()?;
         if let Some(b) = field(c, &cpath, "BestObjectiveNotImproving") {
-            let p = format!("{cpath}.BestObjectiveNotImproving.MaxNumberOfTrainingJobsNotImproving");
+            let p =
+                format!("{cpath}.BestObjectiveNotImproving.MaxNumberOfTrainingJobsNotImproving");
             let n = field(b, &p, "MaxNumberOfTrainingJobsNotImproving")
                 .ok_or_else(|| bad(format!("{p} is missing")))?;
             completion.not_improving = Some(integer(n, &p, 3, 10_000)? as usize);
@@ -760,4 +802,132 @@ pub fn ranges_json(space: &Space) -> BTreeMap<String, Json> {
             (p.name.clone(), v)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request() -> Json {
+        json!({
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Bayesian",
+                "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "validation:accuracy"},
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 10, "MaxParallelTrainingJobs": 2},
+                "ParameterRanges": {
+                    "IntegerParameterRanges": [{"Name": "max_depth", "MinValue": "2", "MaxValue": "10", "ScalingType": "Auto"}],
+                    "ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.001", "MaxValue": "1", "ScalingType": "Logarithmic"}],
+                    "CategoricalParameterRanges": [{"Name": "subsample", "Values": ["0.5", "1"]}]
+                }
+            },
+            "TrainingJobDefinition": {
+                "AlgorithmSpecification": {"AlgorithmName": "xgboost"},
+                "StaticHyperParameters": {"num_round": 50},
+                "InputDataConfig": [{"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": "s3://b/train.csv"}}}],
+                "TargetAttributeName": "label"
+            }
+        })
+    }
+
+    fn refused(edit: impl Fn(&mut Json)) -> String {
+        let mut r = request();
+        edit(&mut r);
+        parse(r).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn reads_a_request_with_sagemaker_field_names() {
+        let c = parse(request()).unwrap();
+        assert_eq!(c.strategy, Strategy::Bayesian);
+        assert_eq!((c.max_jobs, c.max_parallel), (10, 2));
+        let d = &c.definitions[0];
+        assert!(d.objective.maximize);
+        assert_eq!(d.space.params.len(), 3);
+        assert_eq!(d.training.static_hyper_parameters["num_round"], "50");
+        assert_eq!(
+            d.space.params[1].domain,
+            Domain::Continuous {
+                min: 0.001,
+                max: 1.0,
+                scaling: Scaling::Logarithmic
+            }
+        );
+    }
+
+    #[test]
+    fn every_refusal_names_the_field() {
+        const CFG: &str = "/HyperParameterTuningJobConfig";
+        type Edit = Box<dyn Fn(&mut Json)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|r| r.pointer_mut(&format!("{CFG}/ParameterRanges/IntegerParameterRanges/0/MinValue")).map(|v| *v = json!("12")).unwrap()),
+                "IntegerParameterRanges[0] (max_depth): MinValue 12 is above MaxValue 10",
+            ),
+            (
+                Box::new(|r| r.pointer_mut(&format!("{CFG}/ParameterRanges/ContinuousParameterRanges/0/MinValue")).map(|v| *v = json!("0")).unwrap()),
+                "ContinuousParameterRanges[0] (eta): Logarithmic scaling needs a range above 0",
+            ),
+            (
+                Box::new(|r| r.pointer_mut(&format!("{CFG}/HyperParameterTuningJobObjective/MetricName")).map(|v| *v = json!("validation:auc")).unwrap()),
+                "the objective metric `validation:auc` is unknown",
+            ),
+            (
+                Box::new(|r| r.pointer_mut(&format!("{CFG}/ResourceLimits/MaxParallelTrainingJobs")).map(|v| *v = json!(11)).unwrap()),
+                "ResourceLimits.MaxParallelTrainingJobs (11) is more than HyperParameterTuningJobConfig.ResourceLimits.MaxNumberOfTrainingJobs (10)",
+            ),
+            (
+                Box::new(|r| r.pointer_mut(&format!("{CFG}/Strategy")).map(|v| *v = json!("Grid")).unwrap()),
+                "the Grid strategy takes only CategoricalParameterRanges",
+            ),
+            (
+                Box::new(|r| {
+                    r["HyperParameterTuningJobConfig"]["Strategy"] = json!("Hyperband");
+                    r["TrainingJobDefinition"]["StaticHyperParameters"] = json!({});
+                }),
+                "Hyperband needs HyperParameterTuningJobConfig.StrategyConfig.HyperbandStrategyConfig.MaxResource",
+            ),
+            (
+                Box::new(|r| { r["WarmStartConfig"] = json!({"WarmStartType": "Cold", "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "p"}]}); }),
+                "WarmStartConfig.WarmStartType is `Cold`",
+            ),
+            (
+                Box::new(|r| { r["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] = json!({"BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": 2}}); }),
+                "MaxNumberOfTrainingJobsNotImproving is 2; it must be from 3",
+            ),
+            (
+                Box::new(|r| r.pointer_mut(&format!("{CFG}/ParameterRanges/CategoricalParameterRanges/0/Name")).map(|v| *v = json!("max_depth")).unwrap()),
+                "the hyperparameter `max_depth` has more than one range",
+            ),
+            (
+                Box::new(|r| r.pointer_mut("/TrainingJobDefinition/StaticHyperParameters").map(|v| *v = json!({"eta": "0.1"})).unwrap()),
+                "`eta` is both a static hyperparameter and a tuned range",
+            ),
+            (
+                Box::new(|r| { r["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxRuntimeInSeconds"] = json!(5); }),
+                "MaxRuntimeInSeconds is 5; it must be from 120",
+            ),
+        ];
+        for (edit, expected) in cases {
+            let message = refused(edit);
+            assert!(
+                message.contains(expected),
+                "{message}\n  should contain: {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn hyperband_reads_its_resource_from_the_static_rounds() {
+        let mut r = request();
+        r["HyperParameterTuningJobConfig"]["Strategy"] = json!("Hyperband");
+        let c = parse(r).unwrap();
+        assert_eq!(c.hyperband, Some((1, 50)));
+    }
+
+    #[test]
+    fn yaml_reads_like_json() {
+        let yaml = serde_yaml::to_string(&request()).unwrap();
+        assert_eq!(parse_text(&yaml).unwrap(), request());
+    }
 }

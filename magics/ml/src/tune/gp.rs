@@ -242,7 +242,9 @@ impl Gp {
             }
             h.0[d + 1] = (h.0[d + 1] + 2.0).min(NOISE.1);
             if h.0[d + 1] >= NOISE.1 {
-                break factor(&x, y, d, &h).map(|f| f.0).expect("a noisy kernel factors");
+                break factor(&x, y, d, &h)
+                    .map(|f| f.0)
+                    .expect("a noisy kernel factors");
             }
         };
         let gp = Gp {
@@ -261,12 +263,13 @@ impl Gp {
     pub fn predict(&self, p: &[f64], scratch: &mut Vec<f64>) -> (f64, f64) {
         let n = self.n;
         scratch.clear();
-        for i in 0..n {
-            let mut s = 0.0;
-            for t in 0..self.d {
-                let diff = (p[t] - self.x[i * self.d + t]) * self.inv_length[t];
-                s += diff * diff;
-            }
+        for row in self.x.chunks_exact(self.d) {
+            let s: f64 = p
+                .iter()
+                .zip(row)
+                .zip(&self.inv_length)
+                .map(|((a, b), inv)| ((a - b) * inv).powi(2))
+                .sum();
             scratch.push(self.signal * matern(s));
         }
         let mean: f64 = scratch.iter().zip(&self.alpha).map(|(k, a)| k * a).sum();
@@ -368,7 +371,7 @@ mod tests {
         let y: Vec<f64> = (0..12).map(|_| rng.unit() - 0.5).collect();
         let h = Hyper(vec![-1.0, -0.5, 0.2, 0.3, -4.0]);
         let (_, grad) = objective(&x, &y, d, &h).unwrap();
-        for i in 0..d + 2 {
+        for (i, analytic) in grad.iter().enumerate() {
             let mut up = h.clone();
             up.0[i] += 1e-5;
             let mut down = h.clone();
@@ -377,9 +380,8 @@ mod tests {
                 - objective(&x, &y, d, &down).unwrap().0)
                 / 2e-5;
             assert!(
-                (numeric - grad[i]).abs() < 1e-4 * (1.0 + numeric.abs()),
-                "parameter {i}: {numeric} vs {}",
-                grad[i]
+                (numeric - analytic).abs() < 1e-4 * (1.0 + numeric.abs()),
+                "parameter {i}: {numeric} vs {analytic}"
             );
         }
     }

@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 use polars::prelude::*;
 use rustmaker_magics::scratch::Scratch;
 use rustmaker_magics::table::frame_bundle;
-use rustmaker_magics::{parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle};
+use rustmaker_magics::{
+    parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle,
+};
 use serde_json::{json, Value as Json};
 
 use super::config::{self, TuningConfig, WarmStartType};
@@ -160,7 +162,10 @@ impl Magic for TuneMagic {
 /// `NAME=MIN:MAX[:SCALING]` or `NAME=A,B,C`.
 fn range_entry(text: &str) -> Result<(&'static str, Json), MagicError> {
     let (name, spec) = text.split_once('=').ok_or_else(|| {
-        MagicError::usage("tune", format!("--range {text}: write NAME=MIN:MAX[:log] or NAME=A,B,C"))
+        MagicError::usage(
+            "tune",
+            format!("--range {text}: write NAME=MIN:MAX[:log] or NAME=A,B,C"),
+        )
     })?;
     let parts: Vec<&str> = spec.split(':').collect();
     if parts.len() >= 2 && parts[0].parse::<f64>().is_ok() && parts[1].parse::<f64>().is_ok() {
@@ -173,7 +178,9 @@ fn range_entry(text: &str) -> Result<(&'static str, Json), MagicError> {
             Some(s) => {
                 return Err(MagicError::usage(
                     "tune",
-                    format!("--range {text}: the scaling `{s}` is none of linear, log, reverselog, auto"),
+                    format!(
+                    "--range {text}: the scaling `{s}` is none of linear, log, reverselog, auto"
+                ),
                 ))
             }
         };
@@ -200,7 +207,9 @@ fn short_form(args: &TuneArgs) -> Result<Json, MagicError> {
     let job = args.job.as_deref().expect("the short form names a job");
     let store = open_store()?;
     let component = store.component(job)?.ok_or_else(|| {
-        failed(format!("--job {job}: there is no training job `{job}` (`%train list` lists them)"))
+        failed(format!(
+            "--job {job}: there is no training job `{job}` (`%train list` lists them)"
+        ))
     })?;
     let dir = component
         .job_dir
@@ -208,10 +217,12 @@ fn short_form(args: &TuneArgs) -> Result<Json, MagicError> {
     let definition = TrainingDefinition::load(&dir).map_err(|e| {
         failed(format!("--job {job}: its definition cannot be read ({e}); train it again with %train to tune it"))
     })?;
-    let metric = args
-        .objective
-        .clone()
-        .ok_or_else(|| MagicError::usage("tune", "--job needs --objective METRIC (e.g. validation:accuracy)"))?;
+    let metric = args.objective.clone().ok_or_else(|| {
+        MagicError::usage(
+            "tune",
+            "--job needs --objective METRIC (e.g. validation:accuracy)",
+        )
+    })?;
     let maximize = if args.maximize || args.minimize {
         args.maximize
     } else {
@@ -270,11 +281,11 @@ fn definitions_of(config: &TuningConfig) -> Vec<(String, Json)> {
         .collect()
 }
 
+/// The parents' trials as observations, and their best training job with its objective.
+type WarmStartPriors = (Vec<Observation>, Option<(String, f64)>);
+
 /// Checks the warm-start parents and reads their trials as prior observations.
-fn warm_start(
-    store: &Store,
-    config: &TuningConfig,
-) -> Result<(Vec<Observation>, Option<(String, f64)>), MagicError> {
+fn warm_start(store: &Store, config: &TuningConfig) -> Result<WarmStartPriors, MagicError> {
     let Some(w) = &config.warm_start else {
         return Ok((Vec::new(), None));
     };
@@ -285,7 +296,9 @@ fn warm_start(
     for parent in &w.parents {
         let p = "WarmStartConfig.ParentHyperParameterTuningJobs";
         let row = store.tuning_job(parent)?.ok_or_else(|| {
-            failed(format!("{p}: there is no tuning job `{parent}` (`%tune list` lists them)"))
+            failed(format!(
+                "{p}: there is no tuning job `{parent}` (`%tune list` lists them)"
+            ))
         })?;
         if !row.status.is_final() {
             return Err(failed(format!(
@@ -294,7 +307,9 @@ fn warm_start(
             )));
         }
         let parent_config = config::parse(row.request.clone()).map_err(|e| {
-            failed(format!("{p}: `{parent}`'s request cannot be read back ({e})"))
+            failed(format!(
+                "{p}: `{parent}`'s request cannot be read back ({e})"
+            ))
         })?;
         let theirs = definitions_of(&parent_config);
         let parent_objective = &parent_config.definitions[0].objective;
@@ -305,7 +320,10 @@ fn warm_start(
             )));
         }
         for (name, mine) in &ours {
-            let Some((_, their)) = theirs.iter().find(|(n, _)| n == name).or(theirs.first().filter(|_| theirs.len() == 1 && ours.len() == 1)) else {
+            let Some((_, their)) = theirs.iter().find(|(n, _)| n == name).or(theirs
+                .first()
+                .filter(|_| theirs.len() == 1 && ours.len() == 1))
+            else {
                 continue;
             };
             if mine["Hyperparameters"] != their["Hyperparameters"] {
@@ -328,7 +346,9 @@ fn warm_start(
         for t in store.tuning_trials(parent)? {
             let Some(v) = t.objective else { continue };
             if t.status == Status::Completed
-                && overall.as_ref().is_none_or(|(_, b)| objective.loss(v) < objective.loss(*b))
+                && overall
+                    .as_ref()
+                    .is_none_or(|(_, b)| objective.loss(v) < objective.loss(*b))
             {
                 overall = Some((t.training_job.clone(), v));
             }
@@ -351,7 +371,12 @@ fn warm_start(
 }
 
 impl TuneMagic {
-    fn tune(&self, args: &TuneArgs, request: Json, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+    fn tune(
+        &self,
+        args: &TuneArgs,
+        request: Json,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
         let config = config::parse(request)?;
         let store = open_store()?;
         let (priors, parent_best) = warm_start(&store, &config)?;
@@ -359,9 +384,10 @@ impl TuneMagic {
         let scratch = Scratch::new("tune")?;
         let mut kinds = Vec::new();
         for d in &config.definitions {
-            kinds.push(job_kind(&d.training, &self.fetch, &scratch, ctx).map_err(|e| {
-                failed(format!("definition {}: {e}", d.name))
-            })?);
+            kinds.push(
+                job_kind(&d.training, &self.fetch, &scratch, ctx)
+                    .map_err(|e| failed(format!("definition {}: {e}", d.name)))?,
+            );
         }
         let experiment = args.experiment.clone().unwrap_or_else(default_experiment);
         let objective = &config.definitions[0].objective;
@@ -381,7 +407,11 @@ impl TuneMagic {
                 .iter()
                 .map(|d| d.training.static_hyper_parameters.clone())
                 .collect(),
-            seeds: config.definitions.iter().map(|d| d.training.seed.unwrap_or(1)).collect(),
+            seeds: config
+                .definitions
+                .iter()
+                .map(|d| d.training.seed.unwrap_or(1))
+                .collect(),
             max_runtime: config
                 .definitions
                 .iter()
@@ -414,11 +444,7 @@ impl TuneMagic {
             }
         };
         let ctx = live.ctx;
-        let mut summary = format!(
-            "tuning job {}: {}",
-            args.name,
-            outcome.status.as_str()
-        );
+        let mut summary = format!("tuning job {}: {}", args.name, outcome.status.as_str());
         if let Some(b) = &outcome.best {
             summary.push_str(&format!(
                 "; best training job {} with {} = {}",
@@ -430,10 +456,17 @@ impl TuneMagic {
         if let Some((job, v)) = parent_best {
             let ours = outcome.best.as_ref().and_then(|b| b.objective);
             if ours.is_none_or(|o| objective.loss(v) < objective.loss(o)) {
-                summary.push_str(&format!("; overall best (with the warm-start parents) {job} = {}", render::short(v)));
+                summary.push_str(&format!(
+                    "; overall best (with the warm-start parents) {job} = {}",
+                    render::short(v)
+                ));
             }
         }
-        if let Some(r) = outcome.completion_reason.as_deref().or(outcome.failure_reason.as_deref()) {
+        if let Some(r) = outcome
+            .completion_reason
+            .as_deref()
+            .or(outcome.failure_reason.as_deref())
+        {
             summary.push_str(&format!(" ({r})"));
         }
         ctx.stdout(&format!(
@@ -491,14 +524,24 @@ impl TuneWatcher for LiveTuning<'_, '_> {
             ),
             (
                 "training jobs".into(),
-                c.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
+                c.iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
-            ("elapsed".into(), format!("{:.1} s", self.started.elapsed().as_secs_f64())),
+            (
+                "elapsed".into(),
+                format!("{:.1} s", self.started.elapsed().as_secs_f64()),
+            ),
         ];
         if let Some(b) = best {
             rows.push((
                 "best".into(),
-                format!("{} = {}", b.name, b.objective.map(render::short).unwrap_or_default()),
+                format!(
+                    "{} = {}",
+                    b.name,
+                    b.objective.map(render::short).unwrap_or_default()
+                ),
             ));
         }
         let mut html = render::pairs(&format!("tuning job {}", self.name), &rows);
@@ -519,7 +562,10 @@ impl TuneWatcher for LiveTuning<'_, '_> {
         if !each.is_empty() {
             html.push_str(&render::curves(
                 &format!("{} by training job", objective.metric),
-                &[("best so far".into(), best_so_far), ("each job".into(), each)],
+                &[
+                    ("best so far".into(), best_so_far),
+                    ("each job".into(), each),
+                ],
             ));
         }
         let params: Vec<String> = {
@@ -532,7 +578,11 @@ impl TuneWatcher for LiveTuning<'_, '_> {
             names.dedup();
             names
         };
-        let mut header = vec!["TrainingJobName".to_owned(), "Status".into(), objective.metric.clone()];
+        let mut header = vec![
+            "TrainingJobName".to_owned(),
+            "Status".into(),
+            objective.metric.clone(),
+        ];
         if self.config.multi {
             header.push("Definition".into());
         }
@@ -549,18 +599,17 @@ impl TuneWatcher for LiveTuning<'_, '_> {
                 if self.config.multi {
                     row.push(self.config.definitions[t.definition].name.clone());
                 }
-                row.extend(params.iter().map(|p| t.tuned.get(p).cloned().unwrap_or_default()));
+                row.extend(
+                    params
+                        .iter()
+                        .map(|p| t.tuned.get(p).cloned().unwrap_or_default()),
+                );
                 row.push(t.reason.clone().unwrap_or_default());
                 row
             })
             .collect();
         html.push_str(&render::grid(&header, &table));
-        let text = format!(
-            "{}: {} ({})",
-            self.name,
-            status.as_str(),
-            rows[3].1
-        );
+        let text = format!("{}: {} ({})", self.name, status.as_str(), rows[3].1);
         let bundle = MimeBundle::text(text).with("text/html", json!(html));
         if self.shown {
             self.ctx.update_display(bundle, &self.id.clone());
@@ -576,7 +625,9 @@ impl TuneWatcher for LiveTuning<'_, '_> {
 }
 
 fn tuning_row(store: &Store, name: &str) -> Result<TuningRow, MagicError> {
-    store.tuning_job(name)?.ok_or_else(|| no_tuning_job(name).into())
+    store
+        .tuning_job(name)?
+        .ok_or_else(|| no_tuning_job(name).into())
 }
 
 /// SageMaker's HyperParameterTrainingJobSummary of a trial.
@@ -612,15 +663,18 @@ fn describe(store: &Store, row: &TuningRow) -> Result<Json, MagicError> {
     let trials = store.tuning_trials(&row.name)?;
     let multi = row.request.get("TrainingJobDefinitions").is_some();
     let c = counts(trials.iter().map(|t| t.status));
-    let objective_counts = trials.iter().fold(BTreeMap::new(), |mut m: BTreeMap<&str, usize>, t| {
-        let key = match (t.status, t.objective) {
-            (_, Some(_)) => "Succeeded",
-            (Status::InProgress | Status::Stopping, None) => "Pending",
-            _ => "Failed",
-        };
-        *m.entry(key).or_default() += 1;
-        m
-    });
+    let objective_counts =
+        trials
+            .iter()
+            .fold(BTreeMap::new(), |mut m: BTreeMap<&str, usize>, t| {
+                let key = match (t.status, t.objective) {
+                    (_, Some(_)) => "Succeeded",
+                    (Status::InProgress | Status::Stopping, None) => "Pending",
+                    _ => "Failed",
+                };
+                *m.entry(key).or_default() += 1;
+                m
+            });
     let mut d = json!({
         "HyperParameterTuningJobName": row.name,
         "HyperParameterTuningJobConfig": row.request.get("HyperParameterTuningJobConfig"),
@@ -639,7 +693,11 @@ fn describe(store: &Store, row: &TuningRow) -> Result<Json, MagicError> {
         "ConsumedResources": {"RuntimeInSeconds": (row.ended.unwrap_or_else(store::now) - row.created).round() as i64},
         "Experiment": row.experiment,
     });
-    for key in ["TrainingJobDefinition", "TrainingJobDefinitions", "WarmStartConfig"] {
+    for key in [
+        "TrainingJobDefinition",
+        "TrainingJobDefinitions",
+        "WarmStartConfig",
+    ] {
         if let Some(v) = row.request.get(key) {
             d[key] = v.clone();
         }
@@ -671,11 +729,22 @@ fn describe(store: &Store, row: &TuningRow) -> Result<Json, MagicError> {
             .as_ref()
             .and_then(|b| trials.iter().find(|t| &t.training_job == b))
             .map(|t| (row.clone(), t.clone()));
-        for p in parents.iter().filter_map(|p| p.get("HyperParameterTuningJobName").and_then(Json::as_str)) {
-            let (Some(prow), Ok(ptrials)) = (store.tuning_job(p)?, store.tuning_trials(p)) else { continue };
-            for t in ptrials.into_iter().filter(|t| t.status == Status::Completed && t.objective.is_some()) {
+        for p in parents
+            .iter()
+            .filter_map(|p| p.get("HyperParameterTuningJobName").and_then(Json::as_str))
+        {
+            let (Some(prow), Ok(ptrials)) = (store.tuning_job(p)?, store.tuning_trials(p)) else {
+                continue;
+            };
+            for t in ptrials
+                .into_iter()
+                .filter(|t| t.status == Status::Completed && t.objective.is_some())
+            {
                 let v = t.objective.expect("filtered");
-                if overall.as_ref().is_none_or(|(_, b)| loss(v) < loss(b.objective.unwrap_or(f64::NAN))) {
+                if overall
+                    .as_ref()
+                    .is_none_or(|(_, b)| loss(v) < loss(b.objective.unwrap_or(f64::NAN)))
+                {
                     overall = Some((prow.clone(), t));
                 }
             }
@@ -720,7 +789,10 @@ fn analytics(row: &TuningRow, trials: &[TrialRow]) -> Result<DataFrame, MagicErr
     }
     columns.push(Column::new(
         "TrainingJobName".into(),
-        trials.iter().map(|t| t.training_job.clone()).collect::<Vec<_>>(),
+        trials
+            .iter()
+            .map(|t| t.training_job.clone())
+            .collect::<Vec<_>>(),
     ));
     columns.push(Column::new(
         "TrainingJobStatus".into(),
@@ -732,11 +804,17 @@ fn analytics(row: &TuningRow, trials: &[TrialRow]) -> Result<DataFrame, MagicErr
     ));
     columns.push(Column::new(
         "TrainingStartTime".into(),
-        trials.iter().map(|t| t.start_time.map(|s| render::timestamp(Some(s)))).collect::<Vec<_>>(),
+        trials
+            .iter()
+            .map(|t| t.start_time.map(|s| render::timestamp(Some(s))))
+            .collect::<Vec<_>>(),
     ));
     columns.push(Column::new(
         "TrainingEndTime".into(),
-        trials.iter().map(|t| t.end_time.map(|s| render::timestamp(Some(s)))).collect::<Vec<_>>(),
+        trials
+            .iter()
+            .map(|t| t.end_time.map(|s| render::timestamp(Some(s))))
+            .collect::<Vec<_>>(),
     ));
     columns.push(Column::new(
         "TrainingElapsedTimeSeconds".into(),
@@ -748,7 +826,10 @@ fn analytics(row: &TuningRow, trials: &[TrialRow]) -> Result<DataFrame, MagicErr
     if multi {
         columns.push(Column::new(
             "TrainingJobDefinitionName".into(),
-            trials.iter().map(|t| t.definition.clone()).collect::<Vec<_>>(),
+            trials
+                .iter()
+                .map(|t| t.definition.clone())
+                .collect::<Vec<_>>(),
         ));
     }
     DataFrame::new(trials.len(), columns).map_err(failed)
@@ -773,7 +854,9 @@ fn command(command: TuneCommand, ctx: &mut dyn MagicContext) -> Result<(), Magic
                     format!("{} {}", r.objective_type, r.objective_metric),
                     trials.len().to_string(),
                     best.map(|b| b.training_job.clone()).unwrap_or_default(),
-                    best.and_then(|b| b.objective).map(render::short).unwrap_or_default(),
+                    best.and_then(|b| b.objective)
+                        .map(render::short)
+                        .unwrap_or_default(),
                     render::timestamp(Some(r.created)),
                 ]);
             }
@@ -793,7 +876,11 @@ fn command(command: TuneCommand, ctx: &mut dyn MagicContext) -> Result<(), Magic
             let text = if table.is_empty() {
                 "no tuning jobs yet".to_owned()
             } else {
-                table.iter().map(|r| r.join("  ")).collect::<Vec<_>>().join("\n")
+                table
+                    .iter()
+                    .map(|r| r.join("  "))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             };
             ctx.display(
                 MimeBundle::text(text).with("text/html", json!(render::grid(&header, &table))),
@@ -805,21 +892,39 @@ fn command(command: TuneCommand, ctx: &mut dyn MagicContext) -> Result<(), Magic
             let row = tuning_row(&store, &name)?;
             let d = describe(&store, &row)?;
             let mut rows = vec![
-                ("HyperParameterTuningJobStatus".to_owned(), row.status.as_str().to_owned()),
+                (
+                    "HyperParameterTuningJobStatus".to_owned(),
+                    row.status.as_str().to_owned(),
+                ),
                 ("Strategy".into(), row.strategy.clone()),
-                ("Objective".into(), format!("{} {}", row.objective_type, row.objective_metric)),
-                ("TrainingJobStatusCounters".into(), d["TrainingJobStatusCounters"].to_string()),
-                ("ObjectiveStatusCounters".into(), d["ObjectiveStatusCounters"].to_string()),
+                (
+                    "Objective".into(),
+                    format!("{} {}", row.objective_type, row.objective_metric),
+                ),
+                (
+                    "TrainingJobStatusCounters".into(),
+                    d["TrainingJobStatusCounters"].to_string(),
+                ),
+                (
+                    "ObjectiveStatusCounters".into(),
+                    d["ObjectiveStatusCounters"].to_string(),
+                ),
             ];
             if let Some(b) = d.get("BestTrainingJob") {
-                rows.push(("BestTrainingJob".into(), format!(
-                    "{} = {}",
-                    b["TrainingJobName"].as_str().unwrap_or_default(),
-                    b["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
-                )));
+                rows.push((
+                    "BestTrainingJob".into(),
+                    format!(
+                        "{} = {}",
+                        b["TrainingJobName"].as_str().unwrap_or_default(),
+                        b["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+                    ),
+                ));
             }
             if let Some(b) = d.get("OverallBestTrainingJob") {
-                rows.push(("OverallBestTrainingJob".into(), b["TrainingJobName"].as_str().unwrap_or_default().to_owned()));
+                rows.push((
+                    "OverallBestTrainingJob".into(),
+                    b["TrainingJobName"].as_str().unwrap_or_default().to_owned(),
+                ));
             }
             if let Some(r) = &row.completion_reason {
                 rows.push(("CompletionReason".into(), r.clone()));
@@ -827,7 +932,11 @@ fn command(command: TuneCommand, ctx: &mut dyn MagicContext) -> Result<(), Magic
             if let Some(r) = &row.failure_reason {
                 rows.push(("FailureReason".into(), r.clone()));
             }
-            let text = rows.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n");
+            let text = rows
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("\n");
             ctx.display(
                 MimeBundle::text(text)
                     .with("text/html", json!(render::pairs(&name, &rows)))

@@ -78,7 +78,9 @@ struct TrialWatcher {
 
 impl Watcher for TrialWatcher {
     fn metrics(&mut self, step: u64, values: &[(String, f64)]) {
-        let _ = self.tx.send(Event::Metrics(self.index, step, values.to_vec()));
+        let _ = self
+            .tx
+            .send(Event::Metrics(self.index, step, values.to_vec()));
     }
     fn log(&mut self, _line: &str) {}
     fn should_stop(&mut self) -> bool {
@@ -165,9 +167,11 @@ pub fn run(
                 suggestion_seconds += s.seconds;
                 if config.completion.convergence && config.strategy == Strategy::Bayesian {
                     // Converged: the model expects (almost) nothing more from any point.
-                    let (lo, hi) = observed.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, o| {
-                        (a.0.min(o.loss), a.1.max(o.loss))
-                    });
+                    let (lo, hi) = observed
+                        .iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |a, o| {
+                            (a.0.min(o.loss), a.1.max(o.loss))
+                        });
                     let spread = (hi - lo).abs().max(1e-12);
                     if s.expected_improvement.is_some_and(|ei| ei < 1e-4 * spread) {
                         low_ei += 1;
@@ -186,7 +190,13 @@ pub fn run(
                 let trial_name = format!("{name}-{:03}", index + 1);
                 let tuned = optimizer.spaces()[def].to_strings(&s.point);
                 let definition = &config.definitions[def];
-                store.add_trial(name, &trial_name, index as u64 + 1, &definition.name, &tuned)?;
+                store.add_trial(
+                    name,
+                    &trial_name,
+                    index as u64 + 1,
+                    &definition.name,
+                    &tuned,
+                )?;
                 tried.push((def, s.point.clone()));
                 trials.push(Trial {
                     seq: index + 1,
@@ -315,7 +325,13 @@ pub fn run(
                             t.reason = Some(e.to_string());
                         }
                     }
-                    store.finish_trial(name, &t.name, t.status, t.objective, t.reason.as_deref())?;
+                    store.finish_trial(
+                        name,
+                        &t.name,
+                        t.status,
+                        t.objective,
+                        t.reason.as_deref(),
+                    )?;
                     if let Some(v) = t.objective {
                         observed.push(Observation {
                             definition: def,
@@ -349,11 +365,11 @@ pub fn run(
                                     ));
                                 }
                             }
-                            let limit = config.completion.not_improving.or(
-                                (config.completion.convergence
-                                    && config.strategy != Strategy::Bayesian)
-                                    .then_some(10),
-                            );
+                            let limit = config.completion.not_improving.or((config
+                                .completion
+                                .convergence
+                                && config.strategy != Strategy::Bayesian)
+                                .then_some(10));
                             if let Some(n) = limit {
                                 if not_improving >= n && completion.is_none() {
                                     completion = Some(format!(
@@ -412,7 +428,10 @@ pub fn run(
         Ok(())
     })?;
 
-    let completed = trials.iter().filter(|t| t.status == Status::Completed).count();
+    let completed = trials
+        .iter()
+        .filter(|t| t.status == Status::Completed)
+        .count();
     let (status, completion_reason, failure_reason) = if stopping {
         (Status::Stopped, None, None)
     } else if completed == 0 && !trials.is_empty() {

@@ -16,8 +16,16 @@ pub enum Scaling {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Domain {
-    Integer { min: i64, max: i64, scaling: Scaling },
-    Continuous { min: f64, max: f64, scaling: Scaling },
+    Integer {
+        min: i64,
+        max: i64,
+        scaling: Scaling,
+    },
+    Continuous {
+        min: f64,
+        max: f64,
+        scaling: Scaling,
+    },
     Categorical(Vec<String>),
 }
 
@@ -122,13 +130,11 @@ impl Param {
                 };
                 Value::Int((backward(u[0], lo, hi, *scaling).round() as i64).clamp(*min, *max))
             }
-            Domain::Continuous { min, max, scaling } => {
-                Value::Float(if min == max {
-                    *min
-                } else {
-                    backward(u[0], *min, *max, *scaling)
-                })
-            }
+            Domain::Continuous { min, max, scaling } => Value::Float(if min == max {
+                *min
+            } else {
+                backward(u[0], *min, *max, *scaling)
+            }),
             Domain::Categorical(_) => Value::Choice(crate::metrics::argmax(u)),
         }
     }
@@ -332,7 +338,10 @@ mod tests {
                     _ => assert_eq!(a, b),
                 }
             }
-            assert_eq!(s.parse(&s.to_strings(&p)).map(|q| s.encode(&q)), Some(s.encode(&p)));
+            assert_eq!(
+                s.parse(&s.to_strings(&p)).map(|q| s.encode(&q)),
+                Some(s.encode(&p))
+            );
         }
         // Logarithmic: the middle of the cube is the geometric middle of the range.
         let mid = s.decode(&[0.5, 0.5, 1.0, 0.0, 0.5]);

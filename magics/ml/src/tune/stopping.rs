@@ -54,7 +54,7 @@ impl Hyperband {
     pub fn new(min: u64, max: u64) -> Hyperband {
         let mut brackets = 1;
         let mut r = min.saturating_mul(ETA);
-        while r < max {
+        while r <= max {
             brackets += 1;
             r = r.saturating_mul(ETA);
         }
