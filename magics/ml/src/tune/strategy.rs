@@ -269,9 +269,12 @@ impl Optimizer {
             x.extend(space.encode(&o.point));
         }
         let y: Vec<f64> = mine.iter().map(|o| (o.loss - mean) / sd).collect();
+        // The hyperparameters move little from one observation to the next: a few steps from
+        // the last fit, and a longer search every eighth observation.
         let (start, iterations) = match &self.models[def] {
-            Some(m) if m.fitted_on + 1 >= mine.len() => (m.hyper.clone(), 15),
-            Some(m) => (m.hyper.clone(), 30),
+            Some(m) if mine.len() % 8 == 0 => (m.hyper.clone(), 25),
+            Some(m) if m.fitted_on + 1 >= mine.len() => (m.hyper.clone(), 6),
+            Some(m) => (m.hyper.clone(), 25),
             None => (Hyper::initial(d), 60),
         };
         let (mut gp, hyper) = Gp::fit(x.clone(), &y, d, &start, iterations);
