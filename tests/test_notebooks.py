@@ -69,9 +69,28 @@ def _check_training(nb):
     assert "<svg" in by_source["%experiments compare churn-logistic churn-boost"][0]["data"]["text/html"]
 
 
+def _check_tuning(nb):
+    by_source = {c.source.split("\n")[0]: c.outputs for c in nb.cells if c.cell_type == "code"}
+    table = lambda outs: next(o for o in outs if "data" in o)["data"]["application/vnd.dataresource+json"]
+    bayes = table(by_source["%tune analytics churn-bayes -o trials"])
+    fields = [f["name"] for f in bayes["schema"]["fields"] if f["name"] != "index"]
+    assert fields[:2] == ["eta", "max_depth"] and fields[2:5] == ["TrainingJobName", "TrainingJobStatus",
+                                                                 "FinalObjectiveValue"]
+    assert all(r["TrainingJobName"].startswith("churn-bayes-") for r in bayes["data"])
+    described = by_source["%tune describe churn-bayes"][0]["data"]["application/json"]
+    assert described["HyperParameterTuningJobStatus"] == "Completed" and "OverallBestTrainingJob" in described
+    hyperband = "".join(o.get("data", {}).get("text/html", "") for o in by_source["%%tune churn-hyperband --experiment churn-tuning"])
+    assert "Hyperband: at resource" in hyperband, "Hyperband stopped trials at a rung"
+    multi = table(by_source["%tune analytics churn-multi"])
+    assert {r["TrainingJobDefinitionName"] for r in multi["data"]} == {"forest", "boost"}
+    quick = "".join(o.get("text", "") for o in by_source[next(s for s in by_source if s.startswith("%tune churn-quick"))])
+    assert "best training job churn-quick-" in quick
+
+
 # What each notebook must show besides running without errors.
 CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "aws.ipynb": _check_aws,
-          "monitor.ipynb": _check_monitor, "training.ipynb": _check_training}
+          "monitor.ipynb": _check_monitor, "training.ipynb": _check_training,
+          "tuning.ipynb": _check_tuning}
 
 
 @pytest.fixture(autouse=True)
