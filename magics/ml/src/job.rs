@@ -89,15 +89,21 @@ pub struct JobResult {
 /// A job name as SageMaker allows it: 1 to 63 letters, digits and hyphens, not starting
 /// with a hyphen.
 pub fn check_name(name: &str) -> Result<(), MlError> {
+    check_resource_name(name, 63, "training job")
+}
+
+/// A SageMaker resource name: 1 to `max` letters, digits and hyphens, not starting with a
+/// hyphen.
+pub fn check_resource_name(name: &str, max: usize, what: &str) -> Result<(), MlError> {
     let ok = !name.is_empty()
-        && name.len() <= 63
+        && name.len() <= max
         && !name.starts_with('-')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if ok {
         Ok(())
     } else {
         Err(MlError::Input(format!(
-            "`{name}` is not a valid training job name: use 1 to 63 letters, digits and hyphens, not starting with a hyphen"
+            "`{name}` is not a valid {what} name: use 1 to {max} letters, digits and hyphens, not starting with a hyphen"
         )))
     }
 }

@@ -661,17 +661,19 @@ impl TrainMagic {
             }
             JobCommand::Stop { name } => {
                 let status = store.request_stop(&name)?;
-                ctx.stdout(&format!(
-                    "{name}: {}\n",
-                    if status == Status::Stopping {
-                        "Stopping (the kernel running it stops it within a second)".to_owned()
-                    } else {
-                        format!("already {}", status.as_str())
-                    }
-                ));
+                ctx.stdout(&stop_message(&name, status, "it"));
                 Ok(())
             }
         }
+    }
+}
+
+/// What a stop request did: `it` names what the running kernel stops.
+pub(crate) fn stop_message(name: &str, status: Status, it: &str) -> String {
+    if status == Status::Stopping {
+        format!("{name}: Stopping (the kernel running it stops {it} within a second)\n")
+    } else {
+        format!("{name}: already {}\n", status.as_str())
     }
 }
 

@@ -41,6 +41,43 @@ pub fn data_dir() -> PathBuf {
     home.join(".local/share/rustmaker")
 }
 
+/// Makes way for a new row named `name` in `table`: a name in use is refused unless `replace`
+/// is set and that row has ended, as SageMaker refuses a job name twice.
+fn claim_name(
+    tx: &rusqlite::Transaction,
+    table: &str,
+    name: &str,
+    replace: bool,
+    what: &str,
+    hint: &str,
+) -> Result<(), MlError> {
+    let existing: Option<String> = tx
+        .query_row(
+            &format!("SELECT status FROM {table} WHERE name = ?1"),
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err)?;
+    let Some(status) = existing else {
+        return Ok(());
+    };
+    let ended = Status::parse(&status).is_final();
+    if !replace || !ended {
+        return Err(MlError::Input(format!(
+            "a {what} named `{name}` exists ({status}); pick another name{}",
+            if ended {
+                format!(", or {hint}")
+            } else {
+                String::new()
+            }
+        )));
+    }
+    tx.execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])
+        .map_err(err)?;
+    Ok(())
+}
+
 /// `$RUSTMAKER_EXPERIMENTS_DB`, else `experiments.db` in the data directory.
 pub fn default_path() -> PathBuf {
     std::env::var_os("RUSTMAKER_EXPERIMENTS_DB")
@@ -209,29 +246,14 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        let existing: Option<String> = tx
-            .query_row(
-                "SELECT status FROM trial_components WHERE name = ?1",
-                [c.name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err)?;
-        if let Some(status) = existing {
-            if !c.replace || !Status::parse(&status).is_final() {
-                return Err(MlError::Input(format!(
-                    "a training job named `{}` exists ({status}); pick another name{}",
-                    c.name,
-                    if Status::parse(&status).is_final() {
-                        ", or pass --replace to train it again"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            tx.execute("DELETE FROM trial_components WHERE name = ?1", [c.name])
-                .map_err(err)?;
-        }
+        claim_name(
+            &tx,
+            "trial_components",
+            c.name,
+            c.replace,
+            "training job",
+            "pass --replace to train it again",
+        )?;
         let t = now();
         tx.execute(
             "INSERT OR IGNORE INTO experiments (name, created) VALUES (?1, ?2)",

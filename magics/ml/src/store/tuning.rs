@@ -77,31 +77,14 @@ impl Store {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
-        let existing: Option<String> = tx
-            .query_row(
-                "SELECT status FROM tuning_jobs WHERE name = ?1",
-                [job.name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err)?;
-        if let Some(status) = existing {
-            let status = Status::parse(&status);
-            if !job.replace || !status.is_final() {
-                return Err(MlError::Input(format!(
-                    "a tuning job named `{}` exists ({}); pick another name{}",
-                    job.name,
-                    status.as_str(),
-                    if status.is_final() {
-                        " or add --replace"
-                    } else {
-                        ""
-                    }
-                )));
-            }
-            tx.execute("DELETE FROM tuning_jobs WHERE name = ?1", [job.name])
-                .map_err(err)?;
-        }
+        super::claim_name(
+            &tx,
+            "tuning_jobs",
+            job.name,
+            job.replace,
+            "tuning job",
+            "add --replace",
+        )?;
         tx.execute(
             "INSERT INTO tuning_jobs (name, experiment, strategy, objective_type, objective_metric, request, status, created)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'InProgress', ?7)",

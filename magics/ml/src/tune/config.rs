@@ -768,17 +768,7 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
 
 /// A tuning job name as SageMaker allows it: 1 to 32 letters, digits and hyphens.
 pub fn check_name(name: &str) -> Result<(), MlError> {
-    let ok = !name.is_empty()
-        && name.len() <= 32
-        && !name.starts_with('-')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(bad(format!(
-            "`{name}` is not a valid tuning job name: use 1 to 32 letters, digits and hyphens, not starting with a hyphen"
-        )))
-    }
+    crate::job::check_resource_name(name, 32, "tuning job")
 }
 
 /// The range map SageMaker's analytics show (`tuning_ranges`).

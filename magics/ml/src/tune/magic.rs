@@ -18,7 +18,7 @@ use super::config::{self, TuningConfig, WarmStartType};
 use super::runner::{self, Trial, TrialTemplate, TuneWatcher};
 use super::strategy::Observation;
 use crate::definition::TrainingDefinition;
-use crate::magic::{default_experiment, failed, job_kind, open_store, Fetch};
+use crate::magic::{default_experiment, failed, job_kind, open_store, stop_message, Fetch};
 use crate::metrics::lower_is_better;
 use crate::render;
 use crate::store::{self, no_tuning_job, NewTuningJob, Status, Store, TrialRow, TuningRow};
@@ -947,14 +947,7 @@ fn command(command: TuneCommand, ctx: &mut dyn MagicContext) -> Result<(), Magic
         }
         TuneCommand::Stop { name } => {
             let status = store.request_tuning_stop(&name)?;
-            ctx.stdout(&format!(
-                "{name}: {}\n",
-                if status == Status::Stopping {
-                    "Stopping (the kernel running it stops it and its training jobs within a second)".to_owned()
-                } else {
-                    format!("already {}", status.as_str())
-                }
-            ));
+            ctx.stdout(&stop_message(&name, status, "it and its training jobs"));
             Ok(())
         }
         TuneCommand::Analytics { name, frame } => {

@@ -52,6 +52,17 @@ pub struct Suggestion {
     pub seconds: f64,
 }
 
+impl Suggestion {
+    fn plain(definition: usize, point: Point) -> Suggestion {
+        Suggestion {
+            definition,
+            point,
+            expected_improvement: None,
+            seconds: 0.0,
+        }
+    }
+}
+
 struct Model {
     hyper: Hyper,
     fitted_on: usize,
@@ -127,12 +138,7 @@ impl Optimizer {
             Strategy::Grid => loop {
                 let (d, p) = self.grid.pop_front()?;
                 if !tried.contains(&(d, p.clone())) {
-                    break Some(Suggestion {
-                        definition: d,
-                        point: p,
-                        expected_improvement: None,
-                        seconds: 0.0,
-                    });
+                    break Some(Suggestion::plain(d, p));
                 }
             },
             Strategy::Random | Strategy::Hyperband => self.random(tried),
@@ -174,12 +180,7 @@ impl Optimizer {
             let def = self.turn % defs;
             self.turn += 1;
             if let Some(point) = self.draw(def, tried) {
-                return Some(Suggestion {
-                    definition: def,
-                    point,
-                    expected_improvement: None,
-                    seconds: 0.0,
-                });
+                return Some(Suggestion::plain(def, point));
             }
         }
         None
@@ -202,22 +203,12 @@ impl Optimizer {
             if have < self.initial_count[def] || observed.iter().all(|o| o.definition != def) {
                 while let Some(p) = self.initial[def].pop_front() {
                     if !tried.contains(&(def, p.clone())) {
-                        return Some(Suggestion {
-                            definition: def,
-                            point: p,
-                            expected_improvement: None,
-                            seconds: 0.0,
-                        });
+                        return Some(Suggestion::plain(def, p));
                     }
                 }
                 if observed.iter().all(|o| o.definition != def) {
                     if let Some(point) = self.draw(def, tried) {
-                        return Some(Suggestion {
-                            definition: def,
-                            point,
-                            expected_improvement: None,
-                            seconds: 0.0,
-                        });
+                        return Some(Suggestion::plain(def, point));
                     }
                 }
             }
@@ -272,7 +263,7 @@ impl Optimizer {
         // The hyperparameters move little from one observation to the next: a few steps from
         // the last fit, and a longer search every eighth observation.
         let (start, iterations) = match &self.models[def] {
-            Some(m) if mine.len() % 8 == 0 => (m.hyper.clone(), 25),
+            Some(m) if mine.len().is_multiple_of(8) => (m.hyper.clone(), 25),
             Some(m) if m.fitted_on + 1 >= mine.len() => (m.hyper.clone(), 6),
             Some(m) => (m.hyper.clone(), 25),
             None => (Hyper::initial(d), 60),
