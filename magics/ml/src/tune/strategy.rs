@@ -80,8 +80,6 @@ pub struct Optimizer {
 }
 
 const RANDOM_CANDIDATES: usize = 256;
-/// The least improvement worth aiming for, in standard deviations of the losses.
-const XI: f64 = 0.01;
 const LOCAL_CENTRES: usize = 5;
 const LOCAL_CANDIDATES: usize = 24;
 
@@ -294,7 +292,7 @@ impl Optimizer {
         let is_tried = |p: &Point| tried.iter().any(|(t, q)| *t == def && q == p);
         let score = |p: &Point, scratch: &mut Vec<f64>| {
             let (m, s) = gp.predict(&space.encode(p), scratch);
-            expected_improvement(m, s, incumbent - XI)
+            expected_improvement(m, s, incumbent)
         };
         let mut candidates: Vec<(f64, Point)> = Vec::new();
         for _ in 0..RANDOM_CANDIDATES {
