@@ -50,6 +50,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The notebook-instance service: SageMaker's API for notebook instances and lifecycle
+    /// configurations (JSON 1.1, Signature Version 4), instances as local process trees.
+    Serve(rustmaker_lifecycle::cli::ServeArgs),
+    /// Notebook instances through the service's API (and the hooks' log streams).
+    Instance {
+        #[command(subcommand)]
+        command: rustmaker_lifecycle::cli::InstanceCommand,
+    },
     /// The tuner's optimiser alone, driven over stdin/stdout in JSON lines (ask/tell), for
     /// benchmarks and other programs.
     TuneAskTell,
@@ -155,6 +163,8 @@ fn main() -> anyhow::Result<()> {
         Command::Train { args } => console_magic("train", &args),
         Command::Experiments { args } => console_magic("experiments", &args),
         Command::Tune { args } => console_magic("tune", &args),
+        Command::Serve(args) => rustmaker_lifecycle::cli::serve(args, std::env::current_exe().ok()),
+        Command::Instance { command } => rustmaker_lifecycle::cli::instance(command),
         Command::TuneAskTell => {
             rustmaker_ml::tune::ask_tell::serve(std::io::stdin().lock(), std::io::stdout().lock())
                 .map_err(anyhow::Error::from)

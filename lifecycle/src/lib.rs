@@ -7,10 +7,18 @@
 //! ([`logs`], one per instance and hook, as SageMaker names them); [`state`] is the instance
 //! state machine.
 
+pub mod api;
+pub mod backend;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod hooks;
+pub mod instance;
 pub mod logs;
+pub mod manager;
+pub mod sigv4;
 pub mod state;
+pub mod store;
 
 /// What went wrong, in words for the operator.
 #[derive(Debug, thiserror::Error)]

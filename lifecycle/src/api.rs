@@ -1,0 +1,425 @@
+//! `rustmaker serve`: the SageMaker API's JSON 1.1 protocol (`X-Amz-Target: SageMaker.<Op>`)
+//! for notebook instances and lifecycle configurations, every request checked with Signature
+//! Version 4 against the operator's keys (or, for describing and stopping itself, an
+//! instance's own key), errors in SageMaker's shape (`__type`, `message`). Pre-signed URLs are
+//! opened at `/notebook-instances/NAME/open`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::config::LifecycleConfig;
+use crate::instance::{config_arn, Instance};
+use crate::manager::{ApiError, CreateRequest, Manager, UpdateRequest};
+use crate::sigv4;
+
+/// The operator's access keys (access key id → secret).
+pub type Keys = BTreeMap<String, String>;
+
+struct App {
+    manager: Arc<Manager>,
+    keys: Keys,
+}
+
+const JSON_11: &str = "application/x-amz-json-1.1";
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, JSON_11), (header::HeaderName::from_static("x-amzn-errortype"), code)],
+        json!({"__type": code, "message": message}).to_string(),
+    )
+        .into_response()
+}
+
+fn api_error(e: ApiError) -> Response {
+    let status = match e {
+        ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    error(status, e.code(), &e.to_string())
+}
+
+pub async fn serve(
+    manager: Arc<Manager>,
+    keys: Keys,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    let app = Arc::new(App { manager, keys });
+    let router = Router::new()
+        .route("/", post(handle))
+        .route("/notebook-instances/{name}/open", get(open))
+        .with_state(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        })
+        .await
+}
+
+pub fn local_addr(l: &tokio::net::TcpListener) -> SocketAddr {
+    l.local_addr().expect("a bound listener has an address")
+}
+
+async fn open(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let expires = q.get("expires").and_then(|e| e.parse::<u64>().ok()).unwrap_or(0);
+    let signature = q.get("signature").cloned().unwrap_or_default();
+    let manager = app.manager.clone();
+    let result = tokio::task::spawn_blocking(move || manager.open(&name, expires, &signature))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::Internal(e.to_string())));
+    match result {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(e) => (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("This link does not open the notebook instance: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let request = sigv4::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &pairs,
+        body: &body,
+    };
+    let manager = app.manager.clone();
+    let keys = app.keys.clone();
+    let verified = sigv4::verify(&request, "sagemaker", chrono::Utc::now(), |k| {
+        keys.get(k)
+            .cloned()
+            .or_else(|| manager.instance_key(k).map(|(_, secret)| secret))
+    });
+    let access_key = match verified {
+        Ok(k) => k,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+            return error(status, e.code, &e.message);
+        }
+    };
+    let Some(op) = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix("SageMaker."))
+        .map(str::to_owned)
+    else {
+        return error(StatusCode::BAD_REQUEST, "UnknownOperationException", "X-Amz-Target must be SageMaker.<Operation>");
+    };
+    let input: Value = match serde_json::from_slice(if body.is_empty() { b"{}" } else { &body }) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return error(StatusCode::BAD_REQUEST, "SerializationException", "the body must be a JSON object"),
+    };
+    // An instance's own key may only describe and stop that instance.
+    if let Some((instance, _)) = app.manager.instance_key(&access_key) {
+        let target = input.get("NotebookInstanceName").and_then(Value::as_str);
+        let allowed = matches!(op.as_str(), "DescribeNotebookInstance" | "StopNotebookInstance")
+            && target == Some(instance.as_str());
+        if !allowed {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "AccessDeniedException",
+                &format!("User: notebook-instance/{instance} is not authorized to perform: sagemaker:{op} on this resource"),
+            );
+        }
+    }
+    let manager = app.manager.clone();
+    let result = tokio::task::spawn_blocking(move || dispatch(&manager, &op, &input))
+        .await
+        .unwrap_or_else(|e| Err(ApiError::Internal(e.to_string())));
+    match result {
+        Ok(v) => ([(header::CONTENT_TYPE, JSON_11)], v.to_string()).into_response(),
+        Err(e) => api_error(e),
+    }
+}
+
+fn text(input: &Value, field: &str) -> Option<String> {
+    input.get(field).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn required(input: &Value, field: &str) -> Result<String, ApiError> {
+    text(input, field)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::Validation(format!("1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null")))
+}
+
+fn strings(input: &Value, field: &str) -> Option<Vec<String>> {
+    input.get(field).and_then(Value::as_array).map(|a| {
+        a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+    })
+}
+
+fn hooks(input: &Value, field: &str) -> Vec<String> {
+    input
+        .get(field)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|h| h.get("Content").and_then(Value::as_str).unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn describe_instance(i: &Instance) -> Value {
+    let mut v = json!({
+        "NotebookInstanceArn": i.arn,
+        "NotebookInstanceName": i.name,
+        "NotebookInstanceStatus": i.status.as_str(),
+        "InstanceType": i.instance_type,
+        "RoleArn": i.role_arn,
+        "CreationTime": i.creation_time,
+        "LastModifiedTime": i.last_modified_time,
+        "DirectInternetAccess": i.direct_internet_access,
+        "VolumeSizeInGB": i.volume_size_gb,
+        "RootAccess": i.root_access,
+        "PlatformIdentifier": i.platform_identifier,
+        "AdditionalCodeRepositories": i.additional_code_repositories,
+    });
+    if let Some(r) = &i.failure_reason {
+        v["FailureReason"] = json!(r);
+    }
+    if let Some(port) = i.port {
+        v["Url"] = json!(format!("127.0.0.1:{port}"));
+    }
+    if let Some(c) = &i.lifecycle_config {
+        v["NotebookInstanceLifecycleConfigName"] = json!(c);
+    }
+    if let Some(r) = &i.default_code_repository {
+        v["DefaultCodeRepository"] = json!(r);
+    }
+    v
+}
+
+fn summary(i: &Instance) -> Value {
+    let mut v = describe_instance(i);
+    let keep = [
+        "NotebookInstanceName", "NotebookInstanceArn", "NotebookInstanceStatus", "Url", "InstanceType",
+        "CreationTime", "LastModifiedTime", "NotebookInstanceLifecycleConfigName",
+        "DefaultCodeRepository", "AdditionalCodeRepositories",
+    ];
+    if let Value::Object(map) = &mut v {
+        map.retain(|k, _| keep.contains(&k.as_str()));
+    }
+    v
+}
+
+fn describe_config(c: &LifecycleConfig) -> Value {
+    let hook = |h: &Option<String>| match h {
+        Some(content) => json!([{"Content": content}]),
+        None => json!([]),
+    };
+    json!({
+        "NotebookInstanceLifecycleConfigArn": config_arn(&c.name),
+        "NotebookInstanceLifecycleConfigName": c.name,
+        "OnCreate": hook(&c.on_create),
+        "OnStart": hook(&c.on_start),
+        "CreationTime": c.creation_time,
+        "LastModifiedTime": c.last_modified_time,
+    })
+}
+
+/// Sorting, filtering by time and pagination shared by the two List calls.
+fn page(
+    input: &Value,
+    mut items: Vec<(Value, String, f64, f64, String)>,
+    sort_fields: &[&str],
+    key: &str,
+) -> Result<Value, ApiError> {
+    let sort_by = text(input, "SortBy").unwrap_or_else(|| "Name".into());
+    if !sort_fields.contains(&sort_by.as_str()) {
+        return Err(ApiError::Validation(format!("SortBy `{sort_by}` is not one of {}", sort_fields.join(", "))));
+    }
+    let order = text(input, "SortOrder").unwrap_or_else(|| "Ascending".into());
+    if order != "Ascending" && order != "Descending" {
+        return Err(ApiError::Validation(format!("SortOrder `{order}` is not Ascending or Descending")));
+    }
+    let time = |f: &str| input.get(f).and_then(Value::as_f64);
+    items.retain(|(_, _, created, modified, _)| {
+        time("CreationTimeBefore").is_none_or(|t| *created < t)
+            && time("CreationTimeAfter").is_none_or(|t| *created > t)
+            && time("LastModifiedTimeBefore").is_none_or(|t| *modified < t)
+            && time("LastModifiedTimeAfter").is_none_or(|t| *modified > t)
+    });
+    match sort_by.as_str() {
+        "CreationTime" => items.sort_by(|a, b| a.2.total_cmp(&b.2)),
+        "LastModifiedTime" => items.sort_by(|a, b| a.3.total_cmp(&b.3)),
+        "Status" => items.sort_by(|a, b| a.4.cmp(&b.4).then(a.1.cmp(&b.1))),
+        _ => items.sort_by(|a, b| a.1.cmp(&b.1)),
+    }
+    if order == "Descending" {
+        items.reverse();
+    }
+    let max = match input.get("MaxResults") {
+        None => 100,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=100).contains(&n) => n as usize,
+            _ => return Err(ApiError::Validation("MaxResults must be from 1 to 100".into())),
+        },
+    };
+    let start = match text(input, "NextToken") {
+        None => 0,
+        Some(t) => base64::engine::general_purpose::STANDARD
+            .decode(&t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("offset:").and_then(|n| n.parse::<usize>().ok()))
+            .ok_or_else(|| ApiError::Validation("NextToken is not one this service gave".into()))?,
+    };
+    let end = (start + max).min(items.len());
+    let mut out = json!({ key: items.get(start..end).unwrap_or(&[]).iter().map(|i| i.0.clone()).collect::<Vec<_>>() });
+    if end < items.len() {
+        out["NextToken"] = json!(base64::engine::general_purpose::STANDARD.encode(format!("offset:{end}")));
+    }
+    Ok(out)
+}
+
+fn dispatch(m: &Arc<Manager>, op: &str, input: &Value) -> Result<Value, ApiError> {
+    let name = || required(input, "NotebookInstanceName");
+    let config_name = || required(input, "NotebookInstanceLifecycleConfigName");
+    match op {
+        "CreateNotebookInstance" => {
+            let tags = input
+                .get("Tags")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|t| (text(t, "Key").unwrap_or_default(), text(t, "Value").unwrap_or_default()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let i = m.create(CreateRequest {
+                name: name()?,
+                instance_type: required(input, "InstanceType")?,
+                role_arn: required(input, "RoleArn")?,
+                lifecycle_config: text(input, "LifecycleConfigName"),
+                volume_size_gb: input.get("VolumeSizeInGB").and_then(Value::as_u64),
+                default_code_repository: text(input, "DefaultCodeRepository"),
+                additional_code_repositories: strings(input, "AdditionalCodeRepositories").unwrap_or_default(),
+                root_access: text(input, "RootAccess"),
+                direct_internet_access: text(input, "DirectInternetAccess"),
+                platform_identifier: text(input, "PlatformIdentifier"),
+                tags,
+            })?;
+            Ok(json!({"NotebookInstanceArn": i.arn}))
+        }
+        "DescribeNotebookInstance" => Ok(describe_instance(&m.describe(&name()?)?)),
+        "ListNotebookInstances" => {
+            let contains = |field: &str, value: Option<&String>| {
+                text(input, field).is_none_or(|want| value.is_some_and(|v| v.contains(&want)))
+            };
+            let status = text(input, "StatusEquals");
+            let repo = text(input, "AdditionalCodeRepositoryEquals");
+            let items = m
+                .instances()?
+                .into_iter()
+                .filter(|i| {
+                    contains("NameContains", Some(&i.name))
+                        && status.as_ref().is_none_or(|s| s == i.status.as_str())
+                        && contains("NotebookInstanceLifecycleConfigNameContains", i.lifecycle_config.as_ref())
+                        && contains("DefaultCodeRepositoryContains", i.default_code_repository.as_ref())
+                        && repo.as_ref().is_none_or(|r| i.additional_code_repositories.contains(r))
+                })
+                .map(|i| (summary(&i), i.name.clone(), i.creation_time, i.last_modified_time, i.status.as_str().to_owned()))
+                .collect();
+            page(input, items, &["Name", "CreationTime", "Status"], "NotebookInstances")
+        }
+        "StartNotebookInstance" => m.start(&name()?).map(|_| json!({})),
+        "StopNotebookInstance" => m.stop(&name()?).map(|_| json!({})),
+        "DeleteNotebookInstance" => m.delete(&name()?).map(|_| json!({})),
+        "UpdateNotebookInstance" => {
+            let flag = |f: &str| input.get(f).and_then(Value::as_bool).unwrap_or(false);
+            m.update(
+                &name()?,
+                UpdateRequest {
+                    instance_type: text(input, "InstanceType"),
+                    role_arn: text(input, "RoleArn"),
+                    lifecycle_config: text(input, "LifecycleConfigName"),
+                    disassociate_lifecycle_config: flag("DisassociateLifecycleConfig"),
+                    volume_size_gb: input.get("VolumeSizeInGB").and_then(Value::as_u64),
+                    default_code_repository: text(input, "DefaultCodeRepository"),
+                    disassociate_default_code_repository: flag("DisassociateDefaultCodeRepository"),
+                    additional_code_repositories: strings(input, "AdditionalCodeRepositories"),
+                    disassociate_additional_code_repositories: flag("DisassociateAdditionalCodeRepositories"),
+                    root_access: text(input, "RootAccess"),
+                },
+            )
+            .map(|_| json!({}))
+        }
+        "CreatePresignedNotebookInstanceUrl" => {
+            if let Some(s) = input.get("SessionExpirationDurationInSeconds") {
+                match s.as_u64() {
+                    Some(s) if (1800..=43_200).contains(&s) => {}
+                    _ => return Err(ApiError::Validation("SessionExpirationDurationInSeconds must be from 1800 to 43200".into())),
+                }
+            }
+            Ok(json!({"AuthorizedUrl": m.presigned_url(&name()?)?}))
+        }
+        "CreateNotebookInstanceLifecycleConfig" => {
+            let c = m.create_config(&config_name()?, &hooks(input, "OnCreate"), &hooks(input, "OnStart"))?;
+            Ok(json!({"NotebookInstanceLifecycleConfigArn": config_arn(&c.name)}))
+        }
+        "DescribeNotebookInstanceLifecycleConfig" => Ok(describe_config(&m.config(&config_name()?)?)),
+        "ListNotebookInstanceLifecycleConfigs" => {
+            let want = text(input, "NameContains");
+            let items = m
+                .configs()?
+                .into_iter()
+                .filter(|c| want.as_ref().is_none_or(|w| c.name.contains(w)))
+                .map(|c| {
+                    (
+                        json!({
+                            "NotebookInstanceLifecycleConfigName": c.name,
+                            "NotebookInstanceLifecycleConfigArn": config_arn(&c.name),
+                            "CreationTime": c.creation_time,
+                            "LastModifiedTime": c.last_modified_time,
+                        }),
+                        c.name.clone(),
+                        c.creation_time,
+                        c.last_modified_time,
+                        String::new(),
+                    )
+                })
+                .collect();
+            page(input, items, &["Name", "CreationTime", "LastModifiedTime"], "NotebookInstanceLifecycleConfigs")
+        }
+        "UpdateNotebookInstanceLifecycleConfig" => m
+            .update_config(&config_name()?, &hooks(input, "OnCreate"), &hooks(input, "OnStart"))
+            .map(|_| json!({})),
+        "DeleteNotebookInstanceLifecycleConfig" => m.delete_config(&config_name()?).map(|_| json!({})),
+        other => Err(ApiError::Validation(format!(
+            "the operation SageMaker.{other} is not served here (notebook instances and lifecycle configurations are)"
+        ))),
+    }
+}

@@ -1,0 +1,180 @@
+//! Where instances run. The trait is what the manager needs of a host: launch an instance's
+//! notebook server, tell whether it still runs, stop it. [`LocalBackend`], the embedded
+//! default, runs each instance as a process tree on this host; a VM or Kubernetes backend
+//! implements the same three calls.
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::LifecycleError;
+
+/// What a launch needs: where the instance lives and what its processes see.
+pub struct LaunchSpec {
+    pub name: String,
+    pub home: PathBuf,
+    /// The folder the notebook server opens (`home/SageMaker`).
+    pub root_dir: PathBuf,
+    pub env: Vec<(String, String)>,
+    pub token: String,
+    pub log: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Running {
+    pub pid: u32,
+    pub port: u16,
+}
+
+pub trait Backend: Send + Sync {
+    fn launch(&self, spec: &LaunchSpec) -> Result<Running, LifecycleError>;
+    fn alive(&self, running: &Running) -> bool;
+    fn stop(&self, running: &Running);
+}
+
+/// Instances as local process trees: JupyterLab (or `server_command`) on a free loopback port
+/// with token authentication, in its own process group.
+pub struct LocalBackend {
+    /// The server's command line; `{port}`, `{token}` and `{root}` are filled in.
+    pub server_command: Vec<String>,
+    pub ready_timeout: Duration,
+}
+
+impl LocalBackend {
+    /// JupyterLab of the instance's Python (`$VIRTUAL_ENV` of the launch env, else `python3`).
+    pub fn jupyterlab() -> Vec<String> {
+        [
+            "{python}",
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            "--ServerApp.port={port}",
+            "--ServerApp.port_retries=0",
+            "--IdentityProvider.token={token}",
+            "--ServerApp.root_dir={root}",
+            "--ServerApp.open_browser=False",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+fn free_port() -> Result<u16, LifecycleError> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| LifecycleError::Io(format!("no free port: {e}")))
+}
+
+fn kill_group(pid: u32, signal: i32) {
+    unsafe {
+        libc::kill(-(pid as i32), signal);
+    }
+}
+
+impl Backend for LocalBackend {
+    fn launch(&self, spec: &LaunchSpec) -> Result<Running, LifecycleError> {
+        let port = free_port()?;
+        let python = spec
+            .env
+            .iter()
+            .find(|(k, _)| k == "VIRTUAL_ENV")
+            .map(|(_, v)| format!("{v}/bin/python"))
+            .unwrap_or_else(|| "python3".into());
+        let fill = |s: &String| {
+            s.replace("{port}", &port.to_string())
+                .replace("{token}", &spec.token)
+                .replace("{root}", &spec.root_dir.display().to_string())
+                .replace("{python}", &python)
+        };
+        let argv: Vec<String> = self.server_command.iter().map(fill).collect();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log)
+            .map_err(|e| LifecycleError::Io(format!("cannot write {}: {e}", spec.log.display())))?;
+        let err_log = log
+            .try_clone()
+            .map_err(|e| LifecycleError::Io(e.to_string()))?;
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&spec.root_dir)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| {
+                LifecycleError::Io(format!("cannot start the notebook server `{}`: {e}", argv[0]))
+            })?;
+        let running = Running {
+            pid: child.id(),
+            port,
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(LifecycleError::Io(format!(
+                    "the notebook server exited ({status}) before it served; its log is {}",
+                    spec.log.display()
+                )));
+            }
+            if TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+            {
+                // Reaped by a thread of its own, so a stopped server leaves no zombie.
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+                return Ok(running);
+            }
+            if started.elapsed() > self.ready_timeout {
+                kill_group(running.pid, libc::SIGKILL);
+                let _ = child.wait();
+                return Err(LifecycleError::Io(format!(
+                    "the notebook server did not listen within {} s; its log is {}",
+                    self.ready_timeout.as_secs(),
+                    spec.log.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alive(&self, running: &Running) -> bool {
+        let state = std::fs::read_to_string(format!("/proc/{}/stat", running.pid));
+        let process = state
+            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .unwrap_or(false);
+        process
+            && TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], running.port)),
+                Duration::from_millis(500),
+            )
+            .is_ok()
+    }
+
+    fn stop(&self, running: &Running) {
+        kill_group(running.pid, libc::SIGTERM);
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if std::fs::read_to_string(format!("/proc/{}/stat", running.pid))
+                .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+                .unwrap_or(true)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        kill_group(running.pid, libc::SIGKILL);
+    }
+}
