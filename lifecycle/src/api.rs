@@ -35,7 +35,10 @@ const JSON_11: &str = "application/x-amz-json-1.1";
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, JSON_11), (header::HeaderName::from_static("x-amzn-errortype"), code)],
+        [
+            (header::CONTENT_TYPE, JSON_11),
+            (header::HeaderName::from_static("x-amzn-errortype"), code),
+        ],
         json!({"__type": code, "message": message}).to_string(),
     )
         .into_response()
@@ -80,7 +83,10 @@ async fn open(
     Path(name): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
-    let expires = q.get("expires").and_then(|e| e.parse::<u64>().ok()).unwrap_or(0);
+    let expires = q
+        .get("expires")
+        .and_then(|e| e.parse::<u64>().ok())
+        .unwrap_or(0);
     let signature = q.get("signature").cloned().unwrap_or_default();
     let manager = app.manager.clone();
     let result = tokio::task::spawn_blocking(move || manager.open(&name, expires, &signature))
@@ -106,7 +112,12 @@ async fn handle(
 ) -> Response {
     let pairs: Vec<(String, String)> = headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let request = sigv4::Request {
         method: method.as_str(),
@@ -135,17 +146,29 @@ async fn handle(
         .and_then(|t| t.strip_prefix("SageMaker."))
         .map(str::to_owned)
     else {
-        return error(StatusCode::BAD_REQUEST, "UnknownOperationException", "X-Amz-Target must be SageMaker.<Operation>");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            "X-Amz-Target must be SageMaker.<Operation>",
+        );
     };
     let input: Value = match serde_json::from_slice(if body.is_empty() { b"{}" } else { &body }) {
         Ok(v @ Value::Object(_)) => v,
-        _ => return error(StatusCode::BAD_REQUEST, "SerializationException", "the body must be a JSON object"),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "SerializationException",
+                "the body must be a JSON object",
+            )
+        }
     };
     // An instance's own key may only describe and stop that instance.
     if let Some((instance, _)) = app.manager.instance_key(&access_key) {
         let target = input.get("NotebookInstanceName").and_then(Value::as_str);
-        let allowed = matches!(op.as_str(), "DescribeNotebookInstance" | "StopNotebookInstance")
-            && target == Some(instance.as_str());
+        let allowed = matches!(
+            op.as_str(),
+            "DescribeNotebookInstance" | "StopNotebookInstance"
+        ) && target == Some(instance.as_str());
         if !allowed {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -176,7 +199,9 @@ fn required(input: &Value, field: &str) -> Result<String, ApiError> {
 
 fn strings(input: &Value, field: &str) -> Option<Vec<String>> {
     input.get(field).and_then(Value::as_array).map(|a| {
-        a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+        a.iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
     })
 }
 
@@ -186,7 +211,12 @@ fn hooks(input: &Value, field: &str) -> Vec<String> {
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
-                .map(|h| h.get("Content").and_then(Value::as_str).unwrap_or("").to_owned())
+                .map(|h| {
+                    h.get("Content")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned()
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -225,9 +255,16 @@ fn describe_instance(i: &Instance) -> Value {
 fn summary(i: &Instance) -> Value {
     let mut v = describe_instance(i);
     let keep = [
-        "NotebookInstanceName", "NotebookInstanceArn", "NotebookInstanceStatus", "Url", "InstanceType",
-        "CreationTime", "LastModifiedTime", "NotebookInstanceLifecycleConfigName",
-        "DefaultCodeRepository", "AdditionalCodeRepositories",
+        "NotebookInstanceName",
+        "NotebookInstanceArn",
+        "NotebookInstanceStatus",
+        "Url",
+        "InstanceType",
+        "CreationTime",
+        "LastModifiedTime",
+        "NotebookInstanceLifecycleConfigName",
+        "DefaultCodeRepository",
+        "AdditionalCodeRepositories",
     ];
     if let Value::Object(map) = &mut v {
         map.retain(|k, _| keep.contains(&k.as_str()));
@@ -259,11 +296,16 @@ fn page(
 ) -> Result<Value, ApiError> {
     let sort_by = text(input, "SortBy").unwrap_or_else(|| "Name".into());
     if !sort_fields.contains(&sort_by.as_str()) {
-        return Err(ApiError::Validation(format!("SortBy `{sort_by}` is not one of {}", sort_fields.join(", "))));
+        return Err(ApiError::Validation(format!(
+            "SortBy `{sort_by}` is not one of {}",
+            sort_fields.join(", ")
+        )));
     }
     let order = text(input, "SortOrder").unwrap_or_else(|| "Ascending".into());
     if order != "Ascending" && order != "Descending" {
-        return Err(ApiError::Validation(format!("SortOrder `{order}` is not Ascending or Descending")));
+        return Err(ApiError::Validation(format!(
+            "SortOrder `{order}` is not Ascending or Descending"
+        )));
     }
     let time = |f: &str| input.get(f).and_then(Value::as_f64);
     items.retain(|(_, _, created, modified, _)| {
@@ -285,7 +327,11 @@ fn page(
         None => 100,
         Some(v) => match v.as_u64() {
             Some(n) if (1..=100).contains(&n) => n as usize,
-            _ => return Err(ApiError::Validation("MaxResults must be from 1 to 100".into())),
+            _ => {
+                return Err(ApiError::Validation(
+                    "MaxResults must be from 1 to 100".into(),
+                ))
+            }
         },
     };
     let start = match text(input, "NextToken") {
@@ -294,13 +340,17 @@ fn page(
             .decode(&t)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.strip_prefix("offset:").and_then(|n| n.parse::<usize>().ok()))
+            .and_then(|s| {
+                s.strip_prefix("offset:")
+                    .and_then(|n| n.parse::<usize>().ok())
+            })
             .ok_or_else(|| ApiError::Validation("NextToken is not one this service gave".into()))?,
     };
     let end = (start + max).min(items.len());
     let mut out = json!({ key: items.get(start..end).unwrap_or(&[]).iter().map(|i| i.0.clone()).collect::<Vec<_>>() });
     if end < items.len() {
-        out["NextToken"] = json!(base64::engine::general_purpose::STANDARD.encode(format!("offset:{end}")));
+        out["NextToken"] =
+            json!(base64::engine::general_purpose::STANDARD.encode(format!("offset:{end}")));
     }
     Ok(out)
 }

@@ -56,6 +56,8 @@ impl LocalBackend {
             "--IdentityProvider.token={token}",
             "--ServerApp.root_dir={root}",
             "--ServerApp.open_browser=False",
+            // Instances run as the host user, who may be root (RootAccess Enabled).
+            "--ServerApp.allow_root=True",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -111,7 +113,10 @@ impl Backend for LocalBackend {
             .process_group(0)
             .spawn()
             .map_err(|e| {
-                LifecycleError::Io(format!("cannot start the notebook server `{}`: {e}", argv[0]))
+                LifecycleError::Io(format!(
+                    "cannot start the notebook server `{}`: {e}",
+                    argv[0]
+                ))
             })?;
         let running = Running {
             pid: child.id(),
@@ -153,7 +158,13 @@ impl Backend for LocalBackend {
     fn alive(&self, running: &Running) -> bool {
         let state = std::fs::read_to_string(format!("/proc/{}/stat", running.pid));
         let process = state
-            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(false);
         process
             && TcpStream::connect_timeout(
@@ -168,7 +179,13 @@ impl Backend for LocalBackend {
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
             if std::fs::read_to_string(format!("/proc/{}/stat", running.pid))
-                .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .unwrap_or("")
+                        .trim_start()
+                        .starts_with('Z')
+                })
                 .unwrap_or(true)
             {
                 break;

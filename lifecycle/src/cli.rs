@@ -61,7 +61,10 @@ pub enum InstanceCommand {
         name: String,
         #[arg(long, default_value = "ml.t3.medium")]
         instance_type: String,
-        #[arg(long, default_value = "arn:aws:iam::000000000000:role/rustmaker-notebook")]
+        #[arg(
+            long,
+            default_value = "arn:aws:iam::000000000000:role/rustmaker-notebook"
+        )]
         role_arn: String,
         #[arg(long)]
         lifecycle_config: Option<String>,
@@ -72,13 +75,23 @@ pub enum InstanceCommand {
         #[arg(long)]
         additional_code_repository: Vec<String>,
     },
-    Describe { name: String },
+    Describe {
+        name: String,
+    },
     List,
-    Start { name: String },
-    Stop { name: String },
-    Delete { name: String },
+    Start {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
+    Delete {
+        name: String,
+    },
     /// CreatePresignedNotebookInstanceUrl.
-    Url { name: String },
+    Url {
+        name: String,
+    },
     /// A hook's log stream, read from the service's state folder.
     Logs {
         name: String,
@@ -97,8 +110,12 @@ pub enum InstanceCommand {
         #[arg(long)]
         on_start: Option<PathBuf>,
     },
-    DescribeLifecycleConfig { name: String },
-    DeleteLifecycleConfig { name: String },
+    DescribeLifecycleConfig {
+        name: String,
+    },
+    DeleteLifecycleConfig {
+        name: String,
+    },
 }
 
 fn default_state_dir() -> PathBuf {
@@ -106,7 +123,8 @@ fn default_state_dir() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("rustmaker")))
         .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share/rustmaker")
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".local/share/rustmaker")
         });
     data.join("instances")
 }
@@ -116,7 +134,10 @@ fn load_keys(args: &ServeArgs, state: &std::path::Path) -> anyhow::Result<Keys> 
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the keys file {}", path.display()))?;
         let keys: Keys = serde_json::from_str(&text).with_context(|| {
-            format!("{} must be a JSON object of access key id → secret", path.display())
+            format!(
+                "{} must be a JSON object of access key id → secret",
+                path.display()
+            )
         })?;
         if keys.is_empty() {
             bail!("{} holds no keys", path.display());
@@ -135,7 +156,8 @@ fn load_keys(args: &ServeArgs, state: &std::path::Path) -> anyhow::Result<Keys> 
     }
     let path = state.join("api-keys.json");
     if let Ok(text) = std::fs::read_to_string(&path) {
-        return serde_json::from_str(&text).with_context(|| format!("{} is not a keys file", path.display()));
+        return serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a keys file", path.display()));
     }
     let random = |n: usize| {
         let mut buf = vec![0u8; n];
@@ -145,11 +167,18 @@ fn load_keys(args: &ServeArgs, state: &std::path::Path) -> anyhow::Result<Keys> 
         }
         hex::encode(buf)
     };
-    let keys: Keys = [(format!("AKRM{}", random(8).to_ascii_uppercase()), random(20))].into();
+    let keys: Keys = [(
+        format!("AKRM{}", random(8).to_ascii_uppercase()),
+        random(20),
+    )]
+    .into();
     std::fs::create_dir_all(state)?;
     std::fs::write(&path, serde_json::to_string_pretty(&keys)?)?;
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    eprintln!("made an access key for the API in {} (give it to the AWS CLI or boto3)", path.display());
+    eprintln!(
+        "made an access key for the API in {} (give it to the AWS CLI or boto3)",
+        path.display()
+    );
     Ok(keys)
 }
 
@@ -161,7 +190,11 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>) -> anyhow::Result<()> 
         .python
         .clone()
         .or_else(|| std::env::var("RUSTMAKER_PYTHON").ok())
-        .or_else(|| std::env::var("VIRTUAL_ENV").ok().map(|v| format!("{v}/bin/python")))
+        .or_else(|| {
+            std::env::var("VIRTUAL_ENV")
+                .ok()
+                .map(|v| format!("{v}/bin/python"))
+        })
         .unwrap_or_else(|| "python3".into());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -174,7 +207,10 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>) -> anyhow::Result<()> 
     let addr = api::local_addr(&listener);
     let url = format!("http://{addr}");
     let backend = LocalBackend {
-        server_command: args.instance_server.clone().unwrap_or_else(LocalBackend::jupyterlab),
+        server_command: args
+            .instance_server
+            .clone()
+            .unwrap_or_else(LocalBackend::jupyterlab),
         ready_timeout: Duration::from_secs(120),
     };
     let manager: Arc<Manager> = Manager::new(
@@ -192,9 +228,15 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>) -> anyhow::Result<()> 
     for (name, what) in manager.recover().map_err(|e| anyhow::anyhow!("{e}"))? {
         eprintln!("recovered {name}: {what}");
     }
-    eprintln!("notebook-instance service listening on {url} (state in {})", state.display());
+    eprintln!(
+        "notebook-instance service listening on {url} (state in {})",
+        state.display()
+    );
     if let Some(path) = &args.ready_file {
-        std::fs::write(path, json!({"url": url, "pid": std::process::id()}).to_string())?;
+        std::fs::write(
+            path,
+            json!({"url": url, "pid": std::process::id()}).to_string(),
+        )?;
     }
     runtime.block_on(api::serve(manager, keys, listener))?;
     Ok(())
@@ -204,7 +246,10 @@ fn client() -> anyhow::Result<Client> {
     let endpoint = std::env::var("RUSTMAKER_ENDPOINT_URL")
         .or_else(|_| std::env::var("AWS_ENDPOINT_URL_SAGEMAKER"))
         .unwrap_or_else(|_| "http://127.0.0.1:8770".into());
-    let (id, secret) = match (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
+    let (id, secret) = match (
+        std::env::var("AWS_ACCESS_KEY_ID"),
+        std::env::var("AWS_SECRET_ACCESS_KEY"),
+    ) {
         (Ok(id), Ok(secret)) => (id, secret),
         _ => {
             let path = default_state_dir().join("api-keys.json");
@@ -256,21 +301,41 @@ pub fn instance(command: InstanceCommand) -> anyhow::Result<()> {
             }
             print(&call("CreateNotebookInstance", input)?);
         }
-        InstanceCommand::Describe { name } => print(&call("DescribeNotebookInstance", json!({"NotebookInstanceName": name}))?),
+        InstanceCommand::Describe { name } => print(&call(
+            "DescribeNotebookInstance",
+            json!({"NotebookInstanceName": name}),
+        )?),
         InstanceCommand::List => print(&call("ListNotebookInstances", json!({}))?),
-        InstanceCommand::Start { name } => print(&call("StartNotebookInstance", json!({"NotebookInstanceName": name}))?),
-        InstanceCommand::Stop { name } => print(&call("StopNotebookInstance", json!({"NotebookInstanceName": name}))?),
-        InstanceCommand::Delete { name } => print(&call("DeleteNotebookInstance", json!({"NotebookInstanceName": name}))?),
+        InstanceCommand::Start { name } => print(&call(
+            "StartNotebookInstance",
+            json!({"NotebookInstanceName": name}),
+        )?),
+        InstanceCommand::Stop { name } => print(&call(
+            "StopNotebookInstance",
+            json!({"NotebookInstanceName": name}),
+        )?),
+        InstanceCommand::Delete { name } => print(&call(
+            "DeleteNotebookInstance",
+            json!({"NotebookInstanceName": name}),
+        )?),
         InstanceCommand::Url { name } => {
-            let v = call("CreatePresignedNotebookInstanceUrl", json!({"NotebookInstanceName": name}))?;
+            let v = call(
+                "CreatePresignedNotebookInstanceUrl",
+                json!({"NotebookInstanceName": name}),
+            )?;
             println!("{}", v["AuthorizedUrl"].as_str().unwrap_or_default());
         }
-        InstanceCommand::CreateLifecycleConfig { name, on_create, on_start } => {
+        InstanceCommand::CreateLifecycleConfig {
+            name,
+            on_create,
+            on_start,
+        } => {
             let hook = |p: Option<PathBuf>| -> anyhow::Result<Value> {
                 Ok(match p {
                     None => json!([]),
                     Some(p) => {
-                        let text = std::fs::read_to_string(&p).with_context(|| format!("cannot read {}", p.display()))?;
+                        let text = std::fs::read_to_string(&p)
+                            .with_context(|| format!("cannot read {}", p.display()))?;
                         json!([{"Content": encode_script(&text)}])
                     }
                 })
@@ -288,7 +353,12 @@ pub fn instance(command: InstanceCommand) -> anyhow::Result<()> {
             "DeleteNotebookInstanceLifecycleConfig",
             json!({"NotebookInstanceLifecycleConfigName": name}),
         )?),
-        InstanceCommand::Logs { name, hook, follow, state_dir } => {
+        InstanceCommand::Logs {
+            name,
+            hook,
+            follow,
+            state_dir,
+        } => {
             let hook = match hook.to_ascii_lowercase().as_str() {
                 "oncreate" => Hook::OnCreate,
                 "onstart" => Hook::OnStart,
@@ -298,15 +368,22 @@ pub fn instance(command: InstanceCommand) -> anyhow::Result<()> {
             let stream = LogStream::for_hook(&root, &name, hook);
             let (text, mut at) = stream.read_from(0);
             if text.is_empty() && !follow {
-                bail!("the log stream {} is empty (no {} run yet, or another --state-dir)", stream.name, hook.as_str());
+                bail!(
+                    "the log stream {} is empty (no {} run yet, or another --state-dir)",
+                    stream.name,
+                    hook.as_str()
+                );
             }
             print!("{text}");
-            while follow {
-                std::thread::sleep(Duration::from_millis(500));
-                let (more, next) = stream.read_from(at);
-                print!("{more}");
-                let _ = std::io::stdout().flush();
-                at = next;
+            if follow {
+                // Until interrupted, as `tail -f`.
+                loop {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let (more, next) = stream.read_from(at);
+                    print!("{more}");
+                    let _ = std::io::stdout().flush();
+                    at = next;
+                }
             }
         }
     }

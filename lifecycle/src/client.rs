@@ -38,7 +38,10 @@ impl Client {
         };
         let body = input.to_string();
         let base = vec![
-            ("content-type".to_owned(), "application/x-amz-json-1.1".to_owned()),
+            (
+                "content-type".to_owned(),
+                "application/x-amz-json-1.1".to_owned(),
+            ),
             ("host".to_owned(), host),
             ("x-amz-target".to_owned(), format!("SageMaker.{operation}")),
         ];
@@ -59,7 +62,10 @@ impl Client {
             request = request.header(k.as_str(), v.as_str());
         }
         let response = request.send().map_err(|e| {
-            format!("cannot reach the instance service at {}: {e}; is `rustmaker serve` running?", self.endpoint)
+            format!(
+                "cannot reach the instance service at {}: {e}; is `rustmaker serve` running?",
+                self.endpoint
+            )
         })?;
         let status = response.status();
         let text = response.text().unwrap_or_default();
@@ -67,7 +73,10 @@ impl Client {
         if status.is_success() {
             return Ok(value);
         }
-        let code = value.get("__type").and_then(Value::as_str).unwrap_or("Error");
+        let code = value
+            .get("__type")
+            .and_then(Value::as_str)
+            .unwrap_or("Error");
         let message = value
             .get("message")
             .or_else(|| value.get("Message"))

@@ -171,10 +171,7 @@ fn kill_instance_processes(run_id: &str) {
             continue;
         }
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        if environ
-            .split(|b| *b == 0)
-            .any(|kv| kv == needle.as_bytes())
-        {
+        if environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
@@ -183,17 +180,22 @@ fn kill_instance_processes(run_id: &str) {
 }
 
 impl Manager {
-    pub fn new(settings: Settings, backend: Box<dyn Backend>) -> Result<Arc<Manager>, LifecycleError> {
-        std::fs::create_dir_all(&settings.root)
-            .map_err(|e| LifecycleError::Io(format!("cannot make {}: {e}", settings.root.display())))?;
+    pub fn new(
+        settings: Settings,
+        backend: Box<dyn Backend>,
+    ) -> Result<Arc<Manager>, LifecycleError> {
+        std::fs::create_dir_all(&settings.root).map_err(|e| {
+            LifecycleError::Io(format!("cannot make {}: {e}", settings.root.display()))
+        })?;
         let store = StateStore::open(&settings.root.join("state.db"))?;
         let key_path = settings.root.join("service.key");
         let secret = match std::fs::read_to_string(&key_path) {
             Ok(k) if !k.trim().is_empty() => k.trim().as_bytes().to_vec(),
             _ => {
                 let k = random_hex(32);
-                std::fs::write(&key_path, &k)
-                    .map_err(|e| LifecycleError::Io(format!("cannot write {}: {e}", key_path.display())))?;
+                std::fs::write(&key_path, &k).map_err(|e| {
+                    LifecycleError::Io(format!("cannot write {}: {e}", key_path.display()))
+                })?;
                 k.into_bytes()
             }
         };
@@ -292,7 +294,9 @@ impl Manager {
     }
 
     pub fn config(&self, name: &str) -> Result<LifecycleConfig, ApiError> {
-        self.store.config(name)?.ok_or_else(|| config_not_found(name))
+        self.store
+            .config(name)?
+            .ok_or_else(|| config_not_found(name))
     }
 
     pub fn configs(&self) -> Result<Vec<LifecycleConfig>, ApiError> {
@@ -356,7 +360,11 @@ impl Manager {
         }
         check_volume(r.volume_size_gb)?;
         check_choice(&r.root_access, "RootAccess", &["Enabled", "Disabled"])?;
-        check_choice(&r.direct_internet_access, "DirectInternetAccess", &["Enabled", "Disabled"])?;
+        check_choice(
+            &r.direct_internet_access,
+            "DirectInternetAccess",
+            &["Enabled", "Disabled"],
+        )?;
         if r.additional_code_repositories.len() > 3 {
             return Err(ApiError::Validation(
                 "AdditionalCodeRepositories takes at most 3 repositories".into(),
@@ -431,7 +439,12 @@ impl Manager {
     }
 
     pub fn delete(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
-        self.transition(name, Operation::Delete, InstanceStatus::Deleting, |_| Ok(()))?;
+        self.transition(
+            name,
+            Operation::Delete,
+            InstanceStatus::Deleting,
+            |_| Ok(()),
+        )?;
         self.spawn(name, |m, n| m.remove(n));
         Ok(())
     }
@@ -447,8 +460,9 @@ impl Manager {
             }
         }
         if let Some(c) = &u.lifecycle_config {
-            self.config(c)
-                .map_err(|_| ApiError::Validation(format!("the lifecycle config {c} does not exist")))?;
+            self.config(c).map_err(|_| {
+                ApiError::Validation(format!("the lifecycle config {c} does not exist"))
+            })?;
         }
         self.transition(name, Operation::Update, InstanceStatus::Updating, |i| {
             if let Some(v) = u.volume_size_gb {
@@ -516,7 +530,9 @@ impl Manager {
         mac.update(format!("{name}\n{expires}").as_bytes());
         let given = hex::decode(signature).unwrap_or_default();
         if mac.verify_slice(&given).is_err() {
-            return Err(ApiError::Validation("the URL's signature is not valid".into()));
+            return Err(ApiError::Validation(
+                "the URL's signature is not valid".into(),
+            ));
         }
         if (now() as u64) > expires {
             return Err(ApiError::Validation(
@@ -525,8 +541,13 @@ impl Manager {
         }
         let i = self.get(name)?;
         i.status.check(Operation::PresignedUrl, name)?;
-        let port = i.port.ok_or_else(|| ApiError::Internal(format!("{name} has no server")))?;
-        Ok(format!("http://127.0.0.1:{port}/lab?token={}", i.jupyter_token))
+        let port = i
+            .port
+            .ok_or_else(|| ApiError::Internal(format!("{name} has no server")))?;
+        Ok(format!(
+            "http://127.0.0.1:{port}/lab?token={}",
+            i.jupyter_token
+        ))
     }
 
     /// Which instance an access key belongs to (instances may describe and stop themselves).
@@ -552,22 +573,40 @@ impl Manager {
         let mut env: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in [
             ("HOME", home.display().to_string()),
-            ("USER", std::env::var("USER").unwrap_or_else(|_| "root".into())),
+            (
+                "USER",
+                std::env::var("USER").unwrap_or_else(|_| "root".into()),
+            ),
             ("PATH", path),
             ("LANG", "C.UTF-8".into()),
             ("VIRTUAL_ENV", venv.display().to_string()),
             ("NOTEBOOK_INSTANCE_NAME", i.name.clone()),
             ("RUSTMAKER_INSTANCE_NAME", i.name.clone()),
             ("RUSTMAKER_INSTANCE_RUN", i.jupyter_token.clone()),
-            ("RUSTMAKER_INSTANCE_ENV", run.join("environment").display().to_string()),
-            ("RUSTMAKER_JUPYTER_INFO", run.join("jupyter.json").display().to_string()),
-            ("JUPYTER_PATH", run.join("jupyter/share/jupyter").display().to_string()),
-            ("JUPYTER_RUNTIME_DIR", run.join("runtime").display().to_string()),
+            (
+                "RUSTMAKER_INSTANCE_ENV",
+                run.join("environment").display().to_string(),
+            ),
+            (
+                "RUSTMAKER_JUPYTER_INFO",
+                run.join("jupyter.json").display().to_string(),
+            ),
+            (
+                "JUPYTER_PATH",
+                run.join("jupyter/share/jupyter").display().to_string(),
+            ),
+            (
+                "JUPYTER_RUNTIME_DIR",
+                run.join("runtime").display().to_string(),
+            ),
             ("AWS_ACCESS_KEY_ID", i.access_key.clone()),
             ("AWS_SECRET_ACCESS_KEY", i.secret_key.clone()),
             ("AWS_DEFAULT_REGION", instance::REGION.into()),
             ("AWS_REGION", instance::REGION.into()),
-            ("AWS_ENDPOINT_URL_SAGEMAKER", self.settings.public_url.clone()),
+            (
+                "AWS_ENDPOINT_URL_SAGEMAKER",
+                self.settings.public_url.clone(),
+            ),
         ] {
             env.insert(k.into(), v);
         }
@@ -598,11 +637,13 @@ impl Manager {
         self.save(&i).map_err(|e| e.to_string())?;
         // Only home/SageMaker survives a stop: the rest of the instance starts afresh.
         let keep = home.join("SageMaker");
-        std::fs::create_dir_all(&keep).map_err(|e| format!("cannot make {}: {e}", keep.display()))?;
+        std::fs::create_dir_all(&keep)
+            .map_err(|e| format!("cannot make {}: {e}", keep.display()))?;
         if let Ok(entries) = std::fs::read_dir(&home) {
             for e in entries.flatten() {
                 if e.path() != keep {
-                    let _ = std::fs::remove_dir_all(e.path()).or_else(|_| std::fs::remove_file(e.path()));
+                    let _ = std::fs::remove_dir_all(e.path())
+                        .or_else(|_| std::fs::remove_file(e.path()));
                 }
             }
         }
@@ -620,6 +661,30 @@ impl Manager {
                 String::from_utf8_lossy(&venv.stderr)
             ));
         }
+        // A venv made from a venv links to the base interpreter: the packages of the Python
+        // the service was given (JupyterLab among them) are added with a .pth file.
+        let purelib = |python: &Path| {
+            Command::new(python)
+                .args([
+                    "-c",
+                    "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+                ])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        };
+        if let (Some(base), Some(mine)) = (
+            purelib(Path::new(&self.settings.python)),
+            purelib(&run.join("python/bin/python")),
+        ) {
+            if base != mine {
+                let _ = std::fs::write(
+                    Path::new(&mine).join("rustmaker-base.pth"),
+                    format!("{base}\n"),
+                );
+            }
+        }
         if let Some(exe) = &self.settings.rustmaker {
             let _ = Command::new(exe)
                 .args(["install", "--prefix"])
@@ -635,9 +700,8 @@ impl Manager {
                 .cloned()
                 .collect();
             for repo in repos {
-                clone(&repo, &keep).map_err(|e| {
-                    format!("cloning {repo} into the instance failed: {e}")
-                })?;
+                clone(&repo, &keep)
+                    .map_err(|e| format!("cloning {repo} into the instance failed: {e}"))?;
             }
         }
         if (i.volume_size_gb as u128) < 16_384 {
@@ -745,7 +809,9 @@ impl Manager {
                 _ => None,
             };
             match i.status {
-                InstanceStatus::InService if running.as_ref().is_some_and(|r| self.backend.alive(r)) => {
+                InstanceStatus::InService
+                    if running.as_ref().is_some_and(|r| self.backend.alive(r)) =>
+                {
                     done.push((i.name, "still InService".into()));
                 }
                 InstanceStatus::InService | InstanceStatus::Pending => {
@@ -776,7 +842,12 @@ impl Manager {
     }
 
     /// Waits until `name` leaves `status` (tests and the CLI's --wait).
-    pub fn wait_while(&self, name: &str, status: InstanceStatus, limit: Duration) -> Option<Instance> {
+    pub fn wait_while(
+        &self,
+        name: &str,
+        status: InstanceStatus,
+        limit: Duration,
+    ) -> Option<Instance> {
         let started = Instant::now();
         while started.elapsed() < limit {
             match self.store.instance(name) {

@@ -48,7 +48,9 @@ fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b'/' if keep_slash => out.push('/'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -151,10 +153,20 @@ pub struct Credential {
 }
 
 pub fn parse_authorization(headers: &[(String, String)]) -> Result<Credential, AuthError> {
-    let missing = || auth_error("MissingAuthenticationTokenException", 403, "Missing Authentication Token: sign requests with AWS Signature Version 4");
+    let missing = || {
+        auth_error(
+            "MissingAuthenticationTokenException",
+            403,
+            "Missing Authentication Token: sign requests with AWS Signature Version 4",
+        )
+    };
     let value = header(headers, "authorization").ok_or_else(missing)?;
     let rest = value.strip_prefix(ALGORITHM).ok_or_else(|| {
-        auth_error("IncompleteSignatureException", 400, format!("Authorization must use {ALGORITHM}"))
+        auth_error(
+            "IncompleteSignatureException",
+            400,
+            format!("Authorization must use {ALGORITHM}"),
+        )
     })?;
     let mut credential = None;
     let mut signed = None;
@@ -170,14 +182,22 @@ pub fn parse_authorization(headers: &[(String, String)]) -> Result<Credential, A
         }
     }
     let incomplete = |what: &str| {
-        auth_error("IncompleteSignatureException", 400, format!("Authorization header requires '{what}' parameter"))
+        auth_error(
+            "IncompleteSignatureException",
+            400,
+            format!("Authorization header requires '{what}' parameter"),
+        )
     };
     let credential = credential.ok_or_else(|| incomplete("Credential"))?;
     let signed = signed.ok_or_else(|| incomplete("SignedHeaders"))?;
     let signature = signature.ok_or_else(|| incomplete("Signature"))?;
     let parts: Vec<&str> = credential.split('/').collect();
     if parts.len() != 5 || parts[4] != "aws4_request" {
-        return Err(auth_error("IncompleteSignatureException", 400, "Credential must be KEY/DATE/REGION/SERVICE/aws4_request"));
+        return Err(auth_error(
+            "IncompleteSignatureException",
+            400,
+            "Credential must be KEY/DATE/REGION/SERVICE/aws4_request",
+        ));
     }
     Ok(Credential {
         access_key: parts[0].to_owned(),
@@ -198,19 +218,36 @@ pub fn verify(
 ) -> Result<String, AuthError> {
     let c = parse_authorization(r.headers)?;
     let secret = secret_for(&c.access_key).ok_or_else(|| {
-        auth_error("UnrecognizedClientException", 400, "The security token included in the request is invalid.")
+        auth_error(
+            "UnrecognizedClientException",
+            400,
+            "The security token included in the request is invalid.",
+        )
     })?;
     if c.service != service {
-        return Err(auth_error("InvalidSignatureException", 400, format!("Credential should be scoped to correct service: '{service}'.")));
+        return Err(auth_error(
+            "InvalidSignatureException",
+            400,
+            format!("Credential should be scoped to correct service: '{service}'."),
+        ));
     }
     if !c.signed_headers.iter().any(|h| h == "host") {
-        return Err(auth_error("InvalidSignatureException", 400, "'Host' must be a signed header"));
+        return Err(auth_error(
+            "InvalidSignatureException",
+            400,
+            "'Host' must be a signed header",
+        ));
     }
-    let amz_date = header(r.headers, "x-amz-date").ok_or_else(|| {
-        auth_error("IncompleteSignatureException", 400, "X-Amz-Date is missing")
-    })?;
+    let amz_date = header(r.headers, "x-amz-date")
+        .ok_or_else(|| auth_error("IncompleteSignatureException", 400, "X-Amz-Date is missing"))?;
     let when = chrono::NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
-        .map_err(|_| auth_error("IncompleteSignatureException", 400, format!("X-Amz-Date `{amz_date}` is not YYYYMMDDTHHMMSSZ")))?
+        .map_err(|_| {
+            auth_error(
+                "IncompleteSignatureException",
+                400,
+                format!("X-Amz-Date `{amz_date}` is not YYYYMMDDTHHMMSSZ"),
+            )
+        })?
         .and_utc();
     if (now - when).num_seconds().abs() > MAX_SKEW_SECONDS {
         return Err(auth_error(
@@ -220,7 +257,11 @@ pub fn verify(
         ));
     }
     if !amz_date.starts_with(&c.date) {
-        return Err(auth_error("InvalidSignatureException", 400, "the credential's date does not match X-Amz-Date"));
+        return Err(auth_error(
+            "InvalidSignatureException",
+            400,
+            "the credential's date does not match X-Amz-Date",
+        ));
     }
     let scope = format!("{}/{}/{}/aws4_request", c.date, c.region, c.service);
     let to_sign = string_to_sign(r, &c.signed_headers, amz_date, &scope);
@@ -269,7 +310,10 @@ pub fn sign(
         body,
     };
     let to_sign = string_to_sign(&r, &signed, &amz_date, &scope);
-    let signature = hex::encode(hmac(&signing_key(secret, date, region, service), to_sign.as_bytes()));
+    let signature = hex::encode(hmac(
+        &signing_key(secret, date, region, service),
+        to_sign.as_bytes(),
+    ));
     vec![
         ("x-amz-date".into(), amz_date),
         (
@@ -293,14 +337,30 @@ mod tests {
             ("Host".to_owned(), "example.amazonaws.com".to_owned()),
             ("X-Amz-Date".to_owned(), "20150830T123600Z".to_owned()),
         ];
-        let r = Request { method: "GET", path: "/", query: "", headers: &headers, body: b"" };
+        let r = Request {
+            method: "GET",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"",
+        };
         let signed = vec!["host".to_owned(), "x-amz-date".to_owned()];
-        let to_sign = string_to_sign(&r, &signed, "20150830T123600Z", "20150830/us-east-1/service/aws4_request");
+        let to_sign = string_to_sign(
+            &r,
+            &signed,
+            "20150830T123600Z",
+            "20150830/us-east-1/service/aws4_request",
+        );
         assert_eq!(
             to_sign,
             "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\nbb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63"
         );
-        let key = signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20150830", "us-east-1", "service");
+        let key = signing_key(
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            "20150830",
+            "us-east-1",
+            "service",
+        );
         assert_eq!(
             hex::encode(hmac(&key, to_sign.as_bytes())),
             "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
@@ -312,23 +372,72 @@ mod tests {
         let now = chrono::Utc::now();
         let base = vec![
             ("host".to_owned(), "127.0.0.1:8080".to_owned()),
-            ("x-amz-target".to_owned(), "SageMaker.ListNotebookInstances".to_owned()),
+            (
+                "x-amz-target".to_owned(),
+                "SageMaker.ListNotebookInstances".to_owned(),
+            ),
         ];
         let body = b"{}";
         let mut headers = base.clone();
-        headers.extend(sign("POST", "/", "", &base, body, "AKID", "secret", "us-east-1", "sagemaker", now));
+        headers.extend(sign(
+            "POST",
+            "/",
+            "",
+            &base,
+            body,
+            "AKID",
+            "secret",
+            "us-east-1",
+            "sagemaker",
+            now,
+        ));
         let secret = |k: &str| (k == "AKID").then(|| "secret".to_owned());
-        let r = Request { method: "POST", path: "/", query: "", headers: &headers, body };
+        let r = Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body,
+        };
         assert_eq!(verify(&r, "sagemaker", now, secret).unwrap(), "AKID");
-        let tampered = Request { body: b"{\"x\":1}", ..r };
-        assert_eq!(verify(&tampered, "sagemaker", now, secret).unwrap_err().code, "InvalidSignatureException");
+        let tampered = Request {
+            body: b"{\"x\":1}",
+            ..r
+        };
+        assert_eq!(
+            verify(&tampered, "sagemaker", now, secret)
+                .unwrap_err()
+                .code,
+            "InvalidSignatureException"
+        );
         let wrong = |k: &str| (k == "AKID").then(|| "other".to_owned());
-        let r = Request { method: "POST", path: "/", query: "", headers: &headers, body };
-        assert_eq!(verify(&r, "sagemaker", now, wrong).unwrap_err().code, "InvalidSignatureException");
-        assert_eq!(verify(&r, "sagemaker", now, |_| None).unwrap_err().code, "UnrecognizedClientException");
+        let r = Request {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body,
+        };
+        assert_eq!(
+            verify(&r, "sagemaker", now, wrong).unwrap_err().code,
+            "InvalidSignatureException"
+        );
+        assert_eq!(
+            verify(&r, "sagemaker", now, |_| None).unwrap_err().code,
+            "UnrecognizedClientException"
+        );
         let later = now + chrono::Duration::minutes(20);
-        assert!(verify(&r, "sagemaker", later, secret).unwrap_err().message.contains("Signature expired"));
-        let none = Request { headers: &base, ..r };
-        assert_eq!(verify(&none, "sagemaker", now, secret).unwrap_err().code, "MissingAuthenticationTokenException");
+        assert!(verify(&r, "sagemaker", later, secret)
+            .unwrap_err()
+            .message
+            .contains("Signature expired"));
+        let none = Request {
+            headers: &base,
+            ..r
+        };
+        assert_eq!(
+            verify(&none, "sagemaker", now, secret).unwrap_err().code,
+            "MissingAuthenticationTokenException"
+        );
     }
 }

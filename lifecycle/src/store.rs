@@ -28,7 +28,8 @@ impl StateStore {
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS configs (name TEXT PRIMARY KEY, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS instances (name TEXT PRIMARY KEY, body TEXT NOT NULL);",
@@ -55,7 +56,12 @@ impl StateStore {
     }
 
     /// Inserts only when the name is free; false when it is taken.
-    fn insert<T: Serialize>(&self, table: &str, name: &str, value: &T) -> Result<bool, LifecycleError> {
+    fn insert<T: Serialize>(
+        &self,
+        table: &str,
+        name: &str,
+        value: &T,
+    ) -> Result<bool, LifecycleError> {
         let body = serde_json::to_string(value).expect("state serialises");
         self.conn()
             .execute(
@@ -66,7 +72,11 @@ impl StateStore {
             .map_err(err)
     }
 
-    fn get<T: DeserializeOwned>(&self, table: &str, name: &str) -> Result<Option<T>, LifecycleError> {
+    fn get<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        name: &str,
+    ) -> Result<Option<T>, LifecycleError> {
         let body: Option<String> = self
             .conn()
             .query_row(
@@ -76,7 +86,8 @@ impl StateStore {
             )
             .optional()
             .map_err(err)?;
-        body.map(|b| serde_json::from_str(&b).map_err(err)).transpose()
+        body.map(|b| serde_json::from_str(&b).map_err(err))
+            .transpose()
     }
 
     fn all<T: DeserializeOwned>(&self, table: &str) -> Result<Vec<T>, LifecycleError> {
@@ -84,9 +95,7 @@ impl StateStore {
         let mut stmt = conn
             .prepare(&format!("SELECT body FROM {table} ORDER BY name"))
             .map_err(err)?;
-        let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(err)?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
         rows.map(|b| {
             b.map_err(err)
                 .and_then(|b| serde_json::from_str(&b).map_err(err))
