@@ -274,7 +274,7 @@ def test_samples_install_set_env_clone_and_stop_when_idle(svc, tmp_path):
     env = (SAMPLES / "set-environment" / "on-start.sh").read_text()
     clone = (SAMPLES / "clone-git-repository" / "on-create.sh").read_text().replace(
         '${REPOSITORY:-"https://github.com/aws/amazon-sagemaker-examples.git"}', str(repo))
-    idle = (SAMPLES / "auto-stop-idle" / "on-start.sh").read_text().replace("${IDLE_TIME:-3600}", "3") \
+    idle = (SAMPLES / "auto-stop-idle" / "on-start.sh").read_text().replace("${IDLE_TIME:-3600}", "6") \
         .replace("${CHECK_EVERY:-60}", "1")
     # Hooks run as one script each: the samples are joined as a user would.
     sm.create_notebook_instance_lifecycle_config(
@@ -313,7 +313,7 @@ def test_samples_install_set_env_clone_and_stop_when_idle(svc, tmp_path):
         while "connected=True" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.5)
         # Longer than IDLE_TIME with the connection open: still serving.
-        time.sleep(4)
+        time.sleep(7)
         assert sm.describe_notebook_instance(NotebookInstanceName="nb-busy")["NotebookInstanceStatus"] == "InService"
         assert "connected=True" in log.read_text() and "stopping" not in log.read_text()
     finally:

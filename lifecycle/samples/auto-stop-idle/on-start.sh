@@ -12,7 +12,7 @@ import datetime, json, os, sys, time, urllib.request
 idle_time, ignore_connections, every = int(sys.argv[1]), sys.argv[2] == "1", float(sys.argv[3])
 info_path = os.environ["RUSTMAKER_JUPYTER_INFO"]
 name = os.environ["NOTEBOOK_INSTANCE_NAME"]
-started = datetime.datetime.now(datetime.timezone.utc)
+started = None  # when the notebook server first answered: the instance's idle time starts there
 
 def get(info, path):
     req = urllib.request.Request(info["url"].rstrip("/") + path, headers={"Authorization": "token " + info["token"]})
@@ -31,6 +31,7 @@ while True:
         print("autostop: the notebook server is not answering yet:", e, flush=True)
         continue
     now = datetime.datetime.now(datetime.timezone.utc)
+    started = started or now
     busy = any(k.get("execution_state") == "busy" for k in kernels)
     connected = any(k.get("connections", 0) > 0 for k in kernels) and not ignore_connections
     last = max([parse(k["last_activity"]) for k in kernels if k.get("last_activity")] + [started])
