@@ -269,6 +269,8 @@ def test_samples_install_set_env_clone_and_stop_when_idle(svc, tmp_path):
     (repo / "README.md").write_text("team notebooks\n")
     subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
     subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "first"], check=True)
+    shared = tmp_path / "shared-utils.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(shared)], check=True)
     install = (SAMPLES / "install-python-package" / "on-start.sh").read_text().replace(
         '${PACKAGES:-"pandas"}', f'"--no-index {pkg}"')
     env = (SAMPLES / "set-environment" / "on-start.sh").read_text()
@@ -282,11 +284,13 @@ def test_samples_install_set_env_clone_and_stop_when_idle(svc, tmp_path):
         OnCreate=[{"Content": b64(clone)}],
         OnStart=[{"Content": b64(install + "\n" + env.replace("#!/bin/bash", ""))}])
     sm.create_notebook_instance(NotebookInstanceName="nb-samples", InstanceType="ml.t3.medium", RoleArn=ROLE,
-                                LifecycleConfigName="samples")
+                                LifecycleConfigName="samples", DefaultCodeRepository=str(shared))
     d = wait(sm, "nb-samples", "Pending", 180)
     assert d["NotebookInstanceStatus"] == "InService", d
     home = svc.state / "instances" / "nb-samples" / "home"
     assert (home / "SageMaker" / "team-notebooks" / "README.md").read_text() == "team notebooks\n"
+    # DefaultCodeRepository is cloned into the home as SageMaker does.
+    assert (home / "SageMaker" / "shared-utils" / "README.md").exists()
     python = svc.state / "instances" / "nb-samples" / "run" / "python" / "bin" / "python"
     out = subprocess.run([python, "-c", "import hello_pkg; print(hello_pkg.GREETING)"], capture_output=True, text=True)
     assert out.stdout.strip() == "hi", out.stderr
@@ -355,6 +359,28 @@ def _connect_a_kernel(svc, name: str) -> threading.Event:
 
     threading.Thread(target=hold, daemon=True).start()
     return done
+
+
+def test_the_command_line_client(svc, tmp_path):
+    env = dict(os.environ, RUSTMAKER_ENDPOINT_URL=svc.url, AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=SECRET)
+    script = tmp_path / "on-start.sh"
+    script.write_text("echo from the cli\n")
+    run = lambda *a: subprocess.run([BIN, "instance", *a], env=env, capture_output=True, text=True)
+    out = run("create-lifecycle-config", "cli-config", "--on-start", str(script))
+    assert out.returncode == 0 and "cli-config" in out.stdout, out.stderr
+    out = run("create", "nb-cli", "--lifecycle-config", "cli-config")
+    assert out.returncode == 0 and "notebook-instance/nb-cli" in out.stdout, out.stderr
+    assert wait(svc.sm, "nb-cli", "Pending")["NotebookInstanceStatus"] == "InService"
+    assert '"NotebookInstanceStatus": "InService"' in run("describe", "nb-cli").stdout
+    url = run("url", "nb-cli").stdout.strip()
+    assert url.startswith(svc.url + "/notebook-instances/nb-cli/open?")
+    out = run("delete", "nb-cli")
+    assert out.returncode != 0 and "ValidationException: Status (InService)" in out.stderr, out.stderr
+    bad = subprocess.run([BIN, "instance", "list"], env=dict(env, AWS_SECRET_ACCESS_KEY="wrong"),
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "InvalidSignatureException" in bad.stderr
+    assert run("stop", "nb-cli").returncode == 0
+    wait(svc.sm, "nb-cli", "Stopping")
 
 
 def test_the_service_recovers_after_a_crash(tmp_path):

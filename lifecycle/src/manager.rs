@@ -704,12 +704,10 @@ impl Manager {
                     .map_err(|e| format!("cloning {repo} into the instance failed: {e}"))?;
             }
         }
-        if (i.volume_size_gb as u128) < 16_384 {
-            i.volume_note = Some(format!(
-                "VolumeSizeInGB {} is reported, not enforced: the local backend has no per-folder quota",
-                i.volume_size_gb
-            ));
-        }
+        i.volume_note = Some(format!(
+            "VolumeSizeInGB {} is reported, not enforced: the local backend has no per-folder quota",
+            i.volume_size_gb
+        ));
         let config = match &i.lifecycle_config {
             Some(c) => Some(self.config(c).map_err(|e| e.to_string())?),
             None => None,
@@ -775,6 +773,9 @@ impl Manager {
         now_i.port = Some(running.port);
         now_i.pid = Some(running.pid);
         now_i.volume_note = i.volume_note.clone();
+        if let Some(note) = &i.volume_note {
+            eprintln!("{name}: {note}");
+        }
         now_i.last_modified_time = now();
         self.save(&now_i).map_err(|e| e.to_string())?;
         Ok(())
