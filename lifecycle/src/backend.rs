@@ -72,6 +72,19 @@ fn free_port() -> Result<u16, LifecycleError> {
         .map_err(|e| LifecycleError::Io(format!("no free port: {e}")))
 }
 
+/// Whether a process runs (a zombie waiting to be reaped counts as gone).
+pub fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
 fn kill_group(pid: u32, signal: i32) {
     unsafe {
         libc::kill(-(pid as i32), signal);

@@ -159,14 +159,7 @@ fn load_keys(args: &ServeArgs, state: &std::path::Path) -> anyhow::Result<Keys> 
         return serde_json::from_str(&text)
             .with_context(|| format!("{} is not a keys file", path.display()));
     }
-    let random = |n: usize| {
-        let mut buf = vec![0u8; n];
-        if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-            use std::io::Read;
-            let _ = f.read_exact(&mut buf);
-        }
-        hex::encode(buf)
-    };
+    let random = crate::manager::random_hex;
     let keys: Keys = [(
         format!("AKRM{}", random(8).to_ascii_uppercase()),
         random(20),

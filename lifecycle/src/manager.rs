@@ -118,7 +118,8 @@ pub fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn random_hex(bytes: usize) -> String {
+/// Random bytes as hex (keys, tokens), from the kernel's generator.
+pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         use std::io::Read;
