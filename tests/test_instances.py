@@ -122,6 +122,14 @@ def test_full_cycle_with_lifecycle_hooks_home_and_presigned_url(svc):
     (home / "SageMaker" / "kept.txt").write_text("mine")
     assert (home / "scratch.txt").exists()
 
+    # The instance's JupyterLab offers the rustmaker kernel and wants its token.
+    info = json.loads((svc.state / "instances" / "nb-cycle" / "run" / "jupyter.json").read_text())
+    specs = json.load(urllib.request.urlopen(urllib.request.Request(
+        info["url"] + "api/kernelspecs", headers={"Authorization": f"token {info['token']}"}), timeout=30))
+    assert "rustmaker" in specs["kernelspecs"], specs["kernelspecs"].keys()
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(info["url"] + "api/kernelspecs", timeout=30)
+    assert e.value.code == 403
     # The pre-signed URL logs into JupyterLab; a tampered one does not open it.
     url = sm.create_presigned_notebook_instance_url(NotebookInstanceName="nb-cycle")["AuthorizedUrl"]
     page = urllib.request.urlopen(url, timeout=30)
