@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import threading
@@ -118,6 +119,11 @@ def test_full_cycle_with_lifecycle_hooks_home_and_presigned_url(svc):
     (home / "SageMaker" / "kept.txt").write_text("mine")
     assert (home / "scratch.txt").exists()
 
+    # The server runs in a PID namespace of its own: it sees only the instance's processes.
+    if os.geteuid() == 0 and shutil.which("unshare"):
+        server = _server_pid(svc, "nb-cycle")
+        children = pathlib.Path(f"/proc/{server}/task/{server}/children").read_text().split()
+        assert children and os.readlink(f"/proc/{children[0]}/ns/pid") != os.readlink("/proc/self/ns/pid")
     # The instance's JupyterLab offers the rustmaker kernel and wants its token.
     info = json.loads((svc.state / "instances" / "nb-cycle" / "run" / "jupyter.json").read_text())
     specs = json.load(urllib.request.urlopen(urllib.request.Request(

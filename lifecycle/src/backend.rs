@@ -40,9 +40,24 @@ pub struct LocalBackend {
     /// The server's command line; `{port}`, `{token}` and `{root}` are filled in.
     pub server_command: Vec<String>,
     pub ready_timeout: Duration,
+    /// Runs the server in PID, mount (its own /proc), IPC and UTS namespaces of its own, so an
+    /// instance sees only its own processes. The network is shared: the server listens on the
+    /// host's loopback.
+    pub namespaces: bool,
 }
 
 impl LocalBackend {
+    /// Whether this host lets instances have namespaces: root, with `unshare` on the PATH.
+    pub fn namespaces_available() -> bool {
+        let root = unsafe { libc::geteuid() } == 0;
+        root && Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "--ipc", "--uts", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// JupyterLab of the instance's Python (`$VIRTUAL_ENV` of the launch env, else `python3`).
     pub fn jupyterlab() -> Vec<String> {
         [
@@ -106,7 +121,20 @@ impl Backend for LocalBackend {
                 .replace("{root}", &spec.root_dir.display().to_string())
                 .replace("{python}", &python)
         };
-        let argv: Vec<String> = self.server_command.iter().map(fill).collect();
+        let mut argv: Vec<String> = self.server_command.iter().map(fill).collect();
+        if self.namespaces {
+            let wrap = [
+                "unshare",
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--ipc",
+                "--uts",
+                "--kill-child",
+                "--",
+            ];
+            argv.splice(0..0, wrap.iter().map(|s| s.to_string()));
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

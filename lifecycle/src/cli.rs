@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Seconds a pre-signed URL stays valid (SageMaker: 300).
     #[arg(long, default_value_t = 300)]
     pub presigned_url_seconds: u64,
+    /// Run instances' notebook servers without namespaces of their own (by default they get
+    /// PID, mount, IPC and UTS namespaces when the service runs as root and `unshare` works).
+    #[arg(long)]
+    pub no_namespaces: bool,
     /// Write {"url": …} here once listening (for scripts and tests).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
@@ -205,7 +209,11 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>) -> anyhow::Result<()> 
             .clone()
             .unwrap_or_else(LocalBackend::jupyterlab),
         ready_timeout: Duration::from_secs(120),
+        namespaces: !args.no_namespaces && LocalBackend::namespaces_available(),
     };
+    if !backend.namespaces {
+        eprintln!("instances run without namespaces of their own (not root, no unshare, or --no-namespaces)");
+    }
     let manager: Arc<Manager> = Manager::new(
         Settings {
             root: state.clone(),
