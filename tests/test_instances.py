@@ -387,6 +387,17 @@ def test_the_command_line_client(svc, tmp_path):
     assert bad.returncode != 0 and "InvalidSignatureException" in bad.stderr
     assert run("stop", "nb-cli").returncode == 0
     wait(svc.sm, "nb-cli", "Stopping")
+    # An unreachable service, an unknown hook and a broken keys file each say what to do.
+    away = subprocess.run([BIN, "instance", "list"], env=dict(env, RUSTMAKER_ENDPOINT_URL="http://127.0.0.1:9"),
+                          capture_output=True, text=True)
+    assert away.returncode != 0 and "is `rustmaker serve` running?" in away.stderr, away.stderr
+    hook = run("logs", "nb-cli", "--hook", "OnBoot", "--state-dir", str(svc.state))
+    assert hook.returncode != 0 and "use OnCreate or OnStart" in hook.stderr
+    keys = tmp_path / "keys.json"
+    keys.write_text("[1, 2]")
+    bad = subprocess.run([BIN, "serve", "--port", "0", "--state-dir", str(tmp_path / "other"), "--keys-file", str(keys)],
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode != 0 and "must be a JSON object of access key id" in bad.stderr, bad.stderr
 
 
 def test_the_service_recovers_after_a_crash(tmp_path):

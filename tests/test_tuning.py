@@ -296,6 +296,11 @@ def test_invalid_configurations_are_refused_before_any_trial(tk):
     assert "not valid YAML" in error_of(tk, "%%tune refused\nStrategy: [unclosed")
     assert "not a valid tuning job name" in error_of(tk, f"%%tune bad_name\n{json.dumps(request())}")
     assert "there is no tuning job `nope`" in error_of(tk, "%tune describe nope")
+    assert "there is no training job `ghost-job`" in error_of(
+        tk, "%tune short-bad --job ghost-job --objective validation:accuracy --max 2 --range eta=0.1:0.3")
+    assert "--job needs --objective" in error_of(tk, "%tune short-bad --job bayes-001 --max 2 --range eta=0.1:0.3")
+    assert "the scaling `cubic`" in error_of(
+        tk, "%tune short-bad --job bayes-001 --objective validation:accuracy --max 2 --range eta=0.1:0.3:cubic")
     # Nothing ran for any of them.
     db = __import__("sqlite3").connect(tk.home / "data" / "experiments.db")
     assert db.execute("SELECT count(*) FROM tuning_jobs WHERE name = 'refused'").fetchone()[0] == 0

@@ -126,20 +126,20 @@ async fn handle(
         headers: &pairs,
         body: &body,
     };
-    let manager = app.manager.clone();
-    let keys = app.keys.clone();
+    // The operator's keys first; an instance's own key (a store lookup) only when none matches.
+    let own_instance = std::cell::RefCell::new(None);
     let verified = sigv4::verify(&request, "sagemaker", chrono::Utc::now(), |k| {
-        keys.get(k)
-            .cloned()
-            .or_else(|| manager.instance_key(k).map(|(_, secret)| secret))
-    });
-    let access_key = match verified {
-        Ok(k) => k,
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
-            return error(status, e.code, &e.message);
+        if let Some(secret) = app.keys.get(k) {
+            return Some(secret.clone());
         }
-    };
+        let (name, secret) = app.manager.instance_key(k)?;
+        *own_instance.borrow_mut() = Some(name);
+        Some(secret)
+    });
+    if let Err(e) = verified {
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+        return error(status, e.code, &e.message);
+    }
     let Some(op) = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
@@ -163,7 +163,7 @@ async fn handle(
         }
     };
     // An instance's own key may only describe and stop that instance.
-    if let Some((instance, _)) = app.manager.instance_key(&access_key) {
+    if let Some(instance) = own_instance.into_inner() {
         let target = input.get("NotebookInstanceName").and_then(Value::as_str);
         let allowed = matches!(
             op.as_str(),

@@ -13,8 +13,6 @@ use crate::LifecycleError;
 
 /// What a launch needs: where the instance lives and what its processes see.
 pub struct LaunchSpec {
-    pub name: String,
-    pub home: PathBuf,
     /// The folder the notebook server opens (`home/SageMaker`).
     pub root_dir: PathBuf,
     pub env: Vec<(String, String)>,
@@ -100,7 +98,8 @@ pub fn running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-fn kill_group(pid: u32, signal: i32) {
+/// Signals a process group (the leader's pid): the process and everything it started.
+pub(crate) fn kill_group(pid: u32, signal: i32) {
     unsafe {
         libc::kill(-(pid as i32), signal);
     }
@@ -197,17 +196,7 @@ impl Backend for LocalBackend {
     }
 
     fn alive(&self, running: &Running) -> bool {
-        let state = std::fs::read_to_string(format!("/proc/{}/stat", running.pid));
-        let process = state
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false);
-        process
+        self::running(running.pid)
             && TcpStream::connect_timeout(
                 &std::net::SocketAddr::from(([127, 0, 0, 1], running.port)),
                 Duration::from_millis(500),
@@ -219,16 +208,7 @@ impl Backend for LocalBackend {
         kill_group(running.pid, libc::SIGTERM);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
-            if std::fs::read_to_string(format!("/proc/{}/stat", running.pid))
-                .map(|s| {
-                    s.rsplit(')')
-                        .next()
-                        .unwrap_or("")
-                        .trim_start()
-                        .starts_with('Z')
-                })
-                .unwrap_or(true)
-            {
+            if !self::running(running.pid) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -277,6 +277,13 @@ pub fn instance(command: InstanceCommand) -> anyhow::Result<()> {
     let call = |op: &str, input: Value| -> anyhow::Result<Value> {
         client()?.call(op, &input).map_err(|e| anyhow::anyhow!(e))
     };
+    // The calls that take only a name.
+    let by_name = |op: &str, field: &str, name: String| -> anyhow::Result<()> {
+        print(&call(op, json!({ field: name }))?);
+        Ok(())
+    };
+    const INSTANCE: &str = "NotebookInstanceName";
+    const CONFIG: &str = "NotebookInstanceLifecycleConfigName";
     match command {
         InstanceCommand::Create {
             name,
@@ -302,27 +309,15 @@ pub fn instance(command: InstanceCommand) -> anyhow::Result<()> {
             }
             print(&call("CreateNotebookInstance", input)?);
         }
-        InstanceCommand::Describe { name } => print(&call(
-            "DescribeNotebookInstance",
-            json!({"NotebookInstanceName": name}),
-        )?),
+        InstanceCommand::Describe { name } => by_name("DescribeNotebookInstance", INSTANCE, name)?,
         InstanceCommand::List => print(&call("ListNotebookInstances", json!({}))?),
-        InstanceCommand::Start { name } => print(&call(
-            "StartNotebookInstance",
-            json!({"NotebookInstanceName": name}),
-        )?),
-        InstanceCommand::Stop { name } => print(&call(
-            "StopNotebookInstance",
-            json!({"NotebookInstanceName": name}),
-        )?),
-        InstanceCommand::Delete { name } => print(&call(
-            "DeleteNotebookInstance",
-            json!({"NotebookInstanceName": name}),
-        )?),
+        InstanceCommand::Start { name } => by_name("StartNotebookInstance", INSTANCE, name)?,
+        InstanceCommand::Stop { name } => by_name("StopNotebookInstance", INSTANCE, name)?,
+        InstanceCommand::Delete { name } => by_name("DeleteNotebookInstance", INSTANCE, name)?,
         InstanceCommand::Url { name } => {
             let v = call(
                 "CreatePresignedNotebookInstanceUrl",
-                json!({"NotebookInstanceName": name}),
+                json!({ INSTANCE: name }),
             )?;
             println!("{}", v["AuthorizedUrl"].as_str().unwrap_or_default());
         }
@@ -346,14 +341,12 @@ pub fn instance(command: InstanceCommand) -> anyhow::Result<()> {
                 json!({"NotebookInstanceLifecycleConfigName": name, "OnCreate": hook(on_create)?, "OnStart": hook(on_start)?}),
             )?);
         }
-        InstanceCommand::DescribeLifecycleConfig { name } => print(&call(
-            "DescribeNotebookInstanceLifecycleConfig",
-            json!({"NotebookInstanceLifecycleConfigName": name}),
-        )?),
-        InstanceCommand::DeleteLifecycleConfig { name } => print(&call(
-            "DeleteNotebookInstanceLifecycleConfig",
-            json!({"NotebookInstanceLifecycleConfigName": name}),
-        )?),
+        InstanceCommand::DescribeLifecycleConfig { name } => {
+            by_name("DescribeNotebookInstanceLifecycleConfig", CONFIG, name)?
+        }
+        InstanceCommand::DeleteLifecycleConfig { name } => {
+            by_name("DeleteNotebookInstanceLifecycleConfig", CONFIG, name)?
+        }
         InstanceCommand::Logs {
             name,
             hook,

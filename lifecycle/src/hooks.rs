@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::backend::kill_group;
 use crate::config::Hook;
 use crate::logs::LogStream;
 use crate::LifecycleError;
@@ -55,13 +56,6 @@ pub struct HookRun<'a> {
     pub env: &'a [(String, String)],
     pub limit: Duration,
     pub log: &'a LogStream,
-}
-
-fn kill_group(pid: u32, signal: i32) {
-    // The script leads its own process group: everything it started goes with it.
-    unsafe {
-        libc::kill(-(pid as i32), signal);
-    }
 }
 
 fn pump(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -110,6 +110,8 @@ pub struct Manager {
     /// Serialises the check-then-write of state transitions.
     transitions: Mutex<()>,
     secret: Vec<u8>,
+    /// Where the service's Python keeps its packages (asked once).
+    base_purelib: std::sync::OnceLock<Option<String>>,
 }
 
 pub fn now() -> f64 {
@@ -206,17 +208,12 @@ impl Manager {
             backend,
             transitions: Mutex::new(()),
             secret,
+            base_purelib: std::sync::OnceLock::new(),
         }))
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
-    }
-
-    pub fn set_public_url(self: &mut Arc<Self>, url: String) {
-        if let Some(m) = Arc::get_mut(self) {
-            m.settings.public_url = url;
-        }
     }
 
     fn instance_dir(&self, name: &str) -> PathBuf {
@@ -664,22 +661,11 @@ impl Manager {
         }
         // A venv made from a venv links to the base interpreter: the packages of the Python
         // the service was given (JupyterLab among them) are added with a .pth file.
-        let purelib = |python: &Path| {
-            Command::new(python)
-                .args([
-                    "-c",
-                    "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-                ])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        };
-        if let (Some(base), Some(mine)) = (
-            purelib(Path::new(&self.settings.python)),
-            purelib(&run.join("python/bin/python")),
-        ) {
-            if base != mine {
+        let base = self
+            .base_purelib
+            .get_or_init(|| purelib(Path::new(&self.settings.python)));
+        if let (Some(base), Some(mine)) = (base, purelib(&run.join("python/bin/python"))) {
+            if *base != mine {
                 let _ = std::fs::write(
                     Path::new(&mine).join("rustmaker-base.pth"),
                     format!("{base}\n"),
@@ -749,8 +735,6 @@ impl Manager {
             }
         }
         let spec = LaunchSpec {
-            name: name.to_owned(),
-            home: home.clone(),
             root_dir: keep,
             env: server_env,
             token: i.jupyter_token.clone(),
@@ -842,24 +826,19 @@ impl Manager {
         }
         Ok(done)
     }
+}
 
-    /// Waits until `name` leaves `status` (tests and the CLI's --wait).
-    pub fn wait_while(
-        &self,
-        name: &str,
-        status: InstanceStatus,
-        limit: Duration,
-    ) -> Option<Instance> {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            match self.store.instance(name) {
-                Ok(Some(i)) if i.status != status => return Some(i),
-                Ok(None) => return None,
-                _ => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
-        self.store.instance(name).ok().flatten()
-    }
+/// Where a Python installs pure packages (its site-packages).
+fn purelib(python: &Path) -> Option<String> {
+    Command::new(python)
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
 }
 
 /// `git clone` of a repository (a URL or a local path) into the instance's SageMaker folder.

@@ -28,17 +28,8 @@ fn run(
     (outcome, log)
 }
 
-/// Running (a zombie waiting for a parent that does not reap it counts as gone).
 fn alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
+    rustmaker_lifecycle::backend::running(pid as u32)
 }
 
 #[test]

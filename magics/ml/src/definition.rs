@@ -116,10 +116,6 @@ impl TrainingDefinition {
             .map(|c| c.data_source.s3_data_source.s3_uri.as_str())
     }
 
-    pub fn is_builtin(&self) -> bool {
-        self.algorithm_specification.algorithm_name.is_some()
-    }
-
     pub fn save(&self, dir: &Path) -> Result<(), MlError> {
         let text = serde_json::to_string_pretty(self).expect("a definition serialises");
         std::fs::create_dir_all(dir)

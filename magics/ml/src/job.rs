@@ -77,6 +77,9 @@ pub struct JobSpec {
     pub dir: PathBuf,
     pub seed: u64,
     pub replace: bool,
+    /// What the job was made from, kept in its directory as `definition.json` once the job
+    /// is recorded (what `%tune --job NAME` starts from).
+    pub definition: Option<crate::definition::TrainingDefinition>,
 }
 
 pub struct JobResult {
@@ -152,7 +155,7 @@ pub fn run(
     watcher: &mut dyn Watcher,
 ) -> Result<JobResult, MlError> {
     check_name(&spec.name)?;
-    match kind {
+    let result = match kind {
         JobKind::Builtin {
             algorithm,
             train,
@@ -195,7 +198,11 @@ pub fn run(
             };
             script.run(&spec, store, watcher)
         }
+    }?;
+    if let Some(definition) = &spec.definition {
+        definition.save(&spec.dir)?;
     }
+    Ok(result)
 }
 
 struct Builtin {

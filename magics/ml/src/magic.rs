@@ -531,11 +531,10 @@ impl TrainMagic {
             dir: dir.clone(),
             seed: args.seed,
             replace: args.replace,
+            definition: Some(definition.clone()),
         };
         let mut watcher = LiveJob::new(&args.name, ctx);
         let result = job::run(spec, kind, &store, &mut watcher)?;
-        // What `%tune --job NAME` starts from.
-        definition.save(&dir)?;
         let mut model = result.model.clone();
         if let (Some(prefix), Some(local)) = (s3_output, &result.model) {
             let url = format!(

@@ -50,6 +50,7 @@ fn train(
         dir: dir.join(name),
         seed: 7,
         replace: false,
+        definition: None,
     };
     let kind = JobKind::Builtin {
         algorithm: Algorithm::parse(algorithm).unwrap(),
@@ -233,6 +234,7 @@ fn kmeans_finds_the_iris_species() {
         dir: dir.path().join("iris-kmeans"),
         seed: 3,
         replace: false,
+        definition: None,
     };
     let kind = JobKind::Builtin {
         algorithm: Algorithm::KMeans,

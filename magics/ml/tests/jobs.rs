@@ -50,6 +50,7 @@ fn spec(dir: &Path, name: &str, hp: &[(&str, &str)]) -> JobSpec {
         dir: dir.join(name),
         seed: 1,
         replace: false,
+        definition: None,
     }
 }
 

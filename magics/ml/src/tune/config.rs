@@ -2,7 +2,7 @@
 //! YAML), checked as the service checks it: every refusal names the field, before any
 //! training job runs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -122,8 +122,8 @@ pub fn parse_text(text: &str) -> Result<Json, MlError> {
     Ok(value)
 }
 
-fn field<'a>(v: &'a Json, path: &str, key: &str) -> Option<&'a Json> {
-    let _ = path;
+/// A member that is present and not null.
+fn field<'a>(v: &'a Json, key: &str) -> Option<&'a Json> {
     v.get(key).filter(|x| !x.is_null())
 }
 
@@ -175,11 +175,11 @@ fn one_of<'a>(v: &Json, path: &str, allowed: &[&'a str]) -> Result<&'a str, MlEr
 }
 
 fn objective(v: &Json, path: &str) -> Result<Objective, MlError> {
-    let kind = field(v, path, "Type")
+    let kind = field(v, "Type")
         .ok_or_else(|| bad(format!("{path}.Type is missing (Maximize or Minimize)")))?;
     let kind = one_of(kind, &format!("{path}.Type"), &["Maximize", "Minimize"])?;
     let metric =
-        field(v, path, "MetricName").ok_or_else(|| bad(format!("{path}.MetricName is missing")))?;
+        field(v, "MetricName").ok_or_else(|| bad(format!("{path}.MetricName is missing")))?;
     let metric = string(metric, &format!("{path}.MetricName"))?;
     if metric.is_empty() {
         return Err(bad(format!("{path}.MetricName is empty")));
@@ -228,7 +228,7 @@ fn check_scaling(s: Scaling, min: f64, max: f64, path: &str) -> Result<(), MlErr
 }
 
 fn entries<'a>(ranges: &'a Json, key: &str, path: &str) -> Result<Vec<&'a Json>, MlError> {
-    match field(ranges, path, key) {
+    match field(ranges, key) {
         None => Ok(Vec::new()),
         Some(Json::Array(items)) if items.len() <= 30 => Ok(items.iter().collect()),
         Some(Json::Array(items)) => Err(bad(format!(
@@ -284,7 +284,7 @@ pub fn parse_ranges(v: &Json, path: &str) -> Result<Space, MlError> {
     {
         let at = format!("{path}.CategoricalParameterRanges[{i}]");
         let name = range_name(e, &at)?;
-        let values = match field(e, &at, "Values") {
+        let values = match field(e, "Values") {
             Some(Json::Array(values)) if !values.is_empty() && values.len() <= 30 => values
                 .iter()
                 .map(|x| string(x, &format!("{at}.Values")))
@@ -317,7 +317,7 @@ pub fn parse_ranges(v: &Json, path: &str) -> Result<Space, MlError> {
 }
 
 fn range_name(e: &Json, at: &str) -> Result<String, MlError> {
-    let name = field(e, at, "Name").ok_or_else(|| bad(format!("{at}.Name is missing")))?;
+    let name = field(e, "Name").ok_or_else(|| bad(format!("{at}.Name is missing")))?;
     let name = string(name, &format!("{at}.Name"))?;
     if name.is_empty() {
         return Err(bad(format!("{at}.Name is empty")));
@@ -329,7 +329,7 @@ fn numeric_range(e: &Json, at: &str) -> Result<(String, f64, f64, Option<Scaling
     let name = range_name(e, at)?;
     let at = format!("{at} ({name})");
     let get = |key: &str| {
-        field(e, &at, key)
+        field(e, key)
             .ok_or_else(|| bad(format!("{at}.{key} is missing")))
             .and_then(|v| number(v, &format!("{at}.{key}")))
     };
@@ -337,7 +337,7 @@ fn numeric_range(e: &Json, at: &str) -> Result<(String, f64, f64, Option<Scaling
     if min > max {
         return Err(bad(format!("{at}: MinValue {min} is above MaxValue {max}")));
     }
-    Ok((name, min, max, scaling(field(e, &at, "ScalingType"), &at)?))
+    Ok((name, min, max, scaling(field(e, "ScalingType"), &at)?))
 }
 
 /// The objective metrics a built-in algorithm can report.
@@ -449,8 +449,8 @@ fn check_definition(d: &Definition, path: &str, strategy: Strategy) -> Result<()
 /// Checks a request and reads it into a [`TuningConfig`].
 pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
     const CONFIG: &str = "HyperParameterTuningJobConfig";
-    let config = field(&request, "", CONFIG).ok_or_else(|| bad(format!("{CONFIG} is missing")))?;
-    let strategy = field(config, CONFIG, "Strategy").ok_or_else(|| {
+    let config = field(&request, CONFIG).ok_or_else(|| bad(format!("{CONFIG} is missing")))?;
+    let strategy = field(config, "Strategy").ok_or_else(|| {
         bad(format!(
             "{CONFIG}.Strategy is missing (Bayesian, Random, Hyperband or Grid)"
         ))
@@ -465,7 +465,7 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
         "Hyperband" => Strategy::Hyperband,
         _ => Strategy::Grid,
     };
-    let early_stopping = match field(config, CONFIG, "TrainingJobEarlyStoppingType") {
+    let early_stopping = match field(config, "TrainingJobEarlyStoppingType") {
         None => false,
         Some(v) => {
             one_of(
@@ -476,12 +476,12 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
         }
     };
     let limits_path = format!("{CONFIG}.ResourceLimits");
-    let limits = field(config, CONFIG, "ResourceLimits").ok_or_else(|| {
+    let limits = field(config, "ResourceLimits").ok_or_else(|| {
         bad(format!(
             "{limits_path} is missing (MaxParallelTrainingJobs, MaxNumberOfTrainingJobs)"
         ))
     })?;
-    let max_parallel = field(limits, &limits_path, "MaxParallelTrainingJobs")
+    let max_parallel = field(limits, "MaxParallelTrainingJobs")
         .ok_or_else(|| bad(format!("{limits_path}.MaxParallelTrainingJobs is missing")))?;
     let max_parallel = integer(
         max_parallel,
@@ -489,7 +489,7 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
         1,
         100,
     )? as usize;
-    let max_jobs = field(limits, &limits_path, "MaxNumberOfTrainingJobs")
+    let max_jobs = field(limits, "MaxNumberOfTrainingJobs")
         .map(|v| {
             integer(
                 v,
@@ -500,7 +500,7 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
         })
         .transpose()?
         .map(|n| n as usize);
-    let max_runtime = field(limits, &limits_path, "MaxRuntimeInSeconds")
+    let max_runtime = field(limits, "MaxRuntimeInSeconds")
         .map(|v| {
             integer(
                 v,
@@ -511,27 +511,27 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
         })
         .transpose()?
         .map(|s| Duration::from_secs(s as u64));
-    let seed = field(config, CONFIG, "RandomSeed")
+    let seed = field(config, "RandomSeed")
         .map(|v| integer(v, &format!("{CONFIG}.RandomSeed"), 0, i64::MAX))
         .transpose()?
         .map(|s| s as u64);
 
     let mut completion = Completion::default();
     let cpath = format!("{CONFIG}.TuningJobCompletionCriteria");
-    if let Some(c) = field(config, CONFIG, "TuningJobCompletionCriteria") {
-        completion.target = field(c, &cpath, "TargetObjectiveMetricValue")
+    if let Some(c) = field(config, "TuningJobCompletionCriteria") {
+        completion.target = field(c, "TargetObjectiveMetricValue")
             .map(|v| number(v, &format!("{cpath}.TargetObjectiveMetricValue")))
             .transpose()?;
-        if let Some(b) = field(c, &cpath, "BestObjectiveNotImproving") {
+        if let Some(b) = field(c, "BestObjectiveNotImproving") {
             let p =
                 format!("{cpath}.BestObjectiveNotImproving.MaxNumberOfTrainingJobsNotImproving");
-            let n = field(b, &p, "MaxNumberOfTrainingJobsNotImproving")
+            let n = field(b, "MaxNumberOfTrainingJobsNotImproving")
                 .ok_or_else(|| bad(format!("{p} is missing")))?;
             completion.not_improving = Some(integer(n, &p, 3, 10_000)? as usize);
         }
-        if let Some(c) = field(c, &cpath, "ConvergenceDetected") {
+        if let Some(c) = field(c, "ConvergenceDetected") {
             let p = format!("{cpath}.ConvergenceDetected.CompleteOnConvergence");
-            completion.convergence = match field(c, &p, "CompleteOnConvergence") {
+            completion.convergence = match field(c, "CompleteOnConvergence") {
                 Some(v) => one_of(v, &p, &["Disabled", "Enabled"])? == "Enabled",
                 None => false,
             };
@@ -539,10 +539,10 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
     }
 
     // One definition, or several (multi-algorithm).
-    let single = field(&request, "", "TrainingJobDefinition");
-    let multiple = field(&request, "", "TrainingJobDefinitions");
-    let top_objective = field(config, CONFIG, "HyperParameterTuningJobObjective");
-    let top_ranges = field(config, CONFIG, "ParameterRanges");
+    let single = field(&request, "TrainingJobDefinition");
+    let multiple = field(&request, "TrainingJobDefinitions");
+    let top_objective = field(config, "HyperParameterTuningJobObjective");
+    let top_ranges = field(config, "ParameterRanges");
     let (definitions, multi) = match (single, multiple) {
         (Some(_), Some(_)) => {
             return Err(bad(
@@ -603,7 +603,7 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
                 if out.iter().any(|o| o.name == name) {
                     return Err(bad(format!("{path}.DefinitionName `{name}` is used twice")));
                 }
-                let objective = match (field(d, &path, "TuningObjective"), top_objective) {
+                let objective = match (field(d, "TuningObjective"), top_objective) {
                     (Some(o), _) => objective(o, &format!("{path}.TuningObjective"))?,
                     (None, Some(o)) => {
                         objective(o, &format!("{CONFIG}.HyperParameterTuningJobObjective"))?
@@ -611,7 +611,7 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
                     (None, None) => return Err(bad(format!("{path}.TuningObjective is missing"))),
                 };
                 let space = parse_ranges(
-                    field(d, &path, "HyperParameterRanges")
+                    field(d, "HyperParameterRanges")
                         .ok_or_else(|| bad(format!("{path}.HyperParameterRanges is missing")))?,
                     &format!("{path}.HyperParameterRanges"),
                 )?;
@@ -662,15 +662,14 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
             )));
         }
         let hpath = format!("{CONFIG}.StrategyConfig.HyperbandStrategyConfig");
-        let h = field(config, CONFIG, "StrategyConfig")
-            .and_then(|s| field(s, CONFIG, "HyperbandStrategyConfig"));
+        let h = field(config, "StrategyConfig").and_then(|s| field(s, "HyperbandStrategyConfig"));
         let min = h
-            .and_then(|h| field(h, &hpath, "MinResource"))
+            .and_then(|h| field(h, "MinResource"))
             .map(|v| integer(v, &format!("{hpath}.MinResource"), 1, 20_000))
             .transpose()?
             .unwrap_or(1) as u64;
         let given_max = h
-            .and_then(|h| field(h, &hpath, "MaxResource"))
+            .and_then(|h| field(h, "MaxResource"))
             .map(|v| integer(v, &format!("{hpath}.MaxResource"), 1, 20_000))
             .transpose()?
             .map(|n| n as u64);
@@ -699,7 +698,7 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
         }
         Some((min, max))
     } else {
-        if field(config, CONFIG, "StrategyConfig").is_some() {
+        if field(config, "StrategyConfig").is_some() {
             return Err(bad(format!(
                 "{CONFIG}.StrategyConfig is for the Hyperband strategy, and Strategy is {}",
                 strategy.as_str()
@@ -708,11 +707,11 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
         None
     };
 
-    let warm_start = match field(&request, "", "WarmStartConfig") {
+    let warm_start = match field(&request, "WarmStartConfig") {
         None => None,
         Some(w) => {
             let p = "WarmStartConfig";
-            let kind = field(w, p, "WarmStartType")
+            let kind = field(w, "WarmStartType")
                 .ok_or_else(|| bad(format!("{p}.WarmStartType is missing")))?;
             let kind = match one_of(
                 kind,
@@ -722,11 +721,11 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
                 "TransferLearning" => WarmStartType::TransferLearning,
                 _ => WarmStartType::IdenticalDataAndAlgorithm,
             };
-            let parents = match field(w, p, "ParentHyperParameterTuningJobs") {
+            let parents = match field(w, "ParentHyperParameterTuningJobs") {
                 Some(Json::Array(list)) if !list.is_empty() && list.len() <= 5 => list
                     .iter()
                     .map(|e| {
-                        field(e, p, "HyperParameterTuningJobName")
+                        field(e, "HyperParameterTuningJobName")
                             .ok_or_else(|| {
                                 bad(format!(
                                     "{p}.ParentHyperParameterTuningJobs[].HyperParameterTuningJobName is missing"
@@ -769,29 +768,6 @@ pub fn parse(request: Json) -> Result<TuningConfig, MlError> {
 /// A tuning job name as SageMaker allows it: 1 to 32 letters, digits and hyphens.
 pub fn check_name(name: &str) -> Result<(), MlError> {
     crate::job::check_resource_name(name, 32, "tuning job")
-}
-
-/// The range map SageMaker's analytics show (`tuning_ranges`).
-pub fn ranges_json(space: &Space) -> BTreeMap<String, Json> {
-    space
-        .params
-        .iter()
-        .map(|p| {
-            let scaling = |s: &Scaling| match s {
-                Scaling::Linear => "Linear",
-                Scaling::Logarithmic => "Logarithmic",
-                Scaling::ReverseLogarithmic => "ReverseLogarithmic",
-            };
-            let v = match &p.domain {
-                Domain::Integer { min, max, scaling: s } => serde_json::json!({
-                    "Name": p.name, "MinValue": min.to_string(), "MaxValue": max.to_string(), "ScalingType": scaling(s)}),
-                Domain::Continuous { min, max, scaling: s } => serde_json::json!({
-                    "Name": p.name, "MinValue": min.to_string(), "MaxValue": max.to_string(), "ScalingType": scaling(s)}),
-                Domain::Categorical(values) => serde_json::json!({"Name": p.name, "Values": values}),
-            };
-            (p.name.clone(), v)
-        })
-        .collect()
 }
 
 #[cfg(test)]

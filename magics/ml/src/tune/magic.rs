@@ -281,17 +281,13 @@ fn definitions_of(config: &TuningConfig) -> Vec<(String, Json)> {
         .collect()
 }
 
-/// The parents' trials as observations, and their best training job with its objective.
-type WarmStartPriors = (Vec<Observation>, Option<(String, f64)>);
-
 /// Checks the warm-start parents and reads their trials as prior observations.
-fn warm_start(store: &Store, config: &TuningConfig) -> Result<WarmStartPriors, MagicError> {
+fn warm_start(store: &Store, config: &TuningConfig) -> Result<Vec<Observation>, MagicError> {
     let Some(w) = &config.warm_start else {
-        return Ok((Vec::new(), None));
+        return Ok(Vec::new());
     };
     let ours = definitions_of(config);
     let mut priors = Vec::new();
-    let mut overall: Option<(String, f64)> = None;
     let objective = &config.definitions[0].objective;
     for parent in &w.parents {
         let p = "WarmStartConfig.ParentHyperParameterTuningJobs";
@@ -345,13 +341,6 @@ fn warm_start(store: &Store, config: &TuningConfig) -> Result<WarmStartPriors, M
         }
         for t in store.tuning_trials(parent)? {
             let Some(v) = t.objective else { continue };
-            if t.status == Status::Completed
-                && overall
-                    .as_ref()
-                    .is_none_or(|(_, b)| objective.loss(v) < objective.loss(*b))
-            {
-                overall = Some((t.training_job.clone(), v));
-            }
             let def = config
                 .definitions
                 .iter()
@@ -367,7 +356,7 @@ fn warm_start(store: &Store, config: &TuningConfig) -> Result<WarmStartPriors, M
             }
         }
     }
-    Ok((priors, overall))
+    Ok(priors)
 }
 
 impl TuneMagic {
@@ -379,7 +368,7 @@ impl TuneMagic {
     ) -> Result<(), MagicError> {
         let config = config::parse(request)?;
         let store = open_store()?;
-        let (priors, parent_best) = warm_start(&store, &config)?;
+        let priors = warm_start(&store, &config)?;
         // Every definition's data is loaded (and checked) before the first trial.
         let scratch = Scratch::new("tune")?;
         let mut kinds = Vec::new();
@@ -402,26 +391,10 @@ impl TuneMagic {
         })?;
         let template = TrialTemplate {
             kinds,
-            static_hyperparameters: config
+            definitions: config
                 .definitions
                 .iter()
-                .map(|d| d.training.static_hyper_parameters.clone())
-                .collect(),
-            seeds: config
-                .definitions
-                .iter()
-                .map(|d| d.training.seed.unwrap_or(1))
-                .collect(),
-            max_runtime: config
-                .definitions
-                .iter()
-                .map(|d| {
-                    d.training
-                        .stopping_condition
-                        .as_ref()
-                        .and_then(|s| s.max_runtime_in_seconds)
-                        .map(std::time::Duration::from_secs)
-                })
+                .map(|d| d.training.clone())
                 .collect(),
             jobs_root: store::data_dir().join("training-jobs"),
             experiment,
@@ -453,12 +426,23 @@ impl TuneMagic {
                 b.objective.map(render::short).unwrap_or_default()
             ));
         }
-        if let Some((job, v)) = parent_best {
-            let ours = outcome.best.as_ref().and_then(|b| b.objective);
-            if ours.is_none_or(|o| objective.loss(v) < objective.loss(o)) {
+        if config.warm_start.is_some() {
+            // DescribeHyperParameterTuningJob's OverallBestTrainingJob looks at the parents too.
+            let row = store.tuning_job(&args.name)?;
+            let overall = row.map(|r| describe(&store, &r)).transpose()?;
+            let overall = overall
+                .as_ref()
+                .and_then(|d| d.get("OverallBestTrainingJob"));
+            if let Some(o) = overall.filter(|o| {
+                outcome
+                    .best
+                    .as_ref()
+                    .is_none_or(|b| o["TrainingJobName"] != b.name.as_str())
+            }) {
                 summary.push_str(&format!(
-                    "; overall best (with the warm-start parents) {job} = {}",
-                    render::short(v)
+                    "; overall best (with the warm-start parents) {} = {}",
+                    o["TrainingJobName"].as_str().unwrap_or_default(),
+                    o["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
                 ));
             }
         }
@@ -630,6 +614,15 @@ fn tuning_row(store: &Store, name: &str) -> Result<TuningRow, MagicError> {
         .ok_or_else(|| no_tuning_job(name).into())
 }
 
+/// SageMaker's ObjectiveStatus of a trial: its objective was read, is still to come, or never came.
+fn objective_status(t: &TrialRow) -> &'static str {
+    match (t.status, t.objective) {
+        (_, Some(_)) => "Succeeded",
+        (Status::InProgress | Status::Stopping, None) => "Pending",
+        _ => "Failed",
+    }
+}
+
 /// SageMaker's HyperParameterTrainingJobSummary of a trial.
 fn summary(row: &TuningRow, t: &TrialRow, multi: bool) -> Json {
     let mut s = json!({
@@ -640,11 +633,7 @@ fn summary(row: &TuningRow, t: &TrialRow, multi: bool) -> Json {
         "TrainingEndTime": t.end_time,
         "TrainingJobStatus": t.status.as_str(),
         "TunedHyperParameters": t.tuned,
-        "ObjectiveStatus": match (t.status, t.objective) {
-            (_, Some(_)) => "Succeeded",
-            (Status::InProgress | Status::Stopping, None) => "Pending",
-            _ => "Failed",
-        },
+        "ObjectiveStatus": objective_status(t),
     });
     if let Some(v) = t.objective {
         s["FinalHyperParameterTuningJobObjectiveMetric"] =
@@ -663,18 +652,12 @@ fn describe(store: &Store, row: &TuningRow) -> Result<Json, MagicError> {
     let trials = store.tuning_trials(&row.name)?;
     let multi = row.request.get("TrainingJobDefinitions").is_some();
     let c = counts(trials.iter().map(|t| t.status));
-    let objective_counts =
+    let objective_count = |status: &str| {
         trials
             .iter()
-            .fold(BTreeMap::new(), |mut m: BTreeMap<&str, usize>, t| {
-                let key = match (t.status, t.objective) {
-                    (_, Some(_)) => "Succeeded",
-                    (Status::InProgress | Status::Stopping, None) => "Pending",
-                    _ => "Failed",
-                };
-                *m.entry(key).or_default() += 1;
-                m
-            });
+            .filter(|t| objective_status(t) == status)
+            .count()
+    };
     let mut d = json!({
         "HyperParameterTuningJobName": row.name,
         "HyperParameterTuningJobConfig": row.request.get("HyperParameterTuningJobConfig"),
@@ -686,9 +669,9 @@ fn describe(store: &Store, row: &TuningRow) -> Result<Json, MagicError> {
             "RetryableError": 0, "NonRetryableError": c["Failed"], "Stopped": c["Stopped"],
         },
         "ObjectiveStatusCounters": {
-            "Succeeded": objective_counts.get("Succeeded").copied().unwrap_or(0),
-            "Pending": objective_counts.get("Pending").copied().unwrap_or(0),
-            "Failed": objective_counts.get("Failed").copied().unwrap_or(0),
+            "Succeeded": objective_count("Succeeded"),
+            "Pending": objective_count("Pending"),
+            "Failed": objective_count("Failed"),
         },
         "ConsumedResources": {"RuntimeInSeconds": (row.ended.unwrap_or_else(store::now) - row.created).round() as i64},
         "Experiment": row.experiment,

@@ -15,6 +15,7 @@ use super::config::{Objective, TuningConfig};
 use super::space::Point;
 use super::stopping::{median_rule, Hyperband};
 use super::strategy::{Observation, Optimizer, Strategy};
+use crate::definition::TrainingDefinition;
 use crate::job::{self, JobKind, JobResult, JobSpec, Watcher};
 use crate::store::{Status, Store};
 use crate::MlError;
@@ -33,7 +34,6 @@ pub struct Trial {
     /// The objective per step while it trains.
     pub series: Vec<(u64, f64)>,
     pub reason: Option<String>,
-    pub seconds: f64,
 }
 
 /// What the notebook shows while the job runs.
@@ -55,10 +55,9 @@ pub struct TuningOutcome {
 /// What a trial's training job is made from: the job for each definition, where trials'
 /// directories go, and their experiment.
 pub struct TrialTemplate {
+    /// Each definition's job (its data loaded once) and its definition.
     pub kinds: Vec<JobKind>,
-    pub static_hyperparameters: Vec<BTreeMap<String, String>>,
-    pub seeds: Vec<u64>,
-    pub max_runtime: Vec<Option<Duration>>,
+    pub definitions: Vec<TrainingDefinition>,
     pub jobs_root: PathBuf,
     pub experiment: String,
     pub replace: bool,
@@ -208,21 +207,22 @@ pub fn run(
                     objective: None,
                     series: Vec::new(),
                     reason: None,
-                    seconds: 0.0,
                 });
                 if let Some(h) = hyperband.as_mut() {
                     h.add_trial(index, index);
                 }
-                let mut hyperparameters = template.static_hyperparameters[def].clone();
-                hyperparameters.extend(tuned);
+                // The trial's own definition: the tuned values become static ones.
+                let mut trial_definition = template.definitions[def].clone();
+                trial_definition.static_hyper_parameters.extend(tuned);
                 let spec = JobSpec {
                     name: trial_name.clone(),
                     experiment: template.experiment.clone(),
                     trial: Some(name.to_owned()),
-                    hyperparameters,
+                    hyperparameters: trial_definition.static_hyper_parameters.clone(),
                     dir: template.jobs_root.join(&trial_name),
-                    seed: template.seeds[def],
+                    seed: trial_definition.seed.unwrap_or(1),
                     replace: template.replace,
+                    definition: Some(trial_definition),
                 };
                 let kind = template.kinds[def].clone();
                 let r = Running {
@@ -292,9 +292,7 @@ pub fn run(
                     }
                 }
                 Ok(Event::Done(index, result)) => {
-                    if let Some(r) = running.remove(&index) {
-                        trials[index].seconds = r.started.elapsed().as_secs_f64();
-                    }
+                    running.remove(&index);
                     let def = trials[index].definition;
                     let objective = objectives[def];
                     let t = &mut trials[index];
@@ -409,7 +407,12 @@ pub fn run(
                 }
             }
             for (i, r) in &running {
-                if let Some(limit) = template.max_runtime[trials[*i].definition] {
+                let limit = template.definitions[trials[*i].definition]
+                    .stopping_condition
+                    .as_ref()
+                    .and_then(|s| s.max_runtime_in_seconds)
+                    .map(Duration::from_secs);
+                if let Some(limit) = limit {
                     if r.started.elapsed() > limit {
                         r.stop("MaxRuntimeInSeconds exceeded");
                     }
