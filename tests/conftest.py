@@ -17,7 +17,33 @@ BIN = os.environ.get("RUSTMAKER_BIN", str(ROOT / "target" / "debug" / "rustmaker
 KERNEL = "rustmaker"
 
 
+def isolate_home():
+    """Gives the tests a home of their own when `scripts/test` has not (pytest run by hand), so
+    nothing a test or a client library writes (sparkmagic creates ~/.sparkmagic/config.json on
+    import) lands in the user's real home. The toolchains keep their real homes."""
+    if os.environ.get("RUSTMAKER_TEST_HOME"):
+        return
+    real = pathlib.Path.home()
+    home = pathlib.Path(tempfile.mkdtemp(prefix="rustmaker-test-home-"))
+    os.environ.setdefault("CARGO_HOME", str(real / ".cargo"))
+    os.environ.setdefault("RUSTUP_HOME", str(real / ".rustup"))
+    if (real / ".pyenv").is_dir():
+        os.environ.setdefault("PYENV_ROOT", str(real / ".pyenv"))
+    (home / ".run").mkdir(mode=0o700)
+    os.environ.update(
+        HOME=str(home), RUSTMAKER_TEST_HOME=str(home),
+        XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"),
+        XDG_CACHE_HOME=str(home / ".cache"), XDG_STATE_HOME=str(home / ".local/state"),
+        XDG_RUNTIME_DIR=str(home / ".run"), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+        JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"),
+        JUPYTER_RUNTIME_DIR=str(home / ".local/share/jupyter/runtime"), IPYTHONDIR=str(home / ".ipython"),
+        SPARKMAGIC_CONF_DIR=str(home / ".sparkmagic"), RUSTMAKER_HOME=str(home / ".rustmaker"),
+        RUSTMAKER_DATA_DIR=str(home / ".rustmaker" / "data"),
+    )
+
+
 def pytest_configure(config):
+    isolate_home()
     # Install the kernelspec of *this* build into a private directory that Jupyter searches
     # first, so the tests never pick up another installation.
     prefix = tempfile.mkdtemp(prefix="rustmaker-spec-")

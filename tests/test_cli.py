@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -61,3 +62,15 @@ def test_bad_connection_files_are_explained(tmp_path):
     out = subprocess.run([BIN, "kernel", "-f", str(bad_scheme)], capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert "unsupported signature_scheme `hmac-md5`" in out.stderr
+
+
+def test_the_build_does_not_depend_on_the_ci_variable():
+    # scripts/setup (so scripts/lab) and scripts/test build through scripts/build; a build made
+    # with CI set (as CI runs) must be the build a user's shell gets, and the reverse.
+    root = pathlib.Path(__file__).resolve().parent.parent
+    for ci in ({"CI": "true"}, {}):
+        env = {k: v for k, v in os.environ.items() if k != "CI"} | ci
+        proc = subprocess.run([str(root / "scripts" / "build")], capture_output=True, text=True, env=env,
+                              timeout=1800)
+        assert proc.returncode == 0, proc.stderr
+        assert "Compiling" not in proc.stderr, (ci, proc.stderr[-3000:])

@@ -395,3 +395,41 @@ def test_schema_names_and_types_columns(tmp_path):
     err = monitor("baseline", "--data", tmp_path / "d.csv", "--schema", "a:Text,b,c", "--output", tmp_path / "x",
                   expect_ok=False)
     assert "`Text` is not a type" in err.stderr
+
+
+def test_a_csv_header_is_sniffed_and_told(tmp_path):
+    # The header of a 50,000-row CSV, profiled without --header, is not counted as a row.
+    write_csv(tmp_path / "base.csv", shop(50_000, 4))
+    proc = monitor("baseline", "--data", tmp_path / "base.csv", "--output", tmp_path / "b")
+    stats = json.loads((tmp_path / "b" / "statistics.json").read_text())
+    assert stats["dataset"]["item_count"] == 50_000, proc.stdout
+    assert {f["name"]: f["inferred_type"] for f in stats["features"]} == {
+        "id": "Integral", "price": "Fractional", "color": "String", "qty": "Integral"}
+    assert "the first line is read as the header" in proc.stderr and "--no-header" in proc.stderr, proc.stderr
+
+    # --no-header forces the first line to be data: one more row, and numeric columns hold text.
+    proc = monitor("baseline", "--data", tmp_path / "base.csv", "--no-header", "--output", tmp_path / "forced")
+    stats = json.loads((tmp_path / "forced" / "statistics.json").read_text())
+    assert stats["dataset"]["item_count"] == 50_001 and stats["features"][0]["name"] == "_c0"
+    assert "read as" not in proc.stderr, "a choice the user made is not repeated back"
+
+    # A CSV without header is read as data, columns _c0 …, and says how to change that.
+    write_csv(tmp_path / "raw.csv", shop(300, 5), header=False)
+    proc = monitor("baseline", "--data", tmp_path / "raw.csv", "--output", tmp_path / "raw")
+    stats = json.loads((tmp_path / "raw" / "statistics.json").read_text())
+    assert stats["dataset"]["item_count"] == 300 and [f["name"] for f in stats["features"]] == ["_c0", "_c1", "_c2", "_c3"]
+    assert "read as data" in proc.stderr and "--header" in proc.stderr, proc.stderr
+
+    # check sniffs too; both flags at once are refused.
+    proc = monitor("check", "--data", tmp_path / "base.csv", "--baseline", tmp_path / "b", "--output", tmp_path / "o")
+    assert "Completed: 0 violation(s)" in proc.stdout, proc.stdout + proc.stderr
+    err = monitor("baseline", "--data", tmp_path / "base.csv", "--header", "--no-header", "--output", tmp_path / "x",
+                  expect_ok=False)
+    assert err.returncode != 0 and "--no-header" in err.stderr, err.stderr
+
+
+def test_monitor_magic_tells_the_sniffed_header(ak, tmp_path):
+    write_csv(tmp_path / "named.csv", shop(200, 6))
+    out = ok(ak, f"%monitor baseline --data {tmp_path / 'named.csv'} --output {tmp_path / 'b'}")
+    assert "the first line is read as the header" in stream_text(out)
+    assert json.loads((tmp_path / "b" / "statistics.json").read_text())["dataset"]["item_count"] == 200

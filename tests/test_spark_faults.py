@@ -98,6 +98,20 @@ def test_a_broken_sparkmagic_config_names_the_file(fk):
     (fk.conf_dir / "config.json").write_text(json.dumps({"livy_session_startup_timeout_seconds": 120}))
 
 
+def test_an_empty_sparkmagic_config_is_no_overrides(livy_server, tmp_path):
+    # sparkmagic creates an empty config.json the first time it is imported; it means "no
+    # overrides" there, and must here too.
+    (tmp_path / "config.json").write_text("")
+    km, kc = start_kernel_with_env(livy_server.kernel_env(SPARKMAGIC_CONF_DIR=str(tmp_path)), tmp_path / "k.log")
+    try:
+        reply, outputs = run(kc, "%spark info")
+        assert reply["status"] == "ok", reply
+        assert livy_server.url in stream_text(outputs) + str(outputs), outputs
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 def test_connection_refused(fk):
     evalue = error_of(fk, "%spark add -s r -l python -u http://127.0.0.1:9")
     assert "cannot reach Livy at http://127.0.0.1:9" in evalue and "POST /sessions" in evalue

@@ -208,3 +208,21 @@ def test_stop_from_another_notebook(mk, tmp_path, moto_url):
     finally:
         kc2.stop_channels()
         km2.shutdown_kernel(now=True)
+
+
+def test_csv_header_is_sniffed_for_train_and_predict(mk, tmp_path):
+    lines = (DATA / "iris.csv").read_text().splitlines()
+    raw = tmp_path / "iris-raw.csv"
+    raw.write_text("\n".join(lines[1:]) + "\n")  # SageMaker's built-in style: no header
+    outs = ok(mk, f"%train iris-raw --algorithm decision-tree --data {raw} --target _c4")
+    assert "the first line is read as data, columns named _c0" in stream_text(outs)
+    assert "Completed" in html_of(outs)
+    outs = ok(mk, f"%predict --model iris-raw --data {raw} -o raw_scored")
+    assert "raw_scored: 150 rows" in stream_text(ok(mk, "%frames raw_scored"))
+    # A header, sniffed, is named; forcing --no-header on it makes its names a row of data.
+    outs = ok(mk, f"%predict --model iris-rf --data {DATA / 'iris.csv'} -o named_scored")
+    assert "the first line is read as the header" in stream_text(outs)
+    assert "no column `target`" in error_of(
+        mk, f"%train x --algorithm decision-tree --data {DATA / 'iris.csv'} --no-header --target target")
+    assert "cannot be used with" in error_of(
+        mk, f"%train x --algorithm decision-tree --data {raw} --header --no-header --target _c4")

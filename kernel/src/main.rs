@@ -37,7 +37,7 @@ enum Command {
     /// Data-quality monitoring in SageMaker Model Monitor's formats (as `%monitor` does).
     Monitor {
         #[command(subcommand)]
-        command: rustmaker_monitor::magic::MonitorCommand,
+        command: rustmaker_monitor::command::MonitorCommand,
     },
     /// Training jobs from a shell, with `%train`'s arguments (`rustmaker train --help`:
     /// `%train?`).
@@ -190,30 +190,14 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// A local path for a `rustmaker monitor` input: `s3://…` is downloaded (on the standard AWS
-/// settings) into `scratch` first.
-fn local_input(path: PathBuf, scratch: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let text = path.to_string_lossy().into_owned();
-    if !text.starts_with("s3://") {
-        return Ok(path);
-    }
-    std::fs::create_dir_all(scratch)?;
-    Ok(rustmaker_aws::S3Fetcher::standalone().fetch(&text, scratch, None)?)
-}
-
 /// Runs one of the ML magics in the terminal: the same code as in a notebook.
 fn console_magic(name: &str, args: &[String]) -> anyhow::Result<()> {
     use rustmaker_magics::{console::Console, Magic, MagicCall, MagicForm};
-    let s3 = rustmaker_aws::S3Fetcher::standalone();
-    let (fetch, upload) = (s3.clone(), s3);
+    let store: rustmaker_magics::data::SharedObjectStore =
+        std::sync::Arc::new(rustmaker_aws::S3Fetcher::standalone());
     let magic: Box<dyn Magic> = match name {
-        "train" => Box::new(rustmaker_ml::magic::TrainMagic {
-            fetch: Box::new(move |url, dir, ctx| fetch.fetch(url, dir, Some(ctx))),
-            upload: Box::new(move |path, url, ctx| upload.put(path, url, ctx)),
-        }),
-        "tune" => Box::new(rustmaker_ml::tune::magic::TuneMagic {
-            fetch: Box::new(move |url, dir, ctx| fetch.fetch(url, dir, Some(ctx))),
-        }),
+        "train" => Box::new(rustmaker_ml::magic::TrainMagic { store }),
+        "tune" => Box::new(rustmaker_ml::tune::magic::TuneMagic { store }),
         _ => Box::new(rustmaker_ml::magic::ExperimentsMagic),
     };
     let mut console = Console::new();
@@ -255,94 +239,9 @@ fn shell_quote(arg: &str) -> String {
     }
 }
 
-fn monitor(command: rustmaker_monitor::magic::MonitorCommand) -> anyhow::Result<()> {
-    let scratch = std::env::temp_dir().join(format!("rustmaker-monitor-{}", std::process::id()));
-    let result = run_monitor(command, &scratch);
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
-}
-
-fn run_monitor(
-    command: rustmaker_monitor::magic::MonitorCommand,
-    scratch: &std::path::Path,
-) -> anyhow::Result<()> {
-    use rustmaker_monitor::magic::MonitorCommand;
-    use rustmaker_monitor::{baseline, check, Source};
-    match command {
-        MonitorCommand::Baseline {
-            data,
-            output,
-            header,
-            schema,
-        } => {
-            let schema = rustmaker_monitor::Schema::parse_option(schema.as_deref())?;
-            let data = local_input(PathBuf::from(data), scratch)?;
-            let result = baseline(&Source::file(&data, header)?, schema.as_ref(), &output)?;
-            println!(
-                "Baseline of {} ({} rows, {} features) written to {}",
-                data.display(),
-                result.statistics.dataset.item_count,
-                result.statistics.features.len(),
-                output.display()
-            );
-        }
-        MonitorCommand::Report { dir } => {
-            rustmaker_monitor::report::write(&dir)?;
-            println!("Report written to {}", dir.join("report.html").display());
-        }
-        MonitorCommand::Check {
-            capture: Some(prefix),
-            since,
-            until,
-            baseline,
-            output,
-            ..
-        } => {
-            use rustmaker_monitor::capture::{check_capture, hour_label, parse_hour_option};
-            let hour = |t: Option<String>| parse_hour_option(t.as_deref());
-            let prefix = local_input(prefix, scratch)?;
-            for run in check_capture(&prefix, &baseline, &output, hour(since)?, hour(until)?)? {
-                println!(
-                    "{} {} records={} violations={} {}",
-                    hour_label(run.hour),
-                    run.status.as_str(),
-                    run.records,
-                    run.violations,
-                    run.failure_reason.unwrap_or_default()
-                );
-            }
-        }
-        MonitorCommand::Check {
-            data,
-            baseline,
-            output,
-            header,
-            schema,
-            ..
-        } => {
-            let schema = rustmaker_monitor::Schema::parse_option(schema.as_deref())?;
-            let data = local_input(
-                PathBuf::from(data.context("give --data or --capture")?),
-                scratch,
-            )?;
-            let outcome = check(
-                &Source::file(&data, header)?,
-                schema.as_ref(),
-                &baseline,
-                &output,
-            )?;
-            for v in &outcome.violations {
-                println!("{}: {}", v.feature_name, v.description);
-            }
-            println!(
-                "{}: {} violation(s); files in {}",
-                outcome.status.as_str(),
-                outcome.violations.len(),
-                output.display()
-            );
-        }
-    }
-    Ok(())
+fn monitor(command: rustmaker_monitor::command::MonitorCommand) -> anyhow::Result<()> {
+    rustmaker_monitor::cli::run(command, &rustmaker_aws::S3Fetcher::standalone())
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn serve_livy(args: LivyServeArgs) -> anyhow::Result<()> {

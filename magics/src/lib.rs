@@ -33,6 +33,8 @@
 pub mod args;
 pub mod console;
 pub mod context;
+pub mod csv_header;
+pub mod data;
 pub mod frames;
 pub mod parse;
 pub mod registry;

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use rustmaker_magics::data::SharedObjectStore;
 use rustmaker_magics::{Magic, MagicCall, MagicContext, MagicError, MagicForm, MagicRegistry};
 
 /// `%clear_output [--wait]`: clears the cell's output, as IPython's `clear_output()` does;
@@ -54,13 +55,13 @@ pub fn register(registry: &mut MagicRegistry) {
         Box::new(move |cluster: &str| spark.use_endpoint(cluster)),
     )
     .expect("AWS magics have unique names");
-    let s3 = aws.s3.clone();
+    let store: SharedObjectStore = Arc::new(aws.s3.clone());
     registry
         .register(Arc::new(rustmaker_monitor::magic::MonitorMagic {
-            fetch: Box::new(move |url, dir, ctx| s3.fetch(url, dir, Some(ctx))),
+            store: store.clone(),
         }))
         .expect("%monitor has a unique name");
-    register_ml(registry, &aws.s3);
+    register_ml(registry, &store);
     let glue = aws.glue_configure;
     let livy = registry
         .take("configure")
@@ -70,29 +71,21 @@ pub fn register(registry: &mut MagicRegistry) {
         .expect("%%configure was taken out");
 }
 
-fn register_ml(registry: &mut MagicRegistry, s3: &rustmaker_aws::S3Fetcher) {
+fn register_ml(registry: &mut MagicRegistry, store: &SharedObjectStore) {
     use rustmaker_ml::magic::{ExperimentsMagic, PredictMagic, TrainMagic};
     use rustmaker_ml::tune::magic::TuneMagic;
-    let (fetch, upload, predict_fetch, tune_fetch) =
-        (s3.clone(), s3.clone(), s3.clone(), s3.clone());
+    let store = || store.clone();
     registry
-        .register(Arc::new(TrainMagic {
-            fetch: Box::new(move |url, dir, ctx| fetch.fetch(url, dir, Some(ctx))),
-            upload: Box::new(move |path, url, ctx| upload.put(path, url, ctx)),
-        }))
+        .register(Arc::new(TrainMagic { store: store() }))
         .expect("%train has a unique name");
     registry
-        .register(Arc::new(PredictMagic {
-            fetch: Box::new(move |url, dir, ctx| predict_fetch.fetch(url, dir, Some(ctx))),
-        }))
+        .register(Arc::new(PredictMagic { store: store() }))
         .expect("%predict has a unique name");
     registry
         .register(Arc::new(ExperimentsMagic))
         .expect("%experiments has a unique name");
     registry
-        .register(Arc::new(TuneMagic {
-            fetch: Box::new(move |url, dir, ctx| tune_fetch.fetch(url, dir, Some(ctx))),
-        }))
+        .register(Arc::new(TuneMagic { store: store() }))
         .expect("%tune has a unique name");
 }
 

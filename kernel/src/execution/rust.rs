@@ -22,6 +22,9 @@ use crate::server::{Bundle, ExecutionError};
 /// (evcxr reads the child's stderr on its own thread, so a panic message may trail a little.)
 const STDERR_SETTLE: Duration = Duration::from_millis(3);
 
+/// How long a completion request may retry evcxr's analysis before answering with nothing.
+const COMPLETION_PATIENCE: Duration = Duration::from_secs(5);
+
 /// When the background start of evcxr begins if no front end has asked for kernel_info yet.
 const WARM_UP_AT_LATEST: Duration = Duration::from_millis(500);
 
@@ -229,16 +232,52 @@ impl RustEngine {
         }
     }
 
+    /// Completions at `byte_pos`. evcxr's analysis can fail transiently (its first request
+    /// loads the standard library's sources and runs `cargo metadata`, which waits on or fails
+    /// against a busy machine's cargo locks), so an error is retried for up to
+    /// [`COMPLETION_PATIENCE`], and an empty answer once, before the user gets nothing; what
+    /// still fails is logged with its cause.
     pub fn completions(
         &mut self,
         code: &str,
         byte_pos: usize,
     ) -> Option<(Vec<String>, usize, usize)> {
-        let (ctx, _) = self.ready().ok()?;
-        let c = ctx.completions(code, byte_pos).ok()?;
-        let mut matches: Vec<String> = c.completions.into_iter().map(|c| c.code).collect();
-        matches.dedup();
-        Some((matches, c.start_offset, c.end_offset))
+        let (ctx, _) = match self.ready() {
+            Ok(ready) => ready,
+            Err(e) => {
+                tracing::warn!("no Rust completions: {}", e.evalue);
+                return None;
+            }
+        };
+        let deadline = std::time::Instant::now() + COMPLETION_PATIENCE;
+        let mut retried_empty = false;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match ctx.completions(code, byte_pos) {
+                Ok(c) if c.completions.is_empty() && !retried_empty => {
+                    tracing::debug!("no Rust completions at {byte_pos}; asking once more");
+                    retried_empty = true;
+                }
+                Ok(c) => {
+                    let mut matches: Vec<String> =
+                        c.completions.into_iter().map(|c| c.code).collect();
+                    matches.dedup();
+                    return Some((matches, c.start_offset, c.end_offset));
+                }
+                Err(e) if std::time::Instant::now() + pause < deadline => {
+                    tracing::debug!("Rust completion failed ({e}); retrying");
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "no Rust completions: evcxr's analysis failed for {:?}: {e}",
+                        COMPLETION_PATIENCE
+                    );
+                    return None;
+                }
+            }
+        }
     }
 
     pub fn hover(&mut self, code: &str, byte_pos: usize) -> Option<(String, String)> {

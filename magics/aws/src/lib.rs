@@ -30,13 +30,13 @@ pub struct Registered {
     pub s3: S3Fetcher,
 }
 
-/// Downloads S3 objects and prefixes for other magics (`%monitor … --data s3://…`).
+/// S3 as the object store of the other engines (`%monitor … --data s3://…`, `%train --output s3://…`).
 #[derive(Clone)]
 pub struct S3Fetcher(Arc<Mutex<Aws>>);
 
-impl S3Fetcher {
+impl rustmaker_magics::data::ObjectStore for S3Fetcher {
     /// See [`s3::fetch`].
-    pub fn fetch(
+    fn fetch(
         &self,
         url: &str,
         dir: &std::path::Path,
@@ -47,7 +47,7 @@ impl S3Fetcher {
     }
 
     /// Uploads a local file to an `s3://` URL (multipart with progress for large files).
-    pub fn put(
+    fn put(
         &self,
         path: &std::path::Path,
         url: &str,
@@ -57,7 +57,9 @@ impl S3Fetcher {
         let client = aws_sdk_s3::Client::new(&aws.sdk()?);
         s3::upload(&aws, &client, path, &s3::S3Url::parse(url)?, ctx)
     }
+}
 
+impl S3Fetcher {
     /// A fetcher of its own, on the standard AWS chain (for the command line).
     pub fn standalone() -> S3Fetcher {
         S3Fetcher(Arc::new(Mutex::new(Aws::new())))

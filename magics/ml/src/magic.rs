@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use polars::prelude::*;
 use regex::Regex;
+use rustmaker_magics::csv_header::{self, HeaderArgs};
+use rustmaker_magics::data::{self, DataArg, ObjectStore, SharedObjectStore};
 use rustmaker_magics::scratch::Scratch;
 use rustmaker_magics::table::frame_bundle;
 use rustmaker_magics::{
@@ -26,13 +28,6 @@ use crate::render;
 use crate::store::{self, Component, Status, Store};
 use crate::MlError;
 
-/// Downloads an `s3://` object or prefix into a folder and returns the local path.
-pub type Fetch =
-    Box<dyn Fn(&str, &Path, &dyn MagicContext) -> Result<PathBuf, MagicError> + Send + Sync>;
-/// Uploads a local file to an `s3://` URL.
-pub type Upload =
-    Box<dyn Fn(&Path, &str, &mut dyn MagicContext) -> Result<(), MagicError> + Send + Sync>;
-
 pub(crate) fn failed(e: impl std::fmt::Display) -> MagicError {
     MagicError::Failed(e.to_string())
 }
@@ -43,10 +38,15 @@ impl From<MlError> for MagicError {
     }
 }
 
-/// A CSV whose rows do not all have the header's number of fields is refused with the line.
-fn check_csv_shape(path: &Path) -> Result<(), MagicError> {
+/// A CSV whose rows do not all have the first line's number of fields is refused with the line.
+fn check_csv_shape(path: &Path, header: bool) -> Result<(), MagicError> {
+    let first = if header {
+        "the header"
+    } else {
+        "the first line"
+    };
     let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
+        .has_headers(false)
         .flexible(false)
         .from_path(path)
         .map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
@@ -61,7 +61,7 @@ fn check_csv_shape(path: &Path) -> Result<(), MagicError> {
                     csv::ErrorKind::UnequalLengths {
                         expected_len, len, ..
                     } => {
-                        format!("line {line} has {len} fields where the header has {expected_len}")
+                        format!("line {line} has {len} fields where {first} has {expected_len}")
                     }
                     _ => format!("line {line}: {e}"),
                 };
@@ -74,19 +74,37 @@ fn check_csv_shape(path: &Path) -> Result<(), MagicError> {
     }
 }
 
-fn read_file(path: &Path) -> Result<DataFrame, MagicError> {
+/// Reads a .csv or .parquet file. A CSV's header is `header` when given, else sniffed; the
+/// choice is told on `ctx` when sniffed. A CSV without header has columns `_c0`, `_c1`, ….
+fn read_file(
+    path: &Path,
+    header: Option<bool>,
+    ctx: &mut dyn MagicContext,
+) -> Result<DataFrame, MagicError> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
         .unwrap_or_default();
     let frame = match ext.as_str() {
         "csv" => {
-            check_csv_shape(path)?;
+            let choice = csv_header::choose(path, header).map_err(failed)?;
+            check_csv_shape(path, choice.header)?;
+            if !choice.forced {
+                ctx.stdout(&format!("{}: {choice}.\n", path.display()));
+            }
             CsvReadOptions::default()
-                .with_has_header(true)
+                .with_has_header(choice.header)
                 .with_infer_schema_length(Some(10_000))
                 .try_into_reader_with_file_path(Some(path.to_owned()))
                 .and_then(|r| r.finish())
+                .and_then(|mut frame| {
+                    if !choice.header {
+                        let names: Vec<String> =
+                            (0..frame.width()).map(|i| format!("_c{i}")).collect();
+                        frame.set_column_names(&names)?;
+                    }
+                    Ok(frame)
+                })
         }
         "parquet" => std::fs::File::open(path)
             .map_err(PolarsError::from)
@@ -101,33 +119,19 @@ fn read_file(path: &Path) -> Result<DataFrame, MagicError> {
     frame.map_err(|e| failed(format!("cannot read {}: {e}", path.display())))
 }
 
-/// A data source: a frame of the kernel, a .csv or .parquet file, or an s3:// object.
+/// A data source: a frame of the kernel, a .csv or .parquet file, or an s3:// object; with the
+/// URI the experiment store records for it.
 fn load(
     source: &str,
-    fetch: &Fetch,
+    header: Option<bool>,
+    store: &dyn ObjectStore,
     scratch: &Scratch,
     ctx: &mut dyn MagicContext,
 ) -> Result<(DataFrame, String), MagicError> {
-    if source.starts_with("s3://") {
-        let path = fetch(source, scratch.path(), &*ctx)?;
-        if path.is_dir() {
-            return Err(failed(format!(
-                "{source} is a prefix; give one .csv or .parquet object"
-            )));
-        }
-        return Ok((read_file(&path)?, source.to_owned()));
+    match data::resolve(source, store, scratch.path(), ctx, ".csv or .parquet")? {
+        DataArg::Frame { name, frame } => Ok((frame, format!("frame:{name}"))),
+        DataArg::File { path, uri } => Ok((read_file(&path, header, ctx)?, uri)),
     }
-    if let Ok(frame) = ctx.frames().get(source) {
-        return Ok((frame.clone(), format!("frame:{source}")));
-    }
-    let path = PathBuf::from(source);
-    if !path.exists() {
-        return Err(failed(format!(
-            "`{source}` is neither a frame (`%frames` lists them) nor a file"
-        )));
-    }
-    let absolute = std::fs::canonicalize(&path).unwrap_or(path.clone());
-    Ok((read_file(&path)?, absolute.display().to_string()))
 }
 
 fn key_value(text: &str, what: &str) -> Result<(String, String), String> {
@@ -188,6 +192,8 @@ struct TrainArgs {
     /// Train again under a name whose earlier job has ended.
     #[arg(long)]
     replace: bool,
+    #[command(flatten)]
+    csv: HeaderArgs,
 }
 
 #[derive(Parser, Debug)]
@@ -242,12 +248,12 @@ pub(crate) fn open_store() -> Result<Store, MagicError> {
 }
 
 pub struct TrainMagic {
-    pub fetch: Fetch,
-    pub upload: Upload,
+    pub store: SharedObjectStore,
 }
 
 const TRAIN_HELP: &str = "\
 %train NAME --algorithm ALGO --data SOURCE --target COLUMN [--validation FRACTION|SOURCE]
+       [--header|--no-header]
        [--hp KEY=VALUE …] [--problem-type binary|multiclass|regression] [--experiment E]
        [--trial T] [--output DIR|s3://…] [--seed N] [--replace]
 %%train NAME --algorithm ALGO --data SOURCE --target COLUMN …   (the cell: hyperparameters as JSON)
@@ -258,7 +264,10 @@ const TRAIN_HELP: &str = "\
 %train logs NAME [--tail N]
 %train stop NAME
 
-SOURCE is a frame (`%frames`), a .csv or .parquet file, or an s3:// object.
+SOURCE is a frame (`%frames`), a .csv or .parquet file, or an s3:// object. Whether a CSV's
+first line names the columns is sniffed (a header when its values do not fit the types of the
+rest of each column) and told; --header / --no-header say it. Without a header the columns
+are _c0, _c1, ….
 
 Built-in algorithms (`%train NAME --algorithm ALGO?` lists each one's hyperparameters below):
 ALGORITHMS
@@ -409,7 +418,8 @@ fn definition_of(
 /// Loads a definition's data and makes the job it describes.
 pub(crate) fn job_kind(
     definition: &TrainingDefinition,
-    fetch: &Fetch,
+    header: Option<bool>,
+    store: &dyn ObjectStore,
     scratch: &Scratch,
     ctx: &mut dyn MagicContext,
 ) -> Result<JobKind, MagicError> {
@@ -423,10 +433,10 @@ pub(crate) fn job_kind(
             let source = definition.channel("train").ok_or_else(|| {
                 failed("a built-in algorithm needs a `train` channel (--data SOURCE)")
             })?;
-            let (train, train_uri) = load(source, fetch, scratch, ctx)?;
+            let (train, train_uri) = load(source, header, store, scratch, ctx)?;
             let validation = match (definition.channel("validation"), definition.validation_fraction) {
                 (Some(v), _) => {
-                    let (frame, uri) = load(v, fetch, scratch, ctx)?;
+                    let (frame, uri) = load(v, header, store, scratch, ctx)?;
                     Validation::Data(frame, uri)
                 }
                 (None, Some(f)) if (0.0..1.0).contains(&f) => Validation::Fraction(f),
@@ -455,7 +465,7 @@ pub(crate) fn job_kind(
             for c in &definition.input_data_config {
                 let (name, source) = (&c.channel_name, &c.data_source.s3_data_source.s3_uri);
                 let channel = if source.starts_with("s3://") {
-                    let path = fetch(source, &scratch.path().join(name), &*ctx)?;
+                    let path = store.fetch(source, &scratch.path().join(name), Some(&*ctx))?;
                     (Channel::Path(path), source.clone())
                 } else if let Ok(frame) = ctx.frames().get(source) {
                     (Channel::Frame(frame.clone()), format!("frame:{source}"))
@@ -521,7 +531,7 @@ impl TrainMagic {
             // Hyperparameters are checked before any data is read.
             Algorithm::parse(algorithm)?.resolve(&definition.static_hyper_parameters)?;
         }
-        let kind = job_kind(&definition, &self.fetch, &scratch, ctx)?;
+        let kind = job_kind(&definition, args.csv.given(), &*self.store, &scratch, ctx)?;
         let store = open_store()?;
         let spec = JobSpec {
             name: args.name.clone(),
@@ -542,7 +552,7 @@ impl TrainMagic {
                 prefix.trim_end_matches('/'),
                 args.name
             );
-            (self.upload)(local, &url, watcher.ctx)?;
+            self.store.put(local, &url, watcher.ctx)?;
             store.add_output(
                 &args.name,
                 "SageMaker.ModelArtifact",
@@ -850,10 +860,12 @@ struct PredictArgs {
     data: String,
     #[arg(short = 'o')]
     frame: String,
+    #[command(flatten)]
+    csv: HeaderArgs,
 }
 
 pub struct PredictMagic {
-    pub fetch: Fetch,
+    pub store: SharedObjectStore,
 }
 
 impl Magic for PredictMagic {
@@ -867,7 +879,7 @@ impl Magic for PredictMagic {
         "Score data with a trained model (a job's, or a model.tar.gz) into a frame."
     }
     fn help(&self) -> String {
-        "%predict --model JOB|PATH/model.tar.gz|s3://…/model.tar.gz --data SOURCE -o NAME\n\n\
+        "%predict --model JOB|PATH/model.tar.gz|s3://…/model.tar.gz --data SOURCE -o NAME [--header|--no-header]\n\n\
          Adds the model's answer to each row of SOURCE (a frame, .csv, .parquet or s3:// object)\n\
          and keeps the result as the frame NAME. The columns are SageMaker's: predicted_label and\n\
          probability (classification), score (regression), closest_cluster and\n\
@@ -881,7 +893,7 @@ impl Magic for PredictMagic {
         rustmaker_magics::frames::check_name(&args.frame)?;
         let scratch = Scratch::new("ml")?;
         let model = if args.model.starts_with("s3://") {
-            (self.fetch)(&args.model, scratch.path(), &*ctx)?
+            self.store.fetch(&args.model, scratch.path(), Some(&*ctx))?
         } else if args.model.ends_with(".tar.gz") || Path::new(&args.model).is_file() {
             PathBuf::from(&args.model)
         } else {
@@ -901,7 +913,7 @@ impl Magic for PredictMagic {
                 .map(|(_, v)| v.clone())
                 .ok_or_else(|| failed(format!("training job {} has no model artifact", c.name)))?;
             if uri.starts_with("s3://") {
-                (self.fetch)(&uri, scratch.path(), &*ctx)?
+                self.store.fetch(&uri, scratch.path(), Some(&*ctx))?
             } else {
                 PathBuf::from(uri)
             }
@@ -909,7 +921,7 @@ impl Magic for PredictMagic {
         if !model.is_file() {
             return Err(failed(format!("there is no model at {}", model.display())));
         }
-        let (data, _) = load(&args.data, &self.fetch, &scratch, ctx)?;
+        let (data, _) = load(&args.data, args.csv.given(), &*self.store, &scratch, ctx)?;
         let scored = job::predict(&model, &data)?;
         ctx.display(frame_bundle(&scored, 10), None);
         ctx.frames().insert(&args.frame, scored)?;

@@ -9,6 +9,8 @@
 
 pub mod capture;
 pub mod check;
+pub mod cli;
+pub mod command;
 pub mod format;
 pub mod magic;
 pub mod profile;

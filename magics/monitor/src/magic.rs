@@ -1,18 +1,17 @@
 //! `%monitor baseline|check` in the kernel: the data is a frame from the frame store or a
 //! file, and the results show as tables beside the files written.
 
-use std::path::PathBuf;
-
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use polars::prelude::*;
-use rustmaker_magics::scratch::Scratch;
+use rustmaker_magics::data::SharedObjectStore;
 use rustmaker_magics::table::frame_bundle;
 use rustmaker_magics::{
     parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle,
 };
 
+pub use crate::command::MonitorCommand;
+use crate::command::{execute, Outcome};
 use crate::format::Statistics;
-use crate::{MonitorError, Source};
 
 #[derive(Parser, Debug)]
 #[command(disable_help_flag = true, disable_version_flag = true)]
@@ -21,100 +20,12 @@ struct MonitorArgs {
     command: MonitorCommand,
 }
 
-/// The subcommands of `%monitor`, and of `rustmaker monitor` on the command line.
-#[derive(Subcommand, Debug)]
-pub enum MonitorCommand {
-    /// Profile a data set: writes OUTPUT/statistics.json and OUTPUT/constraints.json.
-    Baseline {
-        /// A .csv, .jsonl or .parquet file, an s3:// object, or (in a notebook) a frame.
-        #[arg(long)]
-        data: String,
-        #[arg(long)]
-        output: PathBuf,
-        /// The CSV's first line names the columns.
-        #[arg(long)]
-        header: bool,
-        /// Column names (a CSV's, in order) and fixed types: `id:Integral,price,color:String`.
-        #[arg(long)]
-        schema: Option<String>,
-    },
-    /// Check data against a baseline: writes OUTPUT/statistics.json and
-    /// OUTPUT/constraint_violations.json, and reports the execution status (Completed,
-    /// CompletedWithViolations).
-    Check {
-        /// A .csv, .jsonl or .parquet file, an s3:// object, or (in a notebook) a frame.
-        #[arg(long, required_unless_present = "capture", conflicts_with = "capture")]
-        data: Option<String>,
-        /// A data-capture folder or s3:// prefix (endpoint/variant/yyyy/mm/dd/hh/*.jsonl below
-        /// it): each hour is checked into OUTPUT/yyyy/mm/dd/hh/, as a monitoring schedule would.
-        #[arg(long)]
-        capture: Option<PathBuf>,
-        /// First hour to check (2022-04-18T05 or a full timestamp); default: the first captured.
-        #[arg(long, requires = "capture")]
-        since: Option<String>,
-        /// Last hour to check; default: the last captured.
-        #[arg(long, requires = "capture")]
-        until: Option<String>,
-        #[arg(long)]
-        baseline: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
-        #[arg(long)]
-        header: bool,
-        /// Column names (a CSV's, in order) and fixed types, as for `baseline`.
-        #[arg(long)]
-        schema: Option<String>,
-        /// In a notebook: keep the violations (or the executions, with --capture) as a frame.
-        #[arg(short = 'o')]
-        frame: Option<String>,
-    },
-    /// Write DIR/report.html for a check's output directory.
-    Report { dir: PathBuf },
-}
-
-/// Downloads an `s3://` object or prefix into a local folder and returns its local path (the
-/// kernel gives the AWS magics' S3 access, so this crate needs no AWS SDK).
-pub type Fetch = Box<
-    dyn Fn(&str, &std::path::Path, &dyn MagicContext) -> Result<PathBuf, MagicError> + Send + Sync,
->;
-
 pub struct MonitorMagic {
-    pub fetch: Fetch,
+    pub store: SharedObjectStore,
 }
 
 fn failed(e: impl std::fmt::Display) -> MagicError {
     MagicError::Failed(e.to_string())
-}
-
-fn source(
-    data: &str,
-    header: bool,
-    fetch: &Fetch,
-    scratch: &Scratch,
-    ctx: &mut dyn MagicContext,
-) -> Result<Source, MagicError> {
-    if data.starts_with("s3://") {
-        let path = fetch(data, scratch.path(), &*ctx)?;
-        if path.is_dir() {
-            return Err(failed(format!(
-                "{data} is a prefix; give one object (.csv, .jsonl or .parquet)"
-            )));
-        }
-        return Source::file(&path, header).map_err(failed);
-    }
-    if let Ok(frame) = ctx.frames().get(data) {
-        return Ok(Source::Frame {
-            name: data.to_owned(),
-            frame: frame.clone(),
-        });
-    }
-    let path = PathBuf::from(data);
-    if !path.exists() {
-        return Err(failed(format!(
-            "`{data}` is neither a frame (`%frames` lists them) nor a file"
-        )));
-    }
-    Source::file(&path, header).map_err(failed)
 }
 
 /// One row per feature: what a user looks at first.
@@ -156,8 +67,8 @@ impl Magic for MonitorMagic {
         "Data quality in Model Monitor's formats: `baseline` (statistics, constraints) and `check` (violations)."
     }
     fn help(&self) -> String {
-        "%monitor baseline --data FRAME|FILE|s3://… --output DIR [--header] [--schema NAME[:TYPE],…]
-%monitor check --data FRAME|FILE|s3://… --baseline DIR --output DIR [--header] [--schema …] [-o NAME]
+        "%monitor baseline --data FRAME|FILE|s3://… --output DIR [--header|--no-header] [--schema NAME[:TYPE],…]
+%monitor check --data FRAME|FILE|s3://… --baseline DIR --output DIR [--header|--no-header] [--schema …] [-o NAME]
 %monitor check --capture PREFIX|s3://PREFIX [--since HOUR] [--until HOUR] --baseline DIR --output DIR [-o NAME]
 %monitor report DIR
 
@@ -166,8 +77,9 @@ formats (KLL sketches with c = 0.64, k = 2048; HyperLogLog distinct counts; sugg
 constraints). check reads them (edit constraints.json to change thresholds), profiles the new
 data and writes DIR/statistics.json and DIR/constraint_violations.json: data_type_check,
 completeness_check, categorical_values_check, baseline_drift_check, missing_column_check,
-extra_column_check. FILE is .csv (--header when the first line names the columns), .jsonl or
-.parquet. With --capture, SageMaker data-capture files (endpoint/variant/yyyy/mm/dd/hh/*.jsonl)
+extra_column_check. FILE is .csv, .jsonl or .parquet. Whether a CSV's first line names the
+columns is sniffed (a header when its values do not fit the types of the rest of each column)
+and told; --header / --no-header say it, and without a header the columns are _c0, _c1, …. With --capture, SageMaker data-capture files (endpoint/variant/yyyy/mm/dd/hh/*.jsonl)
 are checked hour by hour, as a monitoring schedule does, into DIR/yyyy/mm/dd/hh/; each hour's
 execution is Completed, CompletedWithViolations or Failed (with the reason). report shows a
 check's output inline and writes DIR/report.html: the violations, and per feature the baseline
@@ -181,31 +93,25 @@ Example:
     }
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         let args: MonitorArgs = parse_args("monitor", call.argv()?)?;
-        match args.command {
-            MonitorCommand::Baseline {
-                data,
-                output,
+        match execute(args.command, &*self.store, ctx)? {
+            Outcome::Baseline {
+                source,
                 header,
-                schema,
+                output,
+                result,
             } => {
-                let schema =
-                    crate::Schema::parse_option(schema.as_deref()).map_err(monitor_error)?;
-                let scratch = Scratch::new("monitor")?;
-                let src = source(&data, header, &self.fetch, &scratch, ctx)?;
-                let result =
-                    crate::baseline(&src, schema.as_ref(), &output).map_err(monitor_error)?;
+                if let Some(choice) = header.filter(|c| !c.forced) {
+                    ctx.stdout(&format!("{source}: {choice}.\n"));
+                }
                 ctx.stdout(&format!(
-                    "Baseline of {} ({} rows, {} features) written to {} (statistics.json, constraints.json).\n",
-                    src.describe(),
+                    "Baseline of {source} ({} rows, {} features) written to {} (statistics.json, constraints.json).\n",
                     result.statistics.dataset.item_count,
                     result.statistics.features.len(),
                     output.display()
                 ));
                 ctx.display(frame_bundle(&summary(&result.statistics)?, 1000), None);
-                Ok(())
             }
-            MonitorCommand::Report { dir } => {
-                let html = crate::report::write(&dir).map_err(monitor_error)?;
+            Outcome::Report { dir, html } => {
                 ctx.display(
                     MimeBundle::text(format!(
                         "Data quality report written to {}",
@@ -214,64 +120,25 @@ Example:
                     .with("text/html", serde_json::Value::String(html)),
                     None,
                 );
-                Ok(())
             }
-            MonitorCommand::Check {
-                capture: Some(prefix),
-                since,
-                until,
-                baseline,
-                output,
-                frame,
-                ..
-            } => {
-                if let Some(name) = &frame {
-                    rustmaker_magics::frames::check_name(name)?;
-                }
-                let hour = |t: Option<String>| {
-                    crate::capture::parse_hour_option(t.as_deref()).map_err(monitor_error)
-                };
-                let scratch = Scratch::new("monitor")?;
-                let text = prefix.to_string_lossy().into_owned();
-                let prefix = if text.starts_with("s3://") {
-                    (self.fetch)(&text, scratch.path(), &*ctx)?
-                } else {
-                    prefix
-                };
-                let runs = crate::capture::check_capture(
-                    &prefix,
-                    &baseline,
-                    &output,
-                    hour(since)?,
-                    hour(until)?,
-                )
-                .map_err(monitor_error)?;
+            Outcome::Capture { runs, frame } => {
                 let table = executions_frame(&runs)?;
                 ctx.display(frame_bundle(&table, 1000), None);
                 if let Some(name) = frame {
                     ctx.frames().insert(&name, table)?;
                 }
-                Ok(())
             }
-            MonitorCommand::Check {
-                data,
+            Outcome::Check {
+                source,
+                header,
                 baseline,
                 output,
-                header,
-                schema,
+                outcome,
                 frame,
-                ..
             } => {
-                let schema =
-                    crate::Schema::parse_option(schema.as_deref()).map_err(monitor_error)?;
-                if let Some(name) = &frame {
-                    rustmaker_magics::frames::check_name(name)?;
+                if let Some(choice) = header.filter(|c| !c.forced) {
+                    ctx.stdout(&format!("{source}: {choice}.\n"));
                 }
-                let data = data.expect("clap requires --data without --capture");
-                let scratch = Scratch::new("monitor")?;
-                let src = source(&data, header, &self.fetch, &scratch, ctx)?;
-                let outcome = crate::check(&src, schema.as_ref(), &baseline, &output)
-                    .map_err(monitor_error)?;
                 ctx.display(
                     MimeBundle::text(format!(
                         "{}: {} violation(s) of the baseline in {}; files in {}",
@@ -303,9 +170,9 @@ Example:
                 if let Some(name) = frame {
                     ctx.frames().insert(&name, table)?;
                 }
-                Ok(())
             }
         }
+        Ok(())
     }
 }
 
@@ -320,8 +187,4 @@ pub fn executions_frame(runs: &[crate::capture::Execution]) -> Result<DataFrame,
         "report" => runs.iter().map(|r| r.output.display().to_string()).collect::<Vec<_>>()
     )
     .map_err(failed)
-}
-
-fn monitor_error(e: MonitorError) -> MagicError {
-    failed(e)
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use polars::prelude::*;
+use rustmaker_magics::csv_header::{self, CsvHeaderError, HeaderChoice};
 
 use crate::format::InferredType;
 use crate::profile::{json_value, ColumnProfile, Profile, RecordProfiler, Value};
@@ -65,7 +66,7 @@ pub enum Source {
     /// A CSV file; without a header the columns are named `_c0`, `_c1`, … as Spark names them.
     Csv {
         path: PathBuf,
-        header: bool,
+        header: HeaderChoice,
     },
     JsonLines(PathBuf),
     Parquet(PathBuf),
@@ -76,21 +77,46 @@ pub enum Source {
 }
 
 impl Source {
-    /// A file by its extension (`.csv`, `.jsonl`/`.json`, `.parquet`).
-    pub fn file(path: &Path, header: bool) -> Result<Source, MonitorError> {
+    /// Whether `path`'s extension names a format this reads.
+    pub fn check_format(path: &Path) -> Result<(), MonitorError> {
         let name = path.to_string_lossy().to_ascii_lowercase();
-        let path = path.to_owned();
-        if name.ends_with(".csv") {
-            Ok(Source::Csv { path, header })
-        } else if name.ends_with(".jsonl") || name.ends_with(".json") {
-            Ok(Source::JsonLines(path))
-        } else if name.ends_with(".parquet") {
-            Ok(Source::Parquet(path))
+        if [".csv", ".jsonl", ".json", ".parquet"]
+            .iter()
+            .any(|e| name.ends_with(e))
+        {
+            Ok(())
         } else {
             Err(MonitorError::Input(format!(
                 "{}: cannot tell the format; name the file .csv, .jsonl or .parquet",
                 path.display()
             )))
+        }
+    }
+
+    /// A file by its extension (`.csv`, `.jsonl`/`.json`, `.parquet`). A CSV's header is
+    /// `header` when given (`--header`/`--no-header`), else sniffed from its first lines.
+    pub fn file(path: &Path, header: Option<bool>) -> Result<Source, MonitorError> {
+        Self::check_format(path)?;
+        let name = path.to_string_lossy().to_ascii_lowercase();
+        let path = path.to_owned();
+        if name.ends_with(".csv") {
+            let header = csv_header::choose(&path, header).map_err(|e| match e {
+                CsvHeaderError::Io { path, source } => MonitorError::Io { path, source },
+                other => MonitorError::Input(other.to_string()),
+            })?;
+            Ok(Source::Csv { path, header })
+        } else if name.ends_with(".parquet") {
+            Ok(Source::Parquet(path))
+        } else {
+            Ok(Source::JsonLines(path))
+        }
+    }
+
+    /// How a CSV's first line was read, and why (none for other sources).
+    pub fn header_choice(&self) -> Option<&HeaderChoice> {
+        match self {
+            Source::Csv { header, .. } => Some(header),
+            _ => None,
         }
     }
 
@@ -124,7 +150,7 @@ impl Source {
             }
         };
         let profile = match self {
-            Source::Csv { path, header } => profile_csv(path, *header, with_domain)?,
+            Source::Csv { path, header } => profile_csv(path, header.header, with_domain)?,
             Source::JsonLines(path) => profile_jsonl(path, with_domain)?,
             Source::Parquet(path) => {
                 let file = std::fs::File::open(path).map_err(|e| MonitorError::io(path, e))?;

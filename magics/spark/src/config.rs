@@ -2,7 +2,7 @@
 //! (`RUSTMAKER_LIVY_URL`, …), then sparkmagic's own `~/.sparkmagic/config.json` (so a user's
 //! sparkmagic set-up carries over), then the embedded local server.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -78,23 +78,34 @@ fn sparkmagic_config_path() -> Option<PathBuf> {
     Some(dir.join(file))
 }
 
+/// Reads sparkmagic's config file. An empty (or whitespace-only) file means "no overrides",
+/// as sparkmagic reads it: sparkmagic itself creates an empty `config.json` the first time it
+/// is imported, so such a file is common and must not break the Spark magics.
+fn read_sparkmagic_file(path: &Path) -> Result<Option<Value>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        format!(
+            "{} is not valid JSON ({e}); fix it or set SPARKMAGIC_CONF_DIR to another folder",
+            path.display()
+        )
+    })
+}
+
 impl SparkConfig {
     /// Reads the environment and sparkmagic's config file. A broken file is an error that
     /// names it; a missing one is not.
     pub fn load() -> Result<SparkConfig, String> {
         let mut config = SparkConfig::default();
         if let Some(path) = sparkmagic_config_path().filter(|p| p.exists()) {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let file: Value = serde_json::from_str(&text).map_err(|e| {
-                format!(
-                    "{} is not valid JSON ({e}); fix it or set SPARKMAGIC_CONF_DIR to another folder",
-                    path.display()
-                )
-            })?;
-            config
-                .apply_sparkmagic(&file)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if let Some(file) = read_sparkmagic_file(&path)? {
+                config
+                    .apply_sparkmagic(&file)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
         }
         let number = |var: &str| -> Result<Option<u64>, String> {
             match std::env::var(var) {
@@ -187,6 +198,27 @@ mod tests {
         assert!(EndpointSpec::parse("h:8998", Auth::None)
             .unwrap_err()
             .contains("not a Livy endpoint"));
+    }
+
+    #[test]
+    fn empty_sparkmagic_file_means_no_overrides() {
+        let dir = std::env::temp_dir().join(format!("rm-sparkconf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        for blank in ["", "  \n\t\n"] {
+            std::fs::write(&path, blank).unwrap();
+            assert_eq!(read_sparkmagic_file(&path), Ok(None), "{blank:?}");
+        }
+        std::fs::write(&path, r#"{"default_maxrows": 5}"#).unwrap();
+        assert_eq!(
+            read_sparkmagic_file(&path),
+            Ok(Some(json!({"default_maxrows": 5})))
+        );
+        std::fs::write(&path, "{\"default_maxrows\": ").unwrap();
+        let err = read_sparkmagic_file(&path).unwrap_err();
+        assert!(err.contains("is not valid JSON"), "{err}");
+        assert!(err.contains("SPARKMAGIC_CONF_DIR"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

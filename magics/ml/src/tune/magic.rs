@@ -18,13 +18,14 @@ use super::config::{self, TuningConfig, WarmStartType};
 use super::runner::{self, Trial, TrialTemplate, TuneWatcher};
 use super::strategy::Observation;
 use crate::definition::TrainingDefinition;
-use crate::magic::{default_experiment, failed, job_kind, open_store, stop_message, Fetch};
+use crate::magic::{default_experiment, failed, job_kind, open_store, stop_message};
 use crate::metrics::lower_is_better;
 use crate::render;
 use crate::store::{self, no_tuning_job, NewTuningJob, Status, Store, TrialRow, TuningRow};
+use rustmaker_magics::data::SharedObjectStore;
 
 pub struct TuneMagic {
-    pub fetch: Fetch,
+    pub store: SharedObjectStore,
 }
 
 #[derive(Parser, Debug)]
@@ -374,7 +375,7 @@ impl TuneMagic {
         let mut kinds = Vec::new();
         for d in &config.definitions {
             kinds.push(
-                job_kind(&d.training, &self.fetch, &scratch, ctx)
+                job_kind(&d.training, None, &*self.store, &scratch, ctx)
                     .map_err(|e| failed(format!("definition {}: {e}", d.name)))?,
             );
         }
