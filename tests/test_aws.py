@@ -119,3 +119,31 @@ def test_emr_clusters_steps_connect_and_terminate(ak):
     assert "not an EMR cluster id" in error_of(ak, "%emr describe cluster-1")
     assert "j-NOSUCH" in error_of(ak, "%emr describe j-NOSUCH")
     assert "--count must be at least 1" in error_of(ak, "%emr create x --count 0")
+
+
+def test_emr_lookup_of_the_spark_magics_uses_aws_config(boto, moto_url, tmp_path):
+    # No AWS_ENDPOINT_URL in the kernel's environment: only `%aws config` points at moto, and
+    # the Spark magics' EMR lookup must go there too.
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}
+    env.update(HOME=str(tmp_path), RUSTMAKER_HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true", **AWS)
+    env.pop("RUSTMAKER_LIVY_URL", None)
+    emr = boto("emr")
+    cluster = emr.run_job_flow(
+        Name="configured", ReleaseLabel="emr-7.1.0", Applications=[{"Name": "Spark"}, {"Name": "Livy"}],
+        Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge", "InstanceCount": 1,
+                   "KeepJobFlowAliveWhenNoSteps": True},
+        JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
+    )["JobFlowId"]
+    master = emr.describe_cluster(ClusterId=cluster)["Cluster"]["MasterPublicDnsName"]
+    km, kc = start_kernel_with_env(env, tmp_path / "k.log")
+    try:
+        ok(kc, f"%aws config --endpoint-url {moto_url}")
+        assert "now use EMR cluster" in stream_text(ok(kc, f"%emr connect {cluster}"))
+        # moto's master name does not resolve here: the error shows the address found in moto.
+        evalue = error_of(kc, "%%spark\n1", timeout=180)
+        assert f"cannot reach Livy at http://{master}:8998" in evalue, evalue
+        evalue = error_of(kc, "%spark add -s nope -l python -u j-NOSUCHCLUSTER")
+        assert "EMR DescribeCluster for j-NOSUCHCLUSTER failed" in evalue and "NOSUCHCLUSTER" in evalue, evalue
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -76,9 +76,10 @@ pub enum MagicError {
         evalue: String,
         traceback: Vec<String>,
     },
-    /// The user interrupted the magic.
-    #[error("interrupted by the user")]
-    Interrupted,
+    /// The user interrupted the magic; the message says what was stopped and what was kept
+    /// (made by [`crate::long_work::interrupted`]).
+    #[error("interrupted: {0}")]
+    Interrupted(String),
     /// Input was requested but the front end does not accept input for this cell.
     #[error("this front end does not support input requests (allow_stdin is false)")]
     StdinNotAllowed,
@@ -91,7 +92,7 @@ impl MagicError {
             MagicError::Usage { .. } | MagicError::Unknown { .. } => "UsageError",
             MagicError::Failed(_) => "MagicError",
             MagicError::Remote { .. } => "RemoteError",
-            MagicError::Interrupted => "KeyboardInterrupt",
+            MagicError::Interrupted(_) => "KeyboardInterrupt",
             MagicError::StdinNotAllowed => "StdinNotImplementedError",
         }
     }

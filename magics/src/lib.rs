@@ -36,9 +36,11 @@ pub mod context;
 pub mod csv_header;
 pub mod data;
 pub mod frames;
+pub mod long_work;
 pub mod parse;
 pub mod registry;
 pub mod scratch;
+pub mod services;
 pub mod table;
 
 pub use args::parse_args;

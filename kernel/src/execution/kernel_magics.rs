@@ -49,12 +49,11 @@ pub fn register(registry: &mut MagicRegistry) {
     registry
         .register(Arc::new(rustmaker_magics::frames::FramesMagic))
         .expect("kernel magics have unique names");
-    let spark = rustmaker_spark::register(registry).expect("Spark magics have unique names");
-    let aws = rustmaker_aws::register(
-        registry,
-        Box::new(move |cluster: &str| spark.use_endpoint(cluster)),
-    )
-    .expect("AWS magics have unique names");
+    let aws_services = rustmaker_aws::AwsServices::new();
+    let spark = rustmaker_spark::register(registry, aws_services.clusters())
+        .expect("Spark magics have unique names");
+    let aws = rustmaker_aws::register(registry, &aws_services, Arc::new(spark))
+        .expect("AWS magics have unique names");
     let store: SharedObjectStore = Arc::new(aws.s3.clone());
     registry
         .register(Arc::new(rustmaker_monitor::magic::MonitorMagic {

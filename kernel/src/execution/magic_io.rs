@@ -36,7 +36,10 @@ impl MagicContext for MagicIo<'_> {
     fn input(&mut self, prompt: &str, password: bool) -> Result<String, MagicError> {
         self.io.input(prompt, password).map_err(|e| match e {
             InputError::NotAllowed => MagicError::StdinNotAllowed,
-            InputError::Interrupted => MagicError::Interrupted,
+            InputError::Interrupted => rustmaker_magics::long_work::interrupted(
+                "stopped waiting for input",
+                "nothing else was stopped",
+            ),
             InputError::NoAnswer => MagicError::Failed(e.to_string()),
         })
     }

@@ -115,7 +115,10 @@ impl Executor for CellExecutor {
         let mut last = None;
         for part in parse_cell(code).map_err(magic_error)? {
             if io.is_interrupted() {
-                return Err(magic_error(MagicError::Interrupted));
+                return Err(magic_error(rustmaker_magics::long_work::interrupted(
+                    "the rest of the cell did not run",
+                    "what ran before is kept",
+                )));
             }
             last = match part {
                 CellPart::Code(rust) => self.rust.eval(&rust, Some(io))?,

@@ -1,5 +1,6 @@
-//! The AWS side shared by every magic: settings (`%aws config` over the standard chain), one
-//! async runtime to drive the SDK from the kernel's cell thread, and errors that say what to set.
+//! The AWS side shared by every magic: settings (`%aws config` over the standard chain), SDK
+//! calls driven from the kernel's cell thread on the magics' runtime, and errors that say what
+//! to set.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -7,6 +8,7 @@ use std::future::Future;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_smithy_types::error::operation::BuildError;
+use rustmaker_magics::long_work;
 use rustmaker_magics::{MagicContext, MagicError};
 
 /// What `%aws config` set; `None` leaves it to the standard AWS chain.
@@ -17,44 +19,17 @@ pub struct Settings {
     pub endpoint_url: Option<String>,
 }
 
-/// Settings, the SDK configuration they give, and the runtime that runs SDK calls.
+/// Settings and the SDK configuration they give. SDK calls run on the magics' one runtime
+/// ([`long_work::runtime`]).
 pub struct Aws {
     pub settings: Settings,
-    runtime: Runtime,
     sdk: Option<SdkConfig>,
-}
-
-/// A runtime made on first use (on the cell thread) and shut down without blocking, so that
-/// the kernel may drop the magics from inside its own async runtime.
-#[derive(Default)]
-struct Runtime(std::sync::OnceLock<tokio::runtime::Runtime>);
-
-impl Runtime {
-    fn block_on<F: Future>(&self, fut: F) -> F::Output {
-        self.0
-            .get_or_init(|| {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a current-thread runtime starts")
-            })
-            .block_on(fut)
-    }
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            rt.shutdown_background();
-        }
-    }
 }
 
 impl Aws {
     pub fn new() -> Aws {
         Aws {
             settings: Settings::default(),
-            runtime: Runtime::default(),
             sdk: None,
         }
     }
@@ -91,7 +66,7 @@ impl Aws {
         if let Some(u) = &self.settings.endpoint_url {
             loader = loader.endpoint_url(u);
         }
-        let sdk = self.runtime.block_on(loader.load());
+        let sdk = long_work::runtime().block_on(loader.load());
         self.sdk = Some(sdk.clone());
         sdk
     }
@@ -114,25 +89,12 @@ impl Aws {
         ctx: &dyn MagicContext,
         fut: impl Future<Output = T>,
     ) -> Result<T, MagicError> {
-        self.runtime.block_on(async {
-            let interrupted = async {
-                loop {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    if ctx.is_interrupted() {
-                        return;
-                    }
-                }
-            };
-            tokio::select! {
-                out = fut => Ok(out),
-                _ = interrupted => Err(MagicError::Interrupted),
-            }
-        })
+        long_work::block_on(ctx, fut)
     }
 
     /// Runs a future that must finish even after an interrupt (clean-up such as aborting an upload).
     pub fn runtime_block<F: Future>(&self, fut: F) -> F::Output {
-        self.runtime.block_on(fut)
+        long_work::runtime().block_on(fut)
     }
 
     pub fn endpoint_description(&self) -> String {

@@ -14,10 +14,9 @@ use rustmaker_magics::{Magic, MagicCall, MagicContext, MagicError, MagicForm, Mi
 
 use crate::client::{aws_error, failed, Aws};
 use crate::show_frame;
+use rustmaker_magics::long_work::{self, Backoff, LiveDisplay, Poll};
 use rustmaker_magics::parse_args;
-
-/// Points the Spark magics' default session at an EMR cluster (given by the kernel).
-pub type SparkConnector = Box<dyn Fn(&str) -> Result<String, String> + Send + Sync>;
+use rustmaker_magics::services::SparkConnector;
 
 #[derive(Parser, Debug)]
 #[command(disable_help_flag = true, disable_version_flag = true)]
@@ -80,7 +79,7 @@ enum EmrCommand {
 
 pub struct EmrMagic {
     pub aws: Arc<Mutex<Aws>>,
-    pub connect: SparkConnector,
+    pub connect: Arc<dyn SparkConnector>,
 }
 
 fn check_cluster_id(id: &str) -> Result<(), MagicError> {
@@ -122,7 +121,7 @@ Example:
         let args: EmrArgs = parse_args("emr", call.argv()?)?;
         if let EmrCommand::Connect { cluster } = &args.command {
             check_cluster_id(cluster)?;
-            let message = (self.connect)(cluster).map_err(failed)?;
+            let message = self.connect.use_endpoint(cluster)?;
             ctx.stdout(&format!("{message}\n"));
             return Ok(());
         }
@@ -344,42 +343,36 @@ fn wait_for_step(
     step: &str,
     ctx: &mut dyn MagicContext,
 ) -> Result<(), MagicError> {
-    let display_id = format!("emr-step-{step}");
     let started = Instant::now();
-    ctx.display(
-        MimeBundle::text(format!("Step {step}: submitted")),
-        Some(&display_id),
-    );
-    loop {
+    let mut live = LiveDisplay::new("emr-step", step);
+    live.finish(ctx, MimeBundle::text(format!("Step {step}: submitted")));
+    let backoff = Backoff::new(Duration::from_millis(500), 2, Duration::from_secs(5));
+    let waited = long_work::poll(ctx, backoff, |ctx| {
         let out = aws
             .run(
                 ctx,
                 emr.describe_step().cluster_id(cluster).step_id(step).send(),
-            )
-            .map_err(|e| match e {
-                MagicError::Interrupted => failed(format!(
-                    "stopped waiting for step {step}; it keeps running (`%emr steps {cluster}`)"
-                )),
-                e => e,
-            })?
+            )?
             .map_err(|e| aws_error(aws, &format!("describing step {step}"), e))?;
-        let status = out.step().and_then(|s| s.status());
-        let state = status.and_then(|s| s.state()).cloned();
+        let status = out.step().and_then(|s| s.status()).cloned();
+        let state = status.as_ref().and_then(|s| s.state()).cloned();
         let label = state
             .as_ref()
             .map(|s| s.as_str().to_owned())
             .unwrap_or_default();
-        ctx.update_display(
-            MimeBundle::text(format!(
-                "Step {step}: {label} ({:.0} s)",
-                started.elapsed().as_secs_f64()
-            )),
-            &display_id,
-        );
+        let text = MimeBundle::text(format!(
+            "Step {step}: {label} ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        ));
         match state {
-            Some(StepState::Completed) => return Ok(()),
+            Some(StepState::Completed) => {
+                live.finish(ctx, text);
+                Ok(Poll::Ready(()))
+            }
             Some(StepState::Failed | StepState::Cancelled | StepState::Interrupted) => {
+                live.finish(ctx, text);
                 let reason = status
+                    .as_ref()
                     .and_then(|s| s.failure_details())
                     .map(|f| {
                         format!(
@@ -389,18 +382,22 @@ fn wait_for_step(
                         )
                     })
                     .unwrap_or_default();
-                return Err(failed(format!(
+                Err(failed(format!(
                     "step {step} on {cluster} ended {label}. {}",
                     reason.trim()
-                )));
+                )))
             }
-            _ => {}
+            _ => {
+                live.update(ctx, text);
+                Ok(Poll::Pending)
+            }
         }
-        if ctx.is_interrupted() {
-            return Err(failed(format!(
-                "stopped waiting for step {step}; it keeps running (`%emr steps {cluster}`)"
-            )));
-        }
-        std::thread::sleep(Duration::from_secs(2));
-    }
+    });
+    waited.map_err(|e| {
+        long_work::on_interrupt(
+            e,
+            format!("stopped waiting for step {step}"),
+            format!("it keeps running (`%emr steps {cluster}`)"),
+        )
+    })
 }

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod emr;
+pub mod emr_master;
 pub mod glue;
 pub mod s3;
 
@@ -18,8 +19,8 @@ use rustmaker_magics::{
 };
 
 use client::{aws_error, Aws, Settings};
-pub use emr::SparkConnector;
 use rustmaker_magics::parse_args;
+use rustmaker_magics::services::{ClusterResolver, SparkConnector};
 
 /// What other engines get from the AWS magics.
 pub struct Registered {
@@ -66,13 +67,36 @@ impl S3Fetcher {
     }
 }
 
-/// Registers `%aws`, `%s3`, `%emr` and the Glue magics; `connect` points the Spark magics at
-/// an EMR cluster.
+/// The AWS settings every AWS magic shares (`%aws config`), made before any engine is
+/// registered so that others can be given what they need from it.
+#[derive(Clone)]
+pub struct AwsServices(Arc<Mutex<Aws>>);
+
+impl AwsServices {
+    pub fn new() -> AwsServices {
+        AwsServices(Arc::new(Mutex::new(Aws::new())))
+    }
+
+    /// EMR master lookup for the Spark magics, on these settings.
+    pub fn clusters(&self) -> Arc<dyn ClusterResolver> {
+        Arc::new(emr_master::ClusterLookup(self.0.clone()))
+    }
+}
+
+impl Default for AwsServices {
+    fn default() -> Self {
+        AwsServices::new()
+    }
+}
+
+/// Registers `%aws`, `%s3`, `%emr` and the Glue magics on `services`' settings; `connect`
+/// points the Spark magics at an EMR cluster.
 pub fn register(
     registry: &mut MagicRegistry,
-    connect: SparkConnector,
+    services: &AwsServices,
+    connect: Arc<dyn SparkConnector>,
 ) -> Result<Registered, MagicError> {
-    let aws = Arc::new(Mutex::new(Aws::new()));
+    let aws = services.0.clone();
     let session = Arc::new(glue::sessions::Session::default());
     registry.register(Arc::new(AwsMagic(aws.clone())))?;
     registry.register(Arc::new(s3::S3Magic(aws.clone())))?;

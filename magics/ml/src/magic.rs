@@ -568,7 +568,10 @@ impl TrainMagic {
         );
         match result.status {
             Status::Completed => Ok(()),
-            Status::Stopped => Err(MagicError::Interrupted),
+            Status::Stopped => Err(rustmaker_magics::long_work::interrupted(
+                format!("training job {} was stopped", args.name),
+                "its logs and metrics so far are kept; `--replace` trains it again",
+            )),
             _ => Err(failed(format!(
                 "training job {} failed: {}",
                 args.name,
@@ -724,7 +727,7 @@ impl<'a> LiveJob<'a> {
         LiveJob {
             ctx,
             name: name.to_owned(),
-            id: format!("train-{name}-{}", std::process::id()),
+            id: rustmaker_magics::long_work::unique_display_id("train", name),
             started: Instant::now(),
             shown: None,
             latest: BTreeMap::new(),

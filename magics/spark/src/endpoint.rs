@@ -1,6 +1,7 @@
 //! Turning an [`EndpointSpec`] into a Livy URL: the embedded local server (found running, or
 //! started on first use) or an EMR cluster's master node (found through the EMR API).
 
+use rustmaker_magics::services::ClusterResolver;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,12 +55,14 @@ pub fn write_local_state(path: &Path, info: &LocalServerInfo) -> std::io::Result
     std::fs::rename(tmp, path)
 }
 
-/// The Livy endpoint for `spec`.
-pub fn resolve(spec: &EndpointSpec) -> Result<Endpoint, String> {
+/// The Livy endpoint for `spec`; an EMR cluster's master is found by `clusters`.
+pub fn resolve(spec: &EndpointSpec, clusters: &dyn ClusterResolver) -> Result<Endpoint, String> {
     match spec {
         EndpointSpec::Url(url, auth) => Ok(Endpoint::new(url, auth.clone())),
         EndpointSpec::Emr(cluster, auth) => {
-            let host = crate::emr::master_address(cluster)?;
+            let host = clusters
+                .master_address(cluster)
+                .map_err(|e| e.to_string())?;
             Ok(Endpoint::new(
                 &format!("http://{host}:{EMR_LIVY_PORT}"),
                 auth.clone(),

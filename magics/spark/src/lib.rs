@@ -2,11 +2,11 @@
 //!
 //! - [`livy`]: Livy's REST API (JSON shapes and a blocking client with retries).
 //! - [`magics`]: `%%spark`, `%%sql`, `%%configure`, … with sparkmagic's options.
-//! - [`endpoint`] and [`emr`]: where Livy is (a URL, an EMR cluster, or the local server).
+//! - [`endpoint`]: where Livy is (a URL, an EMR cluster found through the composition root's
+//!   [`rustmaker_magics::services::ClusterResolver`], or the local server).
 //! - [`server`]: `rustmaker livy serve`, a Livy-compatible server running local PySpark.
 
 pub mod config;
-pub mod emr;
 pub mod endpoint;
 pub mod livy;
 pub mod magics;

@@ -22,6 +22,7 @@ use super::{check_glue_version, check_worker_type, check_workers, job_arguments}
 use crate::client::{aws_error, failed, Aws};
 use crate::s3::S3Url;
 use crate::show_frame;
+use rustmaker_magics::long_work::{self, Backoff, LiveDisplay};
 
 #[derive(Subcommand, Debug)]
 pub enum JobCommand {
@@ -474,46 +475,47 @@ fn wait_for_run(
     stop: bool,
     ctx: &mut dyn MagicContext,
 ) -> Result<(), MagicError> {
-    let display_id = format!("glue-run-{run_id}");
     let started = Instant::now();
-    ctx.display(
+    let mut live = LiveDisplay::new("glue-run", run_id);
+    live.finish(
+        ctx,
         MimeBundle::text(format!("{name} {run_id}: waiting for Glue")),
-        Some(&display_id),
     );
-    let mut pause = Duration::from_millis(250);
-    loop {
-        let run = match get_run(aws, glue, name, run_id, ctx) {
-            Err(MagicError::Interrupted) => return interrupted(aws, glue, name, run_id, stop, ctx),
-            other => other?,
-        };
+    let backoff = Backoff::new(Duration::from_millis(250), 2, Duration::from_secs(5));
+    let waited = long_work::poll(ctx, backoff, |ctx| {
+        let run = get_run(aws, glue, name, run_id, ctx)?;
         let label = state_str(&run);
-        ctx.update_display(
-            MimeBundle::text(format!(
-                "{name} {run_id}: {label} ({:.0} s)",
-                started.elapsed().as_secs_f64()
-            )),
-            &display_id,
+        let text = format!(
+            "{name} {run_id}: {label} ({:.0} s)",
+            started.elapsed().as_secs_f64()
         );
-        if let Some(state) = run.job_run_state() {
-            if is_final(state) {
-                return if *state == JobRunState::Succeeded {
-                    ctx.stdout(&format!(
-                        "{name} {run_id} SUCCEEDED in {} s.\n",
-                        run.execution_time()
-                    ));
-                    Ok(())
-                } else {
-                    Err(failed(format!(
-                        "{name} {run_id} ended {label}: {}",
-                        run.error_message().unwrap_or("Glue gave no reason")
-                    )))
-                };
+        match run.job_run_state() {
+            Some(state) if is_final(state) => {
+                live.finish(ctx, MimeBundle::text(text));
+                Ok(long_work::Poll::Ready(run))
+            }
+            _ => {
+                live.update(ctx, MimeBundle::text(text));
+                Ok(long_work::Poll::Pending)
             }
         }
-        if super::sessions::sleep_unless_interrupted(pause, ctx).is_err() {
-            return interrupted(aws, glue, name, run_id, stop, ctx);
-        }
-        pause = (pause * 2).min(Duration::from_secs(5));
+    });
+    let run = match waited {
+        Err(MagicError::Interrupted(_)) => return interrupted(aws, glue, name, run_id, stop, ctx),
+        other => other?,
+    };
+    if run.job_run_state() == Some(&JobRunState::Succeeded) {
+        ctx.stdout(&format!(
+            "{name} {run_id} SUCCEEDED in {} s.\n",
+            run.execution_time()
+        ));
+        Ok(())
+    } else {
+        Err(failed(format!(
+            "{name} {run_id} ended {}: {}",
+            state_str(&run),
+            run.error_message().unwrap_or("Glue gave no reason")
+        )))
     }
 }
 
@@ -527,14 +529,17 @@ fn interrupted(
 ) -> Result<(), MagicError> {
     if stop {
         stop_run(aws, glue, name, run_id, ctx)?;
-        Err(failed(format!(
-            "interrupted: stopped waiting and asked Glue to stop run {run_id} of {name}"
-        )))
+        Err(long_work::interrupted(
+            format!("stopped waiting and asked Glue to stop run {run_id} of {name}"),
+            "the job and its earlier runs are kept",
+        ))
     } else {
-        Err(failed(format!(
-            "interrupted: stopped waiting; run {run_id} of {name} keeps running \
-             (`%glue job stop {name} {run_id}` stops it)"
-        )))
+        Err(long_work::interrupted(
+            "stopped waiting",
+            format!(
+                "run {run_id} of {name} keeps running (`%glue job stop {name} {run_id}` stops it)"
+            ),
+        ))
     }
 }
 

@@ -12,6 +12,7 @@ use aws_sdk_glue::types::{
     ConnectionsList, SessionCommand, SessionStatus, StatementState, WorkerType,
 };
 use polars::prelude::*;
+use rustmaker_magics::long_work;
 use rustmaker_magics::{Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle};
 use serde_json::Value;
 
@@ -548,20 +549,17 @@ impl Session {
                     PROVISIONING_LIMIT.as_secs()
                 )));
             }
-            sleep_unless_interrupted(pause, ctx)
-                .map_err(|e| self.provisioning_interrupted(e, id))?;
+            long_work::sleep(ctx, pause).map_err(|e| self.provisioning_interrupted(e, id))?;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
     }
 
     fn provisioning_interrupted(&self, e: MagicError, id: &str) -> MagicError {
-        match e {
-            MagicError::Interrupted => failed(format!(
-                "interrupted: stopped waiting for Glue session {id} to start; the next %%glue cell \
-                 waits for it, `%delete_session` ends it"
-            )),
-            e => e,
-        }
+        long_work::on_interrupt(
+            e,
+            format!("stopped waiting for Glue session {id} to start"),
+            "the session is kept: the next %%glue cell waits for it, `%delete_session` ends it",
+        )
     }
 
     /// `%%glue`: runs the cell as a statement and shows its output.
@@ -625,7 +623,9 @@ impl Session {
                 glue.get_statement().session_id(id).id(statement).send(),
             );
             let out = match polled {
-                Err(MagicError::Interrupted) => return self.cancel(aws, glue, id, statement, ctx),
+                Err(MagicError::Interrupted(_)) => {
+                    return self.cancel(aws, glue, id, statement, ctx)
+                }
                 Err(e) => return Err(e),
                 Ok(r) => r.map_err(|e| {
                     aws_error(aws, &format!("reading statement {statement} of {id}"), e)
@@ -669,7 +669,7 @@ impl Session {
                     shown = true;
                 }
             }
-            if sleep_unless_interrupted(pause, ctx).is_err() {
+            if long_work::sleep(ctx, pause).is_err() {
                 return self.cancel(aws, glue, id, statement, ctx);
             }
             pause = (pause * 2).min(Duration::from_secs(1));
@@ -705,7 +705,10 @@ impl Session {
         ctx.stderr(&format!(
             "Statement {statement} cancelled; Glue session {id} is kept.\n"
         ));
-        Err(MagicError::Interrupted)
+        Err(long_work::interrupted(
+            format!("statement {statement} was cancelled"),
+            format!("Glue session {id} is kept"),
+        ))
     }
 
     /// `%stop_session` / `%delete_session`.
@@ -770,24 +773,6 @@ impl Session {
             });
         }
         self.forget(&current.id);
-    }
-}
-
-/// Sleeps for `pause`, waking every 50 ms to notice an interrupt.
-pub(crate) fn sleep_unless_interrupted(
-    pause: Duration,
-    ctx: &dyn MagicContext,
-) -> Result<(), MagicError> {
-    let deadline = Instant::now() + pause;
-    loop {
-        if ctx.is_interrupted() {
-            return Err(MagicError::Interrupted);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(());
-        }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
     }
 }
 

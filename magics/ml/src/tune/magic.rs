@@ -404,7 +404,7 @@ impl TuneMagic {
         let mut live = LiveTuning {
             ctx,
             name: args.name.clone(),
-            id: format!("tune-{}-{}", args.name, std::process::id()),
+            id: rustmaker_magics::long_work::unique_display_id("tune", &args.name),
             shown: false,
             started: Instant::now(),
             config: &config,
@@ -460,7 +460,13 @@ impl TuneMagic {
             outcome.trials.len()
         ));
         match outcome.status {
-            Status::Stopped => Err(MagicError::Interrupted),
+            Status::Stopped => Err(rustmaker_magics::long_work::interrupted(
+                format!(
+                    "tuning job {} was stopped with its running trials",
+                    args.name
+                ),
+                "finished trials and the best so far are kept (`%tune describe`)",
+            )),
             Status::Failed => Err(failed(format!(
                 "tuning job {} failed: {}",
                 args.name,

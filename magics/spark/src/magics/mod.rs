@@ -6,6 +6,8 @@ mod run;
 mod send;
 mod sql;
 
+use rustmaker_magics::long_work;
+use rustmaker_magics::services::{ClusterResolver, NoClusterResolver, SparkConnector};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,9 +65,20 @@ impl SparkHandle {
     }
 }
 
-/// Registers every Spark magic; they share one set of sessions.
-pub fn register(registry: &mut MagicRegistry) -> Result<SparkHandle, MagicError> {
+impl SparkConnector for SparkHandle {
+    fn use_endpoint(&self, endpoint: &str) -> Result<String, MagicError> {
+        SparkHandle::use_endpoint(self, endpoint).map_err(MagicError::Failed)
+    }
+}
+
+/// Registers every Spark magic; they share one set of sessions. `clusters` finds EMR
+/// clusters' masters for `j-…` endpoints.
+pub fn register(
+    registry: &mut MagicRegistry,
+    clusters: Arc<dyn ClusterResolver>,
+) -> Result<SparkHandle, MagicError> {
     let spark = Arc::new(Spark::default());
+    lock(&spark).clusters = Some(clusters);
     let handle = SparkHandle(spark.clone());
     let magics: Vec<Arc<dyn Magic>> = vec![
         Arc::new(SparkMagic(spark.clone())),
@@ -110,6 +123,8 @@ struct LiveSession {
 #[derive(Default)]
 struct State {
     config: Option<SparkConfig>,
+    /// Finds EMR clusters' masters (the AWS magics' settings); none: cluster ids are refused.
+    clusters: Option<Arc<dyn ClusterResolver>>,
     sessions: BTreeMap<String, LiveSession>,
     /// `%%configure` / `%spark config`: replaces the configured session properties.
     properties: Option<Value>,
@@ -195,7 +210,11 @@ impl State {
 
     fn client(&mut self, spec: &EndpointSpec) -> Result<LivyClient, MagicError> {
         let retry = self.config()?.retry.clone();
-        let endpoint = crate::endpoint::resolve(spec).map_err(failed)?;
+        let clusters: &dyn ClusterResolver = match &self.clusters {
+            Some(c) => c.as_ref(),
+            None => &NoClusterResolver,
+        };
+        let endpoint = crate::endpoint::resolve(spec, clusters).map_err(failed)?;
         LivyClient::new(endpoint, retry).map_err(failed)
     }
 
@@ -295,7 +314,12 @@ impl State {
             if ctx.is_interrupted() {
                 let _ = client.delete_session(session.id);
                 ctx.update_display(MimeBundle::text(""), &display_id);
-                return Err(MagicError::Interrupted);
+                return Err(long_work::interrupted(
+                    format!(
+                        "the start of Spark session `{name}` was stopped and the session deleted"
+                    ),
+                    "the other sessions are kept",
+                ));
             }
             if started.elapsed() > timeout {
                 let _ = client.delete_session(session.id);

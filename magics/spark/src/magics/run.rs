@@ -65,10 +65,10 @@ pub fn run_statement(
                     &display_id,
                 );
             }
-            return Err(MagicError::Failed(format!(
-                "interrupted: statement {} was cancelled in Spark session `{}` (the session keeps its state)",
-                statement.id, target.name
-            ))
+            return Err(rustmaker_magics::long_work::interrupted(
+                format!("statement {} was cancelled", statement.id),
+                format!("Spark session `{}` keeps its state", target.name),
+            )
             .into());
         }
         std::thread::sleep(interval);

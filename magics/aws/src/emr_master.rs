@@ -1,26 +1,40 @@
-//! EMR discovery: a cluster id (`j-…`) to the address of its master node, where Livy runs.
-//! Region, credentials and endpoint come from the usual AWS settings (`AWS_REGION`,
-//! `AWS_ENDPOINT_URL`, profiles).
+//! EMR discovery for the Spark magics: a cluster id (`j-…`) to the address of its master
+//! node, where Livy runs. Region, credentials and endpoint are the AWS magics' (`%aws config`,
+//! else `AWS_REGION`, `AWS_ENDPOINT_URL`, profiles).
 
+use std::sync::{Arc, Mutex};
+
+use aws_config::SdkConfig;
 use aws_sdk_emr::types::InstanceGroupType;
+use rustmaker_magics::long_work;
+use rustmaker_magics::services::ClusterResolver;
+use rustmaker_magics::MagicError;
 
-/// The master node's DNS name or IP address.
-pub fn master_address(cluster_id: &str) -> Result<String, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the AWS client: {e}"))?;
-    runtime.block_on(lookup(cluster_id))
+use crate::client::Aws;
+
+/// The Spark magics' cluster resolver: the AWS magics' settings (`%aws config` over the
+/// standard chain), so `%emr connect` and `%spark add -u j-…` look where the user pointed.
+pub struct ClusterLookup(pub(crate) Arc<Mutex<Aws>>);
+
+impl ClusterResolver for ClusterLookup {
+    fn master_address(&self, cluster_id: &str) -> Result<String, MagicError> {
+        let config = {
+            let mut aws = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            aws.sdk()?
+        };
+        long_work::runtime()
+            .block_on(lookup(&config, cluster_id))
+            .map_err(MagicError::Failed)
+    }
 }
 
-async fn lookup(cluster_id: &str) -> Result<String, String> {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+async fn lookup(config: &SdkConfig, cluster_id: &str) -> Result<String, String> {
     if config.region().is_none() {
         return Err(format!(
             "cannot look up EMR cluster {cluster_id}: no AWS region is set (set AWS_REGION or a profile's region)"
         ));
     }
-    let emr = aws_sdk_emr::Client::new(&config);
+    let emr = aws_sdk_emr::Client::new(config);
     let described = emr
         .describe_cluster()
         .cluster_id(cluster_id)
