@@ -263,3 +263,15 @@ def ok(kc, code, timeout=120):
 def html_of(outputs):
     return "".join(m["content"]["data"].get("text/html", "") for m in outputs
                    if m["msg_type"] in ("display_data", "update_display_data"))
+
+
+def emr_cluster(emr, name: str) -> tuple[str, str]:
+    """A cluster with Spark and Livy in moto's EMR (through the boto3 client `emr`); returns
+    its id and the master node's DNS name moto gave it."""
+    cluster = emr.run_job_flow(
+        Name=name, ReleaseLabel="emr-7.1.0", Applications=[{"Name": "Spark"}, {"Name": "Livy"}],
+        Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge", "InstanceCount": 1,
+                   "KeepJobFlowAliveWhenNoSteps": True},
+        JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
+    )["JobFlowId"]
+    return cluster, emr.describe_cluster(ClusterId=cluster)["Cluster"]["MasterPublicDnsName"]

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import AWS, error_of, html_of, interrupted_reply, ok, start_kernel_with_env, stream_text
+from conftest import AWS, emr_cluster, error_of, html_of, interrupted_reply, ok, start_kernel_with_env, stream_text
 
 
 def test_whoami_and_config(ak):
@@ -128,13 +128,7 @@ def test_emr_lookup_of_the_spark_magics_uses_aws_config(boto, moto_url, tmp_path
     env.update(HOME=str(tmp_path), RUSTMAKER_HOME=str(tmp_path), AWS_EC2_METADATA_DISABLED="true", **AWS)
     env.pop("RUSTMAKER_LIVY_URL", None)
     emr = boto("emr")
-    cluster = emr.run_job_flow(
-        Name="configured", ReleaseLabel="emr-7.1.0", Applications=[{"Name": "Spark"}, {"Name": "Livy"}],
-        Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge", "InstanceCount": 1,
-                   "KeepJobFlowAliveWhenNoSteps": True},
-        JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
-    )["JobFlowId"]
-    master = emr.describe_cluster(ClusterId=cluster)["Cluster"]["MasterPublicDnsName"]
+    cluster, master = emr_cluster(emr, "configured")
     km, kc = start_kernel_with_env(env, tmp_path / "k.log")
     try:
         ok(kc, f"%aws config --endpoint-url {moto_url}")

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from conftest import AWS, error_of, run, start_kernel_with_env, stream_text
+from conftest import AWS, emr_cluster, error_of, run, start_kernel_with_env, stream_text
 
 
 class FakeLivy(BaseHTTPRequestHandler):
@@ -198,13 +198,7 @@ def test_emr_cluster_id_resolves_to_the_master_node(fk, moto_url):
 
     emr = boto3.client("emr", endpoint_url=moto_url, **{k.lower(): v for k, v in AWS.items() if k != "AWS_REGION"},
                        region_name=AWS["AWS_REGION"])
-    cluster = emr.run_job_flow(
-        Name="livy", ReleaseLabel="emr-7.1.0", Applications=[{"Name": "Spark"}, {"Name": "Livy"}],
-        Instances={"MasterInstanceType": "m5.xlarge", "SlaveInstanceType": "m5.xlarge", "InstanceCount": 1,
-                   "KeepJobFlowAliveWhenNoSteps": True},
-        JobFlowRole="EMR_EC2_DefaultRole", ServiceRole="EMR_DefaultRole",
-    )["JobFlowId"]
-    master = emr.describe_cluster(ClusterId=cluster)["Cluster"]["MasterPublicDnsName"]
+    cluster, master = emr_cluster(emr, "livy")
     evalue = error_of(fk, f"%spark add -s emr -l python -u {cluster}", timeout=180)
     # moto's master name does not resolve here: the error shows the address found.
     assert f"cannot reach Livy at http://{master}:8998" in evalue, evalue

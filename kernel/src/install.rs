@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use clap::Args;
 use serde_json::json;
 
 const LOGO_32: &[u8] = include_bytes!("../assets/logo-32x32.png");
@@ -110,6 +111,53 @@ fn write_spec(
         let path = dir.join(file);
         std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    Ok(())
+}
+
+/// `rustmaker install`'s options.
+#[derive(Args)]
+#[group(multiple = false)]
+pub struct Where {
+    /// Install for the current user (the default).
+    #[arg(long)]
+    pub user: bool,
+    /// Install into the active Python environment (a virtualenv or conda env).
+    #[arg(long)]
+    pub sys_prefix: bool,
+    /// Install under DIR/share/jupyter.
+    #[arg(long, value_name = "DIR")]
+    pub prefix: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub location: Where,
+    /// The kernelspec's name.
+    #[arg(long, default_value = "rustmaker")]
+    pub name: String,
+    /// How Jupyter interrupts the kernel: `message` (interrupt_request) or `signal` (SIGINT).
+    #[arg(long, default_value = "message")]
+    pub interrupt_mode: String,
+}
+
+/// Runs `rustmaker install`.
+pub fn run(args: InstallArgs) -> anyhow::Result<()> {
+    let location = match args.location {
+        Where {
+            sys_prefix: true, ..
+        } => Location::SysPrefix,
+        Where {
+            prefix: Some(dir), ..
+        } => Location::Prefix(dir),
+        _ => Location::User,
+    };
+    let dir = install(&location, &args.name, &args.interrupt_mode)?;
+    println!(
+        "Installed the kernelspec `{}` in {}",
+        args.name,
+        dir.display()
+    );
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use rustmaker_magics::{FrameStore, MagicContext, MagicError, MimeBundle};
 
 use super::rust::RustEngine;
-use crate::server::io::{CellIo, InputError};
+use rustmaker_jupyter::server::io::{CellIo, InputError};
 
 pub struct MagicIo<'a> {
     pub io: &'a mut CellIo,

@@ -2,7 +2,6 @@
 //! registry; everything else is Rust, evaluated by evcxr.
 
 mod is_complete;
-mod kernel_magics;
 mod magic_io;
 mod rust;
 
@@ -11,11 +10,11 @@ use rustmaker_magics::parse::has_magic;
 use rustmaker_magics::{parse_cell, CellPart, FrameStore, MagicError, MagicRegistry};
 use serde_json::{json, Value};
 
-use crate::server::io::CellIo;
-use crate::server::{Bundle, ExecutionError, Executor, Interrupter, KernelDescription};
 use is_complete::{rust_completeness, Completeness};
 use magic_io::MagicIo;
 use rust::RustEngine;
+use rustmaker_jupyter::server::io::CellIo;
+use rustmaker_jupyter::server::{Bundle, ExecutionError, Executor, Interrupter, KernelDescription};
 
 /// The kernel's executor: magics and Rust cells.
 pub struct CellExecutor {
@@ -28,7 +27,7 @@ impl CellExecutor {
     /// Starts evcxr in the background and registers every magic.
     pub fn start() -> Self {
         let mut magics = MagicRegistry::new();
-        kernel_magics::register(&mut magics);
+        crate::engines::register(&mut magics);
         CellExecutor {
             magics,
             rust: RustEngine::start(),

@@ -15,8 +15,8 @@ use crossbeam_channel::{select, Receiver, Sender};
 use evcxr::{CommandContext, EvalCallbacks, EvalContextOutputs, Theme};
 use serde_json::Value;
 
-use crate::server::io::{CellIo, StreamSink};
-use crate::server::{Bundle, ExecutionError};
+use rustmaker_jupyter::server::io::{CellIo, StreamSink};
+use rustmaker_jupyter::server::{Bundle, ExecutionError};
 
 /// After a cell ends, how long stderr must stay quiet before its report is considered whole.
 /// (evcxr reads the child's stderr on its own thread, so a panic message may trail a little.)

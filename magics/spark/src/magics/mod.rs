@@ -77,8 +77,14 @@ pub fn register(
     registry: &mut MagicRegistry,
     clusters: Arc<dyn ClusterResolver>,
 ) -> Result<SparkHandle, MagicError> {
-    let spark = Arc::new(Spark::default());
-    lock(&spark).clusters = Some(clusters);
+    // Not through `lock()`: its guard would start the heartbeat thread before any session.
+    let spark = Arc::new(Spark {
+        state: Mutex::new(State {
+            clusters: Some(clusters),
+            ..State::default()
+        }),
+        heartbeat: Heartbeat::default(),
+    });
     let handle = SparkHandle(spark.clone());
     let magics: Vec<Arc<dyn Magic>> = vec![
         Arc::new(SparkMagic(spark.clone())),
@@ -130,7 +136,6 @@ struct State {
     properties: Option<Value>,
 }
 
-#[derive(Default)]
 struct Spark {
     state: Mutex<State>,
     heartbeat: Heartbeat,

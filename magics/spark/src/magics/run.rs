@@ -1,6 +1,7 @@
 //! Running one statement in a Livy session from a magic: submit, poll (fast at first, slower
 //! as it runs), show live progress in one display, cancel on interrupt, report a dead session.
 
+use rustmaker_magics::long_work;
 use std::time::{Duration, Instant};
 
 use rustmaker_magics::{MagicContext, MagicError, MimeBundle};
@@ -50,7 +51,8 @@ pub fn run_statement(
         .map_err(|e| lost_or_failed(target, e))?;
     let started = Instant::now();
     let mut interval = Duration::from_millis(1);
-    let display_id = format!("spark-progress-{}-{}", target.id, submitted.id);
+    let display_id =
+        long_work::unique_display_id("spark-progress", &format!("{}-{}", target.id, submitted.id));
     let mut shown: Option<(String, f64)> = None;
     let mut statement = submitted;
     loop {
@@ -71,7 +73,9 @@ pub fn run_statement(
             )
             .into());
         }
-        std::thread::sleep(interval);
+        if long_work::sleep(&*ctx, interval).is_err() {
+            continue; // interrupted: the check above cancels the statement
+        }
         interval = next_interval(interval);
         statement = client
             .statement(target.id, statement.id)

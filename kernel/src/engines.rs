@@ -1,7 +1,13 @@
-//! Magics that belong to the kernel itself rather than to an engine.
+//! The composition root: the one place where every engine's magics are registered and the
+//! services engines share are wired (no engine imports another; they meet through the small
+//! traits of [`rustmaker_magics::data`] and [`rustmaker_magics::services`]). The kernel and
+//! the command line (`rustmaker train …`) both build their magics here.
+//!
+//! Adding an engine is one line in [`register`]: `rustmaker_NAME::register(registry, …)`.
 
 use std::sync::Arc;
 
+use rustmaker_magics::console::Console;
 use rustmaker_magics::data::SharedObjectStore;
 use rustmaker_magics::{Magic, MagicCall, MagicContext, MagicError, MagicForm, MagicRegistry};
 
@@ -42,6 +48,7 @@ impl Magic for ClearOutput {
     }
 }
 
+/// Registers every magic: the kernel's own, then each engine's, wired together.
 pub fn register(registry: &mut MagicRegistry) {
     registry
         .register(Arc::new(ClearOutput))
@@ -139,5 +146,46 @@ impl Magic for Configure {
                 ))
             }
         }
+    }
+}
+
+/// Runs one magic in the terminal, as `rustmaker NAME ARGS…` (`rustmaker train …` is
+/// `%train …`): the same magics, registered the same way, on a [`Console`] context.
+pub fn run_in_console(name: &str, args: &[String]) -> Result<(), MagicError> {
+    let mut registry = MagicRegistry::new();
+    register(&mut registry);
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!(
+            "{}",
+            registry
+                .help(name)?
+                .replace(&format!("%{name}"), &format!("rustmaker {name}"))
+        );
+        return Ok(());
+    }
+    let call = MagicCall {
+        form: MagicForm::Line,
+        name: name.to_owned(),
+        args: args
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
+        body: String::new(),
+        help: false,
+    };
+    registry.run(&call, &mut Console::new())
+}
+
+/// Quotes an argument so the magic's POSIX-style splitting gives it back unchanged.
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=.,:/+@%".contains(c))
+    {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
     }
 }
