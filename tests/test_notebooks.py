@@ -52,6 +52,9 @@ def _check_monitor(nb):
     html = "".join(o.get("data", {}).get("text/html", "") for o in check)
     assert "categorical_values_check" in html and "baseline_drift_check" in html
     assert '"name": "price"' in by_source[next(s for s in by_source if "constraints.json" in s)][0]["text"]
+    baseline = by_source["%monitor baseline --data train.csv --output baseline"]
+    said = "".join(o.get("text", "") for o in baseline if o["output_type"] == "stream")
+    assert "the first line is read as the header" in said and "5000 rows" in said, said
     report = by_source["%monitor report reports/today"][0]["data"]["text/html"]
     assert report.count("<svg") == 4 and "purple" in report
 

@@ -98,12 +98,7 @@ pub fn running(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
-/// Signals a process group (the leader's pid): the process and everything it started.
-pub(crate) fn kill_group(pid: u32, signal: i32) {
-    unsafe {
-        libc::kill(-(pid as i32), signal);
-    }
-}
+pub(crate) use rustmaker_process::kill_group;
 
 impl Backend for LocalBackend {
     fn launch(&self, spec: &LaunchSpec) -> Result<Running, LifecycleError> {

@@ -186,13 +186,7 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>) -> anyhow::Result<()> 
     let python = args
         .python
         .clone()
-        .or_else(|| std::env::var("RUSTMAKER_PYTHON").ok())
-        .or_else(|| {
-            std::env::var("VIRTUAL_ENV")
-                .ok()
-                .map(|v| format!("{v}/bin/python"))
-        })
-        .unwrap_or_else(|| "python3".into());
+        .unwrap_or_else(|| rustmaker_process::python().display().to_string());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -105,6 +105,12 @@ impl MagicError {
     }
 }
 
+/// A [`MagicError::Failed`] with `e`'s message: the work failed, and the message says why
+/// and what to do.
+pub fn failed(e: impl std::fmt::Display) -> MagicError {
+    MagicError::Failed(e.to_string())
+}
+
 fn unknown_message(name: &str, suggestion: Option<&str>) -> String {
     match suggestion {
         Some(s) => {

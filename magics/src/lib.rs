@@ -44,7 +44,7 @@ pub mod services;
 pub mod table;
 
 pub use args::parse_args;
-pub use context::{MagicContext, MagicError, MimeBundle};
+pub use context::{failed, MagicContext, MagicError, MimeBundle};
 pub use frames::FrameStore;
 pub use parse::{parse_cell, CellPart, MagicCall, MagicForm};
 /// The polars every engine uses, so frames pass between engines without conversion.

@@ -2,7 +2,6 @@
 //! calls driven from the kernel's cell thread on the magics' runtime, and errors that say what
 //! to set.
 
-use std::fmt::Display;
 use std::future::Future;
 
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -191,6 +190,4 @@ pub fn build_error(action: &str, e: BuildError) -> MagicError {
     MagicError::Failed(format!("{action}: {e}"))
 }
 
-pub fn failed(e: impl Display) -> MagicError {
-    MagicError::Failed(e.to_string())
-}
+pub use rustmaker_magics::failed;

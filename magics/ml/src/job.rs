@@ -632,26 +632,6 @@ fn env_name(name: &str) -> String {
     name.to_ascii_uppercase().replace(['-', '.'], "_")
 }
 
-fn python() -> String {
-    if let Some(p) = std::env::var_os("RUSTMAKER_PYTHON") {
-        return p.to_string_lossy().into_owned();
-    }
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
-        let p = PathBuf::from(venv).join("bin/python");
-        if p.exists() {
-            return p.display().to_string();
-        }
-    }
-    "python3".into()
-}
-
-fn kill_group(pid: u32, signal: i32) {
-    // The child leads its own process group, so its children go too.
-    unsafe {
-        libc::kill(-(pid as i32), signal);
-    }
-}
-
 impl Script {
     fn run(
         self,
@@ -873,7 +853,7 @@ impl Script {
             env.push((format!("SM_HP_{}", env_name(k)), v.clone()));
         }
         let mut command = if entry_name.ends_with(".py") {
-            let mut c = std::process::Command::new(python());
+            let mut c = std::process::Command::new(rustmaker_process::python());
             c.arg(&entry_name);
             c
         } else {
@@ -978,13 +958,13 @@ impl Script {
                     stopping = Some((Instant::now(), why));
                 }
                 if stopping.is_some() {
-                    kill_group(pid, libc::SIGTERM);
+                    rustmaker_process::kill_group(pid, libc::SIGTERM);
                 }
             } else if let Some((since, _)) = stopping {
                 // A program that ignores SIGTERM gets SIGKILL after 5 s, as SageMaker does
                 // (it waits 120 s).
                 if since.elapsed() > Duration::from_secs(5) {
-                    kill_group(pid, libc::SIGKILL);
+                    rustmaker_process::kill_group(pid, libc::SIGKILL);
                 }
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -996,7 +976,7 @@ impl Script {
             }
         };
         // Anything the program left running in its group goes with it.
-        kill_group(pid, libc::SIGKILL);
+        rustmaker_process::kill_group(pid, libc::SIGKILL);
         for r in readers {
             let _ = r.join();
         }

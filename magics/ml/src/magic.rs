@@ -28,9 +28,7 @@ use crate::render;
 use crate::store::{self, Component, Status, Store};
 use crate::MlError;
 
-pub(crate) fn failed(e: impl std::fmt::Display) -> MagicError {
-    MagicError::Failed(e.to_string())
-}
+pub(crate) use rustmaker_magics::failed;
 
 impl From<MlError> for MagicError {
     fn from(e: MlError) -> MagicError {

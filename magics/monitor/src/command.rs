@@ -11,7 +11,7 @@ use rustmaker_magics::scratch::Scratch;
 use rustmaker_magics::{MagicContext, MagicError};
 
 use crate::capture::Execution;
-use crate::{Baseline, CheckOutcome, MonitorError, Schema, Source};
+use crate::{Baseline, CheckOutcome, Schema, Source};
 
 /// The subcommands of `%monitor`, and of `rustmaker monitor` on the command line.
 #[derive(Subcommand, Debug)]
@@ -89,9 +89,7 @@ pub enum Outcome {
     },
 }
 
-fn failed(e: MonitorError) -> MagicError {
-    MagicError::Failed(e.to_string())
-}
+use rustmaker_magics::failed;
 
 /// The data of `--data`: a frame, a file, or an `s3://` object downloaded into `scratch`.
 fn source(

@@ -48,21 +48,7 @@ impl MonitorError {
 
 /// Writes a file whole or not at all: into a temporary file beside it, then renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MonitorError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| MonitorError::io(dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|f| f.to_string_lossy())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            MonitorError::io(path, e)
-        })
+    rustmaker_process::write_atomic(path, bytes, None).map_err(|e| MonitorError::io(path, e))
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), MonitorError> {

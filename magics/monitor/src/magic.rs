@@ -24,9 +24,7 @@ pub struct MonitorMagic {
     pub store: SharedObjectStore,
 }
 
-fn failed(e: impl std::fmt::Display) -> MagicError {
-    MagicError::Failed(e.to_string())
-}
+use rustmaker_magics::failed;
 
 /// One row per feature: what a user looks at first.
 pub fn summary(stats: &Statistics) -> Result<DataFrame, MagicError> {

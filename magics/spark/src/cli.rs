@@ -20,7 +20,7 @@ pub struct LivyServeArgs {
     /// Port (0 picks a free one).
     #[arg(long, default_value_t = 8998)]
     port: u16,
-    /// The Python with pyspark [default: $RUSTMAKER_PYTHON, else python3].
+    /// The Python with pyspark [default: $RUSTMAKER_PYTHON, else $VIRTUAL_ENV/bin/python, else python3].
     #[arg(long)]
     python: Option<PathBuf>,
     /// Most sessions alive at once.
@@ -64,10 +64,7 @@ fn serve_livy(args: LivyServeArgs) -> anyhow::Result<()> {
     if credentials.is_none() {
         eprintln!("warning: serving without authentication (set RUSTMAKER_LIVY_CREDENTIALS=user:password to require it)");
     }
-    let python = args
-        .python
-        .or_else(|| std::env::var_os("RUSTMAKER_PYTHON").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("python3"));
+    let python = args.python.unwrap_or_else(rustmaker_process::python);
     let config = ServerConfig {
         addr: std::net::SocketAddr::new(args.host, args.port),
         python,

@@ -38,21 +38,7 @@ pub fn local_state_file() -> PathBuf {
 
 /// Writes the state file readable by its owner only.
 pub fn write_local_state(path: &Path, info: &LocalServerInfo) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(serde_json::to_string(info)?.as_bytes())?;
-    drop(f);
-    std::fs::rename(tmp, path)
+    rustmaker_process::write_atomic(path, serde_json::to_string(info)?.as_bytes(), Some(0o600))
 }
 
 /// The Livy endpoint for `spec`; an EMR cluster's master is found by `clusters`.

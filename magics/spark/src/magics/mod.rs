@@ -182,9 +182,7 @@ impl Heartbeat {
     }
 }
 
-fn failed(e: impl ToString) -> MagicError {
-    MagicError::Failed(e.to_string())
-}
+use rustmaker_magics::failed;
 
 fn kind_of(language: &str) -> Result<Kind, MagicError> {
     Kind::parse(language).ok_or_else(|| {
