@@ -1,0 +1,96 @@
+//! `%predict`: a model's answers for each row of a data set, as a frame.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use rustmaker_magics::csv_header::HeaderArgs;
+use rustmaker_magics::data::SharedObjectStore;
+use rustmaker_magics::scratch::Scratch;
+use rustmaker_magics::table::frame_bundle;
+use rustmaker_magics::{parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm};
+
+use crate::job::{self};
+use crate::store::Status;
+
+use super::inputs::load;
+use super::{component, open_store};
+pub(crate) use rustmaker_magics::failed;
+
+#[derive(Parser, Debug)]
+#[command(disable_help_flag = true, disable_version_flag = true)]
+struct PredictArgs {
+    /// A training job's name, or a model.tar.gz (local or s3://).
+    #[arg(long)]
+    model: String,
+    #[arg(long)]
+    data: String,
+    #[arg(short = 'o')]
+    frame: String,
+    #[command(flatten)]
+    csv: HeaderArgs,
+}
+
+pub struct PredictMagic {
+    pub store: SharedObjectStore,
+}
+
+impl Magic for PredictMagic {
+    fn name(&self) -> &str {
+        "predict"
+    }
+    fn forms(&self) -> &[MagicForm] {
+        &[MagicForm::Line]
+    }
+    fn summary(&self) -> &str {
+        "Score data with a trained model (a job's, or a model.tar.gz) into a frame."
+    }
+    fn help(&self) -> String {
+        "%predict --model JOB|PATH/model.tar.gz|s3://…/model.tar.gz --data SOURCE -o NAME [--header|--no-header]\n\n\
+         Adds the model's answer to each row of SOURCE (a frame, .csv, .parquet or s3:// object)\n\
+         and keeps the result as the frame NAME. The columns are SageMaker's: predicted_label and\n\
+         probability (classification), score (regression), closest_cluster and\n\
+         distance_to_cluster (k-means). The data is prepared with the model's recorded schema; a\n\
+         missing column, or text where the model had numbers, is refused with the column named.\n\n\
+         Example:\n    %predict --model iris-forest --data iris_new -o scored"
+            .into()
+    }
+    fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        let args: PredictArgs = parse_args("predict", call.argv()?)?;
+        rustmaker_magics::frames::check_name(&args.frame)?;
+        let scratch = Scratch::new("ml")?;
+        let model = if args.model.starts_with("s3://") {
+            self.store.fetch(&args.model, scratch.path(), Some(&*ctx))?
+        } else if args.model.ends_with(".tar.gz") || Path::new(&args.model).is_file() {
+            PathBuf::from(&args.model)
+        } else {
+            let store = open_store()?;
+            let c = component(&store, &args.model)?;
+            if c.status != Status::Completed {
+                return Err(failed(format!(
+                    "training job {} is {}, so it has no model",
+                    c.name,
+                    c.status.as_str()
+                )));
+            }
+            let uri = c
+                .outputs
+                .iter()
+                .find(|(k, _)| k == "SageMaker.ModelArtifact")
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| failed(format!("training job {} has no model artifact", c.name)))?;
+            if uri.starts_with("s3://") {
+                self.store.fetch(&uri, scratch.path(), Some(&*ctx))?
+            } else {
+                PathBuf::from(uri)
+            }
+        };
+        if !model.is_file() {
+            return Err(failed(format!("there is no model at {}", model.display())));
+        }
+        let (data, _) = load(&args.data, args.csv.given(), &*self.store, &scratch, ctx)?;
+        let scored = job::predict(&model, &data)?;
+        ctx.display(frame_bundle(&scored, 10), None);
+        ctx.frames().insert(&args.frame, scored)?;
+        Ok(())
+    }
+}
