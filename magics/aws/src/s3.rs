@@ -1,6 +1,7 @@
 //! `%s3`: list, copy (multipart for large uploads, with progress), remove, and frames read
 //! from or written to S3 as CSV or Parquet.
 
+use rustmaker_magics::long_work::{self, LiveDisplay};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -426,11 +427,11 @@ pub(crate) fn upload(
             )?
             .map_err(|e| aws_error(aws, &what, e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
-        let display_id = format!("s3-upload-{upload_id}");
+        let mut live = LiveDisplay::new("s3-upload", &upload_id);
         let parts = data.len().div_ceil(PART_SIZE);
-        ctx.display(
+        live.finish(
+            ctx,
             MimeBundle::text(format!("Uploading to {dest}: 0 of {parts} parts")),
-            Some(&display_id),
         );
         let mut done = Vec::new();
         let result = (|| -> Result<(), MagicError> {
@@ -451,10 +452,12 @@ pub(crate) fn upload(
                         .set_e_tag(out.e_tag().map(str::to_owned))
                         .build(),
                 );
-                ctx.update_display(
-                    MimeBundle::text(format!("Uploading to {dest}: {number} of {parts} parts")),
-                    &display_id,
-                );
+                let text = format!("Uploading to {dest}: {number} of {parts} parts");
+                if number as usize == parts {
+                    live.finish(ctx, MimeBundle::text(text));
+                } else {
+                    live.update(ctx, MimeBundle::text(text));
+                }
             }
             let complete = client
                 .complete_multipart_upload()
@@ -480,7 +483,11 @@ pub(crate) fn upload(
                 .upload_id(&upload_id)
                 .send();
             let _ = aws.runtime_block(abort);
-            return Err(e);
+            return Err(long_work::on_interrupt(
+                e,
+                format!("the upload to {dest} was stopped and its parts discarded"),
+                format!("{} is kept", path.display()),
+            ));
         }
     }
     ctx.stdout(&format!(
