@@ -2,6 +2,7 @@
 //! started on first use) or an EMR cluster's master node (found through the EMR API).
 
 use rustmaker_magics::services::ClusterResolver;
+use rustmaker_magics::MagicError;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,14 +42,40 @@ pub fn write_local_state(path: &Path, info: &LocalServerInfo) -> std::io::Result
     rustmaker_process::write_atomic(path, serde_json::to_string(info)?.as_bytes(), Some(0o600))
 }
 
+/// Why no Livy endpoint could be had; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// The EMR lookup failed (its message names the cluster and the AWS call).
+    #[error("{0}")]
+    Cluster(#[source] MagicError),
+    /// A file or process of the local server could not be made.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The local server started but did not come up.
+    #[error("{reason}; see {}", .log.display())]
+    LocalServer { reason: String, log: PathBuf },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EndpointError {
+    let what = what.into();
+    move |source| EndpointError::Io { what, source }
+}
+
 /// The Livy endpoint for `spec`; an EMR cluster's master is found by `clusters`.
-pub fn resolve(spec: &EndpointSpec, clusters: &dyn ClusterResolver) -> Result<Endpoint, String> {
+pub fn resolve(
+    spec: &EndpointSpec,
+    clusters: &dyn ClusterResolver,
+) -> Result<Endpoint, EndpointError> {
     match spec {
         EndpointSpec::Url(url, auth) => Ok(Endpoint::new(url, auth.clone())),
         EndpointSpec::Emr(cluster, auth) => {
             let host = clusters
                 .master_address(cluster)
-                .map_err(|e| e.to_string())?;
+                .map_err(EndpointError::Cluster)?;
             Ok(Endpoint::new(
                 &format!("http://{host}:{EMR_LIVY_PORT}"),
                 auth.clone(),
@@ -81,20 +108,20 @@ fn read_state(path: &Path) -> Option<Endpoint> {
 }
 
 /// The local server this user runs, started now if none answers.
-fn local_endpoint() -> Result<Endpoint, String> {
+fn local_endpoint() -> Result<Endpoint, EndpointError> {
     let state = local_state_file();
     if let Some(endpoint) = read_state(&state).filter(answers) {
         return Ok(endpoint);
     }
     let _ = std::fs::remove_file(&state);
-    let exe = std::env::current_exe().map_err(|e| {
-        format!("cannot find the rustmaker binary to start the local Livy server: {e}")
-    })?;
+    let exe = std::env::current_exe().map_err(io(
+        "cannot find the rustmaker binary to start the local Livy server",
+    ))?;
     let dir = state_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     let log_path = dir.join("livy-server.log");
     let log = std::fs::File::create(&log_path)
-        .map_err(|e| format!("cannot write {}: {e}", log_path.display()))?;
+        .map_err(io(format!("cannot write {}", log_path.display())))?;
     let password = uuid::Uuid::new_v4().simple().to_string();
     use std::os::unix::process::CommandExt;
     let mut child = Command::new(exe)
@@ -106,19 +133,22 @@ fn local_endpoint() -> Result<Endpoint, String> {
             format!("rustmaker:{password}"),
         )
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stdout(
+            log.try_clone()
+                .map_err(io(format!("cannot write {}", log_path.display())))?,
+        )
         .stderr(log)
         // Outlives this kernel (other kernels share it) and ignores the kernel's SIGINT.
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start the local Livy server: {e}"))?;
+        .map_err(io("cannot start the local Livy server"))?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "the local Livy server exited at start ({status}); see {}",
-                log_path.display()
-            ));
+            return Err(EndpointError::LocalServer {
+                reason: format!("the local Livy server exited at start ({status})"),
+                log: log_path,
+            });
         }
         if let Some(endpoint) = read_state(&state).filter(answers) {
             // Reap it in the background if it ever exits while we run.
@@ -128,8 +158,31 @@ fn local_endpoint() -> Result<Endpoint, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = child.kill();
-    Err(format!(
-        "the local Livy server did not answer within 20 s; see {}",
-        log_path.display()
-    ))
+    Err(EndpointError::LocalServer {
+        reason: "the local Livy server did not answer within 20 s".into(),
+        log: log_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustmaker_magics::services::NoClusterResolver;
+
+    #[test]
+    fn a_failed_cluster_lookup_keeps_its_cause() {
+        let spec = EndpointSpec::Emr("j-NOPE".into(), Auth::None);
+        let err = resolve(&spec, &NoClusterResolver).unwrap_err();
+        assert!(
+            matches!(err, EndpointError::Cluster(MagicError::Failed(_))),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("j-NOPE"), "{err}");
+        assert!(std::error::Error::source(&err).is_some());
+        let url = EndpointSpec::Url("http://127.0.0.1:8998".into(), Auth::None);
+        assert_eq!(
+            resolve(&url, &NoClusterResolver).unwrap().url,
+            "http://127.0.0.1:8998"
+        );
+    }
 }
