@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import AWS, emr_cluster, error_of, html_of, interrupted_reply, ok, start_kernel_with_env, stream_text
+from conftest import AWS, emr_cluster, error_of, html_of, interrupted_reply, ok, run, start_kernel_with_env, stream_text
 
 
 def test_whoami_and_config(ak):
@@ -92,6 +92,24 @@ def test_s3_bad_input(ak, tmp_path):
     assert "add --format" in error_of(ak, "%s3 read s3://rm-data/x.json -o j")
     assert "no frame named `ghost`" in error_of(ak, "%s3 write ghost s3://rm-data/g.csv")
     assert "one side of `cp` must be an s3:// URL" in error_of(ak, "%s3 cp a b")
+
+
+def ename_of(kc, code: str, timeout: float = 180.0) -> str:
+    reply, _ = run(kc, code, timeout=timeout)
+    assert reply["status"] == "error", reply
+    return reply["ename"]
+
+
+def test_failures_are_named_by_their_kind(ak):
+    """A magic's failure reaches the front end with an ename that says what kind it is."""
+    assert ename_of(ak, "%s3 frobnicate") == "UsageError"
+    assert ename_of(ak, "%s3 write ghost s3://rm-data/g.csv") == "DataError"
+    assert ename_of(ak, "%s3 ls s3://no-such-bucket/") == "ServiceError"
+    ok(ak, "%aws config --endpoint-url http://127.0.0.1:9")
+    try:
+        assert ename_of(ak, "%s3 ls s3://rm-data/") == "ServiceError"
+    finally:
+        ok(ak, "%aws config --reset")
 
 
 def test_emr_clusters_steps_connect_and_terminate(ak):

@@ -82,7 +82,7 @@ fn free_port() -> Result<u16, LifecycleError> {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| LifecycleError::Io(format!("no free port: {e}")))
+        .map_err(LifecycleError::io("no free port"))
 }
 
 /// Whether a process runs (a zombie waiting to be reaped counts as gone).
@@ -133,10 +133,13 @@ impl Backend for LocalBackend {
             .create(true)
             .append(true)
             .open(&spec.log)
-            .map_err(|e| LifecycleError::Io(format!("cannot write {}: {e}", spec.log.display())))?;
+            .map_err(LifecycleError::io(format!(
+                "cannot write {}",
+                spec.log.display()
+            )))?;
         let err_log = log
             .try_clone()
-            .map_err(|e| LifecycleError::Io(e.to_string()))?;
+            .map_err(LifecycleError::io("cannot share the log"))?;
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .current_dir(&spec.root_dir)
@@ -147,12 +150,10 @@ impl Backend for LocalBackend {
             .stderr(err_log)
             .process_group(0)
             .spawn()
-            .map_err(|e| {
-                LifecycleError::Io(format!(
-                    "cannot start the notebook server `{}`: {e}",
-                    argv[0]
-                ))
-            })?;
+            .map_err(LifecycleError::io(format!(
+                "cannot start the notebook server `{}`",
+                argv[0]
+            )))?;
         let running = Running {
             pid: child.id(),
             port,
@@ -160,7 +161,7 @@ impl Backend for LocalBackend {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(LifecycleError::Io(format!(
+                return Err(LifecycleError::Server(format!(
                     "the notebook server exited ({status}) before it served; its log is {}",
                     spec.log.display()
                 )));
@@ -180,7 +181,7 @@ impl Backend for LocalBackend {
             if started.elapsed() > self.ready_timeout {
                 kill_group(running.pid, libc::SIGKILL);
                 let _ = child.wait();
-                return Err(LifecycleError::Io(format!(
+                return Err(LifecycleError::Server(format!(
                     "the notebook server did not listen within {} s; its log is {}",
                     self.ready_timeout.as_secs(),
                     spec.log.display()

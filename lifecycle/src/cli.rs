@@ -268,9 +268,8 @@ fn print(v: &Value) {
 }
 
 pub fn instance(command: InstanceCommand) -> anyhow::Result<()> {
-    let call = |op: &str, input: Value| -> anyhow::Result<Value> {
-        client()?.call(op, &input).map_err(|e| anyhow::anyhow!(e))
-    };
+    let call =
+        |op: &str, input: Value| -> anyhow::Result<Value> { Ok(client()?.call(op, &input)?) };
     // The calls that take only a name.
     let by_name = |op: &str, field: &str, name: String| -> anyhow::Result<()> {
         print(&call(op, json!({ field: name }))?);

@@ -5,6 +5,32 @@ use serde_json::Value;
 
 use crate::sigv4;
 
+/// Why a call to the instance service failed; a refusal keeps SageMaker's error code and
+/// the HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("the endpoint {endpoint} is not a URL: {source}")]
+    BadEndpoint {
+        endpoint: String,
+        #[source]
+        source: <reqwest::Url as std::str::FromStr>::Err,
+    },
+    #[error(
+        "cannot reach the instance service at {endpoint}: {source}; is `rustmaker serve` running?"
+    )]
+    Unreachable {
+        endpoint: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{code}: {message}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
 pub struct Client {
     pub endpoint: String,
     pub access_key: String,
@@ -27,11 +53,15 @@ impl Client {
         }
     }
 
-    /// Calls `SageMaker.<operation>` with `input`; Err holds `Code: message`.
-    pub fn call(&self, operation: &str, input: &Value) -> Result<Value, String> {
-        let url: reqwest::Url = format!("{}/", self.endpoint)
-            .parse()
-            .map_err(|e| format!("the endpoint {} is not a URL: {e}", self.endpoint))?;
+    /// Calls `SageMaker.<operation>` with `input`.
+    pub fn call(&self, operation: &str, input: &Value) -> Result<Value, ClientError> {
+        let url: reqwest::Url =
+            format!("{}/", self.endpoint)
+                .parse()
+                .map_err(|source| ClientError::BadEndpoint {
+                    endpoint: self.endpoint.clone(),
+                    source,
+                })?;
         let host = match url.port() {
             Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
             None => url.host_str().unwrap_or("").to_owned(),
@@ -61,11 +91,9 @@ impl Client {
         for (k, v) in base.iter().chain(&signed).filter(|(k, _)| k != "host") {
             request = request.header(k.as_str(), v.as_str());
         }
-        let response = request.send().map_err(|e| {
-            format!(
-                "cannot reach the instance service at {}: {e}; is `rustmaker serve` running?",
-                self.endpoint
-            )
+        let response = request.send().map_err(|source| ClientError::Unreachable {
+            endpoint: self.endpoint.clone(),
+            source,
         })?;
         let status = response.status();
         let text = response.text().unwrap_or_default();
@@ -82,6 +110,10 @@ impl Client {
             .or_else(|| value.get("Message"))
             .and_then(Value::as_str)
             .unwrap_or(&text);
-        Err(format!("{code}: {message}"))
+        Err(ClientError::Refused {
+            status: status.as_u16(),
+            code: code.to_owned(),
+            message: message.to_owned(),
+        })
     }
 }

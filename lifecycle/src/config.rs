@@ -3,6 +3,7 @@
 //! characters of base64, as SageMaker limits it.
 
 use base64::Engine;
+use rustmaker_sagemaker::Resource;
 use serde::{Deserialize, Serialize};
 
 use crate::LifecycleError;
@@ -43,20 +44,11 @@ pub struct LifecycleConfig {
     pub last_modified_time: f64,
 }
 
-/// A lifecycle configuration's name: 1 to 63 letters, digits and hyphens, not starting with a
-/// hyphen (SageMaker's pattern).
-pub fn check_name(name: &str, field: &str) -> Result<(), LifecycleError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && !name.starts_with('-')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(LifecycleError::Validation(format!(
-            "{field} `{name}` is not valid: use 1 to 63 letters, digits and hyphens, not starting with a hyphen"
-        )))
-    }
+/// A resource's name in the request's `field`, checked against SageMaker's pattern and limit.
+pub fn check_name(name: &str, field: &str, resource: Resource) -> Result<(), LifecycleError> {
+    rustmaker_sagemaker::check_name(name, resource).map_err(|e| {
+        LifecycleError::Validation(format!("{field} `{name}` is not valid: {}", e.rule()))
+    })
 }
 
 /// Checks one hook's `Content` and returns the script it encodes.
@@ -91,7 +83,11 @@ impl LifecycleConfig {
         on_start: &[String],
         now: f64,
     ) -> Result<LifecycleConfig, LifecycleError> {
-        check_name(name, "NotebookInstanceLifecycleConfigName")?;
+        check_name(
+            name,
+            "NotebookInstanceLifecycleConfigName",
+            Resource::LifecycleConfig,
+        )?;
         let one = |list: &[String], field: &str| -> Result<Option<String>, LifecycleError> {
             match list {
                 [] => Ok(None),

@@ -73,12 +73,17 @@ fn pump(
 }
 
 pub fn run(h: HookRun) -> Result<HookOutcome, LifecycleError> {
-    std::fs::create_dir_all(h.workdir)
-        .map_err(|e| LifecycleError::Io(format!("cannot make {}: {e}", h.workdir.display())))?;
+    std::fs::create_dir_all(h.workdir).map_err(LifecycleError::io(format!(
+        "cannot make {}",
+        h.workdir.display()
+    )))?;
     let path = h.workdir.join(format!("{}.sh", h.hook.stream_suffix()));
     std::fs::write(&path, h.script)
         .and_then(|_| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|e| LifecycleError::Io(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(LifecycleError::io(format!(
+            "cannot write {}",
+            path.display()
+        )))?;
     // A script with a #! line runs with its interpreter; anything else with bash.
     let mut command = if h.script.starts_with("#!") {
         Command::new(&path)
@@ -100,9 +105,10 @@ pub fn run(h: HookRun) -> Result<HookOutcome, LifecycleError> {
         path.display()
     ))?;
     let started = Instant::now();
-    let mut child = command.spawn().map_err(|e| {
-        LifecycleError::Io(format!("cannot start the {} script: {e}", h.hook.as_str()))
-    })?;
+    let mut child = command.spawn().map_err(LifecycleError::io(format!(
+        "cannot start the {} script",
+        h.hook.as_str()
+    )))?;
     let pid = child.id();
     let log = Arc::new(Mutex::new(h.log.clone()));
     let readers = [
@@ -136,7 +142,7 @@ pub fn run(h: HookRun) -> Result<HookOutcome, LifecycleError> {
             Ok(None) => std::thread::sleep(Duration::from_millis(25)),
             Err(e) => {
                 kill_group(pid, libc::SIGKILL);
-                return Err(LifecycleError::Io(format!("waiting for the script: {e}")));
+                return Err(LifecycleError::io("waiting for the script")(e));
             }
         }
     };

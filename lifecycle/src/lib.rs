@@ -29,6 +29,27 @@ pub enum LifecycleError {
     /// An operation not allowed in the instance's current state.
     #[error("{0}")]
     State(String),
+    /// A file, folder or process of the service could not be made or read.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state database failed (the store names the table it was reading).
+    #[error("instance state: {0}")]
+    Store(#[from] rusqlite::Error),
+    /// A record in the state database is not what this version writes.
+    #[error("instance state: {0}")]
+    Record(#[from] serde_json::Error),
+    /// The notebook server started but did not serve; the message names its log.
     #[error("{0}")]
-    Io(String),
+    Server(String),
+}
+
+impl LifecycleError {
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LifecycleError {
+        let what = what.into();
+        move |source| LifecycleError::Io { what, source }
+    }
 }

@@ -39,17 +39,19 @@ impl LogStream {
     /// Appends lines, each stamped with the time.
     pub fn append(&self, text: &str) -> Result<(), LifecycleError> {
         if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                LifecycleError::Io(format!("cannot make {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent).map_err(LifecycleError::io(format!(
+                "cannot make {}",
+                parent.display()
+            )))?;
         }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
-            .map_err(|e| {
-                LifecycleError::Io(format!("cannot write {}: {e}", self.path.display()))
-            })?;
+            .map_err(LifecycleError::io(format!(
+                "cannot write {}",
+                self.path.display()
+            )))?;
         let now = stamp();
         let mut out = String::new();
         for line in text.lines() {
@@ -59,7 +61,10 @@ impl LogStream {
             out.push('\n');
         }
         file.write_all(out.as_bytes())
-            .map_err(|e| LifecycleError::Io(format!("cannot write {}: {e}", self.path.display())))
+            .map_err(LifecycleError::io(format!(
+                "cannot write {}",
+                self.path.display()
+            )))
     }
 
     /// The stream's text from byte `from` on (empty when it has none yet).

@@ -17,24 +17,24 @@ pub struct StateStore {
     conn: Mutex<Connection>,
 }
 
-fn err(e: impl std::fmt::Display) -> LifecycleError {
-    LifecycleError::Io(format!("instance state: {e}"))
-}
-
 impl StateStore {
     pub fn open(path: &Path) -> Result<StateStore, LifecycleError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(err)?;
+            std::fs::create_dir_all(parent).map_err(LifecycleError::io(format!(
+                "cannot make {}",
+                parent.display()
+            )))?;
         }
-        let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
+        let conn = Connection::open(path).map_err(LifecycleError::from)?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .map_err(LifecycleError::from)?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(err)?;
+            .map_err(LifecycleError::from)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS configs (name TEXT PRIMARY KEY, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS instances (name TEXT PRIMARY KEY, body TEXT NOT NULL);",
         )
-        .map_err(err)?;
+        .map_err(LifecycleError::from)?;
         Ok(StateStore {
             conn: Mutex::new(conn),
         })
@@ -52,7 +52,7 @@ impl StateStore {
                 params![name, body],
             )
             .map(|_| ())
-            .map_err(err)
+            .map_err(LifecycleError::from)
     }
 
     /// Inserts only when the name is free; false when it is taken.
@@ -69,7 +69,7 @@ impl StateStore {
                 params![name, body],
             )
             .map(|n| n == 1)
-            .map_err(err)
+            .map_err(LifecycleError::from)
     }
 
     fn get<T: DeserializeOwned>(
@@ -85,8 +85,8 @@ impl StateStore {
                 |r| r.get(0),
             )
             .optional()
-            .map_err(err)?;
-        body.map(|b| serde_json::from_str(&b).map_err(err))
+            .map_err(LifecycleError::from)?;
+        body.map(|b| serde_json::from_str(&b).map_err(LifecycleError::from))
             .transpose()
     }
 
@@ -94,11 +94,13 @@ impl StateStore {
         let conn = self.conn();
         let mut stmt = conn
             .prepare(&format!("SELECT body FROM {table} ORDER BY name"))
-            .map_err(err)?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
+            .map_err(LifecycleError::from)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(LifecycleError::from)?;
         rows.map(|b| {
-            b.map_err(err)
-                .and_then(|b| serde_json::from_str(&b).map_err(err))
+            b.map_err(LifecycleError::from)
+                .and_then(|b| serde_json::from_str(&b).map_err(LifecycleError::from))
         })
         .collect()
     }
@@ -107,7 +109,7 @@ impl StateStore {
         self.conn()
             .execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])
             .map(|n| n == 1)
-            .map_err(err)
+            .map_err(LifecycleError::from)
     }
 
     pub fn insert_config(&self, c: &LifecycleConfig) -> Result<bool, LifecycleError> {

@@ -65,7 +65,16 @@ pub enum MagicError {
         name: String,
         suggestion: Option<String>,
     },
-    /// The magic ran and failed; the message names the cause.
+    /// The data given is wrong: a malformed CSV, a missing frame or column, a value of the
+    /// wrong type. The user fixes the data, not the call.
+    #[error("{0}")]
+    Data(String),
+    /// A service the magic called (S3, Glue, EMR, Livy, an endpoint) refused the request or
+    /// could not be reached; the message names the service and the setting to check.
+    #[error("{0}")]
+    Service(String),
+    /// Work that ran here failed (a training job, a file that could not be written); the
+    /// message names the cause.
     #[error("{0}")]
     Failed(String),
     /// Code the magic ran elsewhere (a Spark statement, a Glue job) raised an error; shown
@@ -90,7 +99,9 @@ impl MagicError {
     pub fn ename(&self) -> &'static str {
         match self {
             MagicError::Usage { .. } | MagicError::Unknown { .. } => "UsageError",
-            MagicError::Failed(_) => "MagicError",
+            MagicError::Data(_) => "DataError",
+            MagicError::Service(_) => "ServiceError",
+            MagicError::Failed(_) => "ExecutionError",
             MagicError::Remote { .. } => "RemoteError",
             MagicError::Interrupted(_) => "KeyboardInterrupt",
             MagicError::StdinNotAllowed => "StdinNotImplementedError",
@@ -109,6 +120,16 @@ impl MagicError {
 /// and what to do.
 pub fn failed(e: impl std::fmt::Display) -> MagicError {
     MagicError::Failed(e.to_string())
+}
+
+/// A [`MagicError::Data`]: the data given is wrong, and the message says how.
+pub fn data_error(e: impl std::fmt::Display) -> MagicError {
+    MagicError::Data(e.to_string())
+}
+
+/// A [`MagicError::Service`]: a service failed or could not be reached.
+pub fn service_error(e: impl std::fmt::Display) -> MagicError {
+    MagicError::Service(e.to_string())
 }
 
 fn unknown_message(name: &str, suggestion: Option<&str>) -> String {

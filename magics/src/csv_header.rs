@@ -98,6 +98,15 @@ pub enum CsvHeaderError {
 }
 
 /// The header choice for the CSV at `path`: `given` when the user said, else sniffed.
+impl From<CsvHeaderError> for crate::MagicError {
+    fn from(e: CsvHeaderError) -> crate::MagicError {
+        match e {
+            CsvHeaderError::Io { .. } => crate::failed(e),
+            CsvHeaderError::Csv { .. } => crate::data_error(e),
+        }
+    }
+}
+
 pub fn choose(path: &Path, given: Option<bool>) -> Result<HeaderChoice, CsvHeaderError> {
     match given {
         Some(h) => Ok(HeaderChoice::given(h)),

@@ -33,12 +33,12 @@ impl ObjectStore for NoObjectStore {
         _: &Path,
         _: Option<&dyn MagicContext>,
     ) -> Result<PathBuf, MagicError> {
-        Err(MagicError::Failed(format!(
+        Err(MagicError::Service(format!(
             "{url}: no object store is configured here; give a local file instead"
         )))
     }
     fn put(&self, _: &Path, url: &str, _: &mut dyn MagicContext) -> Result<(), MagicError> {
-        Err(MagicError::Failed(format!(
+        Err(MagicError::Service(format!(
             "{url}: no object store is configured here; give a local folder instead"
         )))
     }
@@ -68,7 +68,7 @@ pub fn resolve(
     if source.starts_with("s3://") {
         let path = store.fetch(source, scratch, Some(&*ctx))?;
         if path.is_dir() {
-            return Err(MagicError::Failed(format!(
+            return Err(MagicError::Data(format!(
                 "{source} is a prefix; give one object ({formats})"
             )));
         }
@@ -85,7 +85,7 @@ pub fn resolve(
     }
     let path = PathBuf::from(source);
     if !path.exists() {
-        return Err(MagicError::Failed(format!(
+        return Err(MagicError::Data(format!(
             "`{source}` is neither a frame (`%frames` lists them) nor a file"
         )));
     }

@@ -40,7 +40,7 @@ impl FrameStore {
                     self.frames.keys().cloned().collect::<Vec<_>>().join(", ")
                 )
             };
-            MagicError::Failed(format!(
+            MagicError::Data(format!(
                 "no frame named `{name}` ({known}); create one with `%%sql -o {name}`"
             ))
         })

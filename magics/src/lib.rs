@@ -27,8 +27,9 @@
 //! // and in the kernel: registry.register(Arc::new(Hello))?;
 //! ```
 //!
-//! Long-running magics poll [`MagicContext::is_interrupted`] and show progress by publishing a
-//! display with an id and replacing it with [`MagicContext::update_display`].
+//! Long work (submit, poll, show progress, honour interrupt) goes through [`long_work`]. A
+//! failure is a [`MagicError`] of one kind (usage, data, service, the work's own failure, a
+//! remote error, an interrupt), which becomes the `ename` the notebook shows.
 
 pub mod args;
 pub mod console;
@@ -44,7 +45,7 @@ pub mod services;
 pub mod table;
 
 pub use args::parse_args;
-pub use context::{failed, MagicContext, MagicError, MimeBundle};
+pub use context::{data_error, failed, service_error, MagicContext, MagicError, MimeBundle};
 pub use frames::FrameStore;
 pub use parse::{parse_cell, CellPart, MagicCall, MagicForm};
 /// The polars every engine uses, so frames pass between engines without conversion.

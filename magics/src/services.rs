@@ -16,7 +16,7 @@ pub struct NoClusterResolver;
 
 impl ClusterResolver for NoClusterResolver {
     fn master_address(&self, cluster_id: &str) -> Result<String, MagicError> {
-        Err(MagicError::Failed(format!(
+        Err(MagicError::Service(format!(
             "cannot look up EMR cluster {cluster_id}: this kernel has no AWS magics; give Livy's URL instead"
         )))
     }

@@ -156,7 +156,7 @@ where
         }
         _ => format!("{action} failed: {}", DisplayErrorContext(&err)),
     };
-    MagicError::Failed(text)
+    MagicError::Service(text)
 }
 
 /// The service's error code and message, for errors shown with a context of their own.

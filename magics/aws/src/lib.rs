@@ -115,10 +115,9 @@ pub fn register(
             session: session.clone(),
         }))?;
     }
-    for (name, summary) in glue::sessions::CONTROLS {
+    for control in glue::sessions::Control::ALL {
         registry.register(Arc::new(glue::sessions::ControlMagic {
-            name,
-            summary,
+            control,
             session: session.clone(),
             aws: aws.clone(),
         }))?;

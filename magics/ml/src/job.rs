@@ -5,6 +5,7 @@
 
 mod script;
 
+use rustmaker_sagemaker::Resource;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -95,23 +96,11 @@ pub struct JobResult {
 /// A job name as SageMaker allows it: 1 to 63 letters, digits and hyphens, not starting
 /// with a hyphen.
 pub fn check_name(name: &str) -> Result<(), MlError> {
-    check_resource_name(name, 63, "training job")
+    check_name_of(name, Resource::TrainingJob)
 }
 
-/// A SageMaker resource name: 1 to `max` letters, digits and hyphens, not starting with a
-/// hyphen.
-pub fn check_resource_name(name: &str, max: usize, what: &str) -> Result<(), MlError> {
-    let ok = !name.is_empty()
-        && name.len() <= max
-        && !name.starts_with('-')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(MlError::Input(format!(
-            "`{name}` is not a valid {what} name: use 1 to {max} letters, digits and hyphens, not starting with a hyphen"
-        )))
-    }
+pub(crate) fn check_name_of(name: &str, resource: Resource) -> Result<(), MlError> {
+    rustmaker_sagemaker::check_name(name, resource).map_err(|e| MlError::Input(e.to_string()))
 }
 
 pub fn log_path(dir: &Path) -> PathBuf {

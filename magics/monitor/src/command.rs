@@ -89,8 +89,6 @@ pub enum Outcome {
     },
 }
 
-use rustmaker_magics::failed;
-
 /// The data of `--data`: a frame, a file, or an `s3://` object downloaded into `scratch`.
 fn source(
     arg: &str,
@@ -103,11 +101,11 @@ fn source(
     // A name with an extension is a file (frame names have none): refuse an unknown format
     // before looking for it, which says more than "not found".
     if !arg.starts_with("s3://") && std::path::Path::new(arg).extension().is_some() {
-        Source::check_format(std::path::Path::new(arg)).map_err(failed)?;
+        Source::check_format(std::path::Path::new(arg)).map_err(MagicError::from)?;
     }
     match data::resolve(arg, store, scratch.path(), ctx, formats)? {
         DataArg::Frame { name, frame } => Ok(Source::Frame { name, frame }),
-        DataArg::File { path, .. } => Source::file(&path, header).map_err(failed),
+        DataArg::File { path, .. } => Source::file(&path, header).map_err(MagicError::from),
     }
 }
 
@@ -128,10 +126,11 @@ pub fn execute(
             csv,
             schema,
         } => {
-            let schema = Schema::parse_option(schema.as_deref()).map_err(failed)?;
+            let schema = Schema::parse_option(schema.as_deref()).map_err(MagicError::from)?;
             let scratch = Scratch::new("monitor")?;
             let src = source(&data, csv.given(), store, &scratch, ctx)?;
-            let result = crate::baseline(&src, schema.as_ref(), &output).map_err(failed)?;
+            let result =
+                crate::baseline(&src, schema.as_ref(), &output).map_err(MagicError::from)?;
             Ok(Outcome::Baseline {
                 source: src.describe(),
                 header: src.header_choice().cloned(),
@@ -140,7 +139,7 @@ pub fn execute(
             })
         }
         MonitorCommand::Report { dir } => {
-            let html = crate::report::write(&dir).map_err(failed)?;
+            let html = crate::report::write(&dir).map_err(MagicError::from)?;
             Ok(Outcome::Report { dir, html })
         }
         MonitorCommand::Check {
@@ -153,8 +152,9 @@ pub fn execute(
             ..
         } => {
             check_frame(&frame)?;
-            let hour =
-                |t: Option<String>| crate::capture::parse_hour_option(t.as_deref()).map_err(failed);
+            let hour = |t: Option<String>| {
+                crate::capture::parse_hour_option(t.as_deref()).map_err(MagicError::from)
+            };
             let scratch = Scratch::new("monitor")?;
             let text = prefix.to_string_lossy().into_owned();
             let prefix = if text.starts_with("s3://") {
@@ -169,7 +169,7 @@ pub fn execute(
                 hour(since)?,
                 hour(until)?,
             )
-            .map_err(failed)?;
+            .map_err(MagicError::from)?;
             Ok(Outcome::Capture { runs, frame })
         }
         MonitorCommand::Check {
@@ -181,15 +181,15 @@ pub fn execute(
             frame,
             ..
         } => {
-            let schema = Schema::parse_option(schema.as_deref()).map_err(failed)?;
+            let schema = Schema::parse_option(schema.as_deref()).map_err(MagicError::from)?;
             check_frame(&frame)?;
             let data = data.ok_or_else(|| {
                 MagicError::usage("monitor", "give --data SOURCE or --capture PREFIX")
             })?;
             let scratch = Scratch::new("monitor")?;
             let src = source(&data, csv.given(), store, &scratch, ctx)?;
-            let outcome =
-                crate::check(&src, schema.as_ref(), &baseline, &output).map_err(failed)?;
+            let outcome = crate::check(&src, schema.as_ref(), &baseline, &output)
+                .map_err(MagicError::from)?;
             Ok(Outcome::Check {
                 source: src.describe(),
                 header: src.header_choice().cloned(),

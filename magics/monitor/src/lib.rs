@@ -46,6 +46,17 @@ impl MonitorError {
     }
 }
 
+/// Bad data reaches the notebook as a data error, a file that cannot be read or written as
+/// the work failing.
+impl From<MonitorError> for rustmaker_magics::MagicError {
+    fn from(e: MonitorError) -> rustmaker_magics::MagicError {
+        match e {
+            MonitorError::Input(_) => rustmaker_magics::data_error(e),
+            MonitorError::Io { .. } => rustmaker_magics::failed(e),
+        }
+    }
+}
+
 /// Writes a file whole or not at all: into a temporary file beside it, then renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), MonitorError> {
     rustmaker_process::write_atomic(path, bytes, None).map_err(|e| MonitorError::io(path, e))

@@ -60,6 +60,19 @@ pub enum EndpointError {
     LocalServer { reason: String, log: PathBuf },
 }
 
+/// The EMR lookup's own error reaches the notebook as it is; the local server failing is the
+/// work failing.
+impl From<EndpointError> for MagicError {
+    fn from(e: EndpointError) -> MagicError {
+        match e {
+            EndpointError::Cluster(inner) => inner,
+            EndpointError::Io { .. } | EndpointError::LocalServer { .. } => {
+                rustmaker_magics::failed(e)
+            }
+        }
+    }
+}
+
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> EndpointError {
     let what = what.into();
     move |source| EndpointError::Io { what, source }
@@ -174,7 +187,7 @@ mod tests {
         let spec = EndpointSpec::Emr("j-NOPE".into(), Auth::None);
         let err = resolve(&spec, &NoClusterResolver).unwrap_err();
         assert!(
-            matches!(err, EndpointError::Cluster(MagicError::Failed(_))),
+            matches!(err, EndpointError::Cluster(MagicError::Service(_))),
             "{err:?}"
         );
         assert!(err.to_string().contains("j-NOPE"), "{err}");

@@ -12,9 +12,16 @@ use crate::MlError;
 
 pub(crate) use rustmaker_magics::failed;
 
+/// The options or data given are a data error; a failed fit, a stopped job and the store are
+/// the work failing.
 impl From<MlError> for MagicError {
     fn from(e: MlError) -> MagicError {
-        MagicError::Failed(e.to_string())
+        match e {
+            MlError::Input(_) | MlError::Schema(_) => MagicError::Data(e.to_string()),
+            MlError::Training(_) | MlError::Stopped | MlError::Store(_) => {
+                MagicError::Failed(e.to_string())
+            }
+        }
     }
 }
 
@@ -67,7 +74,7 @@ fn read_file(
         .unwrap_or_default();
     let frame = match ext.as_str() {
         "csv" => {
-            let choice = csv_header::choose(path, header).map_err(failed)?;
+            let choice = csv_header::choose(path, header)?;
             check_csv_shape(path, choice.header)?;
             if !choice.forced {
                 ctx.stdout(&format!("{}: {choice}.\n", path.display()));

@@ -24,7 +24,7 @@ pub enum Auth {
 
 impl Auth {
     /// sparkmagic's `-t` names: `None`, `Basic_Access`, `Kerberos` (case-insensitive).
-    pub fn parse(kind: &str, user: &str, password: &str) -> Result<Auth, String> {
+    pub fn parse(kind: &str, user: &str, password: &str) -> Result<Auth, UnknownAuth> {
         match kind.to_ascii_lowercase().as_str() {
             "none" | "" if user.is_empty() => Ok(Auth::None),
             "none" | "" | "basic_access" | "basic" => Ok(Auth::Basic {
@@ -32,9 +32,7 @@ impl Auth {
                 password: password.to_owned(),
             }),
             "kerberos" => Ok(Auth::Kerberos),
-            other => Err(format!(
-                "unknown authentication type `{other}`: use None, Basic_Access or Kerberos"
-            )),
+            other => Err(UnknownAuth(other.to_owned())),
         }
     }
 
@@ -46,6 +44,11 @@ impl Auth {
         }
     }
 }
+
+/// An authentication type sparkmagic does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown authentication type `{0}`: use None, Basic_Access or Kerberos")]
+pub struct UnknownAuth(pub String);
 
 /// A Livy server: its base URL (without a trailing `/`) and how to authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +114,13 @@ pub enum LivyError {
     KerberosUnavailable,
 }
 
+/// Livy refusing, failing or not answering is a service error in the notebook.
+impl From<LivyError> for rustmaker_magics::MagicError {
+    fn from(e: LivyError) -> rustmaker_magics::MagicError {
+        rustmaker_magics::service_error(e)
+    }
+}
+
 impl LivyError {
     /// The HTTP status, when the server answered.
     pub fn status(&self) -> Option<u16> {
@@ -118,6 +128,21 @@ impl LivyError {
             LivyError::Http { status, .. } => Some(*status),
             _ => None,
         }
+    }
+}
+
+/// Sleeps `length` in short slices; false as soon as `stop` is true.
+fn pause(length: Duration, stop: &dyn Fn() -> bool) -> bool {
+    let end = std::time::Instant::now() + length;
+    loop {
+        if stop() {
+            return false;
+        }
+        let now = std::time::Instant::now();
+        if now >= end {
+            return true;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(25)));
     }
 }
 
@@ -165,7 +190,13 @@ impl LivyClient {
     }
 
     pub fn session(&self, id: u32) -> Result<Session, LivyError> {
-        self.call(Method::GET, &format!("/sessions/{id}"), None)
+        self.session_until(id, &|| false)
+    }
+
+    /// [`LivyClient::session`] whose retries end as soon as `stop` is true (the cell was
+    /// interrupted); the last failure is returned then.
+    pub fn session_until(&self, id: u32, stop: &dyn Fn() -> bool) -> Result<Session, LivyError> {
+        self.call_until(Method::GET, &format!("/sessions/{id}"), None, stop)
     }
 
     pub fn delete_session(&self, id: u32) -> Result<(), LivyError> {
@@ -192,10 +223,21 @@ impl LivyClient {
     }
 
     pub fn statement(&self, id: u32, statement: u32) -> Result<Statement, LivyError> {
-        self.call(
+        self.statement_until(id, statement, &|| false)
+    }
+
+    /// [`LivyClient::statement`] whose retries end as soon as `stop` is true.
+    pub fn statement_until(
+        &self,
+        id: u32,
+        statement: u32,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Statement, LivyError> {
+        self.call_until(
             Method::GET,
             &format!("/sessions/{id}/statements/{statement}"),
             None,
+            stop,
         )
     }
 
@@ -230,6 +272,16 @@ impl LivyClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<T, LivyError> {
+        self.call_until(method, path, body, &|| false)
+    }
+
+    fn call_until<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<T, LivyError> {
         let idempotent = method != Method::POST;
         let mut attempt = 0;
         loop {
@@ -248,8 +300,9 @@ impl LivyClient {
             };
             if retry && attempt < self.retry.retries {
                 attempt += 1;
-                std::thread::sleep(self.retry.delay * attempt);
-                continue;
+                if pause(self.retry.delay * attempt, stop) {
+                    continue;
+                }
             }
             return self.read(&method, path, outcome);
         }
@@ -327,4 +380,49 @@ fn snippet(bytes: &[u8]) -> String {
         s.push('…');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A port nothing listens on: every request fails to connect, which is retried.
+    fn closed_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    fn client(retries: u32, delay: Duration) -> LivyClient {
+        let url = format!("http://127.0.0.1:{}", closed_port());
+        let retry = RetryPolicy {
+            retries,
+            delay,
+            request_timeout: Duration::from_secs(5),
+        };
+        LivyClient::new(Endpoint::new(&url, Auth::None), retry).unwrap()
+    }
+
+    #[test]
+    fn retries_wait_between_attempts_and_then_fail_with_the_endpoint() {
+        let started = Instant::now();
+        let err = client(2, Duration::from_millis(100))
+            .session(0)
+            .unwrap_err();
+        // 100 ms, then 200 ms.
+        assert!(started.elapsed() >= Duration::from_millis(300), "{err}");
+        assert!(matches!(err, LivyError::Unreachable { .. }), "{err}");
+        assert!(err.to_string().contains("cannot reach Livy"), "{err}");
+    }
+
+    #[test]
+    fn an_interrupt_ends_the_retry_wait_at_once() {
+        let started = Instant::now();
+        let stop = || started.elapsed() > Duration::from_millis(150);
+        let err = client(5, Duration::from_secs(10))
+            .statement_until(0, 0, &stop)
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "{err}");
+        assert!(matches!(err, LivyError::Unreachable { .. }), "{err}");
+    }
 }

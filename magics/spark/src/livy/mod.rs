@@ -5,7 +5,7 @@ pub mod client;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-pub use client::{Auth, Endpoint, LivyClient, LivyError, RetryPolicy};
+pub use client::{Auth, Endpoint, LivyClient, LivyError, RetryPolicy, UnknownAuth};
 
 /// A session as `GET /sessions/{id}` returns it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

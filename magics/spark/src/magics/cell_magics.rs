@@ -219,11 +219,11 @@ impl Magic for SendMagic {
         let (code, code_kind) = match opts.vartype.as_str() {
             "str" => {
                 let value = ctx.rust_value(&input)?;
-                send::string_code(&name, &value, kind).map_err(failed)?
+                send::string_code(&name, &value, kind)?
             }
             "df" => {
                 let frame = ctx.frames().get(&input)?;
-                send::frame_code(&name, frame, kind, max_rows).map_err(failed)?
+                send::frame_code(&name, frame, kind, max_rows)?
             }
             other => {
                 return Err(MagicError::usage(
@@ -312,7 +312,7 @@ impl Magic for DeleteMagic {
             )));
         }
         let client = st.endpoint_client(None, "", "", None)?;
-        client.delete_session(id).map_err(failed)?;
+        client.delete_session(id)?;
         let url = client.endpoint().url.clone();
         st.sessions
             .retain(|_, s| !(s.id == id && s.client.endpoint().url == url));

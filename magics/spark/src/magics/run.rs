@@ -77,9 +77,13 @@ pub fn run_statement(
             continue; // interrupted: the check above cancels the statement
         }
         interval = next_interval(interval);
-        statement = client
-            .statement(target.id, statement.id)
-            .map_err(|e| lost_or_failed(target, e))?;
+        statement = match client.statement_until(target.id, statement.id, &|| ctx.is_interrupted())
+        {
+            Ok(s) => s,
+            // Retries were cut short by the interrupt: the check above cancels the statement.
+            Err(_) if ctx.is_interrupted() => continue,
+            Err(e) => return Err(lost_or_failed(target, e)),
+        };
         if started.elapsed() > PROGRESS_AFTER && !statement_is_finished(&statement.state) {
             let key = (
                 statement.state.clone(),
@@ -144,6 +148,7 @@ fn cancel(target: &Target<'_>, statement: u32, ctx: &mut dyn MagicContext) {
         ctx.stderr(&format!("could not cancel statement {statement}: {e}\n"));
         return;
     }
+    // The cell is already interrupted, so this clean-up wait is bounded, not interruptible.
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         match target.client.statement(target.id, statement) {

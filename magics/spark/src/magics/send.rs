@@ -7,17 +7,23 @@ use serde_json::{Map, Value};
 
 use super::code_literal;
 use crate::livy::Kind;
+use rustmaker_magics::MagicError;
 
 /// The statement (and its kind) that binds `name` to `value` in the session.
-pub fn string_code(name: &str, value: &str, kind: Kind) -> Result<(String, &'static str), String> {
+pub fn string_code(
+    name: &str,
+    value: &str,
+    kind: Kind,
+) -> Result<(String, &'static str), MagicError> {
     let literal = code_literal(value);
     match kind {
         Kind::PySpark => Ok((format!("{name} = {literal}"), "pyspark")),
         Kind::Spark => Ok((format!("val {name} = {literal}"), "spark")),
         Kind::SparkR => Ok((format!("{name} <- {literal}"), "sparkr")),
-        Kind::Sql => {
-            Err("a sql session has no variables: send to a pyspark, scala or r session".into())
-        }
+        Kind::Sql => Err(MagicError::usage(
+            "send_to_spark",
+            "a sql session has no variables: send to a pyspark, scala or r session",
+        )),
     }
 }
 
@@ -90,7 +96,7 @@ pub fn frame_code(
     frame: &DataFrame,
     kind: Kind,
     max_rows: usize,
-) -> Result<(String, &'static str), String> {
+) -> Result<(String, &'static str), MagicError> {
     let (ddl, lines) = frame_json(frame, max_rows);
     let ddl_lit = code_literal(&ddl);
     let rows_lit = code_literal(&lines.join("\n"));
@@ -107,9 +113,10 @@ pub fn frame_code(
             ),
             "spark",
         )),
-        Kind::SparkR | Kind::Sql => Err(
-            "frames can be sent to pyspark and scala sessions; for R, send the data as a string (-t str)".into(),
-        ),
+        Kind::SparkR | Kind::Sql => Err(MagicError::usage(
+            "send_to_spark",
+            "frames can be sent to pyspark and scala sessions; for R, send the data as a string (-t str)",
+        )),
     }
 }
 

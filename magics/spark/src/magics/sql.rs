@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::code_literal;
 use crate::livy::Kind;
+use rustmaker_magics::MagicError;
 
 pub const ARROW_MARK: &str = "RUSTMAKER-ARROW ";
 pub const JSON_MARK: &str = "RUSTMAKER-JSON ";
@@ -31,7 +32,7 @@ pub fn query_code(
     query: &str,
     kind: Kind,
     sampling: &Sampling,
-) -> Result<(String, &'static str), String> {
+) -> Result<(String, &'static str), MagicError> {
     match kind {
         Kind::PySpark => {
             let mut code = format!("_rm_df = spark.sql({})\n", code_literal(query));
@@ -83,7 +84,10 @@ del _rm_df, _rm_send"#,
         }
         Kind::Sql | Kind::SparkR => {
             if sampling.sample_fraction.is_some() {
-                return Err("`-m sample` needs a pyspark or scala session; use `-m take`".into());
+                return Err(MagicError::usage(
+                    "sql",
+                    "`-m sample` needs a pyspark or scala session; use `-m take`",
+                ));
             }
             let mut q = query.trim().trim_end_matches(';').to_owned();
             if let Some(n) = sampling.max_rows {
@@ -94,9 +98,31 @@ del _rm_df, _rm_send"#,
     }
 }
 
+/// Why a statement's output is not a table. The output comes from the Spark side, so each
+/// kind says what it printed instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    #[error("the statement returned no rows (no text/plain output)")]
+    NoOutput,
+    #[error("the Arrow result is not valid base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("the result cannot be made a frame: {0}")]
+    Frame(#[from] PolarsError),
+    #[error("the result is not the JSON Spark writes: {0}")]
+    Json(String),
+    #[error("the statement did not print a result table; it printed: {0}")]
+    NotATable(String),
+}
+
+impl From<ResultError> for MagicError {
+    fn from(e: ResultError) -> MagicError {
+        rustmaker_magics::service_error(e)
+    }
+}
+
 /// Decodes what the statement produced: its `text/plain` (Arrow or JSON lines) or its
 /// `application/json` (Livy's sql kind).
-pub fn decode(data: &Map<String, Value>) -> Result<DataFrame, String> {
+pub fn decode(data: &Map<String, Value>) -> Result<DataFrame, ResultError> {
     if let Some(json) = data.get("application/json") {
         let schema = &json["schema"];
         let rows = json["data"].as_array().cloned().unwrap_or_default();
@@ -117,44 +143,40 @@ pub fn decode(data: &Map<String, Value>) -> Result<DataFrame, String> {
     let text = data
         .get("text/plain")
         .and_then(Value::as_str)
-        .ok_or("the statement returned no rows (no text/plain output)")?;
+        .ok_or(ResultError::NoOutput)?;
     if let Some(pos) = text.find(ARROW_MARK) {
         let b64 = text[pos + ARROW_MARK.len()..].trim();
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| format!("the Arrow result is not valid base64: {e}"))?;
-        return IpcStreamReader::new(Cursor::new(bytes))
-            .finish()
-            .map_err(|e| format!("the Arrow result cannot be read: {e}"));
+        let bytes = base64::engine::general_purpose::STANDARD.decode(b64)?;
+        return Ok(IpcStreamReader::new(Cursor::new(bytes)).finish()?);
     }
     if let Some(pos) = text.find(JSON_MARK) {
         let mut lines = text[pos + JSON_MARK.len()..].lines();
         let schema: Value = serde_json::from_str(lines.next().unwrap_or(""))
-            .map_err(|e| format!("the result's schema is not JSON: {e}"))?;
+            .map_err(|e| ResultError::Json(format!("the schema line: {e}")))?;
         let fields = schema_fields(&schema)?;
         let records = lines
             .filter(|l| !l.trim().is_empty())
             .map(|l| {
-                serde_json::from_str::<Map<String, Value>>(l)
-                    .map_err(|e| format!("a result row is not a JSON object ({e}): {l}"))
+                serde_json::from_str::<Map<String, Value>>(l).map_err(|e| {
+                    ResultError::Json(format!("a row is not a JSON object ({e}): {l}"))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         return frame_from_records(&fields, &records);
     }
-    Err(format!(
-        "the statement did not print a result table; it printed: {}",
-        text.chars().take(300).collect::<String>()
-    ))
+    Err(ResultError::NotATable(text.chars().take(300).collect()))
 }
 
 /// (name, Spark type) for each field of a Spark StructType in JSON.
-fn schema_fields(schema: &Value) -> Result<Vec<(String, Value)>, String> {
+fn schema_fields(schema: &Value) -> Result<Vec<(String, Value)>, ResultError> {
     schema["fields"]
         .as_array()
-        .ok_or_else(|| format!("the result's schema has no fields: {schema}"))?
+        .ok_or_else(|| ResultError::Json(format!("the schema has no fields: {schema}")))?
         .iter()
         .map(|f| {
-            let name = f["name"].as_str().ok_or("a schema field has no name")?;
+            let name = f["name"]
+                .as_str()
+                .ok_or_else(|| ResultError::Json("a schema field has no name".into()))?;
             Ok((name.to_owned(), f["type"].clone()))
         })
         .collect()
@@ -165,7 +187,7 @@ fn schema_fields(schema: &Value) -> Result<Vec<(String, Value)>, String> {
 fn frame_from_records(
     fields: &[(String, Value)],
     rows: &[Map<String, Value>],
-) -> Result<DataFrame, String> {
+) -> Result<DataFrame, ResultError> {
     let mut columns = Vec::with_capacity(fields.len());
     for (name, spark_type) in fields {
         let values = rows.iter().map(|r| r.get(name).filter(|v| !v.is_null()));
@@ -181,7 +203,7 @@ fn frame_from_records(
                     "byte" => DataType::Int8,
                     _ => DataType::Int64,
                 };
-                s.cast(&target).map_err(|e| e.to_string())?
+                s.cast(&target)?
             }
             "double" | "float" => {
                 let v: Float64Chunked = values
@@ -198,7 +220,7 @@ fn frame_from_records(
                     .collect();
                 let s = v.with_name(pname).into_series();
                 if ty == "float" {
-                    s.cast(&DataType::Float32).map_err(|e| e.to_string())?
+                    s.cast(&DataType::Float32)?
                 } else {
                     s
                 }
@@ -236,8 +258,7 @@ fn frame_from_records(
                     .map(|v| v.and_then(|v| decimal_units(v, scale)))
                     .collect();
                 v.with_name(pname)
-                    .into_decimal(precision, scale)
-                    .map_err(|e| e.to_string())?
+                    .into_decimal(precision, scale)?
                     .into_series()
             }
             _ => {
@@ -256,7 +277,7 @@ fn frame_from_records(
         };
         columns.push(series.into_column());
     }
-    DataFrame::new(rows.len(), columns).map_err(|e| e.to_string())
+    Ok(DataFrame::new(rows.len(), columns)?)
 }
 
 fn parse_date(s: &str) -> Option<i32> {
@@ -281,18 +302,18 @@ fn parse_timestamp(s: &str, utc: bool) -> Option<i64> {
         .map(|t| t.and_utc().timestamp_micros())
 }
 
-fn parse_decimal_type(t: &str) -> Result<(usize, usize), String> {
+fn parse_decimal_type(t: &str) -> Result<(usize, usize), ResultError> {
     let inner = t.trim_start_matches("decimal(").trim_end_matches(')');
     let (p, s) = inner
         .split_once(',')
-        .ok_or_else(|| format!("bad decimal type {t}"))?;
+        .ok_or_else(|| ResultError::Json(format!("bad decimal type {t}")))?;
     Ok((
         p.trim()
             .parse()
-            .map_err(|_| format!("bad decimal type {t}"))?,
+            .map_err(|_| ResultError::Json(format!("bad decimal type {t}")))?,
         s.trim()
             .parse()
-            .map_err(|_| format!("bad decimal type {t}"))?,
+            .map_err(|_| ResultError::Json(format!("bad decimal type {t}")))?,
     ))
 }
 
@@ -390,6 +411,7 @@ mod tests {
         data.insert("text/plain".into(), Value::String("hello".into()));
         assert!(decode(&data)
             .unwrap_err()
+            .to_string()
             .contains("did not print a result table"));
     }
 

@@ -193,6 +193,11 @@ fn livy_error(status: StatusCode, msg: impl Into<String>) -> ApiError {
     }
 }
 
+fn session_error(e: session::SessionError) -> ApiError {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    livy_error(status, e.to_string())
+}
+
 type Reply = Result<Response, ApiError>;
 
 fn session(app: &App, id: u32) -> Result<Arc<LocalSession>, ApiError> {
@@ -369,10 +374,7 @@ async fn submit_statement(State(app): State<Arc<App>>, Path(id): Path<u32>, body
                 )
             })?,
     };
-    let statement = s
-        .submit(code, kind)
-        .await
-        .map_err(|e| livy_error(StatusCode::BAD_REQUEST, e))?;
+    let statement = s.submit(code, kind).await.map_err(session_error)?;
     Ok((StatusCode::CREATED, Json(statement)).into_response())
 }
 
@@ -389,8 +391,6 @@ async fn get_statement(State(app): State<Arc<App>>, Path((id, sid)): Path<(u32, 
 
 async fn cancel_statement(State(app): State<Arc<App>>, Path((id, sid)): Path<(u32, u32)>) -> Reply {
     let s = session(&app, id)?;
-    s.cancel(sid)
-        .await
-        .map_err(|e| livy_error(StatusCode::NOT_FOUND, e))?;
+    s.cancel(sid).await.map_err(session_error)?;
     Ok(Json(json!({"msg": "canceled"})).into_response())
 }

@@ -18,6 +18,33 @@ use crate::livy::{
 /// Lines of the driver's stderr kept per session (older lines are dropped).
 const MAX_LOG_LINES: usize = 20_000;
 
+/// Why a session cannot take or cancel a statement, answered with the HTTP status Livy uses.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("Session {session} is in state {state}; statements can run once it is idle")]
+    NotReady { session: u32, state: String },
+    #[error("Statement {statement} not found in session {session}")]
+    NoStatement { session: u32, statement: u32 },
+    #[error("Session {session} has ended")]
+    Ended { session: u32 },
+    #[error("Session {session} cannot take statements: {source}")]
+    Pipe {
+        session: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SessionError {
+    pub fn status(&self) -> u16 {
+        match self {
+            SessionError::NotReady { .. } | SessionError::Ended { .. } => 400,
+            SessionError::NoStatement { .. } => 404,
+            SessionError::Pipe { .. } => 500,
+        }
+    }
+}
+
 pub struct LocalSession {
     pub id: u32,
     pub kind: String,
@@ -292,14 +319,14 @@ impl LocalSession {
     }
 
     /// Queues a statement; `Err` says why the session cannot take it.
-    pub async fn submit(&self, code: String, kind: String) -> Result<Statement, String> {
+    pub async fn submit(&self, code: String, kind: String) -> Result<Statement, SessionError> {
         let statement = {
             let mut st = self.state.lock().unwrap();
             if !matches!(st.state.as_str(), "idle" | "busy") {
-                return Err(format!(
-                    "Session {} is in state {}; statements can run once it is idle",
-                    self.id, st.state
-                ));
+                return Err(SessionError::NotReady {
+                    session: self.id,
+                    state: st.state.clone(),
+                });
             }
             let statement = Statement {
                 id: st.statements.len() as u32,
@@ -319,13 +346,16 @@ impl LocalSession {
         Ok(statement)
     }
 
-    pub async fn cancel(&self, statement: u32) -> Result<(), String> {
+    pub async fn cancel(&self, statement: u32) -> Result<(), SessionError> {
         {
             let mut st = self.state.lock().unwrap();
             let s = st
                 .statements
                 .get_mut(statement as usize)
-                .ok_or_else(|| format!("Statement {statement} not found in session {}", self.id))?;
+                .ok_or(SessionError::NoStatement {
+                    session: self.id,
+                    statement,
+                })?;
             match s.state.as_str() {
                 "waiting" => {
                     s.state = "cancelled".into();
@@ -338,16 +368,19 @@ impl LocalSession {
         self.send(json!({"op": "cancel", "id": statement})).await
     }
 
-    async fn send(&self, msg: Value) -> Result<(), String> {
+    async fn send(&self, msg: Value) -> Result<(), SessionError> {
         let mut stdin = self.stdin.lock().await;
         let Some(pipe) = stdin.as_mut() else {
-            return Err(format!("Session {} has ended", self.id));
+            return Err(SessionError::Ended { session: self.id });
         };
         let mut line = msg.to_string();
         line.push('\n');
         pipe.write_all(line.as_bytes())
             .await
-            .map_err(|e| format!("Session {} cannot take statements: {e}", self.id))
+            .map_err(|source| SessionError::Pipe {
+                session: self.id,
+                source,
+            })
     }
 
     pub fn statement(&self, id: u32) -> Option<Statement> {

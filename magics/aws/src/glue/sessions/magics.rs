@@ -52,109 +52,139 @@ impl Magic for OptionMagic {
     }
 }
 
-/// `%status`, `%session_id`, `%list_sessions`, `%stop_session`, `%delete_session`.
+/// The session controls: each is a magic of its own (`%status`, …), as in AWS Glue's kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Status,
+    SessionId,
+    ListSessions,
+    StopSession,
+    DeleteSession,
+}
+
+impl Control {
+    pub const ALL: [Control; 5] = [
+        Control::Status,
+        Control::SessionId,
+        Control::ListSessions,
+        Control::StopSession,
+        Control::DeleteSession,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Control::Status => "status",
+            Control::SessionId => "session_id",
+            Control::ListSessions => "list_sessions",
+            Control::StopSession => "stop_session",
+            Control::DeleteSession => "delete_session",
+        }
+    }
+
+    pub fn summary(self) -> &'static str {
+        match self {
+            Control::Status => "The Glue session's status and the settings of the next one.",
+            Control::SessionId => "The ID of the kernel's Glue session.",
+            Control::ListSessions => {
+                "The account's Glue interactive sessions (`-o NAME` keeps the table)."
+            }
+            Control::StopSession => {
+                "Stop the kernel's Glue session (the next %%glue cell starts a new one)."
+            }
+            Control::DeleteSession => {
+                "Delete the kernel's Glue session (the next %%glue cell starts a new one)."
+            }
+        }
+    }
+}
+
+/// One control as a magic.
 pub struct ControlMagic {
-    pub name: &'static str,
-    pub summary: &'static str,
+    pub control: Control,
     pub session: Arc<Session>,
     pub aws: Arc<Mutex<Aws>>,
 }
 
-pub const CONTROLS: [(&str, &str); 5] = [
-    (
-        "status",
-        "The Glue session's status and the settings of the next one.",
-    ),
-    ("session_id", "The ID of the kernel's Glue session."),
-    (
-        "list_sessions",
-        "The account's Glue interactive sessions (`-o NAME` keeps the table).",
-    ),
-    (
-        "stop_session",
-        "Stop the kernel's Glue session (the next %%glue cell starts a new one).",
-    ),
-    (
-        "delete_session",
-        "Delete the kernel's Glue session (the next %%glue cell starts a new one).",
-    ),
-];
-
 impl Magic for ControlMagic {
     fn name(&self) -> &str {
-        self.name
+        self.control.name()
     }
     fn forms(&self) -> &[MagicForm] {
         &[MagicForm::Line]
     }
     fn summary(&self) -> &str {
-        self.summary
+        self.control.summary()
     }
     fn help(&self) -> String {
-        let usage = if self.name == "list_sessions" {
-            "%list_sessions [-o NAME]".to_owned()
-        } else {
-            format!("%{}", self.name)
+        let usage = match self.control {
+            Control::ListSessions => "%list_sessions [-o NAME]".to_owned(),
+            other => format!("%{}", other.name()),
         };
-        format!("{usage}\n\n{}", self.summary)
+        format!("{usage}\n\n{}", self.control.summary())
     }
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         let argv = call.argv()?;
-        let output = match (self.name, argv.as_slice()) {
+        let output = match (self.control, argv.as_slice()) {
             (_, []) => None,
-            ("list_sessions", [flag, name]) if flag == "-o" || flag == "--output" => {
+            (Control::ListSessions, [flag, name]) if flag == "-o" || flag == "--output" => {
                 Some(name.clone())
             }
             _ => {
+                let name = self.control.name();
                 return Err(MagicError::usage(
-                    self.name,
-                    format!(
-                        "unexpected arguments `{}`; see `%{}?`",
-                        call.args, self.name
-                    ),
-                ))
+                    name,
+                    format!("unexpected arguments `{}`; see `%{name}?`", call.args),
+                ));
             }
         };
-        match self.name {
-            "status" => self.session.show_status(Some(&self.aws), ctx),
-            "session_id" => {
+        match self.control {
+            Control::Status => self.session.show_status(Some(&self.aws), ctx),
+            Control::SessionId => {
                 match self.session.current() {
                     Some(c) => ctx.stdout(&format!("{}\n", c.id)),
                     None => ctx.stdout("No Glue session yet; the next %%glue cell starts one.\n"),
                 }
                 Ok(())
             }
-            "stop_session" => self.session.end(&self.aws, false, ctx),
-            "delete_session" => self.session.end(&self.aws, true, ctx),
-            _ => {
-                let region = self.session.region();
-                let mut aws = self.aws.lock().unwrap_or_else(|p| p.into_inner());
-                let glue = client(&mut aws, region.as_deref())?;
-                let aws = &*aws;
-                let mut sessions = Vec::new();
-                let mut token = None;
-                loop {
-                    let out = aws
-                        .run(ctx, glue.list_sessions().set_next_token(token).send())?
-                        .map_err(|e| aws_error(aws, "listing Glue sessions", e))?;
-                    sessions.extend(out.sessions().iter().cloned());
-                    token = out.next_token().map(str::to_owned);
-                    if token.is_none() {
-                        break;
-                    }
-                }
-                let df = df!(
-                    "id" => sessions.iter().map(|s| s.id().unwrap_or_default()).collect::<Vec<_>>(),
-                    "status" => sessions.iter().map(|s| s.status().map(|s| s.as_str()).unwrap_or_default()).collect::<Vec<_>>(),
-                    "created" => sessions.iter().map(|s| s.created_on().map(|t| t.to_string()).unwrap_or_default()).collect::<Vec<_>>(),
-                    "glue_version" => sessions.iter().map(|s| s.glue_version().unwrap_or_default()).collect::<Vec<_>>(),
-                    "worker_type" => sessions.iter().map(|s| s.worker_type().map(|w| w.as_str()).unwrap_or_default()).collect::<Vec<_>>(),
-                    "workers" => sessions.iter().map(|s| s.number_of_workers()).collect::<Vec<_>>()
-                )
-                .map_err(failed)?;
-                show_frame(df, output.as_deref(), ctx)
+            Control::StopSession => self.session.end(&self.aws, false, ctx),
+            Control::DeleteSession => self.session.end(&self.aws, true, ctx),
+            Control::ListSessions => self.list_sessions(output.as_deref(), ctx),
+        }
+    }
+}
+
+impl ControlMagic {
+    fn list_sessions(
+        &self,
+        output: Option<&str>,
+        ctx: &mut dyn MagicContext,
+    ) -> Result<(), MagicError> {
+        let region = self.session.region();
+        let mut aws = self.aws.lock().unwrap_or_else(|p| p.into_inner());
+        let glue = client(&mut aws, region.as_deref())?;
+        let aws = &*aws;
+        let mut sessions = Vec::new();
+        let mut token = None;
+        loop {
+            let out = aws
+                .run(ctx, glue.list_sessions().set_next_token(token).send())?
+                .map_err(|e| aws_error(aws, "listing Glue sessions", e))?;
+            sessions.extend(out.sessions().iter().cloned());
+            token = out.next_token().map(str::to_owned);
+            if token.is_none() {
+                break;
             }
         }
+        let df = df!(
+            "id" => sessions.iter().map(|s| s.id().unwrap_or_default()).collect::<Vec<_>>(),
+            "status" => sessions.iter().map(|s| s.status().map(|s| s.as_str()).unwrap_or_default()).collect::<Vec<_>>(),
+            "created" => sessions.iter().map(|s| s.created_on().map(|t| t.to_string()).unwrap_or_default()).collect::<Vec<_>>(),
+            "glue_version" => sessions.iter().map(|s| s.glue_version().unwrap_or_default()).collect::<Vec<_>>(),
+            "worker_type" => sessions.iter().map(|s| s.worker_type().map(|w| w.as_str()).unwrap_or_default()).collect::<Vec<_>>(),
+            "workers" => sessions.iter().map(|s| s.number_of_workers()).collect::<Vec<_>>()
+        )
+        .map_err(failed)?;
+        show_frame(df, output, ctx)
     }
 }
 

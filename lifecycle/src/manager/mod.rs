@@ -6,21 +6,21 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::backend::{Backend, LaunchSpec, Running};
+use crate::backend::{Backend, Running};
 use crate::config::{Hook, LifecycleConfig};
-use crate::hooks::{self, HookOutcome, HookRun};
 use crate::instance::{self, Instance};
 use crate::logs::LogStream;
 use crate::state::{InstanceStatus, Operation};
 use crate::store::StateStore;
 use crate::LifecycleError;
+
+mod provision;
 
 /// The API's error kinds, with SageMaker's codes.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -53,7 +53,10 @@ impl From<LifecycleError> for ApiError {
     fn from(e: LifecycleError) -> ApiError {
         match e {
             LifecycleError::Validation(m) | LifecycleError::State(m) => ApiError::Validation(m),
-            LifecycleError::Io(m) => ApiError::Internal(m),
+            e @ (LifecycleError::Io { .. }
+            | LifecycleError::Store(_)
+            | LifecycleError::Record(_)
+            | LifecycleError::Server(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -187,18 +190,20 @@ impl Manager {
         settings: Settings,
         backend: Box<dyn Backend>,
     ) -> Result<Arc<Manager>, LifecycleError> {
-        std::fs::create_dir_all(&settings.root).map_err(|e| {
-            LifecycleError::Io(format!("cannot make {}: {e}", settings.root.display()))
-        })?;
+        std::fs::create_dir_all(&settings.root).map_err(LifecycleError::io(format!(
+            "cannot make {}",
+            settings.root.display()
+        )))?;
         let store = StateStore::open(&settings.root.join("state.db"))?;
         let key_path = settings.root.join("service.key");
         let secret = match std::fs::read_to_string(&key_path) {
             Ok(k) if !k.trim().is_empty() => k.trim().as_bytes().to_vec(),
             _ => {
                 let k = random_hex(32);
-                std::fs::write(&key_path, &k).map_err(|e| {
-                    LifecycleError::Io(format!("cannot write {}: {e}", key_path.display()))
-                })?;
+                std::fs::write(&key_path, &k).map_err(LifecycleError::io(format!(
+                    "cannot write {}",
+                    key_path.display()
+                )))?;
                 k.into_bytes()
             }
         };
@@ -344,7 +349,11 @@ impl Manager {
     }
 
     pub fn create(self: &Arc<Self>, r: CreateRequest) -> Result<Instance, ApiError> {
-        crate::config::check_name(&r.name, "NotebookInstanceName")?;
+        crate::config::check_name(
+            &r.name,
+            "NotebookInstanceName",
+            rustmaker_sagemaker::Resource::NotebookInstance,
+        )?;
         if !r.instance_type.starts_with("ml.") {
             return Err(ApiError::Validation(format!(
                 "InstanceType `{}` is not a notebook instance type (ml.t3.medium, ml.m5.xlarge, …)",
@@ -611,161 +620,6 @@ impl Manager {
         env.into_iter().collect()
     }
 
-    /// Create (`first`) or start: reset what does not persist, clone repositories, run the
-    /// hooks, launch the server.
-    fn provision(self: &Arc<Self>, name: &str, first: bool) {
-        match self.try_provision(name, first) {
-            Ok(()) => {}
-            Err(reason) => {
-                if let Ok(i) = self.get(name) {
-                    kill_instance_processes(&i.jupyter_token);
-                }
-                self.set_status(name, InstanceStatus::Failed, Some(reason));
-            }
-        }
-    }
-
-    fn try_provision(self: &Arc<Self>, name: &str, first: bool) -> Result<(), String> {
-        let dir = self.instance_dir(name);
-        let home = self.home(name);
-        let run = dir.join("run");
-        let mut i = self.get(name).map_err(|e| e.to_string())?;
-        // A new run id (and Jupyter token) for every start.
-        i.jupyter_token = random_hex(24);
-        self.save(&i).map_err(|e| e.to_string())?;
-        // Only home/SageMaker survives a stop: the rest of the instance starts afresh.
-        let keep = home.join("SageMaker");
-        std::fs::create_dir_all(&keep)
-            .map_err(|e| format!("cannot make {}: {e}", keep.display()))?;
-        if let Ok(entries) = std::fs::read_dir(&home) {
-            for e in entries.flatten() {
-                if e.path() != keep {
-                    let _ = std::fs::remove_dir_all(e.path())
-                        .or_else(|_| std::fs::remove_file(e.path()));
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&run);
-        std::fs::create_dir_all(run.join("runtime")).map_err(|e| e.to_string())?;
-        std::fs::write(run.join("environment"), "").map_err(|e| e.to_string())?;
-        let venv = Command::new(&self.settings.python)
-            .args(["-m", "venv", "--system-site-packages", "--without-pip"])
-            .arg(run.join("python"))
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", self.settings.python))?;
-        if !venv.status.success() {
-            return Err(format!(
-                "cannot make the instance's Python environment: {}",
-                String::from_utf8_lossy(&venv.stderr)
-            ));
-        }
-        // A venv made from a venv links to the base interpreter: the packages of the Python
-        // the service was given (JupyterLab among them) are added with a .pth file.
-        let base = self
-            .base_purelib
-            .get_or_init(|| purelib(Path::new(&self.settings.python)));
-        if let (Some(base), Some(mine)) = (base, purelib(&run.join("python/bin/python"))) {
-            if *base != mine {
-                let _ = std::fs::write(
-                    Path::new(&mine).join("rustmaker-base.pth"),
-                    format!("{base}\n"),
-                );
-            }
-        }
-        if let Some(exe) = &self.settings.rustmaker {
-            let _ = Command::new(exe)
-                .args(["install", "--prefix"])
-                .arg(run.join("jupyter"))
-                .output();
-        }
-        let env = self.environment(&i, &run);
-        if first {
-            let repos: Vec<String> = i
-                .default_code_repository
-                .iter()
-                .chain(&i.additional_code_repositories)
-                .cloned()
-                .collect();
-            for repo in repos {
-                clone(&repo, &keep)
-                    .map_err(|e| format!("cloning {repo} into the instance failed: {e}"))?;
-            }
-        }
-        i.volume_note = Some(format!(
-            "VolumeSizeInGB {} is reported, not enforced: the local backend has no per-folder quota",
-            i.volume_size_gb
-        ));
-        let config = match &i.lifecycle_config {
-            Some(c) => Some(self.config(c).map_err(|e| e.to_string())?),
-            None => None,
-        };
-        let hooks: &[Hook] = if first {
-            &[Hook::OnCreate, Hook::OnStart]
-        } else {
-            &[Hook::OnStart]
-        };
-        for hook in hooks {
-            let Some(script) = config.as_ref().and_then(|c| c.script(*hook)) else {
-                continue;
-            };
-            let log = self.log_stream(name, *hook);
-            let outcome = hooks::run(HookRun {
-                hook: *hook,
-                script: &script,
-                workdir: &run,
-                env: &env,
-                limit: self.settings.hook_limit,
-                log: &log,
-            })
-            .map_err(|e| e.to_string())?;
-            if outcome != HookOutcome::Succeeded {
-                return Err(outcome.failure_reason(*hook, &log).unwrap_or_default());
-            }
-        }
-        // What the hooks asked every process to see (KEY=VALUE lines).
-        let mut server_env = env.clone();
-        let extra = std::fs::read_to_string(run.join("environment")).unwrap_or_default();
-        for line in extra.lines() {
-            if let Some((k, v)) = line.trim().split_once('=') {
-                let k = k.trim().trim_start_matches("export ").trim();
-                if !k.is_empty() {
-                    server_env.retain(|(key, _)| key != k);
-                    server_env.push((k.to_owned(), v.trim().trim_matches('"').to_owned()));
-                }
-            }
-        }
-        let spec = LaunchSpec {
-            root_dir: keep,
-            env: server_env,
-            token: i.jupyter_token.clone(),
-            log: run.join("jupyter.log"),
-        };
-        let running = self.backend.launch(&spec).map_err(|e| e.to_string())?;
-        let info = serde_json::json!({
-            "url": format!("http://127.0.0.1:{}/", running.port),
-            "token": i.jupyter_token,
-        });
-        let _ = std::fs::write(run.join("jupyter.json"), info.to_string());
-        let _guard = self.transitions.lock().unwrap_or_else(|p| p.into_inner());
-        let mut now_i = self.get(name).map_err(|e| e.to_string())?;
-        if now_i.status != InstanceStatus::Pending {
-            // Stopped or deleted while it started.
-            drop(_guard);
-            self.backend.stop(&running);
-            return Ok(());
-        }
-        now_i.status = InstanceStatus::InService;
-        now_i.port = Some(running.port);
-        now_i.pid = Some(running.pid);
-        now_i.volume_note = i.volume_note.clone();
-        if let Some(note) = &i.volume_note {
-            eprintln!("{name}: {note}");
-        }
-        now_i.last_modified_time = now();
-        self.save(&now_i).map_err(|e| e.to_string())?;
-        Ok(())
-    }
-
     fn halt(self: &Arc<Self>, name: &str) {
         if let Ok(i) = self.get(name) {
             if let (Some(pid), Some(port)) = (i.pid, i.port) {
@@ -825,43 +679,5 @@ impl Manager {
             }
         }
         Ok(done)
-    }
-}
-
-/// Where a Python installs pure packages (its site-packages).
-fn purelib(python: &Path) -> Option<String> {
-    Command::new(python)
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-        ])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-}
-
-/// `git clone` of a repository (a URL or a local path) into the instance's SageMaker folder.
-fn clone(repo: &str, into: &Path) -> Result<(), String> {
-    let base = repo
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or("repository")
-        .trim_end_matches(".git");
-    let dest = into.join(if base.is_empty() { "repository" } else { base });
-    if dest.exists() {
-        return Ok(());
-    }
-    let out = Command::new("git")
-        .args(["clone", "--quiet", repo])
-        .arg(&dest)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .map_err(|e| format!("cannot run git: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
     }
 }
