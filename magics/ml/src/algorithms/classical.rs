@@ -1,19 +1,15 @@
-//! The algorithms linfa provides: least squares and elastic net, logistic regression (binary
-//! and multinomial), Gaussian naive Bayes, support vector machines and k-means.
+//! The algorithms linfa fits: least squares and elastic net, Gaussian naive Bayes and support
+//! vector machines. Logistic regression and k-means fitted by linfa before they had solvers of
+//! their own ([`super::logistic`], [`super::kmeans`]) still predict from here.
 
 use linfa::prelude::*;
 use linfa_bayes::{GaussianNb, NaiveBayes};
 use linfa_clustering::KMeans;
 use linfa_elasticnet::ElasticNet;
 use linfa_linear::{FittedLinearRegression, LinearRegression};
-use linfa_logistic::{
-    FittedLogisticRegression, LogisticRegression, MultiFittedLogisticRegression,
-    MultiLogisticRegression,
-};
+use linfa_logistic::{FittedLogisticRegression, MultiFittedLogisticRegression};
 use linfa_svm::Svm;
 use ndarray::{Array1, Array2, Axis};
-use rand_xoshiro::rand_core::SeedableRng;
-use rand_xoshiro::Xoshiro256Plus;
 use serde::{Deserialize, Serialize};
 
 use super::{Algorithm, FitData, Hyperparameters, Monitor, Output};
@@ -77,27 +73,6 @@ pub fn fit(
                 .map(LinfaModel::ElasticNet)
                 .map_err(|e| failed("elastic net", e))
         }
-        Algorithm::LogisticRegression => {
-            let dataset = Dataset::new(x.clone(), class_targets(data.y));
-            // linfa's alpha multiplies ‖w‖²/2 against the summed loss, as 1/C in scikit-learn.
-            if data.classes == 2 {
-                LogisticRegression::default()
-                    .alpha(hp.float("alpha"))
-                    .max_iterations(hp.int("max_iter") as u64)
-                    .gradient_tolerance(hp.float("tol"))
-                    .fit(&dataset)
-                    .map(LinfaModel::Logistic)
-                    .map_err(|e| failed("logistic regression", e))
-            } else {
-                MultiLogisticRegression::default()
-                    .alpha(hp.float("alpha"))
-                    .max_iterations(hp.int("max_iter") as u64)
-                    .gradient_tolerance(hp.float("tol"))
-                    .fit(&dataset)
-                    .map(LinfaModel::MultiLogistic)
-                    .map_err(|e| failed("logistic regression", e))
-            }
-        }
         Algorithm::NaiveBayes => {
             let dataset = Dataset::new(x.clone(), class_targets(data.y));
             GaussianNb::params()
@@ -150,24 +125,7 @@ pub fn fit(
             }
             Ok(LinfaModel::SvmClassifier(out))
         }
-        Algorithm::KMeans => {
-            let k = hp.int("k");
-            if k > x.nrows() {
-                return Err(MlError::Input(format!(
-                    "k = {k} is more clusters than the {} training rows",
-                    x.nrows()
-                )));
-            }
-            let dataset = DatasetBase::from(x.clone());
-            KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(data.seed))
-                .max_n_iterations(hp.int("max_iter") as u64)
-                .tolerance(hp.float("tol"))
-                .n_runs(hp.int("n_init"))
-                .fit(&dataset)
-                .map(LinfaModel::KMeans)
-                .map_err(|e| failed("k-means", e))
-        }
-        _ => unreachable!("tree algorithms are fitted in ensembles.rs"),
+        _ => unreachable!("trees, k-means and logistic regression have solvers of their own"),
     }
 }
 
@@ -251,6 +209,48 @@ impl LinfaModel {
                     distance.push(d2.sqrt());
                 }
                 Output::Clusters(cluster, distance)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Model;
+    use super::*;
+    use linfa_logistic::LogisticRegression;
+    use rand_xoshiro::rand_core::SeedableRng;
+    use rand_xoshiro::Xoshiro256Plus;
+
+    /// Artifacts written before logistic regression and k-means had solvers of their own hold
+    /// linfa's models: they still load and predict as they did.
+    #[test]
+    fn models_fitted_by_linfa_still_load_and_predict() {
+        let x = Array2::from_shape_fn((40, 2), |(i, j)| (i as f64 - 20.0) * (j as f64 + 1.0));
+        let y = Array1::from_shape_fn(40, |i| usize::from(i >= 20));
+        let logistic = LogisticRegression::default()
+            .fit(&Dataset::new(x.clone(), y))
+            .unwrap();
+        let kmeans = KMeans::params_with_rng(2, Xoshiro256Plus::seed_from_u64(0))
+            .fit(&DatasetBase::from(x.clone()))
+            .unwrap();
+        for model in [
+            Model::Linfa(LinfaModel::Logistic(logistic)),
+            Model::Linfa(LinfaModel::KMeans(kmeans)),
+        ] {
+            let before = model.predict(&x);
+            let stored = serde_json::to_vec(&model).unwrap();
+            let loaded: Model = serde_json::from_slice(&stored).unwrap();
+            match (before, loaded.predict(&x)) {
+                (Output::Classes(a), Output::Classes(b)) => {
+                    assert_eq!(a, b);
+                    assert!(a[[0, 0]] > 0.5 && a[[39, 1]] > 0.5, "{a}");
+                }
+                (Output::Clusters(a, _), Output::Clusters(b, _)) => {
+                    assert_eq!(a, b);
+                    assert_ne!(a[0], a[39]);
+                }
+                _ => panic!("the loaded model predicts another kind of output"),
             }
         }
     }

@@ -2,8 +2,11 @@
 //! ranges, checked before training), fitting, and the fitted [`Model`] that predicts and
 //! serialises into a model artifact.
 
+mod blocks;
 mod classical;
 mod ensembles;
+pub mod kmeans;
+pub mod logistic;
 pub mod trees;
 
 use std::collections::BTreeMap;
@@ -384,7 +387,11 @@ pub struct FitData<'a> {
 #[serde(rename_all = "snake_case")]
 pub enum Model {
     Trees(TreeModel),
+    /// linfa's models; k-means and logistic regression fitted before their own solvers
+    /// still load from here.
     Linfa(LinfaModel),
+    KMeans(kmeans::KMeansModel),
+    Logistic(logistic::LogisticModel),
 }
 
 /// What a model says about rows.
@@ -401,6 +408,8 @@ impl Model {
         match self {
             Model::Trees(m) => m.predict(x),
             Model::Linfa(m) => m.predict(x),
+            Model::KMeans(m) => m.predict(x),
+            Model::Logistic(m) => m.predict(x),
         }
     }
 }
@@ -420,6 +429,30 @@ pub fn fit(
         Algorithm::DecisionTree | Algorithm::RandomForest | Algorithm::GradientBoosting => {
             ensembles::fit(algorithm, hp, data, monitor).map(Model::Trees)
         }
+        Algorithm::KMeans => kmeans::fit(
+            data.x,
+            &kmeans::KMeansParams {
+                k: hp.int("k"),
+                max_iter: hp.int("max_iter"),
+                tol: hp.float("tol"),
+                n_init: hp.int("n_init"),
+                seed: data.seed,
+            },
+            monitor.stop,
+        )
+        .map(Model::KMeans),
+        Algorithm::LogisticRegression => logistic::fit(
+            data.x,
+            data.y,
+            data.classes,
+            &logistic::LogisticParams {
+                alpha: hp.float("alpha"),
+                max_iter: hp.int("max_iter"),
+                tol: hp.float("tol"),
+            },
+            monitor.stop,
+        )
+        .map(Model::Logistic),
         _ => classical::fit(algorithm, hp, data, monitor).map(Model::Linfa),
     }
 }
