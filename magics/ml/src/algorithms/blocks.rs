@@ -2,12 +2,28 @@
 //! a sum over them is made in the same order on any machine and any number of cores: the
 //! same seed gives the same model everywhere.
 
+use std::borrow::Cow;
 use std::ops::Range;
+
+use ndarray::ArrayView2;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Rows per block: small enough to balance two cores, large enough that a block's partial
 /// result (a k × d sum, a gradient) costs nothing beside its rows.
 pub const BLOCK_ROWS: usize = 8192;
+
+/// The rows of `x` as one row-major slice (copied only when `x` is laid out otherwise), for
+/// loops that read a row as a `&[f64]`.
+pub fn row_major<'a>(x: ArrayView2<'a, f64>) -> Cow<'a, [f64]> {
+    match x.to_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(x.iter().copied().collect()),
+    }
+}
+
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
 
 /// `work` on each block of `0..rows`, on up to every core; the results in block order.
 pub fn map_blocks<T, F>(rows: usize, work: F) -> Vec<T>

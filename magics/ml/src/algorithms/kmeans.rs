@@ -12,7 +12,7 @@ use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use rand_xoshiro::Xoshiro256Plus;
 use serde::{Deserialize, Serialize};
 
-use super::blocks::map_blocks;
+use super::blocks::{dot, map_blocks, row_major};
 use super::Output;
 use crate::MlError;
 
@@ -43,11 +43,11 @@ struct Rows<'a> {
 impl<'a> Rows<'a> {
     fn new(x: ArrayView2<'a, f64>) -> Rows<'a> {
         let (n, d) = x.dim();
-        let data = match x.to_slice() {
-            Some(s) => std::borrow::Cow::Borrowed(s),
-            None => std::borrow::Cow::Owned(x.iter().copied().collect()),
-        };
-        Rows { data, n, d }
+        Rows {
+            data: row_major(x),
+            n,
+            d,
+        }
     }
 
     fn row(&self, i: usize) -> &[f64] {
@@ -55,8 +55,19 @@ impl<'a> Rows<'a> {
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// The centre closest to `x` and the squared distance to it, from ‖c‖² − 2x·c (the centres'
+/// norms computed once per pass).
+fn nearest(x: &[f64], centres: &[f64], norms: &[f64]) -> (usize, f64) {
+    let d = x.len();
+    let (mut best, mut best_score) = (0, f64::INFINITY);
+    for (c, centre) in centres.chunks(d).enumerate() {
+        let score = norms[c] - 2.0 * dot(x, centre);
+        if score < best_score {
+            best = c;
+            best_score = score;
+        }
+    }
+    (best, (dot(x, x) + best_score).max(0.0))
 }
 
 fn squared_distance(a: &[f64], b: &[f64]) -> f64 {
@@ -206,15 +217,7 @@ fn assign(rows: &Rows, centres: &[f64], k: usize) -> Vec<Pass> {
         };
         for i in r {
             let x = rows.row(i);
-            let (mut best, mut best_score) = (0, f64::INFINITY);
-            for (c, centre) in centres.chunks(d).enumerate() {
-                let score = norms[c] - 2.0 * dot(x, centre);
-                if score < best_score {
-                    best = c;
-                    best_score = score;
-                }
-            }
-            let distance = (dot(x, x) + best_score).max(0.0);
+            let (best, distance) = nearest(x, centres, &norms);
             pass.inertia += distance;
             if distance > pass.farthest.0 {
                 pass.farthest = (distance, i);
@@ -305,16 +308,8 @@ impl KMeansModel {
         let norms: Vec<f64> = centres.chunks(d).map(|c| dot(c, c)).collect();
         let parts = map_blocks(rows.n, |r| {
             r.map(|i| {
-                let x = rows.row(i);
-                let (mut best, mut best_score) = (0, f64::INFINITY);
-                for (c, centre) in centres.chunks(d).enumerate() {
-                    let score = norms[c] - 2.0 * dot(x, centre);
-                    if score < best_score {
-                        best = c;
-                        best_score = score;
-                    }
-                }
-                (best, (dot(x, x) + best_score).max(0.0).sqrt())
+                let (best, distance) = nearest(rows.row(i), &centres, &norms);
+                (best, distance.sqrt())
             })
             .collect::<Vec<_>>()
         });

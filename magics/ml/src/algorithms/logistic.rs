@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::blocks::map_blocks;
+use super::blocks::{dot, map_blocks, row_major};
 use super::Output;
 use crate::MlError;
 
@@ -122,10 +122,6 @@ impl Problem<'_> {
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// `y` holds class indices 0..classes.
 pub fn fit(
     x: &Array2<f64>,
@@ -135,10 +131,7 @@ pub fn fit(
     stop: &AtomicBool,
 ) -> Result<LogisticModel, MlError> {
     let (n, d) = x.dim();
-    let x = match x.as_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(x.iter().copied().collect()),
-    };
+    let x = row_major(x.view());
     let y = y.as_slice().ok_or_else(|| {
         MlError::Training("logistic regression: the targets are not contiguous".into())
     })?;
@@ -258,10 +251,7 @@ impl LogisticModel {
     pub fn predict(&self, x: &Array2<f64>) -> Output {
         let (n, d) = x.dim();
         let m = self.weights.ncols();
-        let rows = match x.as_slice() {
-            Some(s) => std::borrow::Cow::Borrowed(s),
-            None => std::borrow::Cow::Owned(x.iter().copied().collect()),
-        };
+        let rows = row_major(x.view());
         let w = self.weights.as_standard_layout();
         let w = w.as_slice().expect("standard layout");
         let parts = map_blocks(n, |r| {

@@ -203,7 +203,7 @@ fn metric_names(components: &[Component]) -> Vec<String> {
     names
 }
 
-fn text_or_number(values: Vec<Option<String>>, name: &str) -> Column {
+pub(crate) fn text_or_number(values: Vec<Option<String>>, name: &str) -> Column {
     let numbers: Option<Vec<Option<f64>>> = values
         .iter()
         .map(|v| match v {

@@ -149,21 +149,8 @@ fn analytics(row: &TuningRow, trials: &[TrialRow]) -> Result<DataFrame, MagicErr
     }
     let mut columns: Vec<Column> = Vec::new();
     for n in &names {
-        let values: Vec<Option<&String>> = trials.iter().map(|t| t.tuned.get(n)).collect();
-        let numbers: Option<Vec<Option<f64>>> = values
-            .iter()
-            .map(|v| match v {
-                None => Some(None),
-                Some(s) => s.parse::<f64>().ok().map(Some),
-            })
-            .collect();
-        columns.push(match numbers {
-            Some(n2) => Column::new(n.as_str().into(), n2),
-            None => Column::new(
-                n.as_str().into(),
-                values.iter().map(|v| v.cloned()).collect::<Vec<_>>(),
-            ),
-        });
+        let values = trials.iter().map(|t| t.tuned.get(n).cloned()).collect();
+        columns.push(crate::magic::experiments::text_or_number(values, n));
     }
     columns.push(Column::new(
         "TrainingJobName".into(),
