@@ -255,6 +255,11 @@ def test_local_server_limits_sessions_times_out_starts_and_exits_when_idle(tmp_p
         unknown = requests.post(f"{server.url}/sessions", json={"kind": "pyspark", "colour": "red"}, auth=auth, timeout=5)
         assert unknown.status_code == 400 and "colour" in unknown.json()["msg"]
         sid = first.json()["id"]
+        # A session that is still starting takes no statement, and has none to cancel.
+        early = requests.post(f"{server.url}/sessions/{sid}/statements", json={"code": "1"}, auth=auth, timeout=5)
+        assert early.status_code == 400 and "statements can run once it is idle" in early.json()["msg"], early.text
+        cancel = requests.post(f"{server.url}/sessions/{sid}/statements/0/cancel", auth=auth, timeout=5)
+        assert cancel.status_code == 404 and "Statement 0 not found" in cancel.json()["msg"], cancel.text
         time.sleep(3.5)
         state = requests.get(f"{server.url}/sessions/{sid}", auth=auth, timeout=5).json()
         assert state["state"] == "error", state
