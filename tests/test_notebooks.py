@@ -64,7 +64,8 @@ def _check_training(nb):
     board = by_source["%experiments leaderboard churn --sort validation:accuracy"]
     rows = board[0]["data"]["application/vnd.dataresource+json"]["data"]
     assert [r["TrialComponentName"] for r in rows][-1] == "churn-baseline", "the baseline ranks last"
-    assert len(rows) == 4 and all(r["Status"] == "Completed" for r in rows)
+    assert len(rows) == 5 and all(r["Status"] == "Completed" for r in rows)
+    assert "churn-leafwise" in [r["TrialComponentName"] for r in rows]
     assert rows[0]["validation:accuracy"] > rows[-1]["validation:accuracy"] + 0.05
     assert "predicted_label" in by_source["%frames scored"][0]["text"]
     script = next(outs for src, outs in by_source.items() if src.startswith("%train churn-baseline"))

@@ -1,9 +1,12 @@
-"""Training benchmark: rustmaker's built-in algorithms against scikit-learn, side by side in one
-run, on the same train/validation splits with comparable hyperparameters.
+"""Training benchmark: rustmaker's built-in algorithms against scikit-learn, and boosting also
+against LightGBM, side by side in one run, on the same train/validation splits with comparable
+hyperparameters.
 
-    .venv/bin/python tests/bench/bench_training.py [--skip-large]
+    python3 -m venv .venv-bench && .venv-bench/bin/pip install -r tests/bench/requirements-training.txt
+    .venv-bench/bin/python tests/bench/bench_training.py [--skip-large] [--only ALGO,...]
 
-Needs the release binary (`cargo build --release -p rustmaker-kernel`). For each algorithm and
+Needs the release binary (`cargo build --release -p rustmaker-kernel`) and the benchmark's own
+environment (LightGBM is a peer here, never a test dependency). For each algorithm and
 data set it prints the validation metric of both (accuracy for classifiers, R² for regressors,
 the mean squared distance to the closest centre for k-means: lower is better) and both fit
 times. rustmaker's time is the fit alone as its job log records it ("fit took"), without
@@ -11,7 +14,10 @@ reading the CSV or preparing features; scikit-learn's is `fit` of the same pipel
 StandardScaler where rustmaker standardises: linear models, SVM, k-means). The classic tables
 are scikit-learn's own; the large ones are make_classification / make_regression with
 1,000,000 rows × 20 features (800,000 train, 200,000 validation). SVMs are left out of the
-large run on both sides: kernel SVMs are quadratic in the rows.
+large run on both sides: kernel SVMs are quadratic in the rows. Boosting runs twice there:
+depth-wise (XGBoost's default: depth 6, up to 64 leaves) and leaf-wise (31 leaves, the
+default of LightGBM and HistGradientBoosting); each boosting row is followed by a LightGBM row
+with the same rounds, leaves, depth, learning rate, L2 penalty and least child hessian.
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ import time
 
 import numpy as np
 import pandas as pd
+
+try:
+    import lightgbm
+except ImportError:  # the benchmark's own environment has it; CI's does not
+    sys.exit("lightgbm is missing: python3 -m venv .venv-bench && "
+             ".venv-bench/bin/pip install -r tests/bench/requirements-training.txt")
 from sklearn.cluster import KMeans
 from sklearn.ensemble import (HistGradientBoostingClassifier, HistGradientBoostingRegressor,
                               RandomForestClassifier, RandomForestRegressor)
@@ -64,11 +76,8 @@ def classifiers(large: bool):
         ("random-forest", {"num_trees": str(trees), "max_depth": ours_depth},
          lambda: RandomForestClassifier(n_estimators=trees, max_depth=depth, max_features="sqrt",
                                         n_jobs=2, random_state=0)),
-        ("gradient-boosting", {"num_round": "100", "eta": "0.1", "max_depth": "6", "lambda": "1"},
-         lambda: HistGradientBoostingClassifier(max_iter=100, learning_rate=0.1, max_depth=6,
-                                                max_leaf_nodes=None, l2_regularization=1.0, min_samples_leaf=1,
-                                                early_stopping=False, random_state=0)),
     ]
+    out += boosting("classification", large)
     if not large:
         out.append(("svm", {"kernel": "rbf", "C": "1"}, lambda: scaled(SVC(C=1.0, kernel="rbf", gamma="scale"))))
     return out
@@ -77,22 +86,38 @@ def classifiers(large: bool):
 def regressors(large: bool):
     out = [("linear-regression", {}, lambda: LinearRegression())]
     if large:
-        out.append(("gradient-boosting", {"num_round": "100", "eta": "0.1", "max_depth": "6", "lambda": "1"},
-                    lambda: HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, max_depth=6,
-                                                          max_leaf_nodes=None, l2_regularization=1.0, min_samples_leaf=1,
-                                                          early_stopping=False, random_state=0)))
-        return out
+        return out + boosting("regression", large)
     out += [
         ("decision-tree", {"max_depth": "30"}, lambda: DecisionTreeRegressor(random_state=0)),
         ("random-forest", {"num_trees": "100", "max_features": "all"},
          lambda: RandomForestRegressor(n_estimators=100, max_features=1.0, n_jobs=2, random_state=0)),
-        ("gradient-boosting", {"num_round": "100", "eta": "0.1", "max_depth": "6", "lambda": "1"},
-         lambda: HistGradientBoostingRegressor(max_iter=100, learning_rate=0.1, max_depth=6,
-                                               max_leaf_nodes=None, l2_regularization=1.0, min_samples_leaf=1,
-                                               early_stopping=False, random_state=0)),
+    ]
+    out += boosting("regression", large)
+    out += [
         ("svm", {"kernel": "rbf", "C": "1", "epsilon": "0.1"}, lambda: scaled(SVR(C=1.0, epsilon=0.1))),
     ]
     return out
+
+
+def boosting(problem: str, large: bool):
+    """Boosting's rows: (name, our hyperparameters, scikit-learn's model, LightGBM's model)."""
+    hgb = HistGradientBoostingClassifier if problem == "classification" else HistGradientBoostingRegressor
+    lgb = lightgbm.LGBMClassifier if problem == "classification" else lightgbm.LGBMRegressor
+    common = {"num_round": "100", "eta": "0.1", "lambda": "1"}
+    # min_child_weight 1 and min_data_in_leaf 1 are rustmaker's defaults; the peers get the same.
+    peer = dict(learning_rate=0.1, min_child_weight=1.0, reg_lambda=1.0, min_child_samples=1, max_bin=255,
+                n_jobs=2, verbose=-1, random_state=0)
+    configs = [("gradient-boosting", {**common, "max_depth": "6"}, dict(max_depth=6, max_leaf_nodes=None),
+                dict(max_depth=6, num_leaves=64))]
+    if large:
+        configs.append(("gradient-boosting (leaf-wise)",
+                        {**common, "grow_policy": "lossguide", "max_leaves": "31", "max_depth": "0"},
+                        dict(max_depth=None, max_leaf_nodes=31), dict(max_depth=-1, num_leaves=31)))
+    return [(name, hp,
+             lambda shape=shape: hgb(max_iter=100, learning_rate=0.1, l2_regularization=1.0, min_samples_leaf=1,
+                                     early_stopping=False, random_state=0, **shape),
+             lambda lshape=lshape: lgb(n_estimators=100, **peer, **lshape))
+            for name, hp, shape, lshape in configs]
 
 
 class Ours:
@@ -146,8 +171,8 @@ def xy(df, target="target"):
 def row(rows, data, algorithm, metric, sk, sk_fit, ours, ours_fit, lower_better=False):
     diff = (ours - sk) * (1 if not lower_better else -1)
     rows.append((data, algorithm, metric, sk, ours, diff, sk_fit, ours_fit))
-    print(f"{data:<22} {algorithm:<20} {metric:<9} {sk:>8.4f} {ours:>9.4f} {diff * 100:>+7.2f} "
-          f"{sk_fit:>9.3f} {ours_fit:>9.3f} {sk_fit / max(ours_fit, 1e-6):>8.1f}x", flush=True)
+    print(f"{data:<22} {algorithm:<30} {metric:<9} {sk:>8.4f} {ours:>9.4f} {diff * 100:>+7.2f} "
+          f"{sk_fit:>10.3f} {ours_fit:>9.3f} {sk_fit / max(ours_fit, 1e-6):>8.2f}x", flush=True)
 
 
 def run_table(ours, rows, name, problem, work, large=False, paths=None, frames=None):
@@ -159,17 +184,25 @@ def run_table(ours, rows, name, problem, work, large=False, paths=None, frames=N
     x_valid, y_valid = xy(valid)
     models = classifiers(large) if problem == "classification" else regressors(large)
     metric = "accuracy" if problem == "classification" else "r2"
-    for algorithm, hp, make in models:
-        if ONLY and algorithm not in ONLY:
-            continue
+    def peer_fit(make):
         model = make()
         started = time.perf_counter()
         model.fit(x_train, y_train)
-        sk_fit = time.perf_counter() - started
+        took = time.perf_counter() - started
         predicted = model.predict(x_valid)
-        sk = accuracy_score(y_valid, predicted) if metric == "accuracy" else r2_score(y_valid, predicted)
-        value, fit, _ = ours.train(algorithm, hp, paths[0], paths[1], "target", f"validation:{metric}")
+        quality = accuracy_score(y_valid, predicted) if metric == "accuracy" else r2_score(y_valid, predicted)
+        return quality, took
+
+    for algorithm, hp, make, *lgb in models:
+        builtin = algorithm.split(" ")[0]
+        if ONLY and builtin not in ONLY:
+            continue
+        sk, sk_fit = peer_fit(make)
+        value, fit, _ = ours.train(builtin, hp, paths[0], paths[1], "target", f"validation:{metric}")
         row(rows, name, algorithm, metric, sk, sk_fit, value, fit)
+        if lgb:
+            peer, peer_fit_s = peer_fit(lgb[0])
+            row(rows, name, "  against LightGBM", metric, peer, peer_fit_s, value, fit)
     if problem == "classification" and (not ONLY or "kmeans" in ONLY):
         k = 8 if large else len(set(y_train))
         scaler = StandardScaler().fit(x_train)
@@ -193,8 +226,8 @@ def main():
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: cargo build --release -p rustmaker-kernel")
     print(f"load average: {os.getloadavg()[0]:.2f}")
-    print(f"{'data':<22} {'algorithm':<20} {'metric':<9} {'sklearn':>8} {'rustmaker':>9} {'Δ pp':>7} "
-          f"{'sk fit s':>9} {'our fit s':>9} {'speed':>9}")
+    print(f"{'data':<22} {'algorithm':<30} {'metric':<9} {'peer':>8} {'rustmaker':>9} {'Δ pp':>7} "
+          f"{'peer fit s':>10} {'our fit s':>9} {'speed':>9}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = pathlib.Path(tmp)

@@ -138,6 +138,24 @@ const CASES: &[Case] = &[
         "validation:accuracy",
         0.88,
     ),
+    (
+        "gradient-boosting",
+        "breast_cancer",
+        &[
+            ("grow_policy", "lossguide"),
+            ("max_leaves", "8"),
+            ("max_depth", "0"),
+        ],
+        "validation:accuracy",
+        0.93,
+    ),
+    (
+        "gradient-boosting",
+        "iris",
+        &[("grow_policy", "lossguide"), ("max_leaves", "4")],
+        "validation:accuracy",
+        0.89,
+    ),
     ("svm", "wine", &[], "validation:accuracy", 0.93),
     (
         "svm",

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use ndarray::ArrayView2;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// Rows per block: small enough to balance two cores, large enough that a block's partial
 /// result (a k × d sum, a gradient) costs nothing beside its rows.
@@ -31,13 +32,24 @@ where
     T: Send,
     F: Fn(Range<usize>) -> T + Sync,
 {
-    let count = rows.div_ceil(BLOCK_ROWS);
-    let range = |b: usize| b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(rows);
+    map_indexed(rows.div_ceil(BLOCK_ROWS), |b| work(block(b, rows)))
+}
+
+fn block(b: usize, rows: usize) -> Range<usize> {
+    b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(rows)
+}
+
+/// `work(i)` for each `i` in `0..count`, on up to every core; the results in order.
+pub fn map_indexed<T, F>(count: usize, work: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync,
+{
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(count);
     if threads <= 1 {
-        return (0..count).map(|b| work(range(b))).collect();
+        return (0..count).map(work).collect();
     }
     let next = AtomicUsize::new(0);
     let mut slots: Vec<Option<T>> = (0..count).map(|_| None).collect();
@@ -47,25 +59,44 @@ where
                 s.spawn(|| {
                     let mut done = Vec::new();
                     loop {
-                        let b = next.fetch_add(1, Ordering::Relaxed);
-                        if b >= count {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count {
                             return done;
                         }
-                        done.push((b, work(range(b))));
+                        done.push((i, work(i)));
                     }
                 })
             })
             .collect();
         for w in workers {
-            for (b, t) in w.join().expect("a block worker panicked") {
-                slots[b] = Some(t);
+            for (i, t) in w.join().expect("a block worker panicked") {
+                slots[i] = Some(t);
             }
         }
     });
     slots
         .into_iter()
-        .map(|t| t.expect("every block is done"))
+        .map(|t| t.expect("every item is done"))
         .collect()
+}
+
+/// `work` on each block of rows of `data` (`per_row` values a row) with the block's rows to
+/// write, on up to every core; the results in block order.
+pub fn for_blocks_mut<U, T, F>(data: &mut [U], per_row: usize, work: F) -> Vec<T>
+where
+    U: Send,
+    T: Send,
+    F: Fn(Range<usize>, &mut [U]) -> T + Sync,
+{
+    let rows = data.len() / per_row.max(1);
+    let chunks: Vec<Mutex<&mut [U]>> = data
+        .chunks_mut(BLOCK_ROWS * per_row.max(1))
+        .map(Mutex::new)
+        .collect();
+    map_indexed(chunks.len(), |b| {
+        let mut out = chunks[b].lock().expect("each block is taken once");
+        work(block(b, rows), &mut out)
+    })
 }
 
 #[cfg(test)]
@@ -81,5 +112,19 @@ mod tests {
         assert_eq!(ranges[3], BLOCK_ROWS * 3..rows);
         assert!(ranges.windows(2).all(|w| w[0].end == w[1].start));
         assert!(map_blocks(0, |r| r).is_empty());
+    }
+
+    #[test]
+    fn each_block_writes_its_own_rows() {
+        let rows = BLOCK_ROWS * 2 + 5;
+        let mut data = vec![0usize; rows * 3];
+        let counts = for_blocks_mut(&mut data, 3, |range, out| {
+            for (r, row) in range.clone().zip(out.chunks_mut(3)) {
+                row.fill(r);
+            }
+            range.len()
+        });
+        assert_eq!(counts, vec![BLOCK_ROWS, BLOCK_ROWS, 5]);
+        assert!(data.chunks(3).enumerate().all(|(r, row)| row == [r, r, r]));
     }
 }

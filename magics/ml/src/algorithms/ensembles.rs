@@ -1,8 +1,12 @@
 //! The decision tree, the random forest and gradient-boosted trees on the histogram learner.
 
+use std::borrow::Cow;
+
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
+use super::blocks::{for_blocks_mut, map_blocks};
+use super::booster::{Grower, Growth};
 use super::trees::{grow, stopped, Binned, Criterion, Limits, Rows, Tree};
 use super::{Algorithm, FitData, Hyperparameters, Monitor, Output, Rng};
 use crate::metrics::evaluate;
@@ -126,7 +130,6 @@ fn limits(hp: &Hyperparameters, max_features: usize) -> Limits {
         max_depth: hp.int("max_depth"),
         min_samples_leaf: hp.int("min_samples_leaf").max(1) as f64,
         min_samples_split: hp.int("min_samples_split").max(2) as f64,
-        min_child_weight: 0.0,
         max_features,
     }
 }
@@ -269,7 +272,8 @@ fn boost(
     monitor: &mut Monitor,
 ) -> Result<TreeModel, MlError> {
     let n = data.x.nrows();
-    let y = data.y;
+    let y = contiguous(data.y);
+    let y = &y[..];
     let k = if data.problem == ProblemType::Multiclass {
         data.classes
     } else {
@@ -277,7 +281,7 @@ fn boost(
     };
     let base: Vec<f64> = match data.problem {
         ProblemType::Binary => {
-            let p = (y.sum() / n as f64).clamp(1e-6, 1.0 - 1e-6);
+            let p = (y.iter().sum::<f64>() / n as f64).clamp(1e-6, 1.0 - 1e-6);
             vec![(p / (1.0 - p)).ln()]
         }
         ProblemType::Multiclass => (0..k)
@@ -286,17 +290,22 @@ fn boost(
                 share.max(1e-6).ln()
             })
             .collect(),
-        _ => vec![y.mean().unwrap_or(0.0)],
+        _ => vec![y.iter().sum::<f64>() / n.max(1) as f64],
     };
     let binned = Binned::new(data.x, hp.int("max_bins"));
+    let growth = Growth {
+        max_depth: hp.int("max_depth"),
+        max_leaves: hp.int("max_leaves"),
+        lossguide: hp.text("grow_policy") == "lossguide",
+        lambda: hp.float("lambda"),
+        gamma: hp.float("gamma"),
+        min_child_weight: hp.float("min_child_weight"),
+        min_data_in_leaf: hp.int("min_data_in_leaf"),
+    };
+    let mut grower = Grower::new(&binned, growth);
     let eta = hp.float("eta");
-    let lambda = hp.float("lambda");
     let subsample = hp.float("subsample");
     let patience = hp.int("early_stopping_rounds");
-    let mut limits = limits(hp, data.x.ncols());
-    limits.min_samples_leaf = 1.0;
-    limits.min_samples_split = 2.0;
-    limits.min_child_weight = hp.float("min_child_weight");
     let mut model = TreeModel {
         kind: TreeKind::GradientBoosting,
         problem: data.problem,
@@ -308,71 +317,49 @@ fn boost(
     let mut valid_score: Option<Vec<f64>> = data
         .validation
         .map(|(x, _)| (0..x.nrows()).flat_map(|_| base.iter().copied()).collect());
-    let mut g = vec![0.0; n];
-    let mut h = vec![0.0; n];
-    let mut prob = vec![0.0; n * k];
+    let mut pairs = vec![[0.0; 2]; n * k];
+    gradients(data.problem, y, &score, k, &mut pairs);
     let mut rng = Rng::new(data.seed);
     let mut best: Option<(f64, usize)> = None;
     for round in 0..hp.int("num_round") {
         if stopped(monitor.stop) {
             return Err(MlError::Stopped);
         }
-        probabilities(data.problem, &score, k, &mut prob);
-        let rows: Vec<u32> = if subsample < 1.0 {
-            (0..n as u32).filter(|_| rng.unit() < subsample).collect()
-        } else {
-            (0..n as u32).collect()
-        };
+        let sample: Option<Vec<u32>> =
+            (subsample < 1.0).then(|| (0..n as u32).filter(|_| rng.unit() < subsample).collect());
         let mut round_trees = Vec::with_capacity(k);
         for class in 0..k {
-            for i in 0..n {
-                let (gi, hi) = match data.problem {
-                    ProblemType::Regression => (score[i] - y[i], 1.0),
-                    ProblemType::Binary => {
-                        let p = prob[i];
-                        (p - y[i], (p * (1.0 - p)).max(1e-16))
+            let grown = match &sample {
+                Some(rows) => grower.grow(rows.iter().copied(), &pairs, k, class),
+                None => grower.grow(0..n as u32, &pairs, k, class),
+            };
+            if sample.is_none() {
+                for (node, rows) in grown.leaves() {
+                    let v = eta * grown.tree.nodes[node].value[0];
+                    for &r in rows {
+                        score[r as usize * k + class] += v;
                     }
-                    _ => {
-                        let p = prob[i * k + class];
-                        let t = if y[i] as usize == class { 1.0 } else { 0.0 };
-                        (p - t, (p * (1.0 - p)).max(1e-16))
-                    }
-                };
-                g[i] = gi;
-                h[i] = hi;
+                }
             }
-            let (mut tree, leaves) = grow(
-                &binned,
-                rows.clone(),
-                &Rows::Gradients { g: &g, h: &h },
-                Criterion::Newton { lambda },
-                limits,
-                &mut rng,
-            );
+            let mut tree = grown.tree;
             tree.scale(eta);
-            if subsample < 1.0 {
-                for (i, row) in data.x.outer_iter().enumerate() {
-                    score[i * k + class] += tree.leaf_value(row)[0];
-                }
-            } else {
-                for (node, members) in leaves {
-                    let v = tree.nodes[node].value[0];
-                    for i in members {
-                        score[i as usize * k + class] += v;
-                    }
-                }
+            if sample.is_some() {
+                // Rows outside the sample reached no leaf while growing.
+                add_tree(&mut score, k, class, data.x, &tree);
             }
             if let (Some((x, _)), Some(vs)) = (data.validation, valid_score.as_mut()) {
-                for (i, row) in x.outer_iter().enumerate() {
-                    vs[i * k + class] += tree.leaf_value(row)[0];
-                }
+                add_tree(vs, k, class, x, &tree);
             }
             round_trees.push(tree);
         }
         model.trees.push(round_trees);
-        let mut metrics = vec![loss_metric("train", data.problem, y, &score, k)];
+        let train_loss = gradients(data.problem, y, &score, k, &mut pairs);
+        let mut metrics = vec![(loss_name("train", data.problem), train_loss)];
         if let (Some((_, vy)), Some(vs)) = (data.validation, valid_score.as_ref()) {
-            let loss = loss_metric("validation", data.problem, vy, vs, k);
+            let loss = (
+                loss_name("validation", data.problem),
+                loss(data.problem, &contiguous(vy), vs, k),
+            );
             let raw = Array2::from_shape_vec((vy.len(), k), vs.clone()).expect("k scores per row");
             // The scores already hold the base, so finish them with none.
             let zeroed = TreeModel {
@@ -404,54 +391,297 @@ fn boost(
     Ok(model)
 }
 
-fn probabilities(problem: ProblemType, score: &[f64], k: usize, out: &mut [f64]) {
-    match problem {
-        ProblemType::Binary => out
-            .iter_mut()
-            .zip(score)
-            .for_each(|(p, s)| *p = sigmoid(*s)),
-        ProblemType::Multiclass => {
-            out.copy_from_slice(score);
-            out.chunks_mut(k).for_each(softmax);
+/// Adds the tree's value for each row of `x` to its score of `class`, over every core.
+fn add_tree(scores: &mut [f64], k: usize, class: usize, x: &Array2<f64>, tree: &Tree) {
+    for_blocks_mut(scores, k, |rows, out| {
+        for (i, score) in rows.zip(out.chunks_mut(k)) {
+            score[class] += tree.leaf_value(x.row(i))[0];
         }
-        _ => {}
+    });
+}
+
+fn contiguous(y: &Array1<f64>) -> Cow<'_, [f64]> {
+    y.as_slice()
+        .map_or_else(|| Cow::Owned(y.to_vec()), Cow::Borrowed)
+}
+
+/// Each row's gradient and hessian pairs (`k` a row) for the scores, in one pass over every
+/// core that also sums the loss the scores have; returns that loss as XGBoost reports it.
+fn gradients(
+    problem: ProblemType,
+    y: &[f64],
+    score: &[f64],
+    k: usize,
+    pairs: &mut [[f64; 2]],
+) -> f64 {
+    let sums = for_blocks_mut(pairs, k, |rows, out| {
+        rows.zip(out.chunks_mut(k))
+            .map(|(i, p)| row_loss(problem, y[i], &score[i * k..(i + 1) * k], Some(p)))
+            .sum::<f64>()
+    });
+    reported_loss(problem, &sums, y.len())
+}
+
+/// The loss the scores have (logloss, mlogloss or rmse), over every core.
+fn loss(problem: ProblemType, y: &[f64], score: &[f64], k: usize) -> f64 {
+    let sums = map_blocks(y.len(), |rows| {
+        rows.map(|i| row_loss(problem, y[i], &score[i * k..(i + 1) * k], None))
+            .sum::<f64>()
+    });
+    reported_loss(problem, &sums, y.len())
+}
+
+fn reported_loss(problem: ProblemType, block_sums: &[f64], n: usize) -> f64 {
+    let mean = block_sums.iter().sum::<f64>() / n.max(1) as f64;
+    if problem.is_classification() {
+        mean
+    } else {
+        mean.sqrt()
     }
 }
 
-/// The boosting loss XGBoost reports: logloss, mlogloss or rmse.
-fn loss_metric(
-    prefix: &str,
-    problem: ProblemType,
-    y: &Array1<f64>,
-    score: &[f64],
-    k: usize,
-) -> (String, f64) {
-    let n = y.len().max(1) as f64;
+/// One row's loss for its scores and, into `pairs` when given, its gradient and hessian pairs.
+fn row_loss(problem: ProblemType, y: f64, s: &[f64], pairs: Option<&mut [[f64; 2]]>) -> f64 {
     match problem {
         ProblemType::Binary => {
-            let loss: f64 = y
-                .iter()
-                .zip(score)
-                .map(|(t, s)| {
-                    let p = sigmoid(*s).clamp(1e-15, 1.0 - 1e-15);
-                    -(t * p.ln() + (1.0 - t) * (1.0 - p).ln())
-                })
-                .sum();
-            (format!("{prefix}:logloss"), loss / n)
+            let s = s[0];
+            // One exp serves both the probability and the log-loss, stably.
+            let e = (-s.abs()).exp();
+            let p = if s >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            if let Some(pairs) = pairs {
+                pairs[0] = [p - y, (p * (1.0 - p)).max(1e-16)];
+            }
+            s.max(0.0) + e.ln_1p() - y * s
         }
         ProblemType::Multiclass => {
-            let mut p = score.to_vec();
-            p.chunks_mut(k).for_each(softmax);
-            let loss: f64 = y
-                .iter()
-                .enumerate()
-                .map(|(i, t)| -p[i * k + *t as usize].clamp(1e-15, 1.0).ln())
-                .sum();
-            (format!("{prefix}:mlogloss"), loss / n)
+            let max = s.iter().copied().fold(f64::MIN, f64::max);
+            let total: f64 = s.iter().map(|v| (v - max).exp()).sum();
+            let class = y as usize;
+            if let Some(pairs) = pairs {
+                for (c, (pair, v)) in pairs.iter_mut().zip(s).enumerate() {
+                    let p = (v - max).exp() / total;
+                    let t = if c == class { 1.0 } else { 0.0 };
+                    *pair = [p - t, (p * (1.0 - p)).max(1e-16)];
+                }
+            }
+            -((s[class] - max).exp() / total).clamp(1e-15, 1.0).ln()
         }
         _ => {
-            let se: f64 = y.iter().zip(score).map(|(t, s)| (t - s).powi(2)).sum();
-            (format!("{prefix}:rmse"), (se / n).sqrt())
+            let r = s[0] - y;
+            if let Some(pairs) = pairs {
+                pairs[0] = [r, 1.0];
+            }
+            r * r
         }
+    }
+}
+
+fn loss_name(prefix: &str, problem: ProblemType) -> String {
+    match problem {
+        ProblemType::Binary => format!("{prefix}:logloss"),
+        ProblemType::Multiclass => format!("{prefix}:mlogloss"),
+        _ => format!("{prefix}:rmse"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::algorithms::trees::LEAF;
+    use crate::algorithms::Algorithm;
+
+    /// A binary table whose label follows the first two features with a quarter of the labels
+    /// flipped: boosting with a large step learns the noise, so its validation loss turns up.
+    fn noisy(n: usize, seed: u64) -> (Array2<f64>, Array1<f64>) {
+        let mut rng = Rng::new(seed);
+        let x = Array2::from_shape_fn((n, 4), |_| rng.unit() * 2.0 - 1.0);
+        let y = Array1::from_shape_fn(n, |i| {
+            let clean = x[[i, 0]] + 0.5 * x[[i, 1]] > 0.0;
+            f64::from(u8::from(clean != (rng.unit() < 0.25)))
+        });
+        (x, y)
+    }
+
+    type Reports = Vec<(u64, Vec<(String, f64)>)>;
+
+    fn boost_with(
+        given: &[(&str, &str)],
+        seed: u64,
+        stop_at: Option<u64>,
+    ) -> (Result<TreeModel, MlError>, Reports) {
+        let (x, y) = noisy(3000, 1);
+        let (vx, vy) = noisy(1000, 2);
+        let hp = Algorithm::GradientBoosting
+            .resolve(
+                &given
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            )
+            .unwrap();
+        let data = FitData {
+            x: &x,
+            y: &y,
+            classes: 2,
+            problem: ProblemType::Binary,
+            validation: Some((&vx, &vy)),
+            seed,
+        };
+        let stop = AtomicBool::new(false);
+        let mut reports = Vec::new();
+        let mut report = |step: u64, metrics: Vec<(String, f64)>| {
+            if stop_at == Some(step) {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            reports.push((step, metrics));
+        };
+        let mut monitor = Monitor {
+            stop: &stop,
+            report: &mut report,
+        };
+        let model = fit(Algorithm::GradientBoosting, &hp, &data, &mut monitor);
+        (model, reports)
+    }
+
+    fn leaves(tree: &Tree) -> usize {
+        tree.nodes.iter().filter(|n| n.feature == LEAF).count()
+    }
+
+    fn depth(tree: &Tree, node: usize) -> usize {
+        let n = &tree.nodes[node];
+        if n.feature == LEAF {
+            0
+        } else {
+            1 + depth(tree, n.left as usize).max(depth(tree, n.right as usize))
+        }
+    }
+
+    #[test]
+    fn early_stopping_stops_patience_rounds_after_the_best_and_keeps_the_best() {
+        let patience = 4;
+        let (model, reports) = boost_with(
+            &[
+                ("eta", "0.6"),
+                ("num_round", "300"),
+                ("min_child_weight", "0"),
+                ("early_stopping_rounds", "4"),
+            ],
+            7,
+            None,
+        );
+        let model = model.unwrap();
+        let losses: Vec<f64> = reports
+            .iter()
+            .map(|(_, m)| m.iter().find(|(k, _)| k == "validation:logloss").unwrap().1)
+            .collect();
+        let best = (0..losses.len())
+            .min_by(|&a, &b| losses[a].total_cmp(&losses[b]).then(a.cmp(&b)))
+            .unwrap();
+        assert!(
+            losses.len() < 300,
+            "the noisy table overfits well before 300 rounds"
+        );
+        assert_eq!(
+            losses.len(),
+            best + 1 + patience,
+            "stopped {patience} rounds after the best"
+        );
+        assert_eq!(
+            model.trees.len(),
+            best + 1,
+            "the model ends at the best round"
+        );
+    }
+
+    #[test]
+    fn a_stop_between_rounds_ends_the_fit() {
+        let (model, reports) = boost_with(&[("num_round", "50")], 7, Some(3));
+        assert!(matches!(model, Err(MlError::Stopped)), "{model:?}");
+        assert_eq!(reports.len(), 3, "no round after the stop");
+    }
+
+    #[test]
+    fn the_same_seed_grows_the_same_trees() {
+        let hp = [("subsample", "0.7"), ("num_round", "10")];
+        let trees = |seed| boost_with(&hp, seed, None).0.unwrap().trees;
+        assert_eq!(trees(5), trees(5));
+        assert_ne!(trees(5), trees(6), "another seed samples other rows");
+    }
+
+    #[test]
+    fn leaf_wise_trees_grow_to_max_leaves_and_depth_wise_to_max_depth() {
+        let (model, _) = boost_with(
+            &[
+                ("grow_policy", "lossguide"),
+                ("max_leaves", "7"),
+                ("max_depth", "0"),
+                ("min_child_weight", "0"),
+                ("num_round", "5"),
+            ],
+            7,
+            None,
+        );
+        for round in model.unwrap().trees {
+            assert_eq!(leaves(&round[0]), 7);
+        }
+        let (model, _) = boost_with(
+            &[
+                ("max_depth", "2"),
+                ("min_child_weight", "0"),
+                ("num_round", "5"),
+            ],
+            7,
+            None,
+        );
+        for round in model.unwrap().trees {
+            assert_eq!(depth(&round[0], 0), 2);
+            assert_eq!(leaves(&round[0]), 4, "a full tree of depth 2");
+        }
+        let (model, _) = boost_with(
+            &[("max_depth", "4"), ("max_leaves", "5"), ("num_round", "3")],
+            7,
+            None,
+        );
+        for round in model.unwrap().trees {
+            assert_eq!(leaves(&round[0]), 5, "depth-wise stops at max_leaves too");
+        }
+    }
+
+    #[test]
+    fn the_reported_losses_are_the_models_own() {
+        let (model, reports) = boost_with(&[("num_round", "8")], 7, None);
+        let model = model.unwrap();
+        let (vx, vy) = noisy(1000, 2);
+        let Output::Classes(p) = model.predict(&vx) else {
+            panic!("a classifier gives classes")
+        };
+        let logloss = vy
+            .iter()
+            .enumerate()
+            .map(|(i, y)| -(if *y > 0.5 { p[[i, 1]] } else { p[[i, 0]] }).ln())
+            .sum::<f64>()
+            / vy.len() as f64;
+        let (_, last) = reports.last().unwrap();
+        let reported = last
+            .iter()
+            .find(|(k, _)| k == "validation:logloss")
+            .unwrap()
+            .1;
+        assert!(
+            (reported - logloss).abs() < 1e-9,
+            "{reported} against {logloss}"
+        );
+        let train = last.iter().find(|(k, _)| k == "train:logloss").unwrap().1;
+        assert!(
+            train < reported,
+            "the training loss is below the validation loss on noise"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! serialises into a model artifact.
 
 mod blocks;
+mod booster;
 mod classical;
 mod ensembles;
 pub mod kmeans;
@@ -267,8 +268,12 @@ impl Algorithm {
             Algorithm::GradientBoosting => vec![
                 int("num_round", "100", 1, 10_000, "boosting rounds"),
                 float("eta", "0.1", 0.0, 1.0, true, "learning rate"),
-                int("max_depth", "6", 1, 32, "depth of each tree"),
+                int("max_depth", "6", 0, 64, "deepest level of a tree (0: no limit, with grow_policy=lossguide or max_leaves)"),
+                int("max_leaves", "0", 0, 131_072, "most leaves of a tree (0: no limit, or 1 is refused); with lossguide, LightGBM's num_leaves"),
+                choice("grow_policy", "depthwise", &["depthwise", "lossguide"], "depthwise: level by level (XGBoost's default); lossguide: always the leaf that gains most (LightGBM's way)"),
                 float("min_child_weight", "1", 0.0, 1e6, false, "least hessian in a child"),
+                int("min_data_in_leaf", "1", 1, 1_000_000, "fewest training rows in a leaf (LightGBM's name)"),
+                float("gamma", "0", 0.0, 1e6, false, "least loss reduction a split must make (min_split_loss)"),
                 float("lambda", "1", 0.0, 1e6, false, "L2 penalty on leaf weights"),
                 float("subsample", "1", 0.0, 1.0, true, "share of rows each round sees"),
                 int("max_bins", "255", 2, 255, "histogram bins per feature"),
@@ -321,7 +326,32 @@ impl Algorithm {
             out.entry(spec.name.to_owned())
                 .or_insert_with(|| spec.default.to_owned());
         }
-        Ok(Hyperparameters(out))
+        let hp = Hyperparameters(out);
+        self.check_together(&hp)?;
+        Ok(hp)
+    }
+
+    /// What each value allows alone but not with the others.
+    fn check_together(self, hp: &Hyperparameters) -> Result<(), MlError> {
+        if self != Algorithm::GradientBoosting {
+            return Ok(());
+        }
+        if hp.int("max_leaves") == 1 {
+            return Err(MlError::Input(
+                "gradient-boosting hyperparameter max_leaves=1 leaves a tree a single leaf: \
+                 give 0 (no limit) or at least 2"
+                    .into(),
+            ));
+        }
+        if hp.int("max_depth") == 0 && hp.int("max_leaves") == 0 {
+            return Err(MlError::Input(
+                "gradient-boosting hyperparameter max_depth=0 (no depth limit) needs a leaf \
+                 limit: give max_leaves (for example max_leaves=31 grow_policy=lossguide) or a \
+                 max_depth of 1 or more"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -492,6 +522,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no hyperparameter `depth`"), "{err}");
+        let err = Algorithm::GradientBoosting
+            .resolve(&given("max_leaves", "1"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_leaves=1") && err.contains("at least 2"),
+            "{err}"
+        );
+        let err = Algorithm::GradientBoosting
+            .resolve(&given("max_depth", "0"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs a leaf limit"), "{err}");
+        let both = BTreeMap::from([
+            ("max_depth".to_owned(), "0".to_owned()),
+            ("max_leaves".to_owned(), "31".to_owned()),
+        ]);
+        assert!(Algorithm::GradientBoosting.resolve(&both).is_ok());
+        let err = Algorithm::GradientBoosting
+            .resolve(&given("grow_policy", "leafwise"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("depthwise, lossguide"), "{err}");
+        let err = Algorithm::GradientBoosting
+            .resolve(&given("min_data_in_leaf", "0"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("from 1 to"), "{err}");
         let hp = Algorithm::KMeans.resolve(&given("k", "3")).unwrap();
         assert_eq!(hp.int("k"), 3);
         assert_eq!(hp.int("max_iter"), 300);

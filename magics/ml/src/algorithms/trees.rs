@@ -1,9 +1,10 @@
-//! Histogram tree learners: the decision tree, the random forest and gradient-boosted trees.
+//! The histogram tree learner of the decision tree and the random forest (boosting has its
+//! own, in `booster`, laid out for gradient pairs).
 //!
 //! Why not linfa here: linfa-trees grows classification trees only (no regression tree, so no
 //! forest or boosting for regression) and finds exact splits by sorting at every node, which
 //! on a million rows is minutes where a histogram learner takes seconds; linfa-ensemble only
-//! bags those. So the three share one learner written here, in the way LightGBM and
+//! bags those. So the learners are written here, in the way LightGBM and
 //! scikit-learn's HistGradientBoosting work: each feature is cut into at most 255 bins once,
 //! a node's split is found from per-bin sums, and a child's histogram is its parent's minus its
 //! sibling's.
@@ -15,47 +16,82 @@ use serde::{Deserialize, Serialize};
 
 use super::Rng;
 
-const LEAF: u32 = u32::MAX;
+pub(super) const LEAF: u32 = u32::MAX;
 /// Rows at which building a node's histogram is worth a second thread.
 const PARALLEL_ROWS: usize = 50_000;
 
 /// Each feature's values as bin numbers, with the values that separate the bins.
 pub struct Binned {
-    bins: Vec<Vec<u8>>,
-    edges: Vec<Vec<f64>>,
+    pub(super) bins: Vec<Vec<u8>>,
+    /// Upper edges of each feature's bins (one fewer than its bins).
+    pub(super) edges: Vec<Vec<f64>>,
 }
 
 impl Binned {
+    /// Reads `x` row by row (a column of a row-major table is a pass over all of it per
+    /// feature): first a sample of rows for the edges, then row blocks on every core, each
+    /// giving its rows' bins feature by feature.
     pub fn new(x: &Array2<f64>, max_bins: usize) -> Binned {
         let max_bins = max_bins.clamp(2, 256);
         let (n, d) = x.dim();
-        let mut bins = Vec::with_capacity(d);
-        let mut edges = Vec::with_capacity(d);
-        for f in 0..d {
-            let col = x.column(f);
-            let e = bin_edges(col, max_bins);
-            let mut b = Vec::with_capacity(n);
-            for &v in col.iter() {
-                b.push(e.partition_point(|&edge| edge < v) as u8);
+        let stride = n.div_ceil(SAMPLE_ROWS).max(1);
+        let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(n / stride + 1); d];
+        for row in x.outer_iter().step_by(stride) {
+            for (sample, v) in samples.iter_mut().zip(row) {
+                sample.push(*v);
             }
-            bins.push(b);
-            edges.push(e);
         }
+        let edges = super::blocks::map_indexed(d, |f| bin_edges(samples[f].clone(), max_bins));
+        let blocks = super::blocks::map_blocks(n, |range| {
+            let len = range.len();
+            let mut out = vec![0u8; len * d];
+            for (j, i) in range.enumerate() {
+                for (f, v) in x.row(i).iter().enumerate() {
+                    out[f * len + j] = bin_of(&edges[f], *v);
+                }
+            }
+            out
+        });
+        let bins = (0..d)
+            .map(|f| {
+                let mut column = Vec::with_capacity(n);
+                for block in &blocks {
+                    let len = block.len() / d;
+                    column.extend_from_slice(&block[f * len..(f + 1) * len]);
+                }
+                column
+            })
+            .collect();
         Binned { bins, edges }
     }
 
     fn features(&self) -> usize {
         self.bins.len()
     }
+
+    pub fn rows(&self) -> usize {
+        self.bins.first().map_or(0, Vec::len)
+    }
 }
 
+/// The number of edges below `v` (its bin), by a binary search of fixed steps over the
+/// edges padded to 255: no branch to mispredict, where a value's bin is random.
+fn bin_of(edges: &[f64], v: f64) -> u8 {
+    let at = |i: usize| edges.get(i).copied().unwrap_or(f64::INFINITY);
+    let mut below = 0usize;
+    for step in [128, 64, 32, 16, 8, 4, 2, 1] {
+        below += usize::from(at(below + step - 1) < v) * step;
+    }
+    below as u8
+}
+
+/// Rows the bin edges are found from.
+const SAMPLE_ROWS: usize = 200_000;
+
 /// Upper edges of the bins: midpoints between distinct values, or between quantiles when there
-/// are more distinct values than bins (from a sample of at most 200,000 rows).
-fn bin_edges(col: ArrayView1<f64>, max_bins: usize) -> Vec<f64> {
-    let n = col.len();
-    let stride = n.div_ceil(200_000).max(1);
-    let mut sample: Vec<f64> = col.iter().step_by(stride).copied().collect();
-    sample.sort_by(f64::total_cmp);
+/// are more distinct values than bins (in a sample of at most `SAMPLE_ROWS` rows).
+fn bin_edges(mut sample: Vec<f64>, max_bins: usize) -> Vec<f64> {
+    sample.sort_unstable_by(f64::total_cmp);
     let mut distinct = sample.clone();
     distinct.dedup();
     let cut = |a: f64, b: f64| a + (b - a) / 2.0;
@@ -85,10 +121,6 @@ pub enum Criterion {
     },
     /// Squared error: sums of weight·y and weight.
     Variance,
-    /// Second-order boosting: sums of gradient, hessian and count; `lambda` is the L2 penalty.
-    Newton {
-        lambda: f64,
-    },
 }
 
 impl Criterion {
@@ -96,7 +128,6 @@ impl Criterion {
         match self {
             Criterion::Gini { classes } | Criterion::Entropy { classes } => classes,
             Criterion::Variance => 2,
-            Criterion::Newton { .. } => 3,
         }
     }
 
@@ -125,7 +156,6 @@ impl Criterion {
                     s[0] * s[0] / s[1]
                 }
             }
-            Criterion::Newton { lambda } => s[0] * s[0] / (s[1] + lambda),
         }
     }
 
@@ -133,7 +163,6 @@ impl Criterion {
         match self {
             Criterion::Gini { .. } | Criterion::Entropy { .. } => s.iter().sum(),
             Criterion::Variance => s[1],
-            Criterion::Newton { .. } => s[2],
         }
     }
 
@@ -144,7 +173,6 @@ impl Criterion {
                 s.iter().map(|c| c / n).collect()
             }
             Criterion::Variance => vec![if s[1] > 0.0 { s[0] / s[1] } else { 0.0 }],
-            Criterion::Newton { lambda } => vec![-s[0] / (s[1] + lambda)],
         }
     }
 }
@@ -153,7 +181,6 @@ impl Criterion {
 pub enum Rows<'a> {
     Classes { class: &'a [u32], weight: &'a [f64] },
     Values { y: &'a [f64], weight: &'a [f64] },
-    Gradients { g: &'a [f64], h: &'a [f64] },
 }
 
 #[derive(Clone, Copy)]
@@ -161,8 +188,6 @@ pub struct Limits {
     pub max_depth: usize,
     pub min_samples_leaf: f64,
     pub min_samples_split: f64,
-    /// Boosting: the least hessian a child may have.
-    pub min_child_weight: f64,
     /// Features tried at each node (all when equal to their number).
     pub max_features: usize,
 }
@@ -355,15 +380,6 @@ fn histogram(
                     out[b + 1] += weight[i];
                 }
             }
-            Rows::Gradients { g, h } => {
-                for &i in rows {
-                    let i = i as usize;
-                    let b = col[i] as usize * 3;
-                    out[b] += g[i];
-                    out[b + 1] += h[i];
-                    out[b + 2] += 1.0;
-                }
-            }
         }
     };
     let chunks: Vec<(usize, &mut [f64])> = hist
@@ -436,11 +452,6 @@ fn best_split(
             if nr < limits.min_samples_leaf {
                 break;
             }
-            if let Criterion::Newton { .. } = criterion {
-                if left[1] < limits.min_child_weight || right[1] < limits.min_child_weight {
-                    continue;
-                }
-            }
             let gain = criterion.score(&left) + criterion.score(&right) - parent;
             if gain > 1e-10 * parent.abs().max(1e-12) && best.is_none_or(|(g, _, _)| gain > g) {
                 best = Some((gain, f, b));
@@ -477,7 +488,6 @@ mod tests {
                 max_depth: 8,
                 min_samples_leaf: 1.0,
                 min_samples_split: 2.0,
-                min_child_weight: 0.0,
                 max_features: 2,
             },
             &mut Rng::new(1),
@@ -486,6 +496,28 @@ mod tests {
         for i in 0..200 {
             let p = tree.leaf_value(x.row(i));
             assert_eq!(p[class[i] as usize], 1.0);
+        }
+    }
+
+    #[test]
+    fn a_value_falls_in_the_bin_a_search_gives() {
+        let edges: Vec<f64> = (0..255).map(|i| i as f64 * 0.5).collect();
+        for edges in [&edges[..], &edges[..7], &edges[..1], &[][..]] {
+            for v in [
+                -1.0,
+                0.0,
+                0.25,
+                0.5,
+                3.0,
+                3.2,
+                126.9,
+                127.0,
+                500.0,
+                f64::NAN,
+            ] {
+                let want = edges.partition_point(|&e| e < v) as u8;
+                assert_eq!(bin_of(edges, v), want, "{v} in {} edges", edges.len());
+            }
         }
     }
 }

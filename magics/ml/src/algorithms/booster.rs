@@ -1,0 +1,665 @@
+//! The tree learner of gradient boosting, grown as LightGBM and scikit-learn's
+//! HistGradientBoosting grow theirs.
+//!
+//! Where a boosting round's time goes is one pass over a node's rows per histogram: everything
+//! else (the split search over 255 bins per feature, the partition) is small beside it. So the
+//! layout serves that pass, as HistGradientBoosting's does:
+//! - the bins are u8 columns, one per feature, and a feature's histogram (256 bins of three
+//!   sums, 6 KiB) stays in the first-level cache while its column is scanned; a row-major
+//!   layout fills every feature's histogram at once, 120 KiB that the scan keeps evicting;
+//! - the node's gradient and hessian pairs are gathered once into node order, so each
+//!   feature's pass reads them sequentially;
+//! - a node is a range of one index array, partitioned in place (stably, so rows stay in
+//!   memory order, and without branches) when it splits: no per-node vectors;
+//! - only the smaller child's histogram is built; the larger's is its parent's minus it, in
+//!   the parent's buffer, and buffers come from a pool made once per fit;
+//! - a large node's features are shared among the cores, each feature summed whole by one:
+//!   the same model for a seed on any number of cores.
+//!
+//! Trees grow depth-wise (XGBoost's default: level by level to `max_depth`) or leaf-wise
+//! (`lossguide`: always the leaf whose split gains most, LightGBM's way), either way stopping
+//! at `max_leaves`.
+
+use super::trees::{Binned, Node, Tree, LEAF};
+
+/// Rows of a large node summed by one core into one histogram of its own.
+const CHUNK_ROWS: usize = 65_536;
+/// Rows from which a smaller node's features are shared among the cores.
+const PARALLEL_ROWS: usize = 4096;
+/// Most chunks a node is cut into (each past the first needs a histogram of its own).
+const MAX_CHUNKS: usize = 16;
+
+/// Bins per feature in a histogram: every feature gets all 256, so a u8 bin indexes its part
+/// with no bounds check.
+const BINS: usize = 256;
+
+/// A histogram bin: sums of gradient, hessian and rows.
+type Bin = [f64; 3];
+
+/// What limits a tree.
+#[derive(Debug, Clone, Copy)]
+pub struct Growth {
+    /// 0: no limit.
+    pub max_depth: usize,
+    /// 0: no limit.
+    pub max_leaves: usize,
+    pub lossguide: bool,
+    pub lambda: f64,
+    /// The least gain a split must make (XGBoost's `gamma`).
+    pub gamma: f64,
+    pub min_child_weight: f64,
+    pub min_data_in_leaf: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Split {
+    gain: f64,
+    feature: usize,
+    bin: usize,
+    /// The left child's sums (the right's are the parent's minus them).
+    left: Bin,
+}
+
+struct Leaf {
+    node: usize,
+    start: usize,
+    end: usize,
+    depth: usize,
+    sums: Bin,
+    /// Its histogram in the pool, while it may still split.
+    hist: Option<usize>,
+    split: Option<Split>,
+}
+
+/// One fit's buffers, reused by every tree.
+pub struct Grower<'a> {
+    data: &'a Binned,
+    growth: Growth,
+    order: Vec<u32>,
+    scratch: Vec<u32>,
+    /// The pairs of the node being summed, in its rows' order.
+    ordered: Vec<[f64; 2]>,
+    pool: Vec<Vec<Bin>>,
+    /// Histograms of a node's chunks past the first.
+    partials: Vec<Vec<Bin>>,
+    free: Vec<usize>,
+    threads: usize,
+}
+
+/// A tree's leaves: the tree node and the rows (indices into the training rows) that reached
+/// it, so that boosting adds each leaf's value to its rows without walking the tree.
+pub struct Grown<'g> {
+    pub tree: Tree,
+    leaves: Vec<(usize, usize, usize)>,
+    order: &'g [u32],
+}
+
+impl Grown<'_> {
+    pub fn leaves(&self) -> impl Iterator<Item = (usize, &[u32])> + '_ {
+        self.leaves
+            .iter()
+            .map(|&(node, start, end)| (node, &self.order[start..end]))
+    }
+}
+
+impl<'a> Grower<'a> {
+    pub fn new(data: &'a Binned, growth: Growth) -> Grower<'a> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rows = data.rows();
+        Grower {
+            data,
+            growth,
+            order: Vec::with_capacity(rows),
+            scratch: vec![0; rows],
+            ordered: vec![[0.0; 2]; rows],
+            pool: Vec::new(),
+            partials: Vec::new(),
+            free: Vec::new(),
+            threads,
+        }
+    }
+
+    /// Grows one tree on `rows` (ascending) from each row's gradient and hessian pair,
+    /// `pairs[row * stride + offset]`. Leaf values are Newton steps, not yet scaled by the
+    /// learning rate.
+    pub fn grow(
+        &mut self,
+        rows: impl Iterator<Item = u32>,
+        pairs: &[[f64; 2]],
+        stride: usize,
+        offset: usize,
+    ) -> Grown<'_> {
+        self.order.clear();
+        self.order.extend(rows);
+        self.free = (0..self.pool.len()).collect();
+        let g = self.growth;
+        let mut tree = Tree {
+            nodes: vec![leaf_node()],
+        };
+        let root_hist = self.take_hist();
+        let len = self.order.len();
+        self.fill(root_hist, 0, len, pairs, stride, offset);
+        let sums = self.totals(root_hist);
+        let mut open: Vec<Leaf> = Vec::new();
+        let mut closed: Vec<Leaf> = Vec::new();
+        let mut root = Leaf {
+            node: 0,
+            start: 0,
+            end: len,
+            depth: 0,
+            sums,
+            hist: Some(root_hist),
+            split: None,
+        };
+        if self.splittable(&root) {
+            self.consider(&mut root);
+        }
+        self.place(root, &mut open, &mut closed);
+        let mut leaves = 1;
+        while g.max_leaves == 0 || leaves < g.max_leaves {
+            // Depth-wise takes the oldest open leaf (level order), leaf-wise the best.
+            let pick = if g.lossguide {
+                (0..open.len()).max_by(|&a, &b| {
+                    let (ga, gb) = (gain(&open[a]), gain(&open[b]));
+                    ga.total_cmp(&gb).then(b.cmp(&a))
+                })
+            } else if open.is_empty() {
+                None
+            } else {
+                Some(0)
+            };
+            let Some(i) = pick else { break };
+            let parent = open.remove(i);
+            let split = parent.split.expect("open leaves have a split");
+            let mid = self.partition(parent.start, parent.end, split);
+            let left_id = tree.nodes.len();
+            tree.nodes.push(leaf_node());
+            tree.nodes.push(leaf_node());
+            tree.nodes[parent.node] = Node {
+                feature: split.feature as u32,
+                threshold: self.data.edges[split.feature][split.bin],
+                left: left_id as u32,
+                right: left_id as u32 + 1,
+                value: Vec::new(),
+            };
+            let parent_hist = parent.hist.expect("open leaves keep their histogram");
+            let depth = parent.depth + 1;
+            let left_sums = split.left;
+            let right_sums = [
+                parent.sums[0] - left_sums[0],
+                parent.sums[1] - left_sums[1],
+                parent.sums[2] - left_sums[2],
+            ];
+            let child = |node, start, end, sums| Leaf {
+                node,
+                start,
+                end,
+                depth,
+                sums,
+                hist: None,
+                split: None,
+            };
+            let mut children = [
+                child(left_id, parent.start, mid, left_sums),
+                child(left_id + 1, mid, parent.end, right_sums),
+            ];
+            let may_split = g.max_depth == 0 || depth < g.max_depth;
+            if may_split && children.iter().any(|c| self.splittable(c)) {
+                // The smaller child is summed, the larger is its parent's minus it.
+                let small = usize::from(mid - parent.start > parent.end - mid);
+                let small_hist = self.take_hist();
+                let (start, end) = (children[small].start, children[small].end);
+                self.fill(small_hist, start, end, pairs, stride, offset);
+                self.subtract(parent_hist, small_hist);
+                children[small].hist = Some(small_hist);
+                children[1 - small].hist = Some(parent_hist);
+                for c in &mut children {
+                    if self.splittable(c) {
+                        self.consider(c);
+                    }
+                }
+            } else {
+                self.free.push(parent_hist);
+            }
+            // The left child first, so that depth-wise growth keeps level order left to right.
+            for child in children {
+                self.place(child, &mut open, &mut closed);
+            }
+            leaves += 1;
+        }
+        let mut out = Vec::with_capacity(leaves);
+        for leaf in open.into_iter().chain(closed) {
+            tree.nodes[leaf.node].value = vec![-leaf.sums[0] / (leaf.sums[1] + g.lambda)];
+            out.push((leaf.node, leaf.start, leaf.end));
+        }
+        out.sort_unstable();
+        Grown {
+            tree,
+            leaves: out,
+            order: &self.order,
+        }
+    }
+
+    /// Open leaves can still split; a closed one gives its histogram back.
+    fn place(&mut self, mut leaf: Leaf, open: &mut Vec<Leaf>, closed: &mut Vec<Leaf>) {
+        if leaf.split.is_some() {
+            open.push(leaf);
+        } else {
+            if let Some(h) = leaf.hist.take() {
+                self.free.push(h);
+            }
+            closed.push(leaf);
+        }
+    }
+
+    fn take_hist(&mut self) -> usize {
+        if let Some(h) = self.free.pop() {
+            return h;
+        }
+        self.pool.push(vec![[0.0; 3]; BINS * self.data.edges.len()]);
+        self.pool.len() - 1
+    }
+
+    /// The histogram of `order[start..end]` into pool buffer `into`.
+    fn fill(
+        &mut self,
+        into: usize,
+        start: usize,
+        end: usize,
+        pairs: &[[f64; 2]],
+        stride: usize,
+        offset: usize,
+    ) {
+        let rows = &self.order[start..end];
+        let columns = &self.data.bins;
+        let chunks = (rows.len() / CHUNK_ROWS).clamp(1, MAX_CHUNKS);
+        while self.partials.len() < chunks.min(MAX_CHUNKS) - 1 {
+            self.partials.push(vec![[0.0; 3]; self.pool[into].len()]);
+        }
+        // Chunk 0 sums into the histogram itself, the others into partials added after.
+        let mut outs: Vec<&mut [Bin]> = Vec::with_capacity(chunks);
+        outs.push(&mut self.pool[into]);
+        outs.extend(
+            self.partials
+                .iter_mut()
+                .take(chunks - 1)
+                .map(Vec::as_mut_slice),
+        );
+        let mut ordered: Vec<&mut [[f64; 2]]> = Vec::with_capacity(chunks);
+        let mut rest = &mut self.ordered[..rows.len()];
+        let cut = |c: usize| c * rows.len() / chunks;
+        for c in 0..chunks {
+            let (head, tail) = rest.split_at_mut(cut(c + 1) - cut(c));
+            ordered.push(head);
+            rest = tail;
+        }
+        let gather = |ordered: &mut [[f64; 2]], rows: &[u32]| {
+            for (o, &r) in ordered.iter_mut().zip(rows) {
+                *o = pairs[r as usize * stride + offset];
+            }
+        };
+        let threads = self.threads;
+        if chunks == 1 {
+            // A node too small to cut by rows: its features are shared among the cores.
+            let ordered = &mut *ordered.pop().expect("one chunk");
+            gather(ordered, rows);
+            let ordered = &*ordered;
+            let out = outs.pop().expect("one chunk");
+            let d = columns.len();
+            if rows.len() < PARALLEL_ROWS || threads <= 1 || d < 2 {
+                accumulate(columns, rows, ordered, out);
+                return;
+            }
+            // Each core a run of whole features.
+            let threads = threads.min(d);
+            std::thread::scope(|s| {
+                let mut rest = out;
+                for t in 0..threads {
+                    let features = t * d / threads..(t + 1) * d / threads;
+                    let (part, tail) = rest.split_at_mut(features.len() * BINS);
+                    rest = tail;
+                    let columns = &columns[features];
+                    s.spawn(move || accumulate(columns, rows, ordered, part));
+                }
+            });
+            return;
+        }
+        let work = |c: usize, out: &mut [Bin], ordered: &mut [[f64; 2]]| {
+            let rows = &rows[cut(c)..cut(c + 1)];
+            gather(ordered, rows);
+            accumulate(columns, rows, ordered, out);
+        };
+        let jobs: Vec<_> = outs.into_iter().zip(ordered).enumerate().collect();
+        let mut shares: Vec<Vec<_>> = (0..threads.min(chunks)).map(|_| Vec::new()).collect();
+        let count = shares.len();
+        for (i, job) in jobs.into_iter().enumerate() {
+            shares[i % count].push(job);
+        }
+        std::thread::scope(|s| {
+            for share in shares {
+                s.spawn(|| {
+                    for (c, (out, ordered)) in share {
+                        work(c, out, ordered);
+                    }
+                });
+            }
+        });
+        // In chunk order, whatever core summed which: the same sums on any machine.
+        let out = &mut self.pool[into];
+        for partial in &self.partials[..chunks - 1] {
+            for (o, p) in out.iter_mut().zip(partial) {
+                o[0] += p[0];
+                o[1] += p[1];
+                o[2] += p[2];
+            }
+        }
+    }
+
+    fn subtract(&mut self, from: usize, what: usize) {
+        let (a, b) = if from < what {
+            let (lo, hi) = self.pool.split_at_mut(what);
+            (&mut lo[from], &hi[0])
+        } else {
+            let (lo, hi) = self.pool.split_at_mut(from);
+            (&mut hi[0], &lo[what])
+        };
+        for (x, y) in a.iter_mut().zip(b.iter()) {
+            x[0] -= y[0];
+            x[1] -= y[1];
+            x[2] -= y[2];
+        }
+    }
+
+    /// The node's sums, from its first feature's bins.
+    fn totals(&self, hist: usize) -> Bin {
+        let h = &self.pool[hist];
+        let mut t = [0.0; 3];
+        for b in &h[..BINS] {
+            t[0] += b[0];
+            t[1] += b[1];
+            t[2] += b[2];
+        }
+        t
+    }
+
+    /// Whether the leaf has the rows and hessian for two children.
+    fn splittable(&self, leaf: &Leaf) -> bool {
+        let g = self.growth;
+        leaf.sums[2] >= 2.0 * g.min_data_in_leaf.max(1) as f64
+            && leaf.sums[1] >= 2.0 * g.min_child_weight
+    }
+
+    /// Finds the leaf's best split, if one gains.
+    fn consider(&self, leaf: &mut Leaf) {
+        let g = self.growth;
+        let min_data = g.min_data_in_leaf.max(1) as f64;
+        let score = |gs: f64, hs: f64| gs * gs / (hs + g.lambda);
+        let parent = score(leaf.sums[0], leaf.sums[1]);
+        let hist = &self.pool[leaf
+            .hist
+            .expect("a leaf being considered has its histogram")];
+        let mut best: Option<Split> = None;
+        for (f, edges) in self.data.edges.iter().enumerate() {
+            // The last bin is never a left side: nothing would go right.
+            let base = f * BINS;
+            let mut left = [0.0; 3];
+            for (b, bin) in hist[base..base + edges.len()].iter().enumerate() {
+                left[0] += bin[0];
+                left[1] += bin[1];
+                left[2] += bin[2];
+                let right = [
+                    leaf.sums[0] - left[0],
+                    leaf.sums[1] - left[1],
+                    leaf.sums[2] - left[2],
+                ];
+                if left[2] < min_data || left[1] < g.min_child_weight {
+                    continue;
+                }
+                if right[2] < min_data {
+                    break;
+                }
+                if right[1] < g.min_child_weight {
+                    continue;
+                }
+                let gain =
+                    0.5 * (score(left[0], left[1]) + score(right[0], right[1]) - parent) - g.gamma;
+                // Rounding leaves a gain of about 1e-16 of the parent on a useless split.
+                if gain > 1e-10 * parent.abs().max(1e-12) && best.is_none_or(|s| gain > s.gain) {
+                    best = Some(Split {
+                        gain,
+                        feature: f,
+                        bin: b,
+                        left,
+                    });
+                }
+            }
+        }
+        leaf.split = best;
+    }
+
+    /// Stable in-place partition of `order[start..end]` by the split; returns where the
+    /// right side starts. A large node is partitioned in chunks on every core, whose sides
+    /// are then joined in order.
+    fn partition(&mut self, start: usize, end: usize, split: Split) -> usize {
+        let column = &self.data.bins[split.feature][..];
+        let bin = split.bin as u8;
+        let order = &mut self.order[start..end];
+        let scratch = &mut self.scratch[start..end];
+        let chunks = (order.len() / CHUNK_ROWS).clamp(1, MAX_CHUNKS);
+        if chunks == 1 || self.threads <= 1 {
+            return start + partition_chunk(order, scratch, column, bin);
+        }
+        let size = order.len().div_ceil(chunks);
+        let lefts: Vec<usize> = std::thread::scope(|s| {
+            let handles: Vec<_> = order
+                .chunks_mut(size)
+                .zip(scratch.chunks_mut(size))
+                .map(|(o, sc)| s.spawn(move || partition_chunk(o, sc, column, bin)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a partition does not panic"))
+                .collect()
+        });
+        // Every chunk's left side, then every chunk's right side.
+        let mut at = 0;
+        for (c, &left) in lefts.iter().enumerate() {
+            let from = c * size;
+            scratch[at..at + left].copy_from_slice(&order[from..from + left]);
+            at += left;
+        }
+        let mid = at;
+        for (c, &left) in lefts.iter().enumerate() {
+            let (from, to) = (c * size + left, ((c + 1) * size).min(order.len()));
+            scratch[at..at + to - from].copy_from_slice(&order[from..to]);
+            at += to - from;
+        }
+        order.copy_from_slice(scratch);
+        start + mid
+    }
+}
+
+/// Stable partition of `order` (rows whose bin is at most `bin` first), with `scratch` of the
+/// same length; returns the left side's length. Both sides are written and one advances: no
+/// branch to mispredict on random splits.
+fn partition_chunk(order: &mut [u32], scratch: &mut [u32], column: &[u8], bin: u8) -> usize {
+    let (mut left, mut right) = (0, 0);
+    for i in 0..order.len() {
+        let r = order[i];
+        let goes_left = column[r as usize] <= bin;
+        order[left] = r;
+        scratch[right] = r;
+        left += usize::from(goes_left);
+        right += usize::from(!goes_left);
+    }
+    order[left..].copy_from_slice(&scratch[..right]);
+    left
+}
+
+fn gain(leaf: &Leaf) -> f64 {
+    leaf.split.map_or(f64::NEG_INFINITY, |s| s.gain)
+}
+
+fn leaf_node() -> Node {
+    Node {
+        feature: LEAF,
+        threshold: 0.0,
+        left: 0,
+        right: 0,
+        value: Vec::new(),
+    }
+}
+
+/// The pass the whole learner is built around: the histograms of `columns` (each feature's
+/// 256 bins in turn in `out`) over the node's rows. Four features share a pass, so a row's
+/// index and pair are read once for four sums, and their four histograms (24 KiB) stay in the
+/// first-level cache.
+fn accumulate(columns: &[Vec<u8>], rows: &[u32], ordered: &[[f64; 2]], out: &mut [Bin]) {
+    out.fill([0.0; 3]);
+    let mut groups = columns.chunks_exact(4).zip(out.chunks_exact_mut(4 * BINS));
+    for (group, hists) in &mut groups {
+        let columns: [&[u8]; 4] = std::array::from_fn(|i| &group[i][..]);
+        let mut parts = hists
+            .chunks_exact_mut(BINS)
+            .map(|p| <&mut [Bin; BINS]>::try_from(p).expect("a feature has 256 bins"));
+        let mut hists: [&mut [Bin; BINS]; 4] =
+            std::array::from_fn(|_| parts.next().expect("four features"));
+        for (&r, &[g, h]) in rows.iter().zip(ordered) {
+            for (column, hist) in columns.iter().zip(hists.iter_mut()) {
+                let e = &mut hist[column[r as usize] as usize];
+                e[0] += g;
+                e[1] += h;
+                e[2] += 1.0;
+            }
+        }
+    }
+    let done = columns.len() / 4 * 4;
+    for (column, hist) in columns[done..]
+        .iter()
+        .zip(out[done * BINS..].chunks_exact_mut(BINS))
+    {
+        let hist = <&mut [Bin; BINS]>::try_from(hist).expect("a feature has 256 bins");
+        for (&r, &[g, h]) in rows.iter().zip(ordered) {
+            let e = &mut hist[column[r as usize] as usize];
+            e[0] += g;
+            e[1] += h;
+            e[2] += 1.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn growth() -> Growth {
+        Growth {
+            max_depth: 0,
+            max_leaves: 0,
+            lossguide: true,
+            lambda: 0.0,
+            gamma: 0.0,
+            min_child_weight: 0.0,
+            min_data_in_leaf: 1,
+        }
+    }
+
+    /// Rows in four groups with a gradient each: 4 leaves at most gain.
+    fn steps(n: usize) -> (Vec<f64>, Vec<[f64; 2]>) {
+        let x: Vec<f64> = (0..n).map(|i| (i * 4 / n) as f64).collect();
+        let pairs = (0..n).map(|i| [x[i] - 1.5, 1.0]).collect();
+        (x, pairs)
+    }
+
+    #[test]
+    fn leaf_wise_growth_stops_at_the_leaf_limit_and_partitions_every_row_once() {
+        let n = 1000;
+        let (x, pairs) = steps(n);
+        let data = Binned::new(
+            &ndarray::Array2::from_shape_vec((n, 1), x.clone()).unwrap(),
+            255,
+        );
+        for (limit, want) in [(2, 2), (3, 3), (0, 4), (10, 4)] {
+            let mut grower = Grower::new(
+                &data,
+                Growth {
+                    max_leaves: limit,
+                    ..growth()
+                },
+            );
+            let grown = grower.grow(0..n as u32, &pairs, 1, 0);
+            let leaves: Vec<_> = grown.leaves().collect();
+            assert_eq!(leaves.len(), want, "max_leaves={limit}");
+            let mut seen: Vec<u32> = leaves.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n as u32).collect::<Vec<_>>());
+            // Every row's leaf is the one the tree sends it to.
+            for (node, rows) in leaves {
+                for &r in rows {
+                    let row = ndarray::arr1(&[x[r as usize]]);
+                    assert_eq!(
+                        grown.tree.leaf_value(row.view()),
+                        &grown.tree.nodes[node].value[..]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_leaf_holds_at_least_min_data_in_leaf_rows() {
+        // Fewer distinct values than bins: a bin for each row.
+        let n = 200;
+        let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        // One outlier row would be split off alone without the limit.
+        let pairs: Vec<[f64; 2]> = (0..n)
+            .map(|i| [if i == 0 { -50.0 } else { 0.1 }, 1.0])
+            .collect();
+        let data = Binned::new(
+            &ndarray::Array2::from_shape_vec((n, 1), x.clone()).unwrap(),
+            255,
+        );
+        for (min, smallest) in [(1, 1), (50, 50)] {
+            let mut grower = Grower::new(
+                &data,
+                Growth {
+                    min_data_in_leaf: min,
+                    max_leaves: 2,
+                    ..growth()
+                },
+            );
+            let grown = grower.grow(0..n as u32, &pairs, 1, 0);
+            let least = grown.leaves().map(|(_, r)| r.len()).min().unwrap();
+            assert_eq!(least, smallest, "min_data_in_leaf={min}");
+        }
+    }
+
+    #[test]
+    fn a_tree_does_not_depend_on_the_number_of_cores() {
+        let (rows, d) = (150_000, 3);
+        let x: Vec<f64> = (0..rows * d).map(|i| ((i * 7919) % 1013) as f64).collect();
+        let pairs: Vec<[f64; 2]> = (0..rows)
+            .map(|r| [x[r * d] / 1013.0 - 0.5 + x[r * d + 1] / 2026.0, 0.25])
+            .collect();
+        let data = Binned::new(
+            &ndarray::Array2::from_shape_vec((rows, d), x.clone()).unwrap(),
+            255,
+        );
+        let grow = |threads| {
+            let mut grower = Grower::new(
+                &data,
+                Growth {
+                    max_depth: 4,
+                    lossguide: false,
+                    ..growth()
+                },
+            );
+            grower.threads = threads;
+            grower.grow(0..rows as u32, &pairs, 1, 0).tree
+        };
+        let one = grow(1);
+        assert_eq!(one.nodes.len(), 31, "a full tree of depth 4");
+        assert_eq!(one, grow(2), "the same tree on one core and on two");
+        assert_eq!(one, grow(4));
+    }
+}
