@@ -6,13 +6,137 @@ use ndarray::{Array1, Array2};
 use crate::algorithms::Output;
 use crate::prep::ProblemType;
 
-pub fn accuracy(y: &Array1<f64>, proba: &Array2<f64>) -> f64 {
-    let hits = y
-        .iter()
-        .zip(proba.outer_iter())
-        .filter(|(t, p)| argmax_of(p.iter()) == **t as usize)
-        .count();
-    hits as f64 / y.len().max(1) as f64
+/// What every classification metric is read from, summed row by row, so that row blocks on
+/// several cores can each keep one and merge them in order.
+#[derive(Debug, Clone)]
+pub struct ClassTally {
+    rows: f64,
+    hits: f64,
+    log_loss: f64,
+    /// Per class: true positives, false positives, false negatives.
+    counts: Vec<[f64; 3]>,
+}
+
+impl ClassTally {
+    pub fn new(classes: usize) -> ClassTally {
+        ClassTally {
+            rows: 0.0,
+            hits: 0.0,
+            log_loss: 0.0,
+            counts: vec![[0.0; 3]; classes.max(2)],
+        }
+    }
+
+    /// One row: its true class and the model's probabilities.
+    pub fn add(&mut self, truth: usize, proba: &[f64]) {
+        let predicted = argmax(proba);
+        self.rows += 1.0;
+        if predicted == truth {
+            self.hits += 1.0;
+            self.counts[truth][0] += 1.0;
+        } else {
+            self.counts[predicted][1] += 1.0;
+            self.counts[truth][2] += 1.0;
+        }
+        self.log_loss -= proba[truth].clamp(1e-15, 1.0).ln();
+    }
+
+    pub fn merge(mut self, other: &ClassTally) -> ClassTally {
+        self.rows += other.rows;
+        self.hits += other.hits;
+        self.log_loss += other.log_loss;
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        self
+    }
+
+    pub fn accuracy(&self) -> f64 {
+        self.hits / self.rows.max(1.0)
+    }
+
+    pub fn logloss(&self) -> f64 {
+        self.log_loss / self.rows.max(1.0)
+    }
+
+    /// F1 of the positive class (index 1) for two classes; the unweighted mean over classes
+    /// (macro) for more.
+    pub fn f1(&self) -> f64 {
+        let score = |[tp, fp, fneg]: [f64; 3]| {
+            if tp == 0.0 {
+                0.0
+            } else {
+                2.0 * tp / (2.0 * tp + fp + fneg)
+            }
+        };
+        if self.counts.len() == 2 {
+            score(self.counts[1])
+        } else {
+            self.counts.iter().map(|c| score(*c)).sum::<f64>() / self.counts.len() as f64
+        }
+    }
+
+    pub fn metrics(&self, prefix: &str) -> Vec<(String, f64)> {
+        vec![
+            (format!("{prefix}:accuracy"), self.accuracy()),
+            (format!("{prefix}:f1"), self.f1()),
+            (format!("{prefix}:logloss"), self.logloss()),
+        ]
+    }
+}
+
+/// What every regression metric is read from, summed row by row (see [`ClassTally`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ValueTally {
+    /// The targets' mean, known before the rows are summed, for R²'s total sum of squares.
+    mean: f64,
+    rows: f64,
+    squared: f64,
+    absolute: f64,
+    total: f64,
+}
+
+impl ValueTally {
+    pub fn new(mean: f64) -> ValueTally {
+        ValueTally {
+            mean,
+            rows: 0.0,
+            squared: 0.0,
+            absolute: 0.0,
+            total: 0.0,
+        }
+    }
+
+    pub fn add(&mut self, truth: f64, predicted: f64) {
+        self.rows += 1.0;
+        self.squared += (truth - predicted).powi(2);
+        self.absolute += (truth - predicted).abs();
+        self.total += (truth - self.mean).powi(2);
+    }
+
+    pub fn merge(mut self, other: &ValueTally) -> ValueTally {
+        self.rows += other.rows;
+        self.squared += other.squared;
+        self.absolute += other.absolute;
+        self.total += other.total;
+        self
+    }
+
+    pub fn metrics(&self, prefix: &str) -> Vec<(String, f64)> {
+        let n = self.rows.max(1.0);
+        let mse = self.squared / n;
+        let r2 = if self.total == 0.0 {
+            0.0
+        } else {
+            1.0 - self.squared / self.total
+        };
+        vec![
+            (format!("{prefix}:r2"), r2),
+            (format!("{prefix}:rmse"), mse.sqrt()),
+            (format!("{prefix}:mse"), mse),
+            (format!("{prefix}:mae"), self.absolute / n),
+        ]
+    }
 }
 
 pub fn argmax(p: &[f64]) -> usize {
@@ -30,59 +154,6 @@ pub fn argmax_of<'a>(values: impl Iterator<Item = &'a f64>) -> usize {
     best.0
 }
 
-pub fn logloss(y: &Array1<f64>, proba: &Array2<f64>) -> f64 {
-    let total: f64 = y
-        .iter()
-        .zip(proba.outer_iter())
-        .map(|(t, p)| -p[*t as usize].clamp(1e-15, 1.0).ln())
-        .sum();
-    total / y.len().max(1) as f64
-}
-
-/// F1 of the positive class (index 1) for two classes; the unweighted mean over classes
-/// (macro) for more.
-pub fn f1(y: &Array1<f64>, proba: &Array2<f64>) -> f64 {
-    let k = proba.ncols();
-    let predicted: Vec<usize> = proba.outer_iter().map(|p| argmax_of(p.iter())).collect();
-    let score = |class: usize| {
-        let (mut tp, mut fp, mut fneg) = (0.0, 0.0, 0.0);
-        for (t, p) in y.iter().zip(&predicted) {
-            let (t, p) = (*t as usize == class, *p == class);
-            match (t, p) {
-                (true, true) => tp += 1.0,
-                (false, true) => fp += 1.0,
-                (true, false) => fneg += 1.0,
-                _ => {}
-            }
-        }
-        if tp == 0.0 {
-            0.0
-        } else {
-            2.0 * tp / (2.0 * tp + fp + fneg)
-        }
-    };
-    if k == 2 {
-        score(1)
-    } else {
-        (0..k).map(score).sum::<f64>() / k as f64
-    }
-}
-
-pub fn mse(y: &Array1<f64>, p: &Array1<f64>) -> f64 {
-    y.iter().zip(p).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / y.len().max(1) as f64
-}
-
-pub fn r2(y: &Array1<f64>, p: &Array1<f64>) -> f64 {
-    let mean = y.mean().unwrap_or(0.0);
-    let total: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();
-    let residual: f64 = y.iter().zip(p).map(|(a, b)| (a - b).powi(2)).sum();
-    if total == 0.0 {
-        0.0
-    } else {
-        1.0 - residual / total
-    }
-}
-
 /// The metrics of a data set (`prefix` is `train` or `validation`).
 pub fn evaluate(
     prefix: &str,
@@ -90,32 +161,30 @@ pub fn evaluate(
     y: &Array1<f64>,
     output: &Output,
 ) -> Vec<(String, f64)> {
-    let name = |m: &str| format!("{prefix}:{m}");
     match output {
-        Output::Classes(p) if problem.is_classification() => vec![
-            (name("accuracy"), accuracy(y, p)),
-            (name("f1"), f1(y, p)),
-            (name("logloss"), logloss(y, p)),
-        ],
+        Output::Classes(p) if problem.is_classification() => classes(y, p).metrics(prefix),
         Output::Values(p) => {
-            let m = mse(y, p);
-            vec![
-                (name("r2"), r2(y, p)),
-                (name("rmse"), m.sqrt()),
-                (name("mse"), m),
-                (
-                    name("mae"),
-                    y.iter().zip(p).map(|(a, b)| (a - b).abs()).sum::<f64>()
-                        / y.len().max(1) as f64,
-                ),
-            ]
+            let mut tally = ValueTally::new(y.mean().unwrap_or(0.0));
+            y.iter().zip(p).for_each(|(t, v)| tally.add(*t, *v));
+            tally.metrics(prefix)
         }
         Output::Clusters(_, d) => vec![(
-            name("msd"),
+            format!("{prefix}:msd"),
             d.iter().map(|x| x * x).sum::<f64>() / d.len().max(1) as f64,
         )],
         Output::Classes(_) => Vec::new(),
     }
+}
+
+fn classes(y: &Array1<f64>, proba: &Array2<f64>) -> ClassTally {
+    let mut tally = ClassTally::new(proba.ncols());
+    for (t, p) in y.iter().zip(proba.outer_iter()) {
+        match p.as_slice() {
+            Some(p) => tally.add(*t as usize, p),
+            None => tally.add(*t as usize, &p.to_vec()),
+        }
+    }
+    tally
 }
 
 /// Whether a smaller value of the metric is better (for sorting leaderboards).
@@ -141,16 +210,51 @@ mod tests {
     fn classification_metrics() {
         let y = array![0.0, 1.0, 1.0, 0.0];
         let p = array![[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]];
-        assert_eq!(accuracy(&y, &p), 0.75);
+        let tally = classes(&y, &p);
+        assert_eq!(tally.accuracy(), 0.75);
         // tp 1, fp 0, fn 1.
-        assert!((f1(&y, &p) - 2.0 / 3.0).abs() < 1e-12);
+        assert!((tally.f1() - 2.0 / 3.0).abs() < 1e-12);
+        let logloss = -(0.9f64.ln() + 0.8f64.ln() + 0.4f64.ln() + 0.7f64.ln()) / 4.0;
+        assert!((tally.logloss() - logloss).abs() < 1e-12);
         assert!(lower_is_better("validation:rmse") && !lower_is_better("validation:accuracy"));
+    }
+
+    #[test]
+    fn tallies_of_blocks_merge_into_the_whole() {
+        let y = array![0.0, 2.0, 1.0, 2.0, 0.0];
+        let p = array![
+            [0.5, 0.3, 0.2],
+            [0.1, 0.2, 0.7],
+            [0.6, 0.3, 0.1],
+            [0.2, 0.5, 0.3],
+            [0.3, 0.3, 0.4]
+        ];
+        let whole = classes(&y, &p);
+        let mut first = ClassTally::new(3);
+        let mut second = ClassTally::new(3);
+        for i in 0..5 {
+            let t = if i < 2 { &mut first } else { &mut second };
+            t.add(y[i] as usize, p.row(i).as_slice().unwrap());
+        }
+        let merged = first.merge(&second);
+        for ((a, x), (b, y)) in merged.metrics("v").iter().zip(whole.metrics("v")) {
+            assert_eq!(*a, b);
+            assert!((x - y).abs() < 1e-12, "{a}: {x} against {y}");
+        }
+        assert_eq!(whole.accuracy(), 0.4);
+        // Predicted 0, 2, 0, 1, 2. Macro F1: class 0 (tp 1, fp 1, fn 1) 1/2, class 1 (no tp) 0,
+        // class 2 (tp 1, fp 1, fn 1) 1/2.
+        assert!((whole.f1() - 1.0 / 3.0).abs() < 1e-12);
     }
 
     #[test]
     fn regression_metrics() {
         let y = array![1.0, 2.0, 3.0];
-        assert_eq!(r2(&y, &y), 1.0);
-        assert!((mse(&y, &array![1.0, 2.0, 4.0]) - 1.0 / 3.0).abs() < 1e-12);
+        let m = |p: Array1<f64>| evaluate("v", ProblemType::Regression, &y, &Output::Values(p));
+        assert_eq!(m(y.clone())[0], ("v:r2".to_owned(), 1.0));
+        let off = m(array![1.0, 2.0, 4.0]);
+        assert!((off[2].1 - 1.0 / 3.0).abs() < 1e-12, "mse: {off:?}");
+        assert!((off[0].1 - 0.5).abs() < 1e-12, "r2 = 1 - 1/2: {off:?}");
+        assert!((off[3].1 - 1.0 / 3.0).abs() < 1e-12, "mae: {off:?}");
     }
 }

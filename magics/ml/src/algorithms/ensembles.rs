@@ -5,11 +5,11 @@ use std::borrow::Cow;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::blocks::{for_blocks_mut, map_blocks};
+use super::blocks::{for_blocks_mut, map_blocks, row_major};
 use super::booster::{Grower, Growth};
 use super::trees::{grow, stopped, Binned, Criterion, Limits, Rows, Tree};
 use super::{Algorithm, FitData, Hyperparameters, Monitor, Output, Rng};
-use crate::metrics::evaluate;
+use crate::metrics::{evaluate, ClassTally, ValueTally};
 use crate::prep::ProblemType;
 use crate::MlError;
 
@@ -93,16 +93,6 @@ impl TreeModel {
             Output::Classes(raw)
         } else {
             Output::Values(raw.column(0).to_owned())
-        }
-    }
-
-    fn clone_shape(&self) -> TreeModel {
-        TreeModel {
-            kind: self.kind,
-            problem: self.problem,
-            classes: self.classes,
-            base: self.base.clone(),
-            trees: Vec::new(),
         }
     }
 
@@ -317,6 +307,9 @@ fn boost(
     let mut valid_score: Option<Vec<f64>> = data
         .validation
         .map(|(x, _)| (0..x.nrows()).flat_map(|_| base.iter().copied()).collect());
+    // Row-major copies (borrowed where the tables already are) for the trees' walks.
+    let valid_rows = data.validation.map(|(x, _)| row_major(x.view()));
+    let train_rows = (subsample < 1.0).then(|| row_major(data.x.view()));
     let mut pairs = vec![[0.0; 2]; n * k];
     gradients(data.problem, y, &score, k, &mut pairs);
     let mut rng = Rng::new(data.seed);
@@ -343,11 +336,11 @@ fn boost(
             }
             let mut tree = grown.tree;
             tree.scale(eta);
-            if sample.is_some() {
+            if let Some(x) = &train_rows {
                 // Rows outside the sample reached no leaf while growing.
-                add_tree(&mut score, k, class, data.x, &tree);
+                add_tree(&mut score, k, class, x, &tree);
             }
-            if let (Some((x, _)), Some(vs)) = (data.validation, valid_score.as_mut()) {
+            if let (Some(x), Some(vs)) = (&valid_rows, valid_score.as_mut()) {
                 add_tree(vs, k, class, x, &tree);
             }
             round_trees.push(tree);
@@ -356,22 +349,20 @@ fn boost(
         let train_loss = gradients(data.problem, y, &score, k, &mut pairs);
         let mut metrics = vec![(loss_name("train", data.problem), train_loss)];
         if let (Some((_, vy)), Some(vs)) = (data.validation, valid_score.as_ref()) {
-            let loss = (
-                loss_name("validation", data.problem),
-                loss(data.problem, &contiguous(vy), vs, k),
-            );
-            let raw = Array2::from_shape_vec((vy.len(), k), vs.clone()).expect("k scores per row");
-            // The scores already hold the base, so finish them with none.
-            let zeroed = TreeModel {
-                base: vec![0.0; k],
-                trees: Vec::new(),
-                ..model.clone_shape()
+            let mut valid = validation_metrics(data.problem, &contiguous(vy), vs, k);
+            let name = loss_name("validation", data.problem);
+            let loss = match valid.iter().position(|(m, _)| *m == name) {
+                Some(at) => valid.remove(at),
+                // Softmax's loss is XGBoost's mlogloss, the same number as logloss.
+                None => (
+                    name,
+                    valid
+                        .iter()
+                        .find(|(m, _)| m.ends_with(":logloss"))
+                        .map_or(0.0, |m| m.1),
+                ),
             };
-            metrics.extend(
-                evaluate("validation", data.problem, vy, &zeroed.finish(raw, 1))
-                    .into_iter()
-                    .filter(|(m, _)| *m != loss.0),
-            );
+            metrics.extend(valid);
             if patience > 0 {
                 match best {
                     Some((b, _)) if loss.1 >= b => {}
@@ -391,11 +382,62 @@ fn boost(
     Ok(model)
 }
 
-/// Adds the tree's value for each row of `x` to its score of `class`, over every core.
-fn add_tree(scores: &mut [f64], k: usize, class: usize, x: &Array2<f64>, tree: &Tree) {
+/// The validation metrics of the scores (`k` a row), as `evaluate` gives them from the
+/// model's output, summed over row blocks on every core.
+fn validation_metrics(
+    problem: ProblemType,
+    y: &[f64],
+    scores: &[f64],
+    k: usize,
+) -> Vec<(String, f64)> {
+    if !problem.is_classification() {
+        let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
+        let tallies = map_blocks(y.len(), |rows| {
+            let mut t = ValueTally::new(mean);
+            rows.for_each(|i| t.add(y[i], scores[i]));
+            t
+        });
+        let whole = tallies
+            .iter()
+            .fold(ValueTally::new(mean), |a, b| a.merge(b));
+        return whole.metrics("validation");
+    }
+    let classes = k.max(2);
+    let tallies = map_blocks(y.len(), |rows| {
+        let mut t = ClassTally::new(classes);
+        let mut proba = vec![0.0; classes];
+        for i in rows {
+            probabilities(&scores[i * k..(i + 1) * k], &mut proba);
+            t.add(y[i] as usize, &proba);
+        }
+        t
+    });
+    let whole = tallies
+        .iter()
+        .fold(ClassTally::new(classes), |a, b| a.merge(b));
+    whole.metrics("validation")
+}
+
+/// A row's class probabilities from its scores: the sigmoid of one, or the softmax of several.
+fn probabilities(scores: &[f64], out: &mut [f64]) {
+    if let [s] = scores {
+        let p = sigmoid(*s);
+        out[0] = 1.0 - p;
+        out[1] = p;
+    } else {
+        out.copy_from_slice(scores);
+        softmax(out);
+    }
+}
+
+/// Adds the tree's value for each row of the row-major `x` to its score of `class`, over
+/// every core.
+fn add_tree(scores: &mut [f64], k: usize, class: usize, x: &[f64], tree: &Tree) {
+    let d = x.len() / (scores.len() / k).max(1);
     for_blocks_mut(scores, k, |rows, out| {
         for (i, score) in rows.zip(out.chunks_mut(k)) {
-            score[class] += tree.leaf_value(x.row(i))[0];
+            let row = &x[i * d..(i + 1) * d];
+            score[class] += tree.leaf_of(|f| row[f])[0];
         }
     });
 }
@@ -422,15 +464,6 @@ fn gradients(
     reported_loss(problem, &sums, y.len())
 }
 
-/// The loss the scores have (logloss, mlogloss or rmse), over every core.
-fn loss(problem: ProblemType, y: &[f64], score: &[f64], k: usize) -> f64 {
-    let sums = map_blocks(y.len(), |rows| {
-        rows.map(|i| row_loss(problem, y[i], &score[i * k..(i + 1) * k], None))
-            .sum::<f64>()
-    });
-    reported_loss(problem, &sums, y.len())
-}
-
 fn reported_loss(problem: ProblemType, block_sums: &[f64], n: usize) -> f64 {
     let mean = block_sums.iter().sum::<f64>() / n.max(1) as f64;
     if problem.is_classification() {
@@ -445,7 +478,8 @@ fn row_loss(problem: ProblemType, y: f64, s: &[f64], pairs: Option<&mut [[f64; 2
     match problem {
         ProblemType::Binary => {
             let s = s[0];
-            // One exp serves both the probability and the log-loss, stably.
+            // One exp serves both the probability and the log-loss, stably (ln(1 + e) for
+            // e ≤ 1 loses nothing that matters beside the loss, and log1p costs twice ln).
             let e = (-s.abs()).exp();
             let p = if s >= 0.0 {
                 1.0 / (1.0 + e)
@@ -455,7 +489,7 @@ fn row_loss(problem: ProblemType, y: f64, s: &[f64], pairs: Option<&mut [[f64; 2
             if let Some(pairs) = pairs {
                 pairs[0] = [p - y, (p * (1.0 - p)).max(1e-16)];
             }
-            s.max(0.0) + e.ln_1p() - y * s
+            s.max(0.0) + (1.0 + e).ln() - y * s
         }
         ProblemType::Multiclass => {
             let max = s.iter().copied().fold(f64::MIN, f64::max);

@@ -209,13 +209,18 @@ pub struct Tree {
 
 impl Tree {
     pub fn leaf_value(&self, row: ArrayView1<f64>) -> &[f64] {
+        self.leaf_of(|f| row[f])
+    }
+
+    /// The leaf a row reaches, given its value of each feature.
+    pub fn leaf_of(&self, value: impl Fn(usize) -> f64) -> &[f64] {
         let mut i = 0usize;
         loop {
             let node = &self.nodes[i];
             if node.feature == LEAF {
                 return &node.value;
             }
-            i = if row[node.feature as usize] <= node.threshold {
+            i = if value(node.feature as usize) <= node.threshold {
                 node.left
             } else {
                 node.right
