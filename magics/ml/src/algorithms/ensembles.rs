@@ -42,24 +42,28 @@ impl TreeModel {
         }
     }
 
-    /// Summed (boosting) or averaged (tree, forest) leaf values.
+    /// Summed (boosting) or averaged (tree, forest) leaf values, over row blocks on every
+    /// core.
     fn raw(&self, x: &Array2<f64>, rounds: &[Vec<Tree>]) -> Array2<f64> {
         let k = self.outputs();
         let mut out = Array2::<f64>::zeros((x.nrows(), k));
-        for (i, row) in x.outer_iter().enumerate() {
-            for round in rounds {
-                for (t, tree) in round.iter().enumerate() {
-                    let v = tree.leaf_value(row);
-                    if self.kind == TreeKind::GradientBoosting {
-                        out[[i, t]] += v[0];
-                    } else {
-                        for (j, value) in v.iter().enumerate() {
-                            out[[i, j]] += value;
+        let boosting = self.kind == TreeKind::GradientBoosting;
+        let slots = out.as_slice_mut().expect("a new array is contiguous");
+        for_blocks_mut(slots, k, |rows, block| {
+            for (i, sums) in rows.zip(block.chunks_mut(k)) {
+                let row = x.row(i);
+                for round in rounds {
+                    for (t, tree) in round.iter().enumerate() {
+                        let v = tree.leaf_value(row);
+                        if boosting {
+                            sums[t] += v[0];
+                        } else {
+                            sums.iter_mut().zip(v).for_each(|(s, value)| *s += value);
                         }
                     }
                 }
             }
-        }
+        });
         out
     }
 
