@@ -465,16 +465,33 @@ impl<'a> Grower<'a> {
             return start + partition_chunk(order, scratch, column, bin);
         }
         let size = order.len().div_ceil(chunks);
-        let lefts: Vec<usize> = std::thread::scope(|s| {
-            let handles: Vec<_> = order
-                .chunks_mut(size)
-                .zip(scratch.chunks_mut(size))
-                .map(|(o, sc)| s.spawn(move || partition_chunk(o, sc, column, bin)))
-                .collect();
-            handles
+        let threads = self.threads.min(chunks);
+        let mut lefts = vec![0; order.len().div_ceil(size)];
+        let mut shares: Vec<Vec<_>> = (0..threads).map(|_| Vec::new()).collect();
+        for (c, job) in order
+            .chunks_mut(size)
+            .zip(scratch.chunks_mut(size))
+            .enumerate()
+        {
+            shares[c % threads].push((c, job));
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = shares
                 .into_iter()
-                .map(|h| h.join().expect("a partition does not panic"))
-                .collect()
+                .map(|share| {
+                    s.spawn(move || {
+                        share
+                            .into_iter()
+                            .map(|(c, (o, sc))| (c, partition_chunk(o, sc, column, bin)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for h in handles {
+                for (c, left) in h.join().expect("a partition does not panic") {
+                    lefts[c] = left;
+                }
+            }
         });
         // Every chunk's left side, then every chunk's right side.
         let mut at = 0;
