@@ -504,51 +504,33 @@ mod tests {
     #[test]
     fn hyperparameters_are_checked_before_training() {
         let given = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
-        let err = Algorithm::GradientBoosting
-            .resolve(&given("eta", "1.5"))
-            .unwrap_err()
-            .to_string();
+        let refused =
+            |a: Algorithm, k: &str, v: &str| a.resolve(&given(k, v)).unwrap_err().to_string();
+        let boosting = Algorithm::GradientBoosting;
+        let err = refused(boosting, "eta", "1.5");
         assert!(
             err.contains("eta=1.5") && err.contains("at most 1"),
             "{err}"
         );
-        let err = Algorithm::RandomForest
-            .resolve(&given("max_features", "0"))
-            .unwrap_err()
-            .to_string();
+        let err = refused(Algorithm::RandomForest, "max_features", "0");
         assert!(err.contains("auto, sqrt, log2, all"), "{err}");
-        let err = Algorithm::Svm
-            .resolve(&given("depth", "3"))
-            .unwrap_err()
-            .to_string();
+        let err = refused(Algorithm::Svm, "depth", "3");
         assert!(err.contains("no hyperparameter `depth`"), "{err}");
-        let err = Algorithm::GradientBoosting
-            .resolve(&given("max_leaves", "1"))
-            .unwrap_err()
-            .to_string();
+        let err = refused(boosting, "max_leaves", "1");
         assert!(
             err.contains("max_leaves=1") && err.contains("at least 2"),
             "{err}"
         );
-        let err = Algorithm::GradientBoosting
-            .resolve(&given("max_depth", "0"))
-            .unwrap_err()
-            .to_string();
+        let err = refused(boosting, "max_depth", "0");
         assert!(err.contains("needs a leaf limit"), "{err}");
         let both = BTreeMap::from([
             ("max_depth".to_owned(), "0".to_owned()),
             ("max_leaves".to_owned(), "31".to_owned()),
         ]);
-        assert!(Algorithm::GradientBoosting.resolve(&both).is_ok());
-        let err = Algorithm::GradientBoosting
-            .resolve(&given("grow_policy", "leafwise"))
-            .unwrap_err()
-            .to_string();
+        assert!(boosting.resolve(&both).is_ok());
+        let err = refused(boosting, "grow_policy", "leafwise");
         assert!(err.contains("depthwise, lossguide"), "{err}");
-        let err = Algorithm::GradientBoosting
-            .resolve(&given("min_data_in_leaf", "0"))
-            .unwrap_err()
-            .to_string();
+        let err = refused(boosting, "min_data_in_leaf", "0");
         assert!(err.contains("from 1 to"), "{err}");
         let hp = Algorithm::KMeans.resolve(&given("k", "3")).unwrap();
         assert_eq!(hp.int("k"), 3);
