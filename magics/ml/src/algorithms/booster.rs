@@ -280,7 +280,7 @@ impl<'a> Grower<'a> {
         let columns = &self.data.bins;
         let counted = self.counted;
         let chunks = (rows.len() / CHUNK_ROWS).clamp(1, MAX_CHUNKS);
-        while self.partials.len() < chunks.min(MAX_CHUNKS) - 1 {
+        while self.partials.len() < chunks - 1 {
             self.partials.push(vec![[0.0; 3]; self.pool[into].len()]);
         }
         // Chunk 0 sums into the histogram itself, the others into partials added after.

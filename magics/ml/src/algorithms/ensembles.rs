@@ -462,14 +462,10 @@ fn gradients(
 ) -> f64 {
     let sums = for_blocks_mut(pairs, k, |rows, out| {
         rows.zip(out.chunks_mut(k))
-            .map(|(i, p)| row_loss(problem, y[i], &score[i * k..(i + 1) * k], Some(p)))
+            .map(|(i, p)| row_loss(problem, y[i], &score[i * k..(i + 1) * k], p))
             .sum::<f64>()
     });
-    reported_loss(problem, &sums, y.len())
-}
-
-fn reported_loss(problem: ProblemType, block_sums: &[f64], n: usize) -> f64 {
-    let mean = block_sums.iter().sum::<f64>() / n.max(1) as f64;
+    let mean = sums.iter().sum::<f64>() / y.len().max(1) as f64;
     if problem.is_classification() {
         mean
     } else {
@@ -477,8 +473,8 @@ fn reported_loss(problem: ProblemType, block_sums: &[f64], n: usize) -> f64 {
     }
 }
 
-/// One row's loss for its scores and, into `pairs` when given, its gradient and hessian pairs.
-fn row_loss(problem: ProblemType, y: f64, s: &[f64], pairs: Option<&mut [[f64; 2]]>) -> f64 {
+/// One row's loss for its scores; its gradient and hessian pairs go into `pairs`.
+fn row_loss(problem: ProblemType, y: f64, s: &[f64], pairs: &mut [[f64; 2]]) -> f64 {
     match problem {
         ProblemType::Binary => {
             let s = s[0];
@@ -490,29 +486,23 @@ fn row_loss(problem: ProblemType, y: f64, s: &[f64], pairs: Option<&mut [[f64; 2
             } else {
                 e / (1.0 + e)
             };
-            if let Some(pairs) = pairs {
-                pairs[0] = [p - y, (p * (1.0 - p)).max(1e-16)];
-            }
+            pairs[0] = [p - y, (p * (1.0 - p)).max(1e-16)];
             s.max(0.0) + (1.0 + e).ln() - y * s
         }
         ProblemType::Multiclass => {
             let max = s.iter().copied().fold(f64::MIN, f64::max);
             let total: f64 = s.iter().map(|v| (v - max).exp()).sum();
             let class = y as usize;
-            if let Some(pairs) = pairs {
-                for (c, (pair, v)) in pairs.iter_mut().zip(s).enumerate() {
-                    let p = (v - max).exp() / total;
-                    let t = if c == class { 1.0 } else { 0.0 };
-                    *pair = [p - t, (p * (1.0 - p)).max(1e-16)];
-                }
+            for (c, (pair, v)) in pairs.iter_mut().zip(s).enumerate() {
+                let p = (v - max).exp() / total;
+                let t = if c == class { 1.0 } else { 0.0 };
+                *pair = [p - t, (p * (1.0 - p)).max(1e-16)];
             }
             -((s[class] - max).exp() / total).clamp(1e-15, 1.0).ln()
         }
         _ => {
             let r = s[0] - y;
-            if let Some(pairs) = pairs {
-                pairs[0] = [r, 1.0];
-            }
+            pairs[0] = [r, 1.0];
             r * r
         }
     }
