@@ -6,13 +6,68 @@ use ndarray::{Array1, Array2};
 use crate::algorithms::Output;
 use crate::prep::ProblemType;
 
+/// A sum of logarithms kept as the product of their arguments (a mantissa and a power of
+/// two), so that a log-loss over a million rows costs a multiply a row and one `ln` at the
+/// end: the `ln` a row was most of a boosting round's loss. Exact to about 1e-16 relative a
+/// row, as a sum of `ln`s is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LnSum {
+    mantissa: f64,
+    exponent: i64,
+}
+
+impl Default for LnSum {
+    fn default() -> LnSum {
+        LnSum {
+            mantissa: 1.0,
+            exponent: 0,
+        }
+    }
+}
+
+impl LnSum {
+    /// Adds `ln(x)`; `x` positive and finite (callers clamp probabilities away from 0).
+    #[inline]
+    pub fn add_ln_of(&mut self, x: f64) {
+        self.mantissa *= x;
+        // Far from both ends of f64's range: any factor a caller passes (down to 1e-15, up
+        // to 2^500) keeps the next product normal.
+        if !(1e-150..=1e150).contains(&self.mantissa) {
+            self.normalise();
+        }
+    }
+
+    fn normalise(&mut self) {
+        if !self.mantissa.is_normal() {
+            // A NaN or an infinity stays what it is, for the metric to show it.
+            return;
+        }
+        let bits = self.mantissa.to_bits();
+        let biased = ((bits >> 52) & 0x7ff) as i64;
+        self.exponent += biased - 1023;
+        self.mantissa = f64::from_bits((bits & !(0x7ff << 52)) | (1023 << 52));
+    }
+
+    pub fn merge(mut self, other: LnSum) -> LnSum {
+        self.mantissa *= other.mantissa;
+        self.exponent += other.exponent;
+        self.normalise();
+        self
+    }
+
+    pub fn value(&self) -> f64 {
+        self.mantissa.ln() + self.exponent as f64 * std::f64::consts::LN_2
+    }
+}
+
 /// What every classification metric is read from, summed row by row, so that row blocks on
 /// several cores can each keep one and merge them in order.
 #[derive(Debug, Clone)]
 pub struct ClassTally {
     rows: f64,
     hits: f64,
-    log_loss: f64,
+    /// The product of the true classes' probabilities, whose ln is the summed log-loss.
+    likelihood: LnSum,
     /// Per class: true positives, false positives, false negatives.
     counts: Vec<[f64; 3]>,
 }
@@ -22,7 +77,7 @@ impl ClassTally {
         ClassTally {
             rows: 0.0,
             hits: 0.0,
-            log_loss: 0.0,
+            likelihood: LnSum::default(),
             counts: vec![[0.0; 3]; classes.max(2)],
         }
     }
@@ -38,13 +93,13 @@ impl ClassTally {
             self.counts[predicted][1] += 1.0;
             self.counts[truth][2] += 1.0;
         }
-        self.log_loss -= proba[truth].clamp(1e-15, 1.0).ln();
+        self.likelihood.add_ln_of(proba[truth].clamp(1e-15, 1.0));
     }
 
     pub fn merge(mut self, other: &ClassTally) -> ClassTally {
         self.rows += other.rows;
         self.hits += other.hits;
-        self.log_loss += other.log_loss;
+        self.likelihood = self.likelihood.merge(other.likelihood);
         for (a, b) in self.counts.iter_mut().zip(&other.counts) {
             a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
         }
@@ -56,7 +111,7 @@ impl ClassTally {
     }
 
     pub fn logloss(&self) -> f64 {
-        self.log_loss / self.rows.max(1.0)
+        -self.likelihood.value() / self.rows.max(1.0)
     }
 
     /// F1 of the positive class (index 1) for two classes; the unweighted mean over classes
@@ -205,6 +260,34 @@ pub fn lower_is_better(metric: &str) -> bool {
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn ln_sum_is_the_sum_of_logarithms_over_any_range_and_merges() {
+        let values: Vec<f64> = (0..200_000)
+            .map(|i| match i % 4 {
+                0 => 1e-15,
+                1 => 0.5 + (i % 97) as f64 / 200.0,
+                2 => 1.0 + (i % 13) as f64 / 13.0,
+                _ => 1e-3,
+            })
+            .collect();
+        let expected: f64 = values.iter().map(|v| v.ln()).sum();
+        let (mut a, mut b) = (LnSum::default(), LnSum::default());
+        let (first, second) = values.split_at(70_001);
+        first.iter().for_each(|v| a.add_ln_of(*v));
+        second.iter().for_each(|v| b.add_ln_of(*v));
+        let merged = a.merge(b);
+        assert!(
+            (merged.value() - expected).abs() < 1e-9 * expected.abs(),
+            "{} against {expected}",
+            merged.value()
+        );
+        assert_eq!(LnSum::default().value(), 0.0);
+        let mut broken = LnSum::default();
+        broken.add_ln_of(f64::NAN);
+        broken.add_ln_of(0.5);
+        assert!(broken.value().is_nan(), "a NaN probability is not hidden");
+    }
 
     #[test]
     fn classification_metrics() {

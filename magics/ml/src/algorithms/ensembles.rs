@@ -9,7 +9,7 @@ use super::blocks::{for_blocks_mut, map_blocks, row_major};
 use super::booster::{Grower, Growth};
 use super::trees::{grow, stopped, Binned, Criterion, Limits, Rows, Tree};
 use super::{Algorithm, FitData, Hyperparameters, Monitor, Output, Rng};
-use crate::metrics::{evaluate, ClassTally, ValueTally};
+use crate::metrics::{evaluate, ClassTally, LnSum, ValueTally};
 use crate::prep::ProblemType;
 use crate::MlError;
 
@@ -461,9 +461,12 @@ fn gradients(
     pairs: &mut [[f64; 2]],
 ) -> f64 {
     let sums = for_blocks_mut(pairs, k, |rows, out| {
-        rows.zip(out.chunks_mut(k))
-            .map(|(i, p)| row_loss(problem, y[i], &score[i * k..(i + 1) * k], p))
-            .sum::<f64>()
+        let mut ln_terms = LnSum::default();
+        let linear = rows
+            .zip(out.chunks_mut(k))
+            .map(|(i, p)| row_loss(problem, y[i], &score[i * k..(i + 1) * k], p, &mut ln_terms))
+            .sum::<f64>();
+        linear + ln_terms.value()
     });
     let mean = sums.iter().sum::<f64>() / y.len().max(1) as f64;
     if problem.is_classification() {
@@ -473,13 +476,20 @@ fn gradients(
     }
 }
 
-/// One row's loss for its scores; its gradient and hessian pairs go into `pairs`.
-fn row_loss(problem: ProblemType, y: f64, s: &[f64], pairs: &mut [[f64; 2]]) -> f64 {
+/// One row's loss for its scores, as a linear part returned and a logarithm added to
+/// `ln_terms`; its gradient and hessian pairs go into `pairs`.
+fn row_loss(
+    problem: ProblemType,
+    y: f64,
+    s: &[f64],
+    pairs: &mut [[f64; 2]],
+    ln_terms: &mut LnSum,
+) -> f64 {
     match problem {
         ProblemType::Binary => {
             let s = s[0];
-            // One exp serves both the probability and the log-loss, stably (ln(1 + e) for
-            // e ≤ 1 loses nothing that matters beside the loss, and log1p costs twice ln).
+            // One exp serves both the probability and the log-loss, stably:
+            // max(s, 0) + ln(1 + e^-|s|) - y·s.
             let e = (-s.abs()).exp();
             let p = if s >= 0.0 {
                 1.0 / (1.0 + e)
@@ -487,7 +497,8 @@ fn row_loss(problem: ProblemType, y: f64, s: &[f64], pairs: &mut [[f64; 2]]) -> 
                 e / (1.0 + e)
             };
             pairs[0] = [p - y, (p * (1.0 - p)).max(1e-16)];
-            s.max(0.0) + (1.0 + e).ln() - y * s
+            ln_terms.add_ln_of(1.0 + e);
+            s.max(0.0) - y * s
         }
         ProblemType::Multiclass => {
             let max = s.iter().copied().fold(f64::MIN, f64::max);
@@ -498,7 +509,8 @@ fn row_loss(problem: ProblemType, y: f64, s: &[f64], pairs: &mut [[f64; 2]]) -> 
                 let t = if c == class { 1.0 } else { 0.0 };
                 *pair = [p - t, (p * (1.0 - p)).max(1e-16)];
             }
-            -((s[class] - max).exp() / total).clamp(1e-15, 1.0).ln()
+            ln_terms.add_ln_of(1.0 / ((s[class] - max).exp() / total).clamp(1e-15, 1.0));
+            0.0
         }
         _ => {
             let r = s[0] - y;
