@@ -10,7 +10,7 @@ use crate::prep::ProblemType;
 /// two), so that a log-loss over a million rows costs a multiply a row and one `ln` at the
 /// end: the `ln` a row was most of a boosting round's loss. Exact to about 1e-16 relative a
 /// row, as a sum of `ln`s is.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy)]
 pub struct LnSum {
     mantissa: f64,
     exponent: i64,
@@ -30,8 +30,8 @@ impl LnSum {
     #[inline]
     pub fn add_ln_of(&mut self, x: f64) {
         self.mantissa *= x;
-        // Far from both ends of f64's range: any factor a caller passes (down to 1e-15, up
-        // to 2^500) keeps the next product normal.
+        // Far from both ends of f64's range: any factor a caller passes (a clamped
+        // probability or its inverse, 1e-15 to 1e15) keeps the next product normal.
         if !(1e-150..=1e150).contains(&self.mantissa) {
             self.normalise();
         }

@@ -724,4 +724,42 @@ mod tests {
             "the training loss is below the validation loss on noise"
         );
     }
+
+    #[test]
+    fn the_round_loss_is_the_plain_mean_loss_over_several_blocks() {
+        let n = crate::algorithms::blocks::BLOCK_ROWS * 2 + 123;
+        let mut rng = Rng::new(5);
+        let score: Vec<f64> = (0..n * 3).map(|_| rng.unit() * 16.0 - 8.0).collect();
+        let binary: Vec<f64> = (0..n).map(|i| (i % 2) as f64).collect();
+        let mut pairs = vec![[0.0; 2]; n * 3];
+        let got = gradients(
+            ProblemType::Binary,
+            &binary,
+            &score[..n],
+            1,
+            &mut pairs[..n],
+        );
+        let want = (0..n)
+            .map(|i| {
+                let p = 1.0 / (1.0 + (-score[i]).exp());
+                -(if binary[i] > 0.5 { p } else { 1.0 - p }).ln()
+            })
+            .sum::<f64>()
+            / n as f64;
+        assert!((got - want).abs() < 1e-12, "binary {got} against {want}");
+        let classes: Vec<f64> = (0..n).map(|i| (i % 3) as f64).collect();
+        let got = gradients(ProblemType::Multiclass, &classes, &score, 3, &mut pairs);
+        let want = (0..n)
+            .map(|i| {
+                let s = &score[i * 3..i * 3 + 3];
+                let total: f64 = s.iter().map(|v| v.exp()).sum();
+                -(s[classes[i] as usize].exp() / total).ln()
+            })
+            .sum::<f64>()
+            / n as f64;
+        assert!(
+            (got - want).abs() < 1e-12,
+            "multiclass {got} against {want}"
+        );
+    }
 }
