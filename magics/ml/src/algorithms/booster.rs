@@ -8,7 +8,8 @@
 //!   sums, 6 KiB) stays in the first-level cache while its column is scanned; a row-major
 //!   layout fills every feature's histogram at once, 120 KiB that the scan keeps evicting;
 //! - the node's gradient and hessian pairs are gathered once into node order, so each
-//!   feature's pass reads them sequentially;
+//!   feature's pass reads them sequentially; where every hessian is 1 (squared error) it
+//!   gathers gradients alone and counts rows for hessians, half the bytes a pass;
 //! - a node is a range of one index array, partitioned in place (stably, so rows stay in
 //!   memory order, and without branches) when it splits: no per-node vectors;
 //! - only the smaller child's histogram is built; the larger's is its parent's minus it, in
@@ -35,6 +36,31 @@ const BINS: usize = 256;
 
 /// A histogram bin: sums of gradient, hessian and rows.
 type Bin = [f64; 3];
+
+/// A row's share of a histogram pass: its gradient and hessian, or its gradient alone where
+/// every hessian is 1 (squared error), which halves what each feature's pass reads.
+trait Pair: Copy + Send + Sync + Default {
+    fn of(pair: [f64; 2]) -> Self;
+    fn gradient_hessian(self) -> (f64, f64);
+}
+
+impl Pair for [f64; 2] {
+    fn of(pair: [f64; 2]) -> Self {
+        pair
+    }
+    fn gradient_hessian(self) -> (f64, f64) {
+        (self[0], self[1])
+    }
+}
+
+impl Pair for f64 {
+    fn of(pair: [f64; 2]) -> Self {
+        pair[0]
+    }
+    fn gradient_hessian(self) -> (f64, f64) {
+        (self, 1.0)
+    }
+}
 
 /// What limits a tree.
 #[derive(Debug, Clone, Copy)]
@@ -80,8 +106,11 @@ pub struct Grower<'a> {
     counted: bool,
     order: Vec<u32>,
     scratch: Vec<u32>,
-    /// The pairs of the node being summed, in its rows' order.
+    /// The pairs of the node being summed, in its rows' order (its gradients alone when
+    /// `unit_hessians`).
     ordered: Vec<[f64; 2]>,
+    ordered_gradients: Vec<f64>,
+    unit_hessians: bool,
     pool: Vec<Vec<Bin>>,
     /// Histograms of a node's chunks past the first.
     partials: Vec<Vec<Bin>>,
@@ -93,29 +122,88 @@ pub struct Grower<'a> {
 /// it, so that boosting adds each leaf's value to its rows without walking the tree.
 pub struct Grown<'g> {
     pub tree: Tree,
+    /// Each node's split bin (0 for leaves).
+    split_bins: Vec<u8>,
     leaves: Vec<(usize, usize, usize)>,
     order: &'g [u32],
 }
 
 impl Grown<'_> {
+    /// Each leaf's node with its rows, in ascending order.
     pub fn leaves(&self) -> impl Iterator<Item = (usize, &[u32])> + '_ {
         self.leaves
             .iter()
             .map(|&(node, start, end)| (node, &self.order[start..end]))
     }
+
+    /// The tree with leaf values times `scale`, split by bins, to walk rows binned as the
+    /// training rows were (`Binned::bin_rows`).
+    pub fn bin_tree(&self, scale: f64) -> BinTree {
+        let nodes = self
+            .tree
+            .nodes
+            .iter()
+            .zip(&self.split_bins)
+            .map(|(n, &bin)| BinNode {
+                feature: n.feature,
+                bin,
+                left: n.left,
+                right: n.right,
+                value: n.value.first().map_or(0.0, |v| v * scale),
+            })
+            .collect();
+        BinTree { nodes }
+    }
+}
+
+/// A tree of one value a leaf whose splits compare bins: 16 bytes a node, and a row of u8
+/// bins is a fifth of a cache line where its f64 values are two and a half lines.
+pub struct BinTree {
+    nodes: Vec<BinNode>,
+}
+
+struct BinNode {
+    feature: u32,
+    bin: u8,
+    left: u32,
+    right: u32,
+    value: f64,
+}
+
+impl BinTree {
+    /// The value of the leaf `row` (one bin a feature) reaches.
+    pub fn value(&self, row: &[u8]) -> f64 {
+        let mut i = 0;
+        loop {
+            let node = &self.nodes[i];
+            if node.feature == LEAF {
+                return node.value;
+            }
+            i = if row[node.feature as usize] <= node.bin {
+                node.left
+            } else {
+                node.right
+            } as usize;
+        }
+    }
 }
 
 impl<'a> Grower<'a> {
-    pub fn new(data: &'a Binned, growth: Growth) -> Grower<'a> {
+    /// `unit_hessians`: every pair's hessian is 1 (squared error), so histograms count rows
+    /// for hessians and never read them.
+    pub fn new(data: &'a Binned, growth: Growth, unit_hessians: bool) -> Grower<'a> {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let rows = data.rows();
+        let ordered_len = |unit: bool| if unit == unit_hessians { rows } else { 0 };
         Grower {
             data,
             growth,
             counted: growth.min_data_in_leaf > 1,
             order: Vec::with_capacity(rows),
             scratch: vec![0; rows],
-            ordered: vec![[0.0; 2]; rows],
+            ordered: vec![[0.0; 2]; ordered_len(false)],
+            ordered_gradients: vec![0.0; ordered_len(true)],
+            unit_hessians,
             pool: Vec::new(),
             partials: Vec::new(),
             free: Vec::new(),
@@ -140,6 +228,7 @@ impl<'a> Grower<'a> {
         let mut tree = Tree {
             nodes: vec![leaf_node()],
         };
+        let mut split_bins = vec![0u8];
         let root_hist = self.take_hist();
         let len = self.order.len();
         self.fill(root_hist, 0, len, pairs, stride, offset);
@@ -180,6 +269,8 @@ impl<'a> Grower<'a> {
             let left_id = tree.nodes.len();
             tree.nodes.push(leaf_node());
             tree.nodes.push(leaf_node());
+            split_bins.extend([0, 0]);
+            split_bins[parent.node] = split.bin as u8;
             tree.nodes[parent.node] = Node {
                 feature: split.feature as u32,
                 threshold: self.data.edges[split.feature][split.bin],
@@ -241,6 +332,7 @@ impl<'a> Grower<'a> {
         out.sort_unstable();
         Grown {
             tree,
+            split_bins,
             leaves: out,
             order: &self.order,
         }
@@ -277,88 +369,24 @@ impl<'a> Grower<'a> {
         offset: usize,
     ) {
         let rows = &self.order[start..end];
-        let columns = &self.data.bins;
-        let counted = self.counted;
         let chunks = (rows.len() / CHUNK_ROWS).clamp(1, MAX_CHUNKS);
         while self.partials.len() < chunks - 1 {
             self.partials.push(vec![[0.0; 3]; self.pool[into].len()]);
         }
-        // Chunk 0 sums into the histogram itself, the others into partials added after.
-        let mut outs: Vec<&mut [Bin]> = Vec::with_capacity(chunks);
-        outs.push(&mut self.pool[into]);
-        outs.extend(
-            self.partials
-                .iter_mut()
-                .take(chunks - 1)
-                .map(Vec::as_mut_slice),
-        );
-        let mut ordered: Vec<&mut [[f64; 2]]> = Vec::with_capacity(chunks);
-        let mut rest = &mut self.ordered[..rows.len()];
-        let cut = |c: usize| c * rows.len() / chunks;
-        for c in 0..chunks {
-            let (head, tail) = rest.split_at_mut(cut(c + 1) - cut(c));
-            ordered.push(head);
-            rest = tail;
-        }
-        let gather = |ordered: &mut [[f64; 2]], rows: &[u32]| {
-            for (o, &r) in ordered.iter_mut().zip(rows) {
-                *o = pairs[r as usize * stride + offset];
-            }
+        let pass = Pass {
+            columns: &self.data.bins,
+            rows,
+            counted: self.counted,
+            threads: self.threads,
+            chunks,
         };
-        let threads = self.threads;
-        if chunks == 1 {
-            // A node too small to cut by rows: its features are shared among the cores.
-            let ordered = &mut *ordered.pop().expect("one chunk");
-            gather(ordered, rows);
-            let ordered = &*ordered;
-            let out = outs.pop().expect("one chunk");
-            let d = columns.len();
-            if rows.len() < PARALLEL_ROWS || threads <= 1 || d < 2 {
-                accumulate(columns, rows, ordered, out, counted);
-                return;
-            }
-            // Each core a run of whole features.
-            let threads = threads.min(d);
-            std::thread::scope(|s| {
-                let mut rest = out;
-                for t in 0..threads {
-                    let features = t * d / threads..(t + 1) * d / threads;
-                    let (part, tail) = rest.split_at_mut(features.len() * BINS);
-                    rest = tail;
-                    let columns = &columns[features];
-                    s.spawn(move || accumulate(columns, rows, ordered, part, counted));
-                }
-            });
-            return;
-        }
-        let work = |c: usize, out: &mut [Bin], ordered: &mut [[f64; 2]]| {
-            let rows = &rows[cut(c)..cut(c + 1)];
-            gather(ordered, rows);
-            accumulate(columns, rows, ordered, out, counted);
-        };
-        let jobs: Vec<_> = outs.into_iter().zip(ordered).enumerate().collect();
-        let mut shares: Vec<Vec<_>> = (0..threads.min(chunks)).map(|_| Vec::new()).collect();
-        let count = shares.len();
-        for (i, job) in jobs.into_iter().enumerate() {
-            shares[i % count].push(job);
-        }
-        std::thread::scope(|s| {
-            for share in shares {
-                s.spawn(|| {
-                    for (c, (out, ordered)) in share {
-                        work(c, out, ordered);
-                    }
-                });
-            }
-        });
-        // In chunk order, whatever core summed which: the same sums on any machine.
         let out = &mut self.pool[into];
-        for partial in &self.partials[..chunks - 1] {
-            for (o, p) in out.iter_mut().zip(partial) {
-                o[0] += p[0];
-                o[1] += p[1];
-                o[2] += p[2];
-            }
+        let partials = &mut self.partials[..chunks - 1];
+        let pair = |r: u32| pairs[r as usize * stride + offset];
+        if self.unit_hessians {
+            pass.run(out, partials, &mut self.ordered_gradients, pair);
+        } else {
+            pass.run(out, partials, &mut self.ordered, pair);
         }
     }
 
@@ -511,6 +539,97 @@ impl<'a> Grower<'a> {
     }
 }
 
+/// One histogram's pass over a node's rows, cut into `chunks` row ranges when large.
+struct Pass<'p> {
+    columns: &'p [Vec<u8>],
+    rows: &'p [u32],
+    counted: bool,
+    threads: usize,
+    chunks: usize,
+}
+
+impl Pass<'_> {
+    /// Sums into `out`, chunks past the first into `partials` added after; `ordered` holds
+    /// the gathered pairs.
+    fn run<P: Pair>(
+        &self,
+        out: &mut [Bin],
+        partials: &mut [Vec<Bin>],
+        ordered: &mut [P],
+        pair: impl Fn(u32) -> [f64; 2] + Sync,
+    ) {
+        let (rows, columns, counted, chunks) = (self.rows, self.columns, self.counted, self.chunks);
+        let gather = |ordered: &mut [P], rows: &[u32]| {
+            for (o, &r) in ordered.iter_mut().zip(rows) {
+                *o = P::of(pair(r));
+            }
+        };
+        let ordered = &mut ordered[..rows.len()];
+        if chunks == 1 {
+            // A node too small to cut by rows: its features are shared among the cores.
+            gather(ordered, rows);
+            let ordered = &*ordered;
+            let d = columns.len();
+            if rows.len() < PARALLEL_ROWS || self.threads <= 1 || d < 2 {
+                accumulate(columns, rows, ordered, out, counted);
+                return;
+            }
+            // Each core a run of whole features.
+            let threads = self.threads.min(d);
+            std::thread::scope(|s| {
+                let mut rest = out;
+                for t in 0..threads {
+                    let features = t * d / threads..(t + 1) * d / threads;
+                    let (part, tail) = rest.split_at_mut(features.len() * BINS);
+                    rest = tail;
+                    let columns = &columns[features];
+                    s.spawn(move || accumulate(columns, rows, ordered, part, counted));
+                }
+            });
+            return;
+        }
+        let cut = |c: usize| c * rows.len() / chunks;
+        let mut outs: Vec<&mut [Bin]> = Vec::with_capacity(chunks);
+        outs.push(&mut *out);
+        outs.extend(partials.iter_mut().map(Vec::as_mut_slice));
+        let mut pieces: Vec<&mut [P]> = Vec::with_capacity(chunks);
+        let mut rest = ordered;
+        for c in 0..chunks {
+            let (head, tail) = rest.split_at_mut(cut(c + 1) - cut(c));
+            pieces.push(head);
+            rest = tail;
+        }
+        let work = |c: usize, out: &mut [Bin], ordered: &mut [P]| {
+            let rows = &rows[cut(c)..cut(c + 1)];
+            gather(ordered, rows);
+            accumulate(columns, rows, ordered, out, counted);
+        };
+        let jobs: Vec<_> = outs.into_iter().zip(pieces).enumerate().collect();
+        let mut shares: Vec<Vec<_>> = (0..self.threads.min(chunks)).map(|_| Vec::new()).collect();
+        let count = shares.len();
+        for (i, job) in jobs.into_iter().enumerate() {
+            shares[i % count].push(job);
+        }
+        std::thread::scope(|s| {
+            for share in shares {
+                s.spawn(|| {
+                    for (c, (out, ordered)) in share {
+                        work(c, out, ordered);
+                    }
+                });
+            }
+        });
+        // In chunk order, whatever core summed which: the same sums on any machine.
+        for partial in partials.iter() {
+            for (o, p) in out.iter_mut().zip(partial) {
+                o[0] += p[0];
+                o[1] += p[1];
+                o[2] += p[2];
+            }
+        }
+    }
+}
+
 /// Stable partition of `order` (rows whose bin is at most `bin` first), with `scratch` of the
 /// same length; returns the left side's length. Both sides are written and one advances: no
 /// branch to mispredict on random splits.
@@ -546,27 +665,28 @@ fn leaf_node() -> Node {
 /// 256 bins in turn in `out`) over the node's rows, with row counts when `counted`. Four
 /// features share a pass, so a row's index and pair are read once for four sums, and their
 /// four histograms (24 KiB) stay in the first-level cache.
-fn accumulate(
+fn accumulate<P: Pair>(
     columns: &[Vec<u8>],
     rows: &[u32],
-    ordered: &[[f64; 2]],
+    ordered: &[P],
     out: &mut [Bin],
     counted: bool,
 ) {
     if counted {
-        accumulate_as::<true>(columns, rows, ordered, out)
+        accumulate_as::<P, true>(columns, rows, ordered, out)
     } else {
-        accumulate_as::<false>(columns, rows, ordered, out)
+        accumulate_as::<P, false>(columns, rows, ordered, out)
     }
 }
 
-fn accumulate_as<const COUNT: bool>(
+fn accumulate_as<P: Pair, const COUNT: bool>(
     columns: &[Vec<u8>],
     rows: &[u32],
-    ordered: &[[f64; 2]],
+    ordered: &[P],
     out: &mut [Bin],
 ) {
-    let add = |e: &mut Bin, g: f64, h: f64| {
+    let add = |e: &mut Bin, pair: P| {
+        let (g, h) = pair.gradient_hessian();
         e[0] += g;
         e[1] += h;
         if COUNT {
@@ -582,9 +702,9 @@ fn accumulate_as<const COUNT: bool>(
             .map(|p| <&mut [Bin; BINS]>::try_from(p).expect("a feature has 256 bins"));
         let mut hists: [&mut [Bin; BINS]; 4] =
             std::array::from_fn(|_| parts.next().expect("four features"));
-        for (&r, &[g, h]) in rows.iter().zip(ordered) {
+        for (&r, &pair) in rows.iter().zip(ordered) {
             for (column, hist) in columns.iter().zip(hists.iter_mut()) {
-                add(&mut hist[column[r as usize] as usize], g, h);
+                add(&mut hist[column[r as usize] as usize], pair);
             }
         }
     }
@@ -594,8 +714,8 @@ fn accumulate_as<const COUNT: bool>(
         .zip(out[done * BINS..].chunks_exact_mut(BINS))
     {
         let hist = <&mut [Bin; BINS]>::try_from(hist).expect("a feature has 256 bins");
-        for (&r, &[g, h]) in rows.iter().zip(ordered) {
-            add(&mut hist[column[r as usize] as usize], g, h);
+        for (&r, &pair) in rows.iter().zip(ordered) {
+            add(&mut hist[column[r as usize] as usize], pair);
         }
     }
 }
@@ -638,6 +758,7 @@ mod tests {
                     max_leaves: limit,
                     ..growth()
                 },
+                false,
             );
             let grown = grower.grow(0..n as u32, &pairs, 1, 0);
             let leaves: Vec<_> = grown.leaves().collect();
@@ -679,6 +800,7 @@ mod tests {
                     max_leaves: 2,
                     ..growth()
                 },
+                false,
             );
             let grown = grower.grow(0..n as u32, &pairs, 1, 0);
             let least = grown.leaves().map(|(_, r)| r.len()).min().unwrap();
@@ -705,6 +827,7 @@ mod tests {
                     lossguide: false,
                     ..growth()
                 },
+                false,
             );
             grower.threads = threads;
             grower.grow(0..rows as u32, &pairs, 1, 0).tree
@@ -713,5 +836,78 @@ mod tests {
         assert_eq!(one.nodes.len(), 31, "a full tree of depth 4");
         assert_eq!(one, grow(2), "the same tree on one core and on two");
         assert_eq!(one, grow(4));
+    }
+
+    #[test]
+    fn unit_hessians_grow_the_tree_the_hessians_of_one_grow() {
+        // Large enough for chunked and feature-shared passes, with a count limit too.
+        let (rows, d) = (150_000, 5);
+        let x: Vec<f64> = (0..rows * d).map(|i| ((i * 7919) % 1013) as f64).collect();
+        let pairs: Vec<[f64; 2]> = (0..rows)
+            .map(|r| [x[r * d] / 1013.0 - 0.5 + x[r * d + 3] / 2026.0, 1.0])
+            .collect();
+        let data = Binned::new(
+            &ndarray::Array2::from_shape_vec((rows, d), x.clone()).unwrap(),
+            255,
+        );
+        for (lossguide, min_data_in_leaf) in [(false, 1), (true, 1), (true, 40)] {
+            let growth = Growth {
+                max_depth: 5,
+                max_leaves: 20,
+                lossguide,
+                min_data_in_leaf,
+                min_child_weight: 3.0,
+                lambda: 1.0,
+                ..growth()
+            };
+            let tree = |unit| {
+                let mut grower = Grower::new(&data, growth, unit);
+                let grown = grower.grow((0..rows as u32).filter(|r| r % 3 != 0), &pairs, 1, 0);
+                let leaves: Vec<(usize, Vec<u32>)> =
+                    grown.leaves().map(|(n, r)| (n, r.to_vec())).collect();
+                (grown.tree, leaves)
+            };
+            let given = tree(false);
+            assert_eq!(given.1.len(), 20, "the trees reach the leaf limit");
+            assert_eq!(given, tree(true), "lossguide={lossguide}");
+        }
+    }
+
+    #[test]
+    fn a_bin_tree_sends_binned_rows_where_the_tree_sends_their_values() {
+        let (rows, d) = (4000, 3);
+        let x: Vec<f64> = (0..rows * d)
+            .map(|i| ((i * 7919) % 613) as f64 / 7.0)
+            .collect();
+        let pairs: Vec<[f64; 2]> = (0..rows)
+            .map(|r| [(x[r * d] - 40.0) * (x[r * d + 2] - 45.0), 1.0])
+            .collect();
+        let table = ndarray::Array2::from_shape_vec((rows, d), x).unwrap();
+        let data = Binned::new(&table, 64);
+        let mut grower = Grower::new(
+            &data,
+            Growth {
+                max_depth: 6,
+                lossguide: false,
+                ..growth()
+            },
+            true,
+        );
+        let grown = grower.grow(0..rows as u32, &pairs, 1, 0);
+        let bin_tree = grown.bin_tree(0.5);
+        assert!(grown.tree.nodes.len() > 60, "a deep tree");
+        // New rows: the edges themselves, values between, beyond, infinite and missing.
+        let mut values: Vec<f64> = data.edges.iter().flatten().copied().collect();
+        values.extend(values.clone().iter().map(|v| v + 1e-9));
+        values.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1e9, 1e9]);
+        let new: Vec<f64> = (0..values.len() * d)
+            .map(|i| values[(i * 31 + i / d * 7) % values.len()])
+            .collect();
+        let new = ndarray::Array2::from_shape_vec((values.len(), d), new).unwrap();
+        let bins = data.bin_rows(&new);
+        for (i, row) in new.outer_iter().enumerate() {
+            let want = 0.5 * grown.tree.leaf_value(row)[0];
+            assert_eq!(bin_tree.value(&bins[i * d..(i + 1) * d]), want, "row {row}");
+        }
     }
 }

@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::blocks::{for_blocks_mut, map_blocks, row_major};
-use super::booster::{Grower, Growth};
+use super::blocks::{for_blocks_mut, map_blocks, row_major, BLOCK_ROWS};
+use super::booster::{BinTree, Grower, Growth};
 use super::trees::{grow, stopped, Binned, Criterion, Limits, Rows, Tree};
 use super::{Algorithm, FitData, Hyperparameters, Monitor, Output, Rng};
 use crate::metrics::{evaluate, ClassTally, LnSum, ValueTally};
@@ -296,7 +296,8 @@ fn boost(
         min_child_weight: hp.float("min_child_weight"),
         min_data_in_leaf: hp.int("min_data_in_leaf"),
     };
-    let mut grower = Grower::new(&binned, growth);
+    // Squared error's hessian is 1 for every row.
+    let mut grower = Grower::new(&binned, growth, !data.problem.is_classification());
     let eta = hp.float("eta");
     let subsample = hp.float("subsample");
     let patience = hp.int("early_stopping_rounds");
@@ -311,8 +312,9 @@ fn boost(
     let mut valid_score: Option<Vec<f64>> = data
         .validation
         .map(|(x, _)| (0..x.nrows()).flat_map(|_| base.iter().copied()).collect());
-    // Row-major copies (borrowed where the tables already are) for the trees' walks.
-    let valid_rows = data.validation.map(|(x, _)| row_major(x.view()));
+    // The validation rows binned as the training rows (a fifth of the memory to walk), and
+    // the training rows row-major where a sample leaves some outside every leaf.
+    let valid_bins = data.validation.map(|(x, _)| binned.bin_rows(x));
     let train_rows = (subsample < 1.0).then(|| row_major(data.x.view()));
     let mut pairs = vec![[0.0; 2]; n * k];
     gradients(data.problem, y, &score, k, &mut pairs);
@@ -331,21 +333,20 @@ fn boost(
                 None => grower.grow(0..n as u32, &pairs, k, class),
             };
             if sample.is_none() {
-                for (node, rows) in grown.leaves() {
-                    let v = eta * grown.tree.nodes[node].value[0];
-                    for &r in rows {
-                        score[r as usize * k + class] += v;
-                    }
-                }
+                let leaves: Vec<(f64, &[u32])> = grown
+                    .leaves()
+                    .map(|(node, rows)| (eta * grown.tree.nodes[node].value[0], rows))
+                    .collect();
+                add_leaves(&mut score, k, class, &leaves);
+            }
+            if let (Some(bins), Some(vs)) = (&valid_bins, valid_score.as_mut()) {
+                add_bin_tree(vs, k, class, bins, &grown.bin_tree(eta));
             }
             let mut tree = grown.tree;
             tree.scale(eta);
             if let Some(x) = &train_rows {
                 // Rows outside the sample reached no leaf while growing.
                 add_tree(&mut score, k, class, x, &tree);
-            }
-            if let (Some(x), Some(vs)) = (&valid_rows, valid_score.as_mut()) {
-                add_tree(vs, k, class, x, &tree);
             }
             round_trees.push(tree);
         }
@@ -432,6 +433,55 @@ fn probabilities(scores: &[f64], out: &mut [f64]) {
         out.copy_from_slice(scores);
         softmax(out);
     }
+}
+
+/// Adds each leaf's value to its rows' scores of `class` (`k` a row), the rows shared among
+/// the cores by position: a leaf's rows ascend, so a core's share of them is one run.
+fn add_leaves(scores: &mut [f64], k: usize, class: usize, leaves: &[(f64, &[u32])]) {
+    let n = scores.len() / k;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(n.div_ceil(BLOCK_ROWS))
+        .max(1);
+    let mut parts = Vec::with_capacity(threads);
+    let (mut rest, mut from) = (scores, 0);
+    for t in 0..threads {
+        let to = (t + 1) * n / threads;
+        let (head, tail) = rest.split_at_mut((to - from) * k);
+        parts.push((from, to, head));
+        (rest, from) = (tail, to);
+    }
+    let work = |(from, to, part): (usize, usize, &mut [f64])| {
+        for &(v, rows) in leaves {
+            debug_assert!(rows.is_sorted());
+            let start = rows.partition_point(|&r| (r as usize) < from);
+            let end = rows.partition_point(|&r| (r as usize) < to);
+            for &r in &rows[start..end] {
+                part[(r as usize - from) * k + class] += v;
+            }
+        }
+    };
+    if threads == 1 {
+        parts.into_iter().for_each(work);
+        return;
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        for part in parts {
+            s.spawn(move || work(part));
+        }
+    });
+}
+
+/// Adds the tree's value for each row of `bins` (row-major, binned as the training rows) to
+/// its score of `class`, over every core.
+fn add_bin_tree(scores: &mut [f64], k: usize, class: usize, bins: &[u8], tree: &BinTree) {
+    let d = bins.len() / (scores.len() / k).max(1);
+    for_blocks_mut(scores, k, |rows, out| {
+        for (i, score) in rows.zip(out.chunks_mut(k)) {
+            score[class] += tree.value(&bins[i * d..(i + 1) * d]);
+        }
+    });
 }
 
 /// Adds the tree's value for each row of the row-major `x` to its score of `class`, over
@@ -761,5 +811,26 @@ mod tests {
             (got - want).abs() < 1e-12,
             "multiclass {got} against {want}"
         );
+    }
+
+    #[test]
+    fn leaf_values_reach_every_row_of_their_leaf_on_every_core() {
+        let (n, k) = (BLOCK_ROWS * 3 + 5, 3);
+        let rows: Vec<u32> = (0..n as u32).collect();
+        // Three leaves with interleaved rows, each ascending.
+        let leaves: Vec<Vec<u32>> = (0..3)
+            .map(|l| rows.iter().copied().filter(|r| r % 3 == l).collect())
+            .collect();
+        let values = [0.5, -2.0, 8.0];
+        let given: Vec<(f64, &[u32])> = values
+            .iter()
+            .zip(&leaves)
+            .map(|(v, r)| (*v, &r[..]))
+            .collect();
+        let mut scores = vec![1.0; n * k];
+        add_leaves(&mut scores, k, 1, &given);
+        for (r, row) in scores.chunks(k).enumerate() {
+            assert_eq!(row, [1.0, 1.0 + values[r % 3], 1.0], "row {r}");
+        }
     }
 }

@@ -65,6 +65,27 @@ impl Binned {
         Binned { bins, edges }
     }
 
+    /// New rows of `x` (a validation set) binned by these edges, row-major, for walks that
+    /// compare a row's bin with a split's. NaN gets bin 255, past every split (a split's bin
+    /// is below the last), so it goes right as it does in `Tree::leaf_of`.
+    pub fn bin_rows(&self, x: &Array2<f64>) -> Vec<u8> {
+        let d = self.features();
+        let blocks = super::blocks::map_blocks(x.nrows(), |range| {
+            let mut out = Vec::with_capacity(range.len() * d);
+            for i in range {
+                out.extend(x.row(i).iter().zip(&self.edges).map(|(v, edges)| {
+                    if v.is_nan() {
+                        u8::MAX
+                    } else {
+                        bin_of(edges, *v)
+                    }
+                }));
+            }
+            out
+        });
+        blocks.concat()
+    }
+
     fn features(&self) -> usize {
         self.bins.len()
     }
