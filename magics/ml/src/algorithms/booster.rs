@@ -300,7 +300,10 @@ impl<'a> Grower<'a> {
                 child(left_id, parent.start, mid, left_sums),
                 child(left_id + 1, mid, parent.end, right_sums),
             ];
-            let may_split = g.max_depth == 0 || depth < g.max_depth;
+            // Children split only below the depth limit, and only while the leaf budget lasts
+            // past this split: the last split's children are never summed.
+            let may_split = (g.max_depth == 0 || depth < g.max_depth)
+                && (g.max_leaves == 0 || leaves + 1 < g.max_leaves);
             if may_split && children.iter().any(|c| self.splittable(c)) {
                 // The smaller child is summed, the larger is its parent's minus it.
                 let small = usize::from(mid - parent.start > parent.end - mid);
