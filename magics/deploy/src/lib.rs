@@ -2,13 +2,14 @@
 //! `InvokeEndpoint` carries and the answers it returns ([`payload`]), production variants
 //! chosen by weight or by name ([`variants`]), and every sampled request and response kept
 //! as SageMaker's data-capture records in its folder layout ([`capture`]), which the model
-//! monitor reads.
+//! monitor reads. An [`endpoint::Endpoint`] puts them together for one endpoint's traffic.
 //!
 //! The models themselves come from the training engine through
 //! `rustmaker_magics::services::ModelLoader`, wired by the composition root: this crate
 //! knows frames in and frames out, not algorithms.
 
 pub mod capture;
+pub mod endpoint;
 pub mod payload;
 pub mod variants;
 

@@ -24,6 +24,7 @@ pub fn check_name(name: &str) -> Result<(), DeployError> {
 #[derive(Debug, Clone)]
 pub struct Weights {
     names: Vec<String>,
+    weights: Vec<f64>,
     /// Running sums of the weights: a draw below `upto[i]` (and above the one before) is `i`.
     upto: Vec<f64>,
     /// The last variant with a weight, for a draw that rounding puts at the top.
@@ -64,6 +65,7 @@ impl Weights {
         let last = variants.iter().rposition(|(_, w)| *w > 0.0).unwrap_or(0);
         Ok(Weights {
             names: variants.iter().map(|(n, _)| n.clone()).collect(),
+            weights: variants.iter().map(|(_, w)| *w).collect(),
             upto: upto.into_iter().map(|u| u / total).collect(),
             last,
         })
@@ -71,6 +73,15 @@ impl Weights {
 
     pub fn names(&self) -> &[String] {
         &self.names
+    }
+
+    /// Each variant with its weight, as given.
+    pub fn pairs(&self) -> Vec<(String, f64)> {
+        self.names
+            .iter()
+            .cloned()
+            .zip(self.weights.iter().copied())
+            .collect()
     }
 
     /// The variant of a request: the target if one is named, else one drawn by weight with

@@ -559,21 +559,12 @@ pub fn prediction_columns(
 
 /// Scores a frame with a model artifact; returns the frame with the prediction columns added.
 pub fn predict(model_tar: &Path, frame: &DataFrame) -> Result<DataFrame, MlError> {
-    let (manifest, model) = artifact::read(model_tar)?;
-    let (Some(schema), Some(model)) = (manifest.schema, model) else {
-        return Err(MlError::Input(format!(
-            "{} holds a model of {} (script mode); %predict scores built-in algorithms' models — load a script's model with its own code",
-            model_tar.display(),
-            manifest.algorithm
-        )));
-    };
+    let served = crate::serving::Served::load(model_tar)?;
     if frame.height() == 0 {
         return Err(MlError::Input("the data to score has no rows".into()));
     }
-    let x = prep::transform(&schema, frame)?;
-    let output = model.predict(&x);
     let mut out = frame.clone();
-    for c in prediction_columns(&schema, &output)? {
+    for c in served.answer_columns(frame)? {
         if out.column(c.name()).is_ok() {
             return Err(MlError::Input(format!(
                 "the data already has a column `{}`; rename it before scoring",

@@ -14,6 +14,7 @@ pub mod magic;
 pub mod metrics;
 pub mod prep;
 mod render;
+pub mod serving;
 pub mod store;
 pub mod tune;
 

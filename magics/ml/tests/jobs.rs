@@ -453,6 +453,49 @@ fn prediction_refuses_data_that_does_not_fit_the_model() {
 
 /// Two processes write to one store at once; every row of both arrives.
 #[test]
+fn a_served_model_answers_what_predict_adds() {
+    use rustmaker_magics::services::ModelLoader;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("e.db")).unwrap();
+    let frame = df!("size" => (0..40).map(f64::from).collect::<Vec<_>>(), "colour" => (0..40).map(|i| if i % 3 == 0 { "red" } else { "blue" }).collect::<Vec<_>>(), "y" => (0..40).map(|i| (i % 3 == 0) as u8 as f64).collect::<Vec<_>>()).unwrap();
+    let result = job::run(
+        spec(dir.path(), "fit", &[]),
+        builtin("random-forest", frame, "y", None).unwrap(),
+        &store,
+        &mut Recorder::default(),
+    )
+    .unwrap();
+    let artifact = result.model.unwrap();
+    let served = rustmaker_ml::serving::Loader.load(&artifact).unwrap();
+    assert_eq!(served.features(), ["size", "colour"]);
+    let rows = df!("size" => [2.0, 3.0, 39.0], "colour" => ["red", "blue", "red"]).unwrap();
+    let answers = served.predict(&rows).unwrap();
+    let scored = job::predict(&artifact, &rows).unwrap();
+    let names: Vec<&str> = answers
+        .columns()
+        .iter()
+        .map(|c| c.name().as_str())
+        .collect();
+    assert_eq!(names, ["predicted_label", "probability"]);
+    for name in names {
+        assert_eq!(answers.column(name).unwrap(), scored.column(name).unwrap());
+    }
+    // Rows that do not fit are the caller's to fix; a broken artifact does not load.
+    let err = served.predict(&df!("size" => [1.0]).unwrap()).unwrap_err();
+    assert!(
+        matches!(err, rustmaker_magics::MagicError::Data(_))
+            && err.to_string().contains("`colour`"),
+        "{err}"
+    );
+    let err = rustmaker_ml::serving::Loader
+        .load(&dir.path().join("e.db"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("model.tar.gz"), "{err}");
+}
+
+#[test]
 fn two_processes_writing_at_once_lose_nothing() {
     if let Ok(spec) = std::env::var("RUSTMAKER_TEST_WRITER") {
         let (path, who) = spec.split_once('|').unwrap();

@@ -1,0 +1,66 @@
+//! A model artifact loaded once and scored many times: what the hosting engine serves
+//! (through `rustmaker_magics::services::ModelLoader`) and what `%predict` scores with.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use polars::prelude::{Column, DataFrame};
+use rustmaker_magics::services::{ModelLoader, ServedModel};
+use rustmaker_magics::MagicError;
+
+use crate::algorithms::Model;
+use crate::prep::{self, FeatureSchema};
+use crate::{artifact, job, MlError};
+
+/// A built-in algorithm's model with the schema its input is prepared by.
+pub struct Served {
+    schema: FeatureSchema,
+    model: Model,
+    features: Vec<String>,
+}
+
+impl Served {
+    /// Reads `model_tar`; a script-mode model (no built-in model inside) is refused.
+    pub fn load(model_tar: &Path) -> Result<Served, MlError> {
+        let (manifest, model) = artifact::read(model_tar)?;
+        let (Some(schema), Some(model)) = (manifest.schema, model) else {
+            return Err(MlError::Input(format!(
+                "{} holds a model of {} (script mode); only built-in algorithms' models are scored here — load a script's model with its own code",
+                model_tar.display(),
+                manifest.algorithm
+            )));
+        };
+        let features = schema.columns.iter().map(|c| c.name().to_owned()).collect();
+        Ok(Served {
+            schema,
+            model,
+            features,
+        })
+    }
+
+    /// The answer columns for each row of `frame`.
+    pub fn answer_columns(&self, frame: &DataFrame) -> Result<Vec<Column>, MlError> {
+        let x = prep::transform(&self.schema, frame)?;
+        job::prediction_columns(&self.schema, &self.model.predict(&x))
+    }
+}
+
+impl ServedModel for Served {
+    fn features(&self) -> &[String] {
+        &self.features
+    }
+
+    fn predict(&self, rows: &DataFrame) -> Result<DataFrame, MagicError> {
+        let columns = self.answer_columns(rows)?;
+        DataFrame::new(rows.height(), columns).map_err(|e| MagicError::Failed(e.to_string()))
+    }
+}
+
+/// Loads built-in algorithms' artifacts for the hosting engine.
+pub struct Loader;
+
+impl ModelLoader for Loader {
+    fn load(&self, artifact: &Path) -> Result<Arc<dyn ServedModel>, MagicError> {
+        Ok(Arc::new(Served::load(artifact)?))
+    }
+}
