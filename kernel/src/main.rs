@@ -46,8 +46,9 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// The notebook-instance service: SageMaker's API for notebook instances and lifecycle
-    /// configurations (JSON 1.1, Signature Version 4), instances as local process trees.
+    /// The notebook-instance service: SageMaker's API for notebook instances, lifecycle
+    /// configurations and model endpoints (JSON 1.1, Signature Version 4; InvokeEndpoint at
+    /// /endpoints/NAME/invocations), instances as local process trees.
     Serve(rustmaker_lifecycle::cli::ServeArgs),
     /// Notebook instances through the service's API (and the hooks' log streams).
     Instance {
@@ -90,7 +91,11 @@ fn main() -> anyhow::Result<()> {
         Command::Train { args } => magic("train", &args),
         Command::Experiments { args } => magic("experiments", &args),
         Command::Tune { args } => magic("tune", &args),
-        Command::Serve(args) => rustmaker_lifecycle::cli::serve(args, std::env::current_exe().ok()),
+        Command::Serve(args) => rustmaker_lifecycle::cli::serve(
+            args,
+            std::env::current_exe().ok(),
+            std::sync::Arc::new(rustmaker_ml::serving::Loader),
+        ),
         Command::Instance { command } => rustmaker_lifecycle::cli::instance(command),
         Command::TuneAskTell => {
             rustmaker_ml::tune::ask_tell::serve(std::io::stdin().lock(), std::io::stdout().lock())

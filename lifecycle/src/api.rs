@@ -21,12 +21,15 @@ use crate::config::LifecycleConfig;
 use crate::instance::{config_arn, Instance};
 use crate::manager::{ApiError, CreateRequest, Manager, UpdateRequest};
 use crate::sigv4;
+use rustmaker_deploy::endpoint::{Invocation, InvokeError};
+use rustmaker_deploy::hosting::Hosting;
 
 /// The operator's access keys (access key id → secret).
 pub type Keys = BTreeMap<String, String>;
 
 struct App {
     manager: Arc<Manager>,
+    hosting: Arc<Hosting>,
     keys: Keys,
 }
 
@@ -54,12 +57,35 @@ fn api_error(e: ApiError) -> Response {
 
 pub async fn serve(
     manager: Arc<Manager>,
+    hosting: Arc<Hosting>,
     keys: Keys,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    let app = Arc::new(App { manager, keys });
+    // Quiet endpoints' capture files still reach readers within their rolling age.
+    let roller = hosting.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let h = roller.clone();
+            let _ = tokio::task::spawn_blocking(move || h.roll_captures()).await;
+        }
+    });
+    let app = Arc::new(App {
+        manager,
+        hosting,
+        keys,
+    });
     let router = Router::new()
         .route("/", post(handle))
+        // Past SageMaker's 6 MB, so that a request a little over gets the runtime's own
+        // ValidationError naming the limit.
+        .route(
+            "/endpoints/{name}/invocations",
+            post(invoke).layer(axum::extract::DefaultBodyLimit::max(
+                rustmaker_deploy::endpoint::MAX_PAYLOAD_BYTES + (2 << 20),
+            )),
+        )
         .route("/notebook-instances/{name}/open", get(open))
         .with_state(app);
     axum::serve(listener, router)
@@ -178,13 +204,121 @@ async fn handle(
         }
     }
     let manager = app.manager.clone();
-    let result = tokio::task::spawn_blocking(move || dispatch(&manager, &op, &input))
-        .await
-        .unwrap_or_else(|e| Err(ApiError::Internal(e.to_string())));
+    let hosting = app.hosting.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        hosting_dispatch(&hosting, &op, &input).unwrap_or_else(|| dispatch(&manager, &op, &input))
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::Internal(e.to_string())));
     match result {
         Ok(v) => ([(header::CONTENT_TYPE, JSON_11)], v.to_string()).into_response(),
         Err(e) => api_error(e),
     }
+}
+
+/// `InvokeEndpoint` as `sagemaker-runtime` sends it: SigV4 with the operator's keys, the
+/// payload as the body, the options as headers.
+async fn invoke(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let request = sigv4::Request {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or(""),
+        headers: &pairs,
+        body: &body,
+    };
+    if let Err(e) = sigv4::verify(&request, "sagemaker", chrono::Utc::now(), |k| {
+        app.keys.get(k).cloned()
+    }) {
+        let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+        return error(status, e.code, &e.message);
+    }
+    let header = |h: &str| {
+        headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (content_type, accept) = (header("content-type"), header("accept"));
+    let target = header("x-amzn-sagemaker-target-variant");
+    let inference_id = header("x-amzn-sagemaker-inference-id");
+    let attributes = header("x-amzn-sagemaker-custom-attributes");
+    let hosting = app.hosting.clone();
+    let answered = tokio::task::spawn_blocking(move || {
+        hosting.invoke(
+            &name,
+            &Invocation {
+                body: &body,
+                content_type: content_type.as_deref(),
+                accept: accept.as_deref(),
+                target_variant: target.as_deref(),
+                inference_id: inference_id.as_deref(),
+                custom_attributes: attributes.as_deref(),
+            },
+        )
+    })
+    .await
+    .unwrap_or_else(|e| Err(InvokeError::Model(e.to_string())));
+    match answered {
+        Ok(a) => (
+            [
+                (header::CONTENT_TYPE, a.content_type.to_owned()),
+                (
+                    header::HeaderName::from_static("x-amzn-invoked-production-variant"),
+                    a.variant,
+                ),
+            ],
+            a.body,
+        )
+            .into_response(),
+        Err(InvokeError::Validation(m)) => error(StatusCode::BAD_REQUEST, "ValidationError", &m),
+        Err(InvokeError::Model(m)) => error(
+            StatusCode::FAILED_DEPENDENCY,
+            "ModelError",
+            &format!("Received client error (400) from primary with message \"{m}\"."),
+        ),
+    }
+}
+
+/// The hosting operations, or None for an operation that is not one.
+fn hosting_dispatch(h: &Arc<Hosting>, op: &str, input: &Value) -> Option<Result<Value, ApiError>> {
+    let result = match op {
+        "CreateModel" => h.create_model(input),
+        "DescribeModel" => h.describe_model(input),
+        "DeleteModel" => h.delete_model(input),
+        "ListModels" => h.list_models(),
+        "CreateEndpointConfig" => h.create_endpoint_config(input),
+        "DescribeEndpointConfig" => h.describe_endpoint_config(input),
+        "DeleteEndpointConfig" => h.delete_endpoint_config(input),
+        "ListEndpointConfigs" => h.list_endpoint_configs(),
+        "CreateEndpoint" => h.create_endpoint(input),
+        "DescribeEndpoint" => h.describe_endpoint(input),
+        "UpdateEndpoint" => h.update_endpoint(input),
+        "UpdateEndpointWeightsAndCapacities" => h.update_weights(input),
+        "DeleteEndpoint" => h.delete_endpoint(input),
+        "ListEndpoints" => h.list_endpoints(),
+        _ => return None,
+    };
+    Some(result.map_err(|e| match e {
+        rustmaker_deploy::hosting::HostingError::Validation(m) => ApiError::Validation(m),
+        rustmaker_deploy::hosting::HostingError::InUse(m) => ApiError::InUse(m),
+        rustmaker_deploy::hosting::HostingError::Internal(m) => ApiError::Internal(m),
+    }))
 }
 
 fn text(input: &Value, field: &str) -> Option<String> {
@@ -469,7 +603,7 @@ fn dispatch(m: &Arc<Manager>, op: &str, input: &Value) -> Result<Value, ApiError
             .map(|_| json!({})),
         "DeleteNotebookInstanceLifecycleConfig" => m.delete_config(&config_name()?).map(|_| json!({})),
         other => Err(ApiError::Validation(format!(
-            "the operation SageMaker.{other} is not served here (notebook instances and lifecycle configurations are)"
+            "the operation SageMaker.{other} is not served here (notebook instances, lifecycle configurations, models, endpoint configurations and endpoints are)"
         ))),
     }
 }

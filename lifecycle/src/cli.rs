@@ -179,7 +179,13 @@ fn load_keys(args: &ServeArgs, state: &std::path::Path) -> anyhow::Result<Keys> 
     Ok(keys)
 }
 
-pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>) -> anyhow::Result<()> {
+/// `loader` loads the models endpoints serve (the composition root wires the training
+/// engine's).
+pub fn serve(
+    args: ServeArgs,
+    rustmaker: Option<PathBuf>,
+    loader: std::sync::Arc<dyn rustmaker_magics::services::ModelLoader>,
+) -> anyhow::Result<()> {
     let state = args.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state).with_context(|| format!("cannot make {}", state.display()))?;
     let keys = load_keys(&args, &state)?;
@@ -233,7 +239,14 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>) -> anyhow::Result<()> 
             json!({"url": url, "pid": std::process::id()}).to_string(),
         )?;
     }
-    runtime.block_on(api::serve(manager, keys, listener))?;
+    let hosting = Arc::new(
+        rustmaker_deploy::hosting::Hosting::open(&state.join("hosting.db"), loader)
+            .map_err(|e| anyhow::anyhow!("cannot open the hosting store: {e}"))?,
+    );
+    for name in hosting.recover().map_err(|e| anyhow::anyhow!("{e}"))? {
+        eprintln!("recovering endpoint {name}");
+    }
+    runtime.block_on(api::serve(manager, hosting, keys, listener))?;
     Ok(())
 }
 

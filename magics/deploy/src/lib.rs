@@ -3,7 +3,8 @@
 //! chosen by weight or by name ([`variants`]), and every sampled request and response kept
 //! as SageMaker's data-capture records in its folder layout ([`capture`]), which the model
 //! monitor reads. An [`endpoint::Endpoint`] puts them together for one endpoint's traffic;
-//! [`transform`] runs a model over files as a batch transform job does.
+//! [`transform`] runs a model over files as a batch transform job does; [`hosting`] is the
+//! control plane (models, endpoint configurations, endpoints) that `rustmaker serve` fronts.
 //!
 //! The models themselves come from the training engine through
 //! `rustmaker_magics::services::ModelLoader`, wired by the composition root: this crate
@@ -11,6 +12,7 @@
 
 pub mod capture;
 pub mod endpoint;
+pub mod hosting;
 pub mod payload;
 pub mod transform;
 pub mod variants;

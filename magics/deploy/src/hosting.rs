@@ -1,0 +1,588 @@
+//! The hosting control plane as SageMaker's API has it: models, endpoint configurations and
+//! endpoints, kept in a SQLite file (as the request's own fields, so Describe answers with
+//! what Create was given) and served by live [`Endpoint`]s. An endpoint is Creating while
+//! its models load (on a thread of its own), then InService or Failed with the reason; a
+//! restarted service loads every endpoint that was serving. Updating an endpoint builds the
+//! new one beside the old and swaps them: requests in flight finish on the old one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::Utc;
+use rusqlite::{params, Connection, OptionalExtension};
+use rustmaker_magics::services::ModelLoader;
+use serde_json::{json, Value};
+
+use crate::capture::{CaptureConfig, Rolling};
+use crate::endpoint::{Answer, Endpoint, Invocation, InvokeError, VariantSpec};
+
+pub const REGION: &str = "us-east-1";
+pub const ACCOUNT: &str = "000000000000";
+
+/// A refused or failed call, with SageMaker's error code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum HostingError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    InUse(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl HostingError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            HostingError::Validation(_) => "ValidationException",
+            HostingError::InUse(_) => "ResourceInUse",
+            HostingError::Internal(_) => "InternalFailure",
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> HostingError {
+    HostingError::Internal(e.to_string())
+}
+
+/// The kinds of resource, as their names appear in ARNs and in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Model,
+    EndpointConfig,
+    Endpoint,
+}
+
+impl Kind {
+    fn table(self) -> &'static str {
+        match self {
+            Kind::Model => "model",
+            Kind::EndpointConfig => "endpoint-config",
+            Kind::Endpoint => "endpoint",
+        }
+    }
+    fn words(self) -> &'static str {
+        match self {
+            Kind::Model => "model",
+            Kind::EndpointConfig => "endpoint configuration",
+            Kind::Endpoint => "endpoint",
+        }
+    }
+}
+
+fn arn(kind: Kind, name: &str) -> String {
+    format!(
+        "arn:aws:sagemaker:{REGION}:{ACCOUNT}:{}/{}",
+        kind.table(),
+        name.to_ascii_lowercase()
+    )
+}
+
+fn now() -> f64 {
+    Utc::now().timestamp_millis() as f64 / 1000.0
+}
+
+/// What the hosting control plane holds.
+pub struct Hosting {
+    conn: Mutex<Connection>,
+    loader: Arc<dyn ModelLoader>,
+    live: RwLock<HashMap<String, Arc<Endpoint>>>,
+    rolling: Rolling,
+}
+
+fn name_of(input: &Value, field: &str) -> Result<String, HostingError> {
+    let name = input
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            HostingError::Validation(format!(
+                "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
+            ))
+        })?;
+    let ok = name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-');
+    if !ok {
+        return Err(HostingError::Validation(format!(
+            "1 validation error detected: Value '{name}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,62}}"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+impl Hosting {
+    /// Opens (or makes) the store at `path`; call [`Hosting::recover`] to serve what it holds.
+    pub fn open(path: &Path, loader: Arc<dyn ModelLoader>) -> Result<Hosting, HostingError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(internal)?;
+        }
+        let conn = Connection::open(path).map_err(internal)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(internal)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS hosting (kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, name));",
+        )
+        .map_err(internal)?;
+        Ok(Hosting {
+            conn: Mutex::new(conn),
+            loader,
+            live: RwLock::new(HashMap::new()),
+            rolling: Rolling::default(),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, kind: Kind, name: &str) -> Result<Option<Value>, HostingError> {
+        let body: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT body FROM hosting WHERE kind = ?1 AND name = ?2",
+                params![kind.table(), name],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(internal)?;
+        body.map(|b| serde_json::from_str(&b).map_err(internal))
+            .transpose()
+    }
+
+    fn find(&self, kind: Kind, name: &str) -> Result<Value, HostingError> {
+        self.get(kind, name)?.ok_or_else(|| {
+            HostingError::Validation(format!(
+                "Could not find {} \"{}\".",
+                kind.words(),
+                arn(kind, name)
+            ))
+        })
+    }
+
+    fn put(&self, kind: Kind, name: &str, body: &Value) -> Result<(), HostingError> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO hosting (kind, name, body) VALUES (?1, ?2, ?3)",
+                params![kind.table(), name, body.to_string()],
+            )
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    fn insert_new(&self, kind: Kind, name: &str, body: &Value) -> Result<(), HostingError> {
+        let inserted = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO hosting (kind, name, body) VALUES (?1, ?2, ?3)",
+                params![kind.table(), name, body.to_string()],
+            )
+            .map_err(internal)?;
+        if inserted == 0 {
+            return Err(HostingError::Validation(format!(
+                "Cannot create already existing {} \"{}\".",
+                kind.words(),
+                arn(kind, name)
+            )));
+        }
+        Ok(())
+    }
+
+    fn remove(&self, kind: Kind, name: &str) -> Result<(), HostingError> {
+        self.find(kind, name)?;
+        self.conn()
+            .execute(
+                "DELETE FROM hosting WHERE kind = ?1 AND name = ?2",
+                params![kind.table(), name],
+            )
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    fn all(&self, kind: Kind) -> Result<Vec<Value>, HostingError> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT body FROM hosting WHERE kind = ?1 ORDER BY name")
+            .map_err(internal)?;
+        let rows = stmt
+            .query_map(params![kind.table()], |r| r.get::<_, String>(0))
+            .map_err(internal)?;
+        rows.map(|b| {
+            b.map_err(internal)
+                .and_then(|b| serde_json::from_str(&b).map_err(internal))
+        })
+        .collect()
+    }
+
+    /// `CreateModel`: the artifact must be a local `model.tar.gz` (or a folder holding one).
+    pub fn create_model(&self, input: &Value) -> Result<Value, HostingError> {
+        let name = name_of(input, "ModelName")?;
+        let url = input
+            .pointer("/PrimaryContainer/ModelDataUrl")
+            .or_else(|| input.pointer("/Containers/0/ModelDataUrl"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                HostingError::Validation(
+                    "PrimaryContainer.ModelDataUrl is required: the model.tar.gz to serve".into(),
+                )
+            })?;
+        let mut body = input.clone();
+        body["ModelArn"] = json!(arn(Kind::Model, &name));
+        body["CreationTime"] = json!(now());
+        body["ModelDataPath"] = json!(url);
+        self.insert_new(Kind::Model, &name, &body)?;
+        Ok(json!({"ModelArn": arn(Kind::Model, &name)}))
+    }
+
+    pub fn describe_model(&self, input: &Value) -> Result<Value, HostingError> {
+        let mut m = self.find(Kind::Model, &name_of(input, "ModelName")?)?;
+        if let Value::Object(map) = &mut m {
+            map.remove("ModelDataPath");
+        }
+        Ok(m)
+    }
+
+    pub fn delete_model(&self, input: &Value) -> Result<Value, HostingError> {
+        self.remove(Kind::Model, &name_of(input, "ModelName")?)?;
+        Ok(json!({}))
+    }
+
+    pub fn list_models(&self) -> Result<Value, HostingError> {
+        let models: Vec<Value> = self
+            .all(Kind::Model)?
+            .iter()
+            .map(|m| json!({"ModelName": m["ModelName"], "ModelArn": m["ModelArn"], "CreationTime": m["CreationTime"]}))
+            .collect();
+        Ok(json!({ "Models": models }))
+    }
+
+    /// `CreateEndpointConfig`: its variants' models must exist, its weights serve something,
+    /// and its capture settings parse.
+    pub fn create_endpoint_config(&self, input: &Value) -> Result<Value, HostingError> {
+        let name = name_of(input, "EndpointConfigName")?;
+        let variants = input
+            .get("ProductionVariants")
+            .and_then(Value::as_array)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                HostingError::Validation("ProductionVariants must list at least one variant".into())
+            })?;
+        let mut pairs = Vec::new();
+        for v in variants {
+            let variant = name_of(v, "VariantName")?;
+            self.find(Kind::Model, &name_of(v, "ModelName")?)?;
+            let weight = v
+                .get("InitialVariantWeight")
+                .map_or(Some(1.0), Value::as_f64)
+                .ok_or_else(|| {
+                    HostingError::Validation(format!(
+                        "variant {variant}: InitialVariantWeight must be a number"
+                    ))
+                })?;
+            pairs.push((variant, weight));
+        }
+        crate::variants::Weights::new(&pairs)
+            .map_err(|e| HostingError::Validation(e.to_string()))?;
+        if let Some(capture) = input.get("DataCaptureConfig") {
+            CaptureConfig::from_sagemaker(capture)
+                .map_err(|e| HostingError::Validation(e.to_string()))?;
+        }
+        let mut body = input.clone();
+        body["EndpointConfigArn"] = json!(arn(Kind::EndpointConfig, &name));
+        body["CreationTime"] = json!(now());
+        self.insert_new(Kind::EndpointConfig, &name, &body)?;
+        Ok(json!({"EndpointConfigArn": arn(Kind::EndpointConfig, &name)}))
+    }
+
+    pub fn describe_endpoint_config(&self, input: &Value) -> Result<Value, HostingError> {
+        self.find(Kind::EndpointConfig, &name_of(input, "EndpointConfigName")?)
+    }
+
+    pub fn delete_endpoint_config(&self, input: &Value) -> Result<Value, HostingError> {
+        self.remove(Kind::EndpointConfig, &name_of(input, "EndpointConfigName")?)?;
+        Ok(json!({}))
+    }
+
+    pub fn list_endpoint_configs(&self) -> Result<Value, HostingError> {
+        let configs: Vec<Value> = self
+            .all(Kind::EndpointConfig)?
+            .iter()
+            .map(|c| json!({"EndpointConfigName": c["EndpointConfigName"], "EndpointConfigArn": c["EndpointConfigArn"], "CreationTime": c["CreationTime"]}))
+            .collect();
+        Ok(json!({ "EndpointConfigs": configs }))
+    }
+
+    /// `CreateEndpoint`: recorded as Creating, then served from another thread.
+    pub fn create_endpoint(self: &Arc<Self>, input: &Value) -> Result<Value, HostingError> {
+        let name = name_of(input, "EndpointName")?;
+        let config = name_of(input, "EndpointConfigName")?;
+        self.find(Kind::EndpointConfig, &config)?;
+        let t = now();
+        let body = json!({
+            "EndpointName": name,
+            "EndpointArn": arn(Kind::Endpoint, &name),
+            "EndpointConfigName": config,
+            "EndpointStatus": "Creating",
+            "CreationTime": t,
+            "LastModifiedTime": t,
+        });
+        self.insert_new(Kind::Endpoint, &name, &body)?;
+        self.start(&name, &config);
+        Ok(json!({"EndpointArn": arn(Kind::Endpoint, &name)}))
+    }
+
+    /// Builds the endpoint of `config` on a thread and puts it in service under `name`.
+    fn start(self: &Arc<Self>, name: &str, config: &str) {
+        let (me, name, config) = (self.clone(), name.to_owned(), config.to_owned());
+        std::thread::spawn(move || {
+            let built = me.build(&name, &config);
+            let Ok(Some(mut body)) = me.get(Kind::Endpoint, &name) else {
+                return; // deleted meanwhile
+            };
+            match built {
+                Ok(endpoint) => {
+                    me.live
+                        .write()
+                        .expect("never poisoned")
+                        .insert(name.clone(), Arc::new(endpoint));
+                    body["EndpointStatus"] = json!("InService");
+                    body["EndpointConfigName"] = json!(config);
+                    if let Value::Object(map) = &mut body {
+                        map.remove("FailureReason");
+                        map.remove("PendingConfigName");
+                    }
+                }
+                Err(reason) => {
+                    body["EndpointStatus"] =
+                        json!(
+                            if me.live.read().expect("never poisoned").contains_key(&name) {
+                                // A failed update leaves the old endpoint serving.
+                                "InService"
+                            } else {
+                                "Failed"
+                            }
+                        );
+                    body["FailureReason"] = json!(reason);
+                }
+            }
+            body["LastModifiedTime"] = json!(now());
+            let _ = me.put(Kind::Endpoint, &name, &body);
+        });
+    }
+
+    fn build(&self, name: &str, config: &str) -> Result<Endpoint, String> {
+        let config = self
+            .find(Kind::EndpointConfig, config)
+            .map_err(|e| e.to_string())?;
+        let mut variants = Vec::new();
+        for v in config["ProductionVariants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let model_name = v["ModelName"].as_str().unwrap_or_default();
+            let model = self
+                .find(Kind::Model, model_name)
+                .map_err(|e| e.to_string())?;
+            let path = PathBuf::from(model["ModelDataPath"].as_str().unwrap_or_default());
+            let path = if path.is_dir() {
+                path.join("model.tar.gz")
+            } else {
+                path
+            };
+            let served = self.loader.load(&path).map_err(|e| {
+                format!(
+                    "model {model_name} ({}) cannot be served: {e}",
+                    path.display()
+                )
+            })?;
+            variants.push(VariantSpec {
+                name: v["VariantName"].as_str().unwrap_or_default().to_owned(),
+                model: served,
+                weight: v
+                    .get("InitialVariantWeight")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0),
+            });
+        }
+        let capture = match config.get("DataCaptureConfig") {
+            Some(c) => CaptureConfig::from_sagemaker(c).map_err(|e| e.to_string())?,
+            None => None,
+        };
+        Endpoint::new(name, variants, capture, self.rolling).map_err(|e| e.to_string())
+    }
+
+    pub fn describe_endpoint(&self, input: &Value) -> Result<Value, HostingError> {
+        let name = name_of(input, "EndpointName")?;
+        let mut body = self.find(Kind::Endpoint, &name)?;
+        let config = body["EndpointConfigName"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let config = self
+            .get(Kind::EndpointConfig, &config)?
+            .unwrap_or(Value::Null);
+        let live = self
+            .live
+            .read()
+            .expect("never poisoned")
+            .get(&name)
+            .cloned();
+        if let Some(endpoint) = &live {
+            let counts: HashMap<String, u64> = config["ProductionVariants"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| {
+                    (
+                        v["VariantName"].as_str().unwrap_or_default().to_owned(),
+                        v["InitialInstanceCount"].as_u64().unwrap_or(1),
+                    )
+                })
+                .collect();
+            body["ProductionVariants"] = endpoint
+                .weights()
+                .iter()
+                .map(|(v, w)| {
+                    let count = counts.get(v).copied().unwrap_or(1);
+                    json!({"VariantName": v, "CurrentWeight": w, "DesiredWeight": w,
+                           "CurrentInstanceCount": count, "DesiredInstanceCount": count})
+                })
+                .collect();
+            if let Some(c) = config.get("DataCaptureConfig") {
+                if let Ok(Some(capture)) = CaptureConfig::from_sagemaker(c) {
+                    body["DataCaptureConfig"] = json!({
+                        "EnableCapture": true,
+                        "CaptureStatus": "Started",
+                        "CurrentSamplingPercentage": capture.sampling_percentage,
+                        "DestinationS3Uri": capture.destination,
+                    });
+                    if let Some(failure) = endpoint.capture_failure() {
+                        body["DataCaptureConfig"]["CaptureFailure"] = json!(failure);
+                    }
+                }
+            }
+        }
+        Ok(body)
+    }
+
+    pub fn list_endpoints(&self) -> Result<Value, HostingError> {
+        let endpoints: Vec<Value> = self
+            .all(Kind::Endpoint)?
+            .iter()
+            .map(|e| json!({"EndpointName": e["EndpointName"], "EndpointArn": e["EndpointArn"], "EndpointStatus": e["EndpointStatus"], "CreationTime": e["CreationTime"], "LastModifiedTime": e["LastModifiedTime"]}))
+            .collect();
+        Ok(json!({ "Endpoints": endpoints }))
+    }
+
+    pub fn delete_endpoint(&self, input: &Value) -> Result<Value, HostingError> {
+        let name = name_of(input, "EndpointName")?;
+        self.remove(Kind::Endpoint, &name)?;
+        // Dropping the endpoint closes its capture files.
+        self.live.write().expect("never poisoned").remove(&name);
+        Ok(json!({}))
+    }
+
+    /// `UpdateEndpoint`: the new configuration is loaded beside the serving one, then
+    /// swapped in; no request is dropped.
+    pub fn update_endpoint(self: &Arc<Self>, input: &Value) -> Result<Value, HostingError> {
+        let name = name_of(input, "EndpointName")?;
+        let config = name_of(input, "EndpointConfigName")?;
+        let mut body = self.find(Kind::Endpoint, &name)?;
+        self.find(Kind::EndpointConfig, &config)?;
+        if body["EndpointStatus"] != "InService" && body["EndpointStatus"] != "Failed" {
+            return Err(HostingError::Validation(format!(
+                "Cannot update endpoint \"{}\" while it is {}.",
+                arn(Kind::Endpoint, &name),
+                body["EndpointStatus"].as_str().unwrap_or("busy")
+            )));
+        }
+        body["EndpointStatus"] = json!("Updating");
+        body["PendingConfigName"] = json!(config);
+        body["LastModifiedTime"] = json!(now());
+        self.put(Kind::Endpoint, &name, &body)?;
+        self.start(&name, &config);
+        Ok(json!({"EndpointArn": arn(Kind::Endpoint, &name)}))
+    }
+
+    /// `UpdateEndpointWeightsAndCapacities`: weights change at once, for every request after.
+    pub fn update_weights(&self, input: &Value) -> Result<Value, HostingError> {
+        let name = name_of(input, "EndpointName")?;
+        self.find(Kind::Endpoint, &name)?;
+        let endpoint = self.serving(&name)?;
+        let changes: Vec<(String, f64)> = input
+            .get("DesiredWeightsAndCapacities")
+            .and_then(Value::as_array)
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                HostingError::Validation("DesiredWeightsAndCapacities must list variants".into())
+            })?
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    c.get("VariantName")?.as_str()?.to_owned(),
+                    c.get("DesiredWeight")?.as_f64()?,
+                ))
+            })
+            .collect();
+        endpoint
+            .set_weights(&changes)
+            .map_err(|e| HostingError::Validation(e.to_string()))?;
+        Ok(json!({"EndpointArn": arn(Kind::Endpoint, &name)}))
+    }
+
+    fn serving(&self, name: &str) -> Result<Arc<Endpoint>, HostingError> {
+        self.live
+            .read()
+            .expect("never poisoned")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                HostingError::Validation(format!(
+                    "Endpoint {name} of account {ACCOUNT} is not in service."
+                ))
+            })
+    }
+
+    /// `InvokeEndpoint`, for the runtime.
+    pub fn invoke(&self, name: &str, call: &Invocation) -> Result<Answer, InvokeError> {
+        let endpoint = self
+            .live
+            .read()
+            .expect("never poisoned")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                InvokeError::Validation(format!("Endpoint {name} of account {ACCOUNT} not found."))
+            })?;
+        endpoint.invoke(call, Utc::now())
+    }
+
+    /// Serves again every endpoint the store says was serving (after a restart).
+    pub fn recover(self: &Arc<Self>) -> Result<Vec<String>, HostingError> {
+        let mut started = Vec::new();
+        for e in self.all(Kind::Endpoint)? {
+            let name = e["EndpointName"].as_str().unwrap_or_default().to_owned();
+            let config = e["EndpointConfigName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            if matches!(
+                e["EndpointStatus"].as_str(),
+                Some("InService" | "Creating" | "Updating")
+            ) {
+                self.start(&name, &config);
+                started.push(name);
+            }
+        }
+        Ok(started)
+    }
+
+    /// Closes capture files open past their age, on every endpoint (for a timer).
+    pub fn roll_captures(&self) {
+        let now = Utc::now();
+        for e in self.live.read().expect("never poisoned").values() {
+            let _ = e.roll_captures(now);
+        }
+    }
+}

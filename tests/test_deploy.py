@@ -1,0 +1,244 @@
+"""Model endpoints through boto3's `sagemaker` and `sagemaker-runtime` clients against
+`rustmaker serve`: models, endpoint configurations with two variants and data capture,
+InvokeEndpoint in CSV, JSON and JSON Lines, traffic split by weight, TargetVariant, weights
+changed live, a new configuration swapped in, bad input, and recovery after the service is
+killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import boto3
+import botocore
+import pytest
+
+from conftest import BIN
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+IRIS = ROOT / "tests" / "data" / "ml" / "iris.csv"
+KEY, SECRET = "AKIDRUSTMAKERDEPLOY", "rustmaker-deploy-secret"
+ROWS = ["5.1,3.5,1.4,0.2", "6.7,3.0,5.2,2.3", "5.9,3.0,4.2,1.5"]
+LABELS = ["setosa", "virginica", "versicolor"]
+
+
+class Service:
+    def __init__(self, state: pathlib.Path):
+        self.state = state
+        self.start()
+
+    def start(self):
+        ready = self.state.parent / f"{self.state.name}-ready.json"
+        ready.unlink(missing_ok=True)
+        env = dict(os.environ, RUSTMAKER_API_KEYS=f"{KEY}:{SECRET}")
+        self.log = open(self.state.parent / f"{self.state.name}.log", "a")
+        self.proc = subprocess.Popen([BIN, "serve", "--port", "0", "--state-dir", str(self.state), "--ready-file",
+                                      str(ready), "--python", sys.executable],
+                                     env=env, stdout=self.log, stderr=self.log, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert time.monotonic() < deadline and self.proc.poll() is None, "the service did not start"
+            time.sleep(0.05)
+        self.url = json.loads(ready.read_text())["url"]
+        args = dict(endpoint_url=self.url, region_name="us-east-1", aws_access_key_id=KEY,
+                    aws_secret_access_key=SECRET)
+        self.sm = boto3.client("sagemaker", **args)
+        self.rt = boto3.client("sagemaker-runtime", **args)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def code(e: botocore.exceptions.ClientError) -> str:
+    return e.response["Error"]["Code"]
+
+
+def wait(sm, name: str, limit: float = 60) -> dict:
+    deadline = time.monotonic() + limit
+    while True:
+        d = sm.describe_endpoint(EndpointName=name)
+        if d["EndpointStatus"] not in ("Creating", "Updating") or time.monotonic() > deadline:
+            return d
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict:
+    """Two iris models trained once with `rustmaker train`: their model.tar.gz paths."""
+    home = tmp_path_factory.mktemp("deploy-train")
+    env = dict(os.environ, HOME=str(home), RUSTMAKER_HOME=str(home), RUSTMAKER_DATA_DIR=str(home / "data"))
+    out = {}
+    for name, algorithm in (("iris-forest", "random-forest"), ("iris-boost", "gradient-boosting")):
+        subprocess.run([BIN, "train", name, "--algorithm", algorithm, "--data", str(IRIS), "--target", "target"],
+                       env=env, check=True, capture_output=True, timeout=300)
+        out[name] = home / "data" / "training-jobs" / name / "output" / "model.tar.gz"
+        assert out[name].is_file()
+    return out
+
+
+@pytest.fixture(scope="module")
+def svc(tmp_path_factory):
+    s = Service(tmp_path_factory.mktemp("deploy") / "state")
+    yield s
+    s.kill()
+
+
+def deploy(sm, models: dict, name: str, capture: pathlib.Path | None = None, weights=(3, 1)) -> None:
+    for m, path in models.items():
+        try:
+            sm.create_model(ModelName=m, PrimaryContainer={"Image": "rustmaker", "ModelDataUrl": str(path)},
+                            ExecutionRoleArn="arn:aws:iam::000000000000:role/model")
+        except botocore.exceptions.ClientError as e:
+            assert "already existing" in str(e)
+    config = dict(EndpointConfigName=f"{name}-config", ProductionVariants=[
+        {"VariantName": "forest", "ModelName": "iris-forest", "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large", "InitialVariantWeight": weights[0]},
+        {"VariantName": "boost", "ModelName": "iris-boost", "InitialInstanceCount": 2,
+         "InstanceType": "ml.m5.large", "InitialVariantWeight": weights[1]}])
+    if capture:
+        config["DataCaptureConfig"] = {"EnableCapture": True, "InitialSamplingPercentage": 100,
+                                       "DestinationS3Uri": str(capture),
+                                       "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]}
+    sm.create_endpoint_config(**config)
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")
+    d = wait(sm, name)
+    assert d["EndpointStatus"] == "InService", d
+
+
+def test_an_endpoint_serves_routes_captures_and_updates(svc, models, tmp_path):
+    capture = tmp_path / "capture"
+    deploy(svc.sm, models, "iris", capture)
+    d = svc.sm.describe_endpoint(EndpointName="iris")
+    variants = {v["VariantName"]: v for v in d["ProductionVariants"]}
+    assert variants["forest"]["CurrentWeight"] == 3 and variants["boost"]["CurrentInstanceCount"] == 2
+    assert d["DataCaptureConfig"]["CaptureStatus"] == "Started"
+    assert [e["EndpointName"] for e in svc.sm.list_endpoints()["Endpoints"]] == ["iris"]
+
+    # The same rows in every content type give the same labels, and the right ones.
+    csv = svc.rt.invoke_endpoint(EndpointName="iris", ContentType="text/csv", Body="\n".join(ROWS),
+                                 TargetVariant="forest")
+    assert csv["ContentType"] == "text/csv" and csv["InvokedProductionVariant"] == "forest"
+    labels = [line.split(",")[0] for line in csv["Body"].read().decode().splitlines()]
+    assert labels == LABELS
+    rows = [[float(v) for v in r.split(",")] for r in ROWS]
+    js = svc.rt.invoke_endpoint(EndpointName="iris", ContentType="application/json", Accept="application/json",
+                                Body=json.dumps({"instances": rows}), TargetVariant="forest")
+    assert [p["predicted_label"] for p in json.loads(js["Body"].read())["predictions"]] == LABELS
+    jl = svc.rt.invoke_endpoint(EndpointName="iris", ContentType="application/jsonlines",
+                                Body="\n".join(json.dumps(r) for r in rows), TargetVariant="boost")
+    assert jl["InvokedProductionVariant"] == "boost"
+    answers = [json.loads(line) for line in jl["Body"].read().decode().splitlines()]
+    assert [a["predicted_label"] for a in answers] == LABELS and all(0 < a["probability"] <= 1 for a in answers)
+
+    # Weights 3:1 over 2,000 calls.
+    counts = {"forest": 0, "boost": 0}
+    for _ in range(2000):
+        r = svc.rt.invoke_endpoint(EndpointName="iris", ContentType="text/csv", Body=ROWS[0])
+        counts[r["InvokedProductionVariant"]] += 1
+    assert abs(counts["forest"] / 2000 - 0.75) < 0.04, counts
+
+    # Weights changed live: everything to boost.
+    svc.sm.update_endpoint_weights_and_capacities(EndpointName="iris", DesiredWeightsAndCapacities=[
+        {"VariantName": "forest", "DesiredWeight": 0}, {"VariantName": "boost", "DesiredWeight": 1}])
+    assert {svc.rt.invoke_endpoint(EndpointName="iris", ContentType="text/csv", Body=ROWS[1])[
+        "InvokedProductionVariant"] for _ in range(50)} == {"boost"}
+
+    # Capture: every request above, in SageMaker's layout, once its file rolls (at most 10 s).
+    deadline = time.monotonic() + 20
+    while True:
+        files = sorted(capture.glob("iris/*/*/*/*/*/*.jsonl"))
+        records = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+        if len(records) >= 2053 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert len(records) == 2053, len(records)
+    assert {f.parts[-6] for f in files} == {"forest", "boost"}
+    first = records[0]
+    assert list(first) == ["captureData", "eventMetadata", "eventVersion"]
+    assert first["captureData"]["endpointInput"]["encoding"] in ("CSV", "JSON", "BASE64")
+
+    # A new configuration swapped in: only the forest, at full weight.
+    svc.sm.create_endpoint_config(EndpointConfigName="iris-forest-only", ProductionVariants=[
+        {"VariantName": "forest", "ModelName": "iris-forest", "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large", "InitialVariantWeight": 1}])
+    svc.sm.update_endpoint(EndpointName="iris", EndpointConfigName="iris-forest-only")
+    served = set()
+    while svc.sm.describe_endpoint(EndpointName="iris")["EndpointStatus"] == "Updating":
+        served.add(svc.rt.invoke_endpoint(EndpointName="iris", ContentType="text/csv", Body=ROWS[2])[
+            "InvokedProductionVariant"])
+    d = svc.sm.describe_endpoint(EndpointName="iris")
+    assert d["EndpointStatus"] == "InService" and d["EndpointConfigName"] == "iris-forest-only"
+    assert [v["VariantName"] for v in d["ProductionVariants"]] == ["forest"]
+
+    svc.sm.delete_endpoint(EndpointName="iris")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        svc.rt.invoke_endpoint(EndpointName="iris", ContentType="text/csv", Body=ROWS[0])
+    assert code(e.value) == "ValidationError"
+
+
+def test_bad_input_gets_sagemakers_errors_and_the_endpoint_keeps_serving(svc, models, tmp_path):
+    deploy(svc.sm, models, "bad")
+    call = dict(EndpointName="bad", ContentType="text/csv")
+    for kwargs, want, text in [
+        (dict(Body="1,2,3\n"), "ModelError", "row 1: has 3 values; the model takes 4"),
+        (dict(Body="5.1,3.5,1.4,0.2\n5.1,x,1.4,0.2"), "ModelError", "sepal_width_cm"),
+        (dict(Body=ROWS[0], TargetVariant="nope"), "ValidationError", "no variant `nope`"),
+        (dict(Body="1" * (6 * 1024 * 1024 + 1)), "ValidationError", "at most 6291456"),
+        (dict(Body=ROWS[0], ContentType="image/png"), "ModelError", "unsupported content type"),
+    ]:
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            svc.rt.invoke_endpoint(**{**call, **kwargs})
+        assert code(e.value) == want and text in str(e.value), str(e.value)
+    assert svc.rt.invoke_endpoint(**call, Body=ROWS[0])["Body"].read().startswith(b"setosa")
+
+    # A wrong signature is refused before anything runs.
+    wrong = boto3.client("sagemaker-runtime", endpoint_url=svc.url, region_name="us-east-1",
+                         aws_access_key_id=KEY, aws_secret_access_key="wrong")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        wrong.invoke_endpoint(**call, Body=ROWS[0])
+    assert "signature" in str(e.value).lower()
+
+    # Control-plane refusals.
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        svc.sm.create_endpoint_config(EndpointConfigName="zero", ProductionVariants=[
+            {"VariantName": "a", "ModelName": "iris-forest", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large", "InitialVariantWeight": 0}])
+    assert code(e.value) == "ValidationException" and "weight is 0" in str(e.value)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        svc.sm.create_endpoint_config(EndpointConfigName="nomodel", ProductionVariants=[
+            {"VariantName": "a", "ModelName": "missing", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    assert "Could not find model" in str(e.value)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        svc.sm.describe_endpoint(EndpointName="never-made")
+    assert code(e.value) == "ValidationException" and "Could not find endpoint" in str(e.value)
+
+    # A model whose artifact is broken: the endpoint ends Failed with the reason.
+    broken = tmp_path / "model.tar.gz"
+    broken.write_bytes(b"not a tarball")
+    svc.sm.create_model(ModelName="broken", PrimaryContainer={"Image": "x", "ModelDataUrl": str(broken)},
+                        ExecutionRoleArn="arn:aws:iam::000000000000:role/model")
+    svc.sm.create_endpoint_config(EndpointConfigName="broken-config", ProductionVariants=[
+        {"VariantName": "a", "ModelName": "broken", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    svc.sm.create_endpoint(EndpointName="broken", EndpointConfigName="broken-config")
+    d = wait(svc.sm, "broken")
+    assert d["EndpointStatus"] == "Failed" and "cannot be served" in d["FailureReason"], d
+    assert svc.rt.invoke_endpoint(**call, Body=ROWS[1])["Body"].read().startswith(b"virginica")
+
+
+def test_endpoints_come_back_after_the_service_is_killed(models, tmp_path):
+    s = Service(tmp_path / "state")
+    try:
+        deploy(s.sm, models, "lasting", weights=(1, 0))
+        s.kill()
+        s.start()
+        d = wait(s.sm, "lasting")
+        assert d["EndpointStatus"] == "InService", d
+        r = s.rt.invoke_endpoint(EndpointName="lasting", ContentType="text/csv", Body=ROWS[0])
+        assert r["InvokedProductionVariant"] == "forest" and r["Body"].read().startswith(b"setosa")
+    finally:
+        s.kill()
