@@ -1,6 +1,7 @@
 //! rustmaker-sagemaker: what every SageMaker-shaped part of rustmaker must agree on, so
 //! that a name the training engine accepts is one the instance service and the API accept
-//! too. Today: resource names, checked against SageMaker's own pattern and length limits.
+//! too (and the hosting engine's endpoints, models and variants). Today: resource names,
+//! checked against SageMaker's own pattern and length limits.
 
 /// SageMaker's limits on a resource's name, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -9,6 +10,10 @@ pub enum Resource {
     TuningJob,
     NotebookInstance,
     LifecycleConfig,
+    Model,
+    EndpointConfig,
+    Endpoint,
+    ProductionVariant,
 }
 
 impl Resource {
@@ -16,7 +21,7 @@ impl Resource {
     pub fn max_len(self) -> usize {
         match self {
             Resource::TuningJob => 32,
-            Resource::TrainingJob | Resource::NotebookInstance | Resource::LifecycleConfig => 63,
+            _ => 63,
         }
     }
 
@@ -27,6 +32,10 @@ impl Resource {
             Resource::TuningJob => "tuning job",
             Resource::NotebookInstance => "notebook instance",
             Resource::LifecycleConfig => "lifecycle configuration",
+            Resource::Model => "model",
+            Resource::EndpointConfig => "endpoint configuration",
+            Resource::Endpoint => "endpoint",
+            Resource::ProductionVariant => "variant",
         }
     }
 }

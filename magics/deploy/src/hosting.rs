@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 use rustmaker_magics::services::ModelLoader;
+use rustmaker_sagemaker::Resource;
 use serde_json::{json, Value};
 
 use crate::capture::{CaptureConfig, Rolling};
@@ -100,14 +101,14 @@ fn name_of(input: &Value, field: &str) -> Result<String, HostingError> {
                 "1 validation error detected: Value null at '{field}' failed to satisfy constraint: Member must not be null"
             ))
         })?;
-    let ok = name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !name.starts_with('-');
-    if !ok {
-        return Err(HostingError::Validation(format!(
-            "1 validation error detected: Value '{name}' at '{field}' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,62}}"
-        )));
-    }
+    let kind = match field {
+        "ModelName" => Resource::Model,
+        "EndpointConfigName" => Resource::EndpointConfig,
+        "VariantName" => Resource::ProductionVariant,
+        _ => Resource::Endpoint,
+    };
+    rustmaker_sagemaker::check_name(name, kind)
+        .map_err(|e| HostingError::Validation(format!("{field}: {e}")))?;
     Ok(name.to_owned())
 }
 

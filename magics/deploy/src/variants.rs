@@ -5,19 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::DeployError;
 
-/// Variant names as SageMaker takes them: letters, digits and inner hyphens, at most 63.
+/// Variant names as SageMaker takes them.
 pub fn check_name(name: &str) -> Result<(), DeployError> {
-    let ok = (1..=63).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(DeployError::Config(format!(
-            "`{name}` is not a variant name: use 1 to 63 letters, digits and inner hyphens"
-        )))
-    }
+    rustmaker_sagemaker::check_name(name, rustmaker_sagemaker::Resource::ProductionVariant)
+        .map_err(|e| DeployError::Config(e.to_string()))
 }
 
 /// Variants and their weights, ready to route a request.
@@ -164,8 +155,8 @@ mod tests {
             (vec![("a", -1.0)], "variant `a` has weight -1"),
             (vec![("a", f64::NAN)], "variant `a` has weight NaN"),
             (vec![("a", 1.0), ("a", 2.0)], "given twice"),
-            (vec![("bad name", 1.0)], "is not a variant name"),
-            (vec![("-a", 1.0)], "is not a variant name"),
+            (vec![("bad name", 1.0)], "is not a valid variant name"),
+            (vec![("-a", 1.0)], "is not a valid variant name"),
         ] {
             let e = weights(&pairs).unwrap_err().to_string();
             assert!(e.contains(want), "{pairs:?}: {e}");
