@@ -10,7 +10,6 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 import time
 
 import boto3
@@ -18,40 +17,12 @@ import botocore
 import pytest
 
 from conftest import BIN
+from service import KEY, Service
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 IRIS = ROOT / "tests" / "data" / "ml" / "iris.csv"
-KEY, SECRET = "AKIDRUSTMAKERDEPLOY", "rustmaker-deploy-secret"
 ROWS = ["5.1,3.5,1.4,0.2", "6.7,3.0,5.2,2.3", "5.9,3.0,4.2,1.5"]
 LABELS = ["setosa", "virginica", "versicolor"]
-
-
-class Service:
-    def __init__(self, state: pathlib.Path):
-        self.state = state
-        self.start()
-
-    def start(self):
-        ready = self.state.parent / f"{self.state.name}-ready.json"
-        ready.unlink(missing_ok=True)
-        env = dict(os.environ, RUSTMAKER_API_KEYS=f"{KEY}:{SECRET}")
-        self.log = open(self.state.parent / f"{self.state.name}.log", "a")
-        self.proc = subprocess.Popen([BIN, "serve", "--port", "0", "--state-dir", str(self.state), "--ready-file",
-                                      str(ready), "--python", sys.executable],
-                                     env=env, stdout=self.log, stderr=self.log, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert time.monotonic() < deadline and self.proc.poll() is None, "the service did not start"
-            time.sleep(0.05)
-        self.url = json.loads(ready.read_text())["url"]
-        args = dict(endpoint_url=self.url, region_name="us-east-1", aws_access_key_id=KEY,
-                    aws_secret_access_key=SECRET)
-        self.sm = boto3.client("sagemaker", **args)
-        self.rt = boto3.client("sagemaker-runtime", **args)
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
 
 
 def code(e: botocore.exceptions.ClientError) -> str:

@@ -17,15 +17,14 @@ import time
 import urllib.error
 import urllib.request
 
-import boto3
 import botocore
 import pytest
 
 from conftest import BIN
+from service import KEY, SECRET, Service, clients
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "lifecycle" / "samples"
-KEY, SECRET = "AKIDRUSTMAKERTEST", "rustmaker-test-secret"
 ROLE = "arn:aws:iam::000000000000:role/notebook"
 
 
@@ -33,38 +32,8 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-class Service:
-    def __init__(self, state: pathlib.Path, *extra: str):
-        self.state, self.extra = state, extra
-        self.start()
-
-    def start(self):
-        ready = self.state.parent / f"{self.state.name}-ready.json"
-        ready.unlink(missing_ok=True)
-        env = dict(os.environ, RUSTMAKER_API_KEYS=f"{KEY}:{SECRET}")
-        self.log = open(self.state.parent / f"{self.state.name}.log", "a")
-        self.proc = subprocess.Popen([BIN, "serve", "--port", "0", "--state-dir", str(self.state), "--ready-file",
-                                      str(ready), "--python", sys.executable, *self.extra],
-                                     env=env, stdout=self.log, stderr=self.log, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while not ready.exists():
-            assert time.monotonic() < deadline and self.proc.poll() is None, "the service did not start"
-            time.sleep(0.05)
-        self.url = json.loads(ready.read_text())["url"]
-        self.sm = client(self.url)
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-
-
 def client(url: str, secret: str = SECRET):
-    return boto3.client("sagemaker", endpoint_url=url, region_name="us-east-1", aws_access_key_id=KEY,
-                        aws_secret_access_key=secret)
+    return clients(url, secret)
 
 
 def wait(sm, name: str, leaving: str, limit: float = 90) -> dict:

@@ -129,13 +129,15 @@ async fn open(
     }
 }
 
-async fn handle(
-    State(app): State<Arc<App>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// Checks a request's Signature Version 4 (service `sagemaker`, as boto3's `sagemaker` and
+/// `sagemaker-runtime` clients sign) with the secrets `secret_of` finds.
+fn check_signature(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    secret_of: impl Fn(&str) -> Option<String>,
+) -> Result<String, sigv4::AuthError> {
     let pairs: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| {
@@ -150,11 +152,21 @@ async fn handle(
         path: uri.path(),
         query: uri.query().unwrap_or(""),
         headers: &pairs,
-        body: &body,
+        body,
     };
+    sigv4::verify(&request, "sagemaker", chrono::Utc::now(), secret_of)
+}
+
+async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     // The operator's keys first; an instance's own key (a store lookup) only when none matches.
     let own_instance = std::cell::RefCell::new(None);
-    let verified = sigv4::verify(&request, "sagemaker", chrono::Utc::now(), |k| {
+    let verified = check_signature(&method, &uri, &headers, &body, |k| {
         if let Some(secret) = app.keys.get(k) {
             return Some(secret.clone());
         }
@@ -226,25 +238,7 @@ async fn invoke(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let pairs: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    let request = sigv4::Request {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query().unwrap_or(""),
-        headers: &pairs,
-        body: &body,
-    };
-    if let Err(e) = sigv4::verify(&request, "sagemaker", chrono::Utc::now(), |k| {
-        app.keys.get(k).cloned()
-    }) {
+    if let Err(e) = check_signature(&method, &uri, &headers, &body, |k| app.keys.get(k).cloned()) {
         let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
         return error(status, e.code, &e.message);
     }
