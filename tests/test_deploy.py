@@ -213,3 +213,31 @@ def test_endpoints_come_back_after_the_service_is_killed(models, tmp_path):
         assert r["InvokedProductionVariant"] == "forest" and r["Body"].read().startswith(b"setosa")
     finally:
         s.kill()
+
+
+def test_captured_traffic_is_what_the_model_monitor_checks(svc, models, tmp_path):
+    """The capture files an endpoint writes are read by `rustmaker monitor check --capture`:
+    traffic like the training data passes the baseline, drifted traffic violates it."""
+    features = [line.rsplit(",", 1)[0] for line in IRIS.read_text().splitlines()[1:]]
+    (tmp_path / "train.csv").write_text("\n".join(features) + "\n")
+    subprocess.run([BIN, "monitor", "baseline", "--data", str(tmp_path / "train.csv"), "--no-header", "--output",
+                    str(tmp_path / "baseline")], check=True, capture_output=True, timeout=120)
+    results = {}
+    for name, scale in (("clean", 1.0), ("drifted", 3.0)):
+        capture = tmp_path / f"capture-{name}"
+        deploy(svc.sm, models, name, capture, weights=(1, 1))
+        for row in features:
+            body = ",".join(f"{float(v) * scale:g}" for v in row.split(","))
+            svc.rt.invoke_endpoint(EndpointName=name, ContentType="text/csv", Body=body)
+        deadline = time.monotonic() + 20
+        while sum(len(f.read_text().splitlines()) for f in capture.glob("**/*.jsonl")) < len(features):
+            assert time.monotonic() < deadline, "the capture files did not roll"
+            time.sleep(0.5)
+        out = subprocess.run([BIN, "monitor", "check", "--capture", str(capture / name), "--baseline",
+                              str(tmp_path / "baseline"), "--output", str(tmp_path / f"reports-{name}")],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        results[name] = [line.split()[1] for line in out.stdout.splitlines() if line.strip()]
+        svc.sm.delete_endpoint(EndpointName=name)
+    assert results["clean"] and set(results["clean"]) == {"Completed"}, results
+    assert "CompletedWithViolations" in results["drifted"], results
