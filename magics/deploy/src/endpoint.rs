@@ -20,6 +20,8 @@ pub struct VariantSpec {
     pub name: String,
     pub model: Arc<dyn ServedModel>,
     pub weight: f64,
+    /// `InitialInstanceCount`: how many requests the variant's model answers at once.
+    pub instances: usize,
 }
 
 /// One request, as `InvokeEndpoint` sends it.
@@ -54,7 +56,42 @@ pub enum InvokeError {
 struct Variant {
     name: String,
     model: Arc<dyn ServedModel>,
+    workers: Workers,
     capture: Option<Mutex<CaptureWriter>>,
+}
+
+/// A variant's instances: a request waits for a free one, as it would queue on SageMaker's.
+struct Workers {
+    free: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Workers {
+    fn new(count: usize) -> Workers {
+        Workers {
+            free: Mutex::new(count.max(1)),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    fn run<T>(&self, work: impl FnOnce() -> T) -> T {
+        let mut free = self.free.lock().expect("never poisoned");
+        while *free == 0 {
+            free = self.freed.wait(free).expect("never poisoned");
+        }
+        *free -= 1;
+        drop(free);
+        // Given back even if the model panics.
+        struct Release<'a>(&'a Workers);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                *self.0.free.lock().expect("never poisoned") += 1;
+                self.0.freed.notify_one();
+            }
+        }
+        let _release = Release(self);
+        work()
+    }
 }
 
 /// Capture settings and the last failure to write, which `DescribeEndpoint` reports.
@@ -107,6 +144,7 @@ impl Endpoint {
                 }),
                 name: v.name,
                 model: v.model,
+                workers: Workers::new(v.instances),
             })
             .collect();
         Ok(Endpoint {
@@ -140,7 +178,7 @@ impl Endpoint {
                 .map_err(|e| InvokeError::Validation(e.to_string()))?
         };
         let variant = &self.variants[index];
-        let answered = answer(variant.model.as_ref(), call);
+        let answered = variant.workers.run(|| answer(variant.model.as_ref(), call));
         if let (Some(capture), Some(writer), Ok(answer)) =
             (&self.capture, &variant.capture, &answered)
         {
@@ -275,6 +313,7 @@ mod tests {
                 factor,
             }),
             weight,
+            instances: 1,
         }
     }
 
@@ -437,5 +476,53 @@ mod tests {
             Rolling::default()
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_variant_answers_as_many_requests_at_once_as_it_has_instances() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Slow {
+            features: Vec<String>,
+            now: AtomicUsize,
+            most: AtomicUsize,
+        }
+        impl ServedModel for Slow {
+            fn features(&self) -> &[String] {
+                &self.features
+            }
+            fn predict(&self, rows: &DataFrame) -> Result<DataFrame, MagicError> {
+                let at = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most.fetch_max(at, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                self.now.fetch_sub(1, Ordering::SeqCst);
+                let v = vec![1.0; rows.height()];
+                Ok(DataFrame::new(rows.height(), vec![Column::new("score".into(), v)]).unwrap())
+            }
+        }
+        for instances in [1, 3] {
+            let model = Arc::new(Slow {
+                features: vec!["a".into()],
+                now: AtomicUsize::new(0),
+                most: AtomicUsize::new(0),
+            });
+            let endpoint = Endpoint::new(
+                "slow",
+                vec![VariantSpec {
+                    name: "v".into(),
+                    model: model.clone(),
+                    weight: 1.0,
+                    instances,
+                }],
+                None,
+                Rolling::default(),
+            )
+            .unwrap();
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|| endpoint.invoke(&call(b"1"), Utc::now()).unwrap());
+                }
+            });
+            assert_eq!(model.most.load(Ordering::SeqCst), instances);
+        }
     }
 }

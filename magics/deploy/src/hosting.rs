@@ -404,6 +404,11 @@ impl Hosting {
                     .get("InitialVariantWeight")
                     .and_then(Value::as_f64)
                     .unwrap_or(1.0),
+                instances: v
+                    .get("InitialInstanceCount")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1)
+                    .max(1) as usize,
             });
         }
         let capture = match config.get("DataCaptureConfig") {
