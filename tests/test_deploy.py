@@ -241,3 +241,42 @@ def test_captured_traffic_is_what_the_model_monitor_checks(svc, models, tmp_path
         svc.sm.delete_endpoint(EndpointName=name)
     assert results["clean"] and set(results["clean"]) == {"Completed"}, results
     assert "CompletedWithViolations" in results["drifted"], results
+
+
+def test_a_transform_job_scores_files_as_the_endpoint_does(svc, models, tmp_path):
+    deploy(svc.sm, models, "batch", weights=(1, 0))
+    data = tmp_path / "in"
+    (data / "part").mkdir(parents=True)
+    (data / "a.csv").write_text("\n".join(ROWS) + "\n")
+    (data / "part" / "b.csv").write_text("id-9," + ROWS[1] + "\n")
+
+    def run(name: str, source: pathlib.Path, **extra) -> dict:
+        svc.sm.create_transform_job(
+            TransformJobName=name, ModelName="iris-forest",
+            TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(source)}},
+                            "ContentType": "text/csv", "SplitType": "Line"},
+            TransformOutput={"S3OutputPath": str(tmp_path / name), "AssembleWith": "Line"},
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1}, **extra)
+        deadline = time.monotonic() + 60
+        while (d := svc.sm.describe_transform_job(TransformJobName=name))["TransformJobStatus"] == "InProgress":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        return d
+
+    d = run("plain", data / "a.csv")
+    assert d["TransformJobStatus"] == "Completed", d
+    invoked = svc.rt.invoke_endpoint(EndpointName="batch", ContentType="text/csv", Body="\n".join(ROWS),
+                                     TargetVariant="forest")["Body"].read().decode()
+    assert (tmp_path / "plain" / "a.csv.out").read_text() == invoked
+    # A folder, with the id column filtered out of the input and joined back to the answer.
+    d = run("joined", data / "part", BatchStrategy="SingleRecord",
+            DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-2]"})
+    assert d["TransformJobStatus"] == "Completed", d
+    assert (tmp_path / "joined" / "b.csv.out").read_text() == "id-9,virginica\n"
+    d = run("missing", tmp_path / "nothing-here")
+    assert d["TransformJobStatus"] == "Failed" and "nothing-here" in d["FailureReason"], d
+    assert {j["TransformJobName"] for j in svc.sm.list_transform_jobs()["TransformJobSummaries"]} >= {
+        "plain", "joined", "missing"}
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        run("bad", data, BatchStrategy="Everything")
+    assert code(e.value) == "ValidationException" and "BatchStrategy `Everything`" in str(e.value)

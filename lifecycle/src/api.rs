@@ -306,6 +306,10 @@ fn hosting_dispatch(h: &Arc<Hosting>, op: &str, input: &Value) -> Option<Result<
         "UpdateEndpointWeightsAndCapacities" => h.update_weights(input),
         "DeleteEndpoint" => h.delete_endpoint(input),
         "ListEndpoints" => h.list_endpoints(),
+        "CreateTransformJob" => h.create_transform_job(input),
+        "DescribeTransformJob" => h.describe_transform_job(input),
+        "ListTransformJobs" => h.list_transform_jobs(),
+        "StopTransformJob" => h.stop_transform_job(input),
         _ => return None,
     };
     Some(result.map_err(|e| match e {
@@ -597,7 +601,7 @@ fn dispatch(m: &Arc<Manager>, op: &str, input: &Value) -> Result<Value, ApiError
             .map(|_| json!({})),
         "DeleteNotebookInstanceLifecycleConfig" => m.delete_config(&config_name()?).map(|_| json!({})),
         other => Err(ApiError::Validation(format!(
-            "the operation SageMaker.{other} is not served here (notebook instances, lifecycle configurations, models, endpoint configurations and endpoints are)"
+            "the operation SageMaker.{other} is not served here (notebook instances, lifecycle configurations, models, endpoint configurations, endpoints and transform jobs are)"
         ))),
     }
 }

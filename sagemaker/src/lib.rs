@@ -14,6 +14,7 @@ pub enum Resource {
     EndpointConfig,
     Endpoint,
     ProductionVariant,
+    TransformJob,
 }
 
 impl Resource {
@@ -36,6 +37,7 @@ impl Resource {
             Resource::EndpointConfig => "endpoint configuration",
             Resource::Endpoint => "endpoint",
             Resource::ProductionVariant => "variant",
+            Resource::TransformJob => "transform job",
         }
     }
 }

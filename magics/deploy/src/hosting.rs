@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::Utc;
@@ -17,6 +18,7 @@ use serde_json::{json, Value};
 
 use crate::capture::{CaptureConfig, Rolling};
 use crate::endpoint::{Answer, Endpoint, Invocation, InvokeError, VariantSpec};
+use crate::transform::{self, AssembleWith, BatchStrategy, SplitType};
 
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "000000000000";
@@ -52,6 +54,7 @@ enum Kind {
     Model,
     EndpointConfig,
     Endpoint,
+    TransformJob,
 }
 
 impl Kind {
@@ -60,6 +63,7 @@ impl Kind {
             Kind::Model => "model",
             Kind::EndpointConfig => "endpoint-config",
             Kind::Endpoint => "endpoint",
+            Kind::TransformJob => "transform-job",
         }
     }
     fn words(self) -> &'static str {
@@ -67,6 +71,7 @@ impl Kind {
             Kind::Model => "model",
             Kind::EndpointConfig => "endpoint configuration",
             Kind::Endpoint => "endpoint",
+            Kind::TransformJob => "transform job",
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct Hosting {
     loader: Arc<dyn ModelLoader>,
     live: RwLock<HashMap<String, Arc<Endpoint>>>,
     rolling: Rolling,
+    /// Running transform jobs' stop flags.
+    stops: Mutex<HashMap<String, Arc<AtomicBool>>>,
 }
 
 fn name_of(input: &Value, field: &str) -> Result<String, HostingError> {
@@ -105,6 +112,7 @@ fn name_of(input: &Value, field: &str) -> Result<String, HostingError> {
         "ModelName" => Resource::Model,
         "EndpointConfigName" => Resource::EndpointConfig,
         "VariantName" => Resource::ProductionVariant,
+        "TransformJobName" => Resource::TransformJob,
         _ => Resource::Endpoint,
     };
     rustmaker_sagemaker::check_name(name, kind)
@@ -130,6 +138,7 @@ impl Hosting {
             loader,
             live: RwLock::new(HashMap::new()),
             rolling: Rolling::default(),
+            stops: Mutex::new(HashMap::new()),
         })
     }
 
@@ -590,5 +599,191 @@ impl Hosting {
         for e in self.live.read().expect("never poisoned").values() {
             let _ = e.roll_captures(now);
         }
+    }
+
+    /// `CreateTransformJob`: the model over a local file or folder (`S3Uri`), into the
+    /// output folder, on a thread of its own; InProgress, then Completed, Failed or Stopped.
+    pub fn create_transform_job(self: &Arc<Self>, input: &Value) -> Result<Value, HostingError> {
+        let name = name_of(input, "TransformJobName")?;
+        let model = name_of(input, "ModelName")?;
+        self.find(Kind::Model, &model)?;
+        let bad = |m: String| HostingError::Validation(m);
+        let text = |path: &str| {
+            input
+                .pointer(path)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let source = text("/TransformInput/DataSource/S3DataSource/S3Uri").ok_or_else(|| {
+            bad("TransformInput.DataSource.S3DataSource.S3Uri is required: the file or folder to transform".into())
+        })?;
+        let output = text("/TransformOutput/S3OutputPath").ok_or_else(|| {
+            bad("TransformOutput.S3OutputPath is required: the folder the .out files go to".into())
+        })?;
+        for (what, uri) in [("S3Uri", &source), ("S3OutputPath", &output)] {
+            if uri.starts_with("s3://") {
+                return Err(bad(format!(
+                    "{what} {uri}: give a local path here (s3:// is not served yet)"
+                )));
+            }
+        }
+        let choice =
+            |path: &str, allowed: &[&str], default: &str| -> Result<String, HostingError> {
+                let v = text(path).unwrap_or_else(|| default.to_owned());
+                if allowed.contains(&v.as_str()) {
+                    Ok(v)
+                } else {
+                    Err(bad(format!(
+                        "{} `{v}` is not one of {}",
+                        path.trim_start_matches('/').replace('/', "."),
+                        allowed.join(", ")
+                    )))
+                }
+            };
+        let split = choice("/TransformInput/SplitType", &["Line", "None"], "None")?;
+        let strategy = choice(
+            "/BatchStrategy",
+            &["SingleRecord", "MultiRecord"],
+            "MultiRecord",
+        )?;
+        let assemble = choice("/TransformOutput/AssembleWith", &["Line", "None"], "None")?;
+        let join = choice("/DataProcessing/JoinSource", &["Input", "None"], "None")?;
+        if let Some(c) = text("/TransformInput/CompressionType").filter(|c| c != "None") {
+            return Err(bad(format!(
+                "CompressionType `{c}` is not served yet: give uncompressed files"
+            )));
+        }
+        let max_mb = match input.get("MaxPayloadInMB") {
+            None => 6,
+            Some(v) => v
+                .as_u64()
+                .filter(|m| (1..=100).contains(m))
+                .ok_or_else(|| {
+                    bad(format!(
+                        "MaxPayloadInMB is {v}: give a whole number from 1 to 100"
+                    ))
+                })?,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let options = transform::Options {
+            content_type: text("/TransformInput/ContentType"),
+            accept: text("/TransformOutput/Accept"),
+            split: if split == "Line" {
+                SplitType::Line
+            } else {
+                SplitType::None
+            },
+            strategy: if strategy == "SingleRecord" {
+                BatchStrategy::SingleRecord
+            } else {
+                BatchStrategy::MultiRecord
+            },
+            max_payload_bytes: max_mb as usize * 1024 * 1024,
+            assemble: if assemble == "Line" {
+                AssembleWith::Line
+            } else {
+                AssembleWith::None
+            },
+            input_filter: text("/DataProcessing/InputFilter"),
+            join_input: join == "Input",
+            output_filter: text("/DataProcessing/OutputFilter"),
+            stop: Some(stop.clone()),
+        };
+        let t = now();
+        let mut body = input.clone();
+        body["TransformJobArn"] = json!(arn(Kind::TransformJob, &name));
+        body["TransformJobStatus"] = json!("InProgress");
+        body["CreationTime"] = json!(t);
+        body["TransformStartTime"] = json!(t);
+        self.insert_new(Kind::TransformJob, &name, &body)?;
+        self.stops
+            .lock()
+            .expect("never poisoned")
+            .insert(name.clone(), stop);
+        let (me, job) = (self.clone(), name.clone());
+        std::thread::spawn(move || {
+            let name = job;
+            let result = me.run_transform(&model, &source, &output, &options);
+            me.stops.lock().expect("never poisoned").remove(&name);
+            let Ok(Some(mut body)) = me.get(Kind::TransformJob, &name) else {
+                return;
+            };
+            match result {
+                Ok(()) => body["TransformJobStatus"] = json!("Completed"),
+                Err(crate::DeployError::Stopped) => body["TransformJobStatus"] = json!("Stopped"),
+                Err(e) => {
+                    body["TransformJobStatus"] = json!("Failed");
+                    body["FailureReason"] = json!(e.to_string());
+                }
+            }
+            body["TransformEndTime"] = json!(now());
+            let _ = me.put(Kind::TransformJob, &name, &body);
+        });
+        Ok(json!({"TransformJobArn": arn(Kind::TransformJob, &name)}))
+    }
+
+    fn run_transform(
+        &self,
+        model: &str,
+        source: &str,
+        output: &str,
+        options: &transform::Options,
+    ) -> Result<(), crate::DeployError> {
+        let m = self
+            .find(Kind::Model, model)
+            .map_err(|e| crate::DeployError::Payload(e.to_string()))?;
+        let path = PathBuf::from(m["ModelDataPath"].as_str().unwrap_or_default());
+        let path = if path.is_dir() {
+            path.join("model.tar.gz")
+        } else {
+            path
+        };
+        let served = self.loader.load(&path).map_err(|e| {
+            crate::DeployError::Payload(format!(
+                "model {model} ({}) cannot be served: {e}",
+                path.display()
+            ))
+        })?;
+        transform::run(
+            served.as_ref(),
+            Path::new(source),
+            Path::new(output),
+            options,
+        )
+        .map(|_| ())
+    }
+
+    pub fn describe_transform_job(&self, input: &Value) -> Result<Value, HostingError> {
+        self.find(Kind::TransformJob, &name_of(input, "TransformJobName")?)
+    }
+
+    pub fn list_transform_jobs(&self) -> Result<Value, HostingError> {
+        let jobs: Vec<Value> = self
+            .all(Kind::TransformJob)?
+            .iter()
+            .map(|j| {
+                let mut s = json!({"TransformJobName": j["TransformJobName"], "TransformJobArn": j["TransformJobArn"],
+                                   "TransformJobStatus": j["TransformJobStatus"], "CreationTime": j["CreationTime"]});
+                for k in ["TransformEndTime", "FailureReason"] {
+                    if let Some(v) = j.get(k) {
+                        s[k] = v.clone();
+                    }
+                }
+                s
+            })
+            .collect();
+        Ok(json!({ "TransformJobSummaries": jobs }))
+    }
+
+    /// `StopTransformJob`: the job stops before its next request.
+    pub fn stop_transform_job(&self, input: &Value) -> Result<Value, HostingError> {
+        let name = name_of(input, "TransformJobName")?;
+        let mut body = self.find(Kind::TransformJob, &name)?;
+        if let Some(flag) = self.stops.lock().expect("never poisoned").get(&name) {
+            flag.store(true, Ordering::SeqCst);
+            body["TransformJobStatus"] = json!("Stopping");
+            self.put(Kind::TransformJob, &name, &body)?;
+        }
+        Ok(json!({}))
     }
 }

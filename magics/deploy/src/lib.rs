@@ -40,6 +40,8 @@ pub enum DeployError {
     /// A variant that the endpoint does not have.
     #[error("the endpoint has no variant `{given}`; its variants are {known}")]
     UnknownVariant { given: String, known: String },
+    #[error("the transform job was stopped")]
+    Stopped,
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,

@@ -45,6 +45,8 @@ pub struct Options {
     pub input_filter: Option<String>,
     pub join_input: bool,
     pub output_filter: Option<String>,
+    /// Set to stop the job between requests (its unfinished output is removed).
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             input_filter: None,
             join_input: false,
             output_filter: None,
+            stop: None,
         }
     }
 }
@@ -307,6 +310,13 @@ pub fn transform_file(
         let mut requests = 0;
         let mut start = 0;
         while start < records.len() {
+            if options
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+            {
+                return Err(DeployError::Stopped);
+            }
             let end = match options.strategy {
                 BatchStrategy::SingleRecord => start + 1,
                 BatchStrategy::MultiRecord => batch_end(&records, start, options.max_payload_bytes),
