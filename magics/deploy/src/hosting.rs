@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
-use rustmaker_magics::services::ModelLoader;
+use rustmaker_magics::services::{ModelLoader, ServedModel};
 use rustmaker_sagemaker::Resource;
 use serde_json::{json, Value};
 
@@ -380,6 +380,20 @@ impl Hosting {
         });
     }
 
+    /// A model's artifact, loaded for serving; the error says which model and file.
+    fn load(&self, model: &str) -> Result<Arc<dyn ServedModel>, String> {
+        let m = self.find(Kind::Model, model).map_err(|e| e.to_string())?;
+        let path = PathBuf::from(m["ModelDataPath"].as_str().unwrap_or_default());
+        let path = if path.is_dir() {
+            path.join("model.tar.gz")
+        } else {
+            path
+        };
+        self.loader
+            .load(&path)
+            .map_err(|e| format!("model {model} ({}) cannot be served: {e}", path.display()))
+    }
+
     fn build(&self, name: &str, config: &str) -> Result<Endpoint, String> {
         let config = self
             .find(Kind::EndpointConfig, config)
@@ -390,22 +404,7 @@ impl Hosting {
             .into_iter()
             .flatten()
         {
-            let model_name = v["ModelName"].as_str().unwrap_or_default();
-            let model = self
-                .find(Kind::Model, model_name)
-                .map_err(|e| e.to_string())?;
-            let path = PathBuf::from(model["ModelDataPath"].as_str().unwrap_or_default());
-            let path = if path.is_dir() {
-                path.join("model.tar.gz")
-            } else {
-                path
-            };
-            let served = self.loader.load(&path).map_err(|e| {
-                format!(
-                    "model {model_name} ({}) cannot be served: {e}",
-                    path.display()
-                )
-            })?;
+            let served = self.load(v["ModelName"].as_str().unwrap_or_default())?;
             variants.push(VariantSpec {
                 name: v["VariantName"].as_str().unwrap_or_default().to_owned(),
                 model: served,
@@ -729,21 +728,7 @@ impl Hosting {
         output: &str,
         options: &transform::Options,
     ) -> Result<(), crate::DeployError> {
-        let m = self
-            .find(Kind::Model, model)
-            .map_err(|e| crate::DeployError::Payload(e.to_string()))?;
-        let path = PathBuf::from(m["ModelDataPath"].as_str().unwrap_or_default());
-        let path = if path.is_dir() {
-            path.join("model.tar.gz")
-        } else {
-            path
-        };
-        let served = self.loader.load(&path).map_err(|e| {
-            crate::DeployError::Payload(format!(
-                "model {model} ({}) cannot be served: {e}",
-                path.display()
-            ))
-        })?;
+        let served = self.load(model).map_err(crate::DeployError::Payload)?;
         transform::run(
             served.as_ref(),
             Path::new(source),
