@@ -62,12 +62,17 @@ pub fn register(registry: &mut MagicRegistry) {
     let aws = rustmaker_aws::register(registry, &aws_services, Arc::new(spark))
         .expect("AWS magics have unique names");
     let store: SharedObjectStore = Arc::new(aws.s3.clone());
+    register_ml(registry, &store);
+    let schedules = rustmaker_deploy::magic::register(registry, &store)
+        .expect("the deployment magics have unique names");
     registry
-        .register(Arc::new(rustmaker_monitor::magic::MonitorMagic {
-            store: store.clone(),
+        .register(Arc::new(Monitor {
+            data: Arc::new(rustmaker_monitor::magic::MonitorMagic {
+                store: store.clone(),
+            }),
+            schedules,
         }))
         .expect("%monitor has a unique name");
-    register_ml(registry, &store);
     let glue = aws.glue_configure;
     let livy = registry
         .take("configure")
@@ -93,6 +98,41 @@ fn register_ml(registry: &mut MagicRegistry, store: &SharedObjectStore) {
     registry
         .register(Arc::new(TuneMagic { store: store() }))
         .expect("%tune has a unique name");
+}
+
+/// `%monitor` belongs to two engines: the monitor's (baselines, checks, reports of data at
+/// hand) and the hosting engine's (schedules that check an endpoint's captured traffic in
+/// the service). The sub-command chooses.
+struct Monitor {
+    data: Arc<dyn Magic>,
+    schedules: Arc<dyn Magic>,
+}
+
+impl Magic for Monitor {
+    fn name(&self) -> &str {
+        "monitor"
+    }
+    fn forms(&self) -> &[MagicForm] {
+        self.data.forms()
+    }
+    fn summary(&self) -> &str {
+        self.data.summary()
+    }
+    fn help(&self) -> String {
+        format!(
+            "{}\n\nSchedules of an endpoint's captured traffic:\n\n{}",
+            self.data.help(),
+            self.schedules.help()
+        )
+    }
+    fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
+        let first = call.argv()?.into_iter().next().unwrap_or_default();
+        if rustmaker_deploy::magic::schedules::COMMANDS.contains(&first.as_str()) {
+            self.schedules.run(call, ctx)
+        } else {
+            self.data.run(call, ctx)
+        }
+    }
 }
 
 /// `%%configure` belongs to two engines: sparkmagic's (a Livy session's JSON: driverMemory,

@@ -46,6 +46,26 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Endpoints from a shell, with `%deploy`'s arguments (served by `rustmaker serve`).
+    Deploy {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// `%endpoint`'s commands: list, describe, weights, update, delete.
+    Endpoint {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Calls an endpoint, as `%invoke ENDPOINT --data FILE`.
+    Invoke {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Batch transform jobs, with `%transform`'s arguments.
+    Transform {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// The notebook-instance service: SageMaker's API for notebook instances, lifecycle
     /// configurations and model endpoints (JSON 1.1, Signature Version 4; InvokeEndpoint at
     /// /endpoints/NAME/invocations), instances as local process trees.
@@ -80,6 +100,16 @@ fn main() -> anyhow::Result<()> {
     let magic = |name: &str, args: &[String]| {
         rustmaker_kernel::engines::run_in_console(name, args).map_err(|e| anyhow::anyhow!("{e}"))
     };
+    // `rustmaker monitor schedule …` (and executions, schedules, unschedule) are the hosting
+    // engine's, as in `%monitor`; the monitor's own sub-commands parse below.
+    let argv: Vec<String> = std::env::args().collect();
+    if let [_, monitor, command, ..] = argv.as_slice() {
+        if monitor == "monitor"
+            && rustmaker_deploy::magic::schedules::COMMANDS.contains(&command.as_str())
+        {
+            return magic("monitor", &argv[2..]);
+        }
+    }
     match Cli::parse().command {
         Command::Kernel { connection_file } => rustmaker_kernel::run(&connection_file),
         Command::Install(args) => rustmaker_kernel::install::run(args),
@@ -91,10 +121,17 @@ fn main() -> anyhow::Result<()> {
         Command::Train { args } => magic("train", &args),
         Command::Experiments { args } => magic("experiments", &args),
         Command::Tune { args } => magic("tune", &args),
+        Command::Deploy { args } => magic("deploy", &args),
+        Command::Endpoint { args } => magic("endpoint", &args),
+        Command::Invoke { args } => magic("invoke", &args),
+        Command::Transform { args } => magic("transform", &args),
         Command::Serve(args) => rustmaker_lifecycle::cli::serve(
             args,
             std::env::current_exe().ok(),
-            std::sync::Arc::new(rustmaker_ml::serving::Loader),
+            rustmaker_lifecycle::cli::Engines {
+                loader: std::sync::Arc::new(rustmaker_ml::serving::Loader),
+                monitor: std::sync::Arc::new(rustmaker_monitor::ScheduledCheck),
+            },
         ),
         Command::Instance { command } => rustmaker_lifecycle::cli::instance(command),
         Command::TuneAskTell => {

@@ -20,9 +20,9 @@ use serde_json::{json, Value};
 use crate::config::LifecycleConfig;
 use crate::instance::{config_arn, Instance};
 use crate::manager::{ApiError, CreateRequest, Manager, UpdateRequest};
-use crate::sigv4;
 use rustmaker_deploy::endpoint::{Invocation, InvokeError};
 use rustmaker_deploy::hosting::Hosting;
+use rustmaker_sagemaker::sigv4;
 
 /// The operator's access keys (access key id → secret).
 pub type Keys = BTreeMap<String, String>;
@@ -61,14 +61,19 @@ pub async fn serve(
     keys: Keys,
     listener: tokio::net::TcpListener,
 ) -> std::io::Result<()> {
-    // Quiet endpoints' capture files still reach readers within their rolling age.
+    // Quiet endpoints' capture files still reach readers within their rolling age, and each
+    // monitoring schedule runs once its hour has come.
     let roller = hosting.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
             tick.tick().await;
             let h = roller.clone();
-            let _ = tokio::task::spawn_blocking(move || h.roll_captures()).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                h.roll_captures();
+                h.run_due_schedules(chrono::Utc::now());
+            })
+            .await;
         }
     });
     let app = Arc::new(App {
@@ -310,6 +315,13 @@ fn hosting_dispatch(h: &Arc<Hosting>, op: &str, input: &Value) -> Option<Result<
         "DescribeTransformJob" => h.describe_transform_job(input),
         "ListTransformJobs" => h.list_transform_jobs(),
         "StopTransformJob" => h.stop_transform_job(input),
+        "CreateMonitoringSchedule" => h.create_monitoring_schedule(input),
+        "DescribeMonitoringSchedule" => h.describe_monitoring_schedule(input),
+        "ListMonitoringSchedules" => h.list_monitoring_schedules(input),
+        "StopMonitoringSchedule" => h.stop_monitoring_schedule(input),
+        "StartMonitoringSchedule" => h.start_monitoring_schedule(input),
+        "DeleteMonitoringSchedule" => h.delete_monitoring_schedule(input),
+        "ListMonitoringExecutions" => h.list_monitoring_executions(input),
         _ => return None,
     };
     Some(result.map_err(|e| match e {

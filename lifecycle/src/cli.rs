@@ -14,10 +14,10 @@ use serde_json::{json, Value};
 
 use crate::api::{self, Keys};
 use crate::backend::LocalBackend;
-use crate::client::Client;
 use crate::config::{encode_script, Hook};
 use crate::logs::LogStream;
 use crate::manager::{Manager, Settings};
+use rustmaker_sagemaker::client::Client;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -122,15 +122,10 @@ pub enum InstanceCommand {
     },
 }
 
-fn default_state_dir() -> PathBuf {
-    let data = std::env::var_os("RUSTMAKER_DATA_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("rustmaker")))
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".local/share/rustmaker")
-        });
-    data.join("instances")
+/// The service's state folder when none is given: `{data}/instances`. A running service
+/// names itself in its `service.json` there (url and pid), which the deployment magics read.
+pub fn default_state_dir() -> PathBuf {
+    rustmaker_process::data_dir().join("instances")
 }
 
 fn load_keys(args: &ServeArgs, state: &std::path::Path) -> anyhow::Result<Keys> {
@@ -179,13 +174,16 @@ fn load_keys(args: &ServeArgs, state: &std::path::Path) -> anyhow::Result<Keys> 
     Ok(keys)
 }
 
-/// `loader` loads the models endpoints serve (the composition root wires the training
-/// engine's).
-pub fn serve(
-    args: ServeArgs,
-    rustmaker: Option<PathBuf>,
-    loader: std::sync::Arc<dyn rustmaker_magics::services::ModelLoader>,
-) -> anyhow::Result<()> {
+/// What the service's endpoints need from the engines (the composition root wires the
+/// training engine's loader and the monitor's check).
+pub struct Engines {
+    /// Loads the models endpoints serve.
+    pub loader: Arc<dyn rustmaker_magics::services::ModelLoader>,
+    /// Checks captured traffic for monitoring schedules.
+    pub monitor: Arc<dyn rustmaker_magics::services::CaptureMonitor>,
+}
+
+pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>, engines: Engines) -> anyhow::Result<()> {
     let state = args.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state).with_context(|| format!("cannot make {}", state.display()))?;
     let keys = load_keys(&args, &state)?;
@@ -233,18 +231,18 @@ pub fn serve(
         "notebook-instance service listening on {url} (state in {})",
         state.display()
     );
-    if let Some(path) = &args.ready_file {
-        std::fs::write(
-            path,
-            json!({"url": url, "pid": std::process::id()}).to_string(),
-        )?;
-    }
     let hosting = Arc::new(
-        rustmaker_deploy::hosting::Hosting::open(&state.join("hosting.db"), loader)
-            .map_err(|e| anyhow::anyhow!("cannot open the hosting store: {e}"))?,
+        rustmaker_deploy::hosting::Hosting::open(&state.join("hosting.db"), engines.loader)
+            .map_err(|e| anyhow::anyhow!("cannot open the hosting store: {e}"))?
+            .with_monitor(engines.monitor),
     );
     for name in hosting.recover().map_err(|e| anyhow::anyhow!("{e}"))? {
         eprintln!("recovering endpoint {name}");
+    }
+    let ready = json!({"url": url, "pid": std::process::id()}).to_string();
+    rustmaker_process::write_atomic(&state.join("service.json"), ready.as_bytes(), None)?;
+    if let Some(path) = &args.ready_file {
+        std::fs::write(path, &ready)?;
     }
     runtime.block_on(api::serve(manager, hosting, keys, listener))?;
     Ok(())

@@ -10,13 +10,11 @@
 pub mod api;
 pub mod backend;
 pub mod cli;
-pub mod client;
 pub mod config;
 pub mod hooks;
 pub mod instance;
 pub mod logs;
 pub mod manager;
-pub mod sigv4;
 pub mod state;
 pub mod store;
 
@@ -53,3 +51,7 @@ impl LifecycleError {
         move |source| LifecycleError::Io { what, source }
     }
 }
+
+/// Signature Version 4 and the service's client live with SageMaker's shared vocabulary, where
+/// the magics that call the service find them too.
+pub use rustmaker_sagemaker::{client, sigv4};

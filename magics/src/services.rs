@@ -1,7 +1,7 @@
 //! What one engine offers another, as small traits the composition root wires (no engine
 //! imports another): the Spark magics find an EMR cluster's master through the AWS magics'
 //! settings, `%emr connect` points the Spark magics at a cluster, and the hosting engine
-//! serves the training engine's models.
+//! serves the training engine's models and has the monitor check their captured traffic.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -47,5 +47,44 @@ pub trait ServedModel: Send + Sync {
 
 /// Loads a `model.tar.gz` for serving.
 pub trait ModelLoader: Send + Sync {
+    /// The `model.tar.gz` a `ModelDataUrl` names: by default a file, or a folder holding
+    /// `model.tar.gz`; the training engine also knows its jobs' names.
+    fn locate(&self, url: &str) -> Result<std::path::PathBuf, MagicError> {
+        let path = Path::new(url);
+        Ok(if path.is_dir() {
+            path.join("model.tar.gz")
+        } else {
+            path.to_owned()
+        })
+    }
     fn load(&self, artifact: &Path) -> Result<Arc<dyn ServedModel>, MagicError>;
+}
+
+/// One monitoring execution's window: the captured traffic of the hours
+/// `first_hour..=last_hour` (hours since 1970-01-01 00:00 UTC) under `capture`, checked against
+/// the baseline's two files, with the reports written to `output`.
+#[derive(Debug, Clone)]
+pub struct MonitorWindow {
+    pub capture: std::path::PathBuf,
+    pub statistics: std::path::PathBuf,
+    pub constraints: std::path::PathBuf,
+    pub first_hour: i64,
+    pub last_hour: i64,
+    pub output: std::path::PathBuf,
+}
+
+/// What one execution found, in SageMaker's words (`Completed`, `CompletedWithViolations`,
+/// `Failed` with its reason).
+#[derive(Debug, Clone)]
+pub struct MonitorRun {
+    pub status: String,
+    pub records: u64,
+    pub violations: usize,
+    pub failure_reason: Option<String>,
+}
+
+/// Checks captured traffic against a baseline: what the hosting engine's monitoring
+/// schedules ask of the monitor.
+pub trait CaptureMonitor: Send + Sync {
+    fn check(&self, window: &MonitorWindow) -> Result<MonitorRun, MagicError>;
 }

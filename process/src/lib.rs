@@ -1,6 +1,6 @@
 //! rustmaker-process: the process and file helpers that the kernel's engines and the instance
 //! service share, so that each is written once: signalling a process group, finding the Python
-//! to run, and writing a file whole or not at all.
+//! to run, where rustmaker keeps its data, and writing a file whole or not at all.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,19 @@ pub fn kill_group(pid: u32, signal: i32) {
     unsafe {
         libc::kill(-(pid as i32), signal);
     }
+}
+
+/// Where rustmaker keeps its data (training jobs, the experiment store, the service's state):
+/// `$RUSTMAKER_DATA_DIR`, else `$XDG_DATA_HOME/rustmaker`, else `~/.local/share/rustmaker`.
+pub fn data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("RUSTMAKER_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("rustmaker");
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".local/share/rustmaker")
 }
 
 /// The Python that runs users' scripts and the PySpark sessions: `$RUSTMAKER_PYTHON`, else the

@@ -1,7 +1,13 @@
 //! rustmaker-sagemaker: what every SageMaker-shaped part of rustmaker must agree on, so
 //! that a name the training engine accepts is one the instance service and the API accept
-//! too (and the hosting engine's endpoints, models and variants). Today: resource names,
-//! checked against SageMaker's own pattern and length limits.
+//! too (and the hosting engine's endpoints, models and variants): resource names, checked
+//! against SageMaker's own pattern and length limits; Signature Version 4 ([`sigv4`]), which
+//! the service checks and the clients make; and, with the `client` feature, a JSON 1.1
+//! client of the service ([`client`]).
+
+#[cfg(feature = "client")]
+pub mod client;
+pub mod sigv4;
 
 /// SageMaker's limits on a resource's name, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,6 +21,7 @@ pub enum Resource {
     Endpoint,
     ProductionVariant,
     TransformJob,
+    MonitoringSchedule,
 }
 
 impl Resource {
@@ -38,6 +45,7 @@ impl Resource {
             Resource::Endpoint => "endpoint",
             Resource::ProductionVariant => "variant",
             Resource::TransformJob => "transform job",
+            Resource::MonitoringSchedule => "monitoring schedule",
         }
     }
 }

@@ -240,6 +240,16 @@ impl Endpoint {
             .and_then(|c| c.failure.lock().expect("never poisoned").clone())
     }
 
+    /// Closes every open capture file now, so that a monitoring run sees every record.
+    pub fn flush_captures(&self) -> Result<(), DeployError> {
+        for v in &self.variants {
+            if let Some(w) = &v.capture {
+                w.lock().expect("never poisoned").roll()?;
+            }
+        }
+        Ok(())
+    }
+
     /// Closes capture files open longer than their rolling age (for a timer).
     pub fn roll_captures(&self, now: DateTime<Utc>) -> Result<(), DeployError> {
         for v in &self.variants {
@@ -269,15 +279,15 @@ fn seed() -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use polars::prelude::{Column, DataFrame};
     use rustmaker_magics::MagicError;
 
     /// Answers `score` = the sum of its two features, times its factor.
-    struct Summer {
-        features: Vec<String>,
-        factor: f64,
+    pub(crate) struct Summer {
+        pub(crate) features: Vec<String>,
+        pub(crate) factor: f64,
     }
 
     impl ServedModel for Summer {

@@ -6,13 +6,13 @@
 //! new one beside the old and swaps them: requests in flight finish on the old one.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
-use rustmaker_magics::services::{ModelLoader, ServedModel};
+use rustmaker_magics::services::{CaptureMonitor, ModelLoader, ServedModel};
 use rustmaker_sagemaker::Resource;
 use serde_json::{json, Value};
 
@@ -50,11 +50,13 @@ fn internal(e: impl std::fmt::Display) -> HostingError {
 
 /// The kinds of resource, as their names appear in ARNs and in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Model,
     EndpointConfig,
     Endpoint,
     TransformJob,
+    MonitoringSchedule,
+    MonitoringExecution,
 }
 
 impl Kind {
@@ -64,6 +66,8 @@ impl Kind {
             Kind::EndpointConfig => "endpoint-config",
             Kind::Endpoint => "endpoint",
             Kind::TransformJob => "transform-job",
+            Kind::MonitoringSchedule => "monitoring-schedule",
+            Kind::MonitoringExecution => "monitoring-execution",
         }
     }
     fn words(self) -> &'static str {
@@ -72,11 +76,13 @@ impl Kind {
             Kind::EndpointConfig => "endpoint configuration",
             Kind::Endpoint => "endpoint",
             Kind::TransformJob => "transform job",
+            Kind::MonitoringSchedule => "monitoring schedule",
+            Kind::MonitoringExecution => "monitoring execution",
         }
     }
 }
 
-fn arn(kind: Kind, name: &str) -> String {
+pub(crate) fn arn(kind: Kind, name: &str) -> String {
     format!(
         "arn:aws:sagemaker:{REGION}:{ACCOUNT}:{}/{}",
         kind.table(),
@@ -84,7 +90,7 @@ fn arn(kind: Kind, name: &str) -> String {
     )
 }
 
-fn now() -> f64 {
+pub(crate) fn now() -> f64 {
     Utc::now().timestamp_millis() as f64 / 1000.0
 }
 
@@ -96,9 +102,11 @@ pub struct Hosting {
     rolling: Rolling,
     /// Running transform jobs' stop flags.
     stops: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// What monitoring schedules check captured traffic with (none: schedules are refused).
+    pub(crate) monitor: Option<Arc<dyn CaptureMonitor>>,
 }
 
-fn name_of(input: &Value, field: &str) -> Result<String, HostingError> {
+pub(crate) fn name_of(input: &Value, field: &str) -> Result<String, HostingError> {
     let name = input
         .get(field)
         .and_then(Value::as_str)
@@ -113,6 +121,7 @@ fn name_of(input: &Value, field: &str) -> Result<String, HostingError> {
         "EndpointConfigName" => Resource::EndpointConfig,
         "VariantName" => Resource::ProductionVariant,
         "TransformJobName" => Resource::TransformJob,
+        "MonitoringScheduleName" => Resource::MonitoringSchedule,
         _ => Resource::Endpoint,
     };
     rustmaker_sagemaker::check_name(name, kind)
@@ -139,14 +148,21 @@ impl Hosting {
             live: RwLock::new(HashMap::new()),
             rolling: Rolling::default(),
             stops: Mutex::new(HashMap::new()),
+            monitor: None,
         })
+    }
+
+    /// Lets monitoring schedules check captured traffic with `monitor`.
+    pub fn with_monitor(mut self, monitor: Arc<dyn CaptureMonitor>) -> Hosting {
+        self.monitor = Some(monitor);
+        self
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn get(&self, kind: Kind, name: &str) -> Result<Option<Value>, HostingError> {
+    pub(crate) fn get(&self, kind: Kind, name: &str) -> Result<Option<Value>, HostingError> {
         let body: Option<String> = self
             .conn()
             .query_row(
@@ -160,7 +176,7 @@ impl Hosting {
             .transpose()
     }
 
-    fn find(&self, kind: Kind, name: &str) -> Result<Value, HostingError> {
+    pub(crate) fn find(&self, kind: Kind, name: &str) -> Result<Value, HostingError> {
         self.get(kind, name)?.ok_or_else(|| {
             HostingError::Validation(format!(
                 "Could not find {} \"{}\".",
@@ -170,7 +186,7 @@ impl Hosting {
         })
     }
 
-    fn put(&self, kind: Kind, name: &str, body: &Value) -> Result<(), HostingError> {
+    pub(crate) fn put(&self, kind: Kind, name: &str, body: &Value) -> Result<(), HostingError> {
         self.conn()
             .execute(
                 "INSERT OR REPLACE INTO hosting (kind, name, body) VALUES (?1, ?2, ?3)",
@@ -180,7 +196,12 @@ impl Hosting {
         Ok(())
     }
 
-    fn insert_new(&self, kind: Kind, name: &str, body: &Value) -> Result<(), HostingError> {
+    pub(crate) fn insert_new(
+        &self,
+        kind: Kind,
+        name: &str,
+        body: &Value,
+    ) -> Result<(), HostingError> {
         let inserted = self
             .conn()
             .execute(
@@ -198,7 +219,7 @@ impl Hosting {
         Ok(())
     }
 
-    fn remove(&self, kind: Kind, name: &str) -> Result<(), HostingError> {
+    pub(crate) fn remove(&self, kind: Kind, name: &str) -> Result<(), HostingError> {
         self.find(kind, name)?;
         self.conn()
             .execute(
@@ -209,7 +230,7 @@ impl Hosting {
         Ok(())
     }
 
-    fn all(&self, kind: Kind) -> Result<Vec<Value>, HostingError> {
+    pub(crate) fn all(&self, kind: Kind) -> Result<Vec<Value>, HostingError> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare("SELECT body FROM hosting WHERE kind = ?1 ORDER BY name")
@@ -381,14 +402,13 @@ impl Hosting {
     }
 
     /// A model's artifact, loaded for serving; the error says which model and file.
-    fn load(&self, model: &str) -> Result<Arc<dyn ServedModel>, String> {
+    pub(crate) fn load(&self, model: &str) -> Result<Arc<dyn ServedModel>, String> {
         let m = self.find(Kind::Model, model).map_err(|e| e.to_string())?;
-        let path = PathBuf::from(m["ModelDataPath"].as_str().unwrap_or_default());
-        let path = if path.is_dir() {
-            path.join("model.tar.gz")
-        } else {
-            path
-        };
+        let url = m["ModelDataPath"].as_str().unwrap_or_default();
+        let path = self
+            .loader
+            .locate(url)
+            .map_err(|e| format!("model {model}: {e}"))?;
         self.loader
             .load(&path)
             .map_err(|e| format!("model {model} ({}) cannot be served: {e}", path.display()))
@@ -574,6 +594,7 @@ impl Hosting {
 
     /// Serves again every endpoint the store says was serving (after a restart).
     pub fn recover(self: &Arc<Self>) -> Result<Vec<String>, HostingError> {
+        self.recover_executions()?;
         let mut started = Vec::new();
         for e in self.all(Kind::Endpoint)? {
             let name = e["EndpointName"].as_str().unwrap_or_default().to_owned();
@@ -590,6 +611,11 @@ impl Hosting {
             }
         }
         Ok(started)
+    }
+
+    /// The live endpoint `name`, if it is serving.
+    pub(crate) fn live_endpoint(&self, name: &str) -> Option<Arc<Endpoint>> {
+        self.live.read().expect("never poisoned").get(name).cloned()
     }
 
     /// Closes capture files open past their age, on every endpoint (for a timer).

@@ -4,7 +4,10 @@
 //! as SageMaker's data-capture records in its folder layout ([`capture`]), which the model
 //! monitor reads. An [`endpoint::Endpoint`] puts them together for one endpoint's traffic;
 //! [`transform`] runs a model over files as a batch transform job does; [`hosting`] is the
-//! control plane (models, endpoint configurations, endpoints) that `rustmaker serve` fronts.
+//! control plane (models, endpoint configurations, endpoints) that `rustmaker serve` fronts,
+//! and [`schedules`] its monitoring schedules, which have the monitor check captured traffic.
+//! [`magic`] holds the notebook's side: `%deploy`, `%endpoint`, `%%invoke`, `%transform` and
+//! `%monitor schedule`, clients of that service.
 //!
 //! The models themselves come from the training engine through
 //! `rustmaker_magics::services::ModelLoader`, wired by the composition root: this crate
@@ -13,7 +16,9 @@
 pub mod capture;
 pub mod endpoint;
 pub mod hosting;
+pub mod magic;
 pub mod payload;
+pub mod schedules;
 pub mod transform;
 pub mod variants;
 

@@ -58,7 +58,8 @@ impl Format {
         })
     }
 
-    fn of_media_type(given: &str) -> Option<Format> {
+    /// A media type (parameters aside) as a format, if it is one served.
+    pub fn of_media_type(given: &str) -> Option<Format> {
         let media = given.split(';').next().unwrap_or("").trim();
         match media.to_ascii_lowercase().as_str() {
             "text/csv" => Some(Format::Csv),

@@ -1,7 +1,7 @@
 //! A model artifact loaded once and scored many times: what the hosting engine serves
 //! (through `rustmaker_magics::services::ModelLoader`) and what `%predict` scores with.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use polars::prelude::{Column, DataFrame};
@@ -60,6 +60,29 @@ impl ServedModel for Served {
 pub struct Loader;
 
 impl ModelLoader for Loader {
+    /// A file or folder as given; else a training job's name, whose artifact is served.
+    fn locate(&self, url: &str) -> Result<PathBuf, MagicError> {
+        let path = Path::new(url);
+        if path.exists()
+            || url.contains('/')
+            || rustmaker_sagemaker::check_name(url, rustmaker_sagemaker::Resource::TrainingJob)
+                .is_err()
+        {
+            return Ok(if path.is_dir() {
+                path.join("model.tar.gz")
+            } else {
+                path.to_owned()
+            });
+        }
+        let artifact = crate::magic::job_artifact(url)?;
+        if artifact.starts_with("s3://") {
+            return Err(MagicError::Data(format!(
+                "training job {url}'s model is at {artifact}: download it and give its local path"
+            )));
+        }
+        Ok(PathBuf::from(artifact))
+    }
+
     fn load(&self, artifact: &Path) -> Result<Arc<dyn ServedModel>, MagicError> {
         Ok(Arc::new(Served::load(artifact)?))
     }

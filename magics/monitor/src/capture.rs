@@ -195,6 +195,54 @@ pub fn check_capture(
     until: Option<Hour>,
 ) -> Result<Vec<Execution>, MonitorError> {
     let base = crate::read_baseline(baseline_dir)?;
+    let (mut hours, mut broken) = read_hours(prefix)?;
+    let first = since.or_else(|| hours.keys().next().copied());
+    let last = until.or_else(|| hours.keys().next_back().copied());
+    let (Some(first), Some(last)) = (first, last) else {
+        return Err(MonitorError::Input(format!(
+            "{}: no captured records (.jsonl files under endpoint/variant/yyyy/mm/dd/hh/)",
+            prefix.display()
+        )));
+    };
+    let mut executions = Vec::new();
+    for hour in first..=last {
+        let dir = output.join(hour_path(hour));
+        let payloads = hours.remove(&hour).unwrap_or_default();
+        let failed = |reason: String, records: u64| Execution {
+            hour,
+            status: ExecutionStatus::Failed,
+            records,
+            violations: 0,
+            failure_reason: Some(reason),
+            output: dir.clone(),
+        };
+        if let Some(why) = broken.remove(&hour) {
+            executions.push(failed(why, payloads.len() as u64));
+            continue;
+        }
+        if payloads.is_empty() {
+            executions.push(failed("no captured data in this hour".into(), 0));
+            continue;
+        }
+        let records = payloads.len() as u64;
+        let profile = profile_payloads(&base, payloads);
+        let outcome = crate::check_profile(&base, profile, &dir)?;
+        executions.push(Execution {
+            hour,
+            status: outcome.status,
+            records,
+            violations: outcome.violations.len(),
+            failure_reason: None,
+            output: dir,
+        });
+    }
+    Ok(executions)
+}
+
+/// Hour → the records' payloads, and hour → the first reason that hour's data is unusable.
+type Hours = (BTreeMap<Hour, Vec<Payload>>, HashMap<Hour, String>);
+
+fn read_hours(prefix: &Path) -> Result<Hours, MonitorError> {
     let mut files = Vec::new();
     jsonl_files(prefix, &mut files)?;
     files.sort();
@@ -238,47 +286,64 @@ pub fn check_capture(
             }
         }
     }
-    let first = since.or_else(|| hours.keys().next().copied());
-    let last = until.or_else(|| hours.keys().next_back().copied());
-    let (Some(first), Some(last)) = (first, last) else {
-        return Err(MonitorError::Input(format!(
-            "{}: no captured records (.jsonl files under endpoint/variant/yyyy/mm/dd/hh/)",
-            prefix.display()
-        )));
+    Ok((hours, broken))
+}
+
+/// One execution over the hours `first..=last` taken together, as a monitoring schedule's
+/// run checks its analysis window; the reports go to `output` itself. A window without
+/// records is `Failed` with the reason, as SageMaker's executions are.
+pub fn check_window(
+    prefix: &Path,
+    base: &Baseline,
+    output: &Path,
+    first: Hour,
+    last: Hour,
+) -> Result<Execution, MonitorError> {
+    let (mut hours, mut broken) = if prefix.is_dir() {
+        read_hours(prefix)?
+    } else {
+        Default::default()
     };
-    let mut executions = Vec::new();
+    let mut payloads = Vec::new();
     for hour in first..=last {
-        let dir = output.join(hour_path(hour));
-        let payloads = hours.remove(&hour).unwrap_or_default();
-        let failed = |reason: String, records: u64| Execution {
-            hour,
-            status: ExecutionStatus::Failed,
-            records,
-            violations: 0,
-            failure_reason: Some(reason),
-            output: dir.clone(),
-        };
         if let Some(why) = broken.remove(&hour) {
-            executions.push(failed(why, payloads.len() as u64));
-            continue;
+            return Ok(Execution {
+                hour: first,
+                status: ExecutionStatus::Failed,
+                records: 0,
+                violations: 0,
+                failure_reason: Some(why),
+                output: output.to_owned(),
+            });
         }
-        if payloads.is_empty() {
-            executions.push(failed("no captured data in this hour".into(), 0));
-            continue;
-        }
-        let records = payloads.len() as u64;
-        let profile = profile_payloads(&base, payloads);
-        let outcome = crate::check_profile(&base, profile, &dir)?;
-        executions.push(Execution {
-            hour,
-            status: outcome.status,
-            records,
-            violations: outcome.violations.len(),
-            failure_reason: None,
-            output: dir,
+        payloads.extend(hours.remove(&hour).unwrap_or_default());
+    }
+    if payloads.is_empty() {
+        return Ok(Execution {
+            hour: first,
+            status: ExecutionStatus::Failed,
+            records: 0,
+            violations: 0,
+            failure_reason: Some(format!(
+                "no captured data from {} to {} under {}",
+                hour_label(first),
+                hour_label(last + 1),
+                prefix.display()
+            )),
+            output: output.to_owned(),
         });
     }
-    Ok(executions)
+    let records = payloads.len() as u64;
+    let profile = profile_payloads(base, payloads);
+    let outcome = crate::check_profile(base, profile, output)?;
+    Ok(Execution {
+        hour: first,
+        status: outcome.status,
+        records,
+        violations: outcome.violations.len(),
+        failure_reason: None,
+        output: output.to_owned(),
+    })
 }
 
 fn profile_payloads(base: &Baseline, payloads: Vec<Payload>) -> Profile {

@@ -105,10 +105,45 @@ pub fn baseline(
 
 /// A baseline read back from its directory (constraints may have been edited by hand).
 pub fn read_baseline(dir: &Path) -> Result<Baseline, MonitorError> {
+    read_baseline_files(&dir.join("statistics.json"), &dir.join("constraints.json"))
+}
+
+/// A baseline from its two files, as a monitoring schedule names them
+/// (`BaselineConfig.StatisticsResource` and `ConstraintsResource`).
+pub fn read_baseline_files(
+    statistics: &Path,
+    constraints: &Path,
+) -> Result<Baseline, MonitorError> {
     Ok(Baseline {
-        statistics: read_json(&dir.join("statistics.json"))?,
-        constraints: read_json(&dir.join("constraints.json"))?,
+        statistics: read_json(statistics)?,
+        constraints: read_json(constraints)?,
     })
+}
+
+/// What the hosting engine's monitoring schedules run: one execution over a window of
+/// captured traffic (the composition root hands it to `rustmaker serve`).
+pub struct ScheduledCheck;
+
+impl rustmaker_magics::services::CaptureMonitor for ScheduledCheck {
+    fn check(
+        &self,
+        window: &rustmaker_magics::services::MonitorWindow,
+    ) -> Result<rustmaker_magics::services::MonitorRun, rustmaker_magics::MagicError> {
+        let base = read_baseline_files(&window.statistics, &window.constraints)?;
+        let run = capture::check_window(
+            &window.capture,
+            &base,
+            &window.output,
+            window.first_hour,
+            window.last_hour,
+        )?;
+        Ok(rustmaker_magics::services::MonitorRun {
+            status: run.status.as_str().to_owned(),
+            records: run.records,
+            violations: run.violations,
+            failure_reason: run.failure_reason,
+        })
+    }
 }
 
 /// A monitoring execution's outcome, named as SageMaker names it.

@@ -67,6 +67,25 @@ fn elapsed(c: &Component) -> Option<f64> {
     Some(c.end_time? - c.start_time?)
 }
 
+/// Where a training job's model artifact is (a local path or an `s3://` URI), if the job
+/// completed; `%predict --model JOB` and endpoints serving `ModelDataUrl: JOB` both ask.
+pub fn job_artifact(name: &str) -> Result<String, MagicError> {
+    let store = open_store()?;
+    let c = component(&store, name)?;
+    if c.status != Status::Completed {
+        return Err(failed(format!(
+            "training job {} is {}, so it has no model",
+            c.name,
+            c.status.as_str()
+        )));
+    }
+    c.outputs
+        .iter()
+        .find(|(k, _)| k == "SageMaker.ModelArtifact")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| failed(format!("training job {} has no model artifact", c.name)))
+}
+
 fn component(store: &Store, name: &str) -> Result<Component, MagicError> {
     store.component(name)?.ok_or_else(|| {
         failed(format!(

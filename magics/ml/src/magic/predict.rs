@@ -10,10 +10,8 @@ use rustmaker_magics::table::frame_bundle;
 use rustmaker_magics::{parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm};
 
 use crate::job::{self};
-use crate::store::Status;
 
 use super::inputs::load;
-use super::{component, open_store};
 pub(crate) use rustmaker_magics::failed;
 
 #[derive(Parser, Debug)]
@@ -63,21 +61,7 @@ impl Magic for PredictMagic {
         } else if args.model.ends_with(".tar.gz") || Path::new(&args.model).is_file() {
             PathBuf::from(&args.model)
         } else {
-            let store = open_store()?;
-            let c = component(&store, &args.model)?;
-            if c.status != Status::Completed {
-                return Err(failed(format!(
-                    "training job {} is {}, so it has no model",
-                    c.name,
-                    c.status.as_str()
-                )));
-            }
-            let uri = c
-                .outputs
-                .iter()
-                .find(|(k, _)| k == "SageMaker.ModelArtifact")
-                .map(|(_, v)| v.clone())
-                .ok_or_else(|| failed(format!("training job {} has no model artifact", c.name)))?;
+            let uri = super::job_artifact(&args.model)?;
             if uri.starts_with("s3://") {
                 self.store.fetch(&uri, scratch.path(), Some(&*ctx))?
             } else {

@@ -31,14 +31,7 @@ fn err(e: impl std::fmt::Display) -> MlError {
 /// Where rustmaker keeps its data: `$RUSTMAKER_DATA_DIR`, else `$XDG_DATA_HOME/rustmaker`,
 /// else `~/.local/share/rustmaker`.
 pub fn data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("RUSTMAKER_DATA_DIR") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(dir).join("rustmaker");
-    }
-    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
-    home.join(".local/share/rustmaker")
+    rustmaker_process::data_dir()
 }
 
 /// Makes way for a new row named `name` in `table`: a name in use is refused unless `replace`
