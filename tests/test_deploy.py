@@ -6,6 +6,7 @@ killed."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import pathlib
@@ -222,7 +223,7 @@ def test_captured_traffic_is_what_the_model_monitor_checks(svc, models, tmp_path
     (tmp_path / "train.csv").write_text("\n".join(features) + "\n")
     subprocess.run([BIN, "monitor", "baseline", "--data", str(tmp_path / "train.csv"), "--no-header", "--output",
                     str(tmp_path / "baseline")], check=True, capture_output=True, timeout=120)
-    results = {}
+    results, scheduled = {}, {}
     for name, scale in (("clean", 1.0), ("drifted", 3.0)):
         capture = tmp_path / f"capture-{name}"
         deploy(svc.sm, models, name, capture, weights=(1, 1))
@@ -238,9 +239,109 @@ def test_captured_traffic_is_what_the_model_monitor_checks(svc, models, tmp_path
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         results[name] = [line.split()[1] for line in out.stdout.splitlines() if line.strip()]
+        scheduled[name] = run_schedule_now(svc.sm, name, tmp_path / "baseline", tmp_path / "schedule-reports")
         svc.sm.delete_endpoint(EndpointName=name)
     assert results["clean"] and set(results["clean"]) == {"Completed"}, results
     assert "CompletedWithViolations" in results["drifted"], results
+    # The same traffic, checked by a monitoring schedule in the service.
+    assert scheduled["clean"]["MonitoringExecutionStatus"] == "Completed", scheduled
+    assert scheduled["drifted"]["MonitoringExecutionStatus"] == "CompletedWithViolations", scheduled
+    report = pathlib.Path(scheduled["drifted"]["ReportUri"])
+    assert report.parent.parent.parent.parent == tmp_path / "schedule-reports" / "drifted" / "drifted-now"
+    kinds = {v["constraint_check_type"] for v in json.loads((report / "constraint_violations.json").read_text())["violations"]}
+    assert "baseline_drift_check" in kinds, kinds
+    assert (report / "statistics.json").is_file()
+
+
+def schedule_request(name: str, endpoint: str, baseline: pathlib.Path, reports: pathlib.Path,
+                     expression: str = "NOW") -> dict:
+    """CreateMonitoringSchedule's request as the SageMaker SDK's DefaultModelMonitor sends it."""
+    config = {"ScheduleExpression": expression}
+    if expression == "NOW":
+        config.update(DataAnalysisStartTime="-PT1H", DataAnalysisEndTime="-PT0H")
+    return dict(MonitoringScheduleName=name, MonitoringScheduleConfig={
+        "ScheduleConfig": config,
+        "MonitoringJobDefinition": {
+            "BaselineConfig": {"ConstraintsResource": {"S3Uri": str(baseline / "constraints.json")},
+                               "StatisticsResource": {"S3Uri": str(baseline / "statistics.json")}},
+            "MonitoringInputs": [{"EndpointInput": {"EndpointName": endpoint,
+                                                    "LocalPath": "/opt/ml/processing/input/endpoint"}}],
+            "MonitoringOutputConfig": {"MonitoringOutputs": [{"S3Output": {
+                "S3Uri": str(reports), "LocalPath": "/opt/ml/processing/output", "S3UploadMode": "EndOfJob"}}]},
+            "MonitoringResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
+                                                      "VolumeSizeInGB": 20}},
+            "MonitoringAppSpecification": {"ImageUri": "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor-analyzer"},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "RoleArn": "arn:aws:iam::000000000000:role/monitor"},
+        "MonitoringType": "DataQuality"})
+
+
+def run_schedule_now(sm, endpoint: str, baseline: pathlib.Path, reports: pathlib.Path) -> dict:
+    name = f"{endpoint}-now"
+    sm.create_monitoring_schedule(**schedule_request(name, endpoint, baseline, reports))
+    deadline = time.monotonic() + 60
+    while True:
+        runs = sm.list_monitoring_executions(MonitoringScheduleName=name)["MonitoringExecutionSummaries"]
+        if runs and runs[0]["MonitoringExecutionStatus"] != "InProgress":
+            break
+        assert time.monotonic() < deadline, runs
+        time.sleep(0.2)
+    [run] = runs
+    assert run["EndpointName"] == endpoint and run["ProcessingJobArn"].startswith("arn:aws:sagemaker:")
+    described = sm.describe_monitoring_schedule(MonitoringScheduleName=name)
+    assert described["MonitoringScheduleStatus"] == "Scheduled"
+    assert described["LastMonitoringExecutionSummary"]["MonitoringExecutionStatus"] == run["MonitoringExecutionStatus"]
+    return dict(run, ReportUri=_report_uri(reports, endpoint, name, run))
+
+
+def _report_uri(reports: pathlib.Path, endpoint: str, schedule: str, run: dict) -> str:
+    """Where SageMaker puts an execution's reports: {output}/{endpoint}/{schedule}/yyyy/mm/dd/hh."""
+    return str(reports / endpoint / schedule / run["ScheduledTime"].astimezone(datetime.timezone.utc).strftime("%Y/%m/%d/%H"))
+
+
+def test_monitoring_schedules_refuse_what_cannot_run(svc, models, tmp_path):
+    """A missing baseline, an endpoint that captures nothing, an expression SageMaker would
+    refuse and an unknown schedule each get a ValidationException that says what to fix; a
+    stopped schedule stays stopped; a deleted one is gone."""
+    deploy(svc.sm, models, "uncaptured")
+    (tmp_path / "baseline").mkdir()
+    e = _refused(svc.sm, schedule_request("s", "uncaptured", tmp_path / "baseline", tmp_path / "r"))
+    assert "StatisticsResource" in e and "%monitor baseline" in e, e
+    for f in ("statistics.json", "constraints.json"):
+        (tmp_path / "baseline" / f).write_text("{}")
+    e = _refused(svc.sm, schedule_request("s", "uncaptured", tmp_path / "baseline", tmp_path / "r"))
+    assert "captures no data" in e, e
+    deploy(svc.sm, models, "captured", tmp_path / "capture")
+    e = _refused(svc.sm, schedule_request("s", "captured", tmp_path / "baseline", tmp_path / "r", "rate(1 hour)"))
+    assert "cron(0 * ? * * *)" in e, e
+    e = _refused(svc.sm, schedule_request("s", "nowhere", tmp_path / "baseline", tmp_path / "r"))
+    assert "nowhere" in e, e
+    svc.sm.create_monitoring_schedule(**schedule_request("hourly", "captured", tmp_path / "baseline",
+                                                         tmp_path / "r", "cron(0 * ? * * *)"))
+    e = _refused(svc.sm, schedule_request("hourly", "captured", tmp_path / "baseline", tmp_path / "r",
+                                          "cron(0 * ? * * *)"))
+    assert "already existing" in e, e
+    assert svc.sm.list_monitoring_executions(MonitoringScheduleName="hourly")["MonitoringExecutionSummaries"] == []
+    svc.sm.stop_monitoring_schedule(MonitoringScheduleName="hourly")
+    assert svc.sm.describe_monitoring_schedule(MonitoringScheduleName="hourly")["MonitoringScheduleStatus"] == "Stopped"
+    names = [s["MonitoringScheduleName"] for s in svc.sm.list_monitoring_schedules(EndpointName="captured")["MonitoringScheduleSummaries"]]
+    assert names == ["hourly"], names
+    svc.sm.delete_monitoring_schedule(MonitoringScheduleName="hourly")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        svc.sm.describe_monitoring_schedule(MonitoringScheduleName="hourly")
+    assert code(e.value) == "ValidationException"
+    # The endpoint served on through all of it.
+    answer = svc.rt.invoke_endpoint(EndpointName="captured", ContentType="text/csv", Body=ROWS[0])
+    assert answer["Body"].read().decode().split(",")[0] in LABELS
+    for name in ("uncaptured", "captured"):
+        svc.sm.delete_endpoint(EndpointName=name)
+
+
+def _refused(sm, request: dict) -> str:
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sm.create_monitoring_schedule(**request)
+    assert code(e.value) == "ValidationException", e.value.response
+    return str(e.value)
 
 
 def test_a_transform_job_scores_files_as_the_endpoint_does(svc, models, tmp_path):
@@ -280,3 +381,54 @@ def test_a_transform_job_scores_files_as_the_endpoint_does(svc, models, tmp_path
     with pytest.raises(botocore.exceptions.ClientError) as e:
         run("bad", data, BatchStrategy="Everything")
     assert code(e.value) == "ValidationException" and "BatchStrategy `Everything`" in str(e.value)
+
+
+def test_the_magics_start_the_local_service_and_say_what_is_wrong(models, tmp_path):
+    """`rustmaker deploy|invoke|endpoint|transform|monitor schedule` (the magics' own code, on a
+    console) start the local service on first use, reuse it afterwards, and refuse bad input
+    with a message that says what to change, while the endpoint keeps serving."""
+    env = dict(os.environ, RUSTMAKER_DATA_DIR=str(tmp_path / "data"), RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
+    env.pop("RUSTMAKER_ENDPOINT_URL", None)
+    env.pop("AWS_ENDPOINT_URL_SAGEMAKER", None)
+    (tmp_path / "rows.csv").write_text("\n".join(ROWS) + "\n")
+    (tmp_path / "corrupt.tar.gz").write_bytes(b"not a tarball")
+
+    def run(*args, ok=True):
+        out = subprocess.run([BIN, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert (out.returncode == 0) == ok, (args, out.stdout, out.stderr)
+        return out.stdout + out.stderr
+
+    state = tmp_path / "data" / "instances" / "service.json"
+    try:
+        said = run("deploy", "iris", "--model", str(models["iris-forest"]), "--capture", "50")
+        assert "endpoint iris: InService" in said and "capture: 50%" in said, said
+        pid = json.loads(state.read_text())["pid"]
+        said = run("invoke", "iris", "--data", "rows.csv", "--accept", "text/csv")
+        assert "answered by variant AllTraffic" in said and all(label in said for label in LABELS), said
+        assert "iris" in run("endpoint", "list")
+        assert json.loads(state.read_text())["pid"] == pid, "the running service is reused"
+        assert "there is no model at" in run("deploy", "gone", "--model", "/nowhere/model.tar.gz", ok=False)
+        said = run("deploy", "broken", "--model", str(tmp_path / "corrupt.tar.gz"), ok=False)
+        assert "endpoint broken failed" in said and "cannot be served" in said, said
+        assert "NAME=MODEL:WEIGHT" in run("deploy", "twice", "--model", "a", "--variant", "b=c:1", ok=False)
+        assert "--capture 150" in run("deploy", "much", "--model", "a", "--capture", "150", ok=False)
+        assert "not found" in run("invoke", "nope", "--data", "rows.csv", ok=False)
+        assert "neither a frame" in run("invoke", "iris", "--data", "missing.csv", ok=False)
+        said = run("invoke", "iris", "--data", "rows.csv", "--content-type", "text/plain", ok=False)
+        assert "unsupported content type" in said, said
+        assert "has no statistics.json" in run("monitor", "schedule", "iris", "--baseline", "nowhere", ok=False)
+        assert "--every week" in run("monitor", "schedule", "iris", "--baseline", ".", "--every", "week", ok=False)
+        assert "neither a frame" in run("transform", "t1", "--model", str(models["iris-forest"]),
+                                        "--data", "missing.csv", ok=False)
+        said = run("transform", "t2", "--model", str(models["iris-forest"]), "--data", "rows.csv", "--output", "out")
+        assert "Completed" in said, said
+        assert [line.split(",")[0] for line in (tmp_path / "out" / "rows.csv.out").read_text().split()] == LABELS
+        assert "already existing" in run("transform", "t2", "--model", str(models["iris-forest"]),
+                                         "--data", "rows.csv", ok=False)
+        assert "iris" in run("endpoint", "describe", "iris")
+        run("endpoint", "delete", "iris")
+        listed = run("endpoint", "list")
+        assert "broken" in listed and "Failed" in listed and "iris" not in listed, listed
+    finally:
+        if state.exists():
+            os.kill(json.loads(state.read_text())["pid"], 15)

@@ -91,10 +91,31 @@ def _check_tuning(nb):
     assert "best training job churn-quick-" in quick
 
 
+def _check_deploy(nb):
+    by_source = {c.source.split("\n")[0]: c.outputs for c in nb.cells if c.cell_type == "code"}
+    text = lambda outs: "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outs)
+    assert "endpoint churn: InService" in text(by_source["%deploy churn --model churn-boost --capture 100 --capture-to capture"])
+    answers = next(o for o in by_source["%%invoke churn -o answers"] if "data" in o)["data"]
+    rows = answers["application/vnd.dataresource+json"]["data"]
+    assert len(rows) == 3 and {r["predicted_label"] for r in rows} <= {"yes", "no"}, rows
+    assert "answered by variant AllTraffic" in text(by_source["%%invoke churn -o answers"])
+    csv = text(by_source["%%invoke churn --accept text/csv"])
+    assert "_c0" in csv and "_c1" in csv, csv
+    assert '"CaptureStatus": "Started"' in text(by_source["%endpoint describe churn"])
+    now = by_source["%monitor schedule churn --baseline baseline --every now --output reports"]
+    assert "CompletedWithViolations" in text(now), text(now)
+    assert "baseline_drift_check" in "".join(o.get("data", {}).get("text/html", "") for o in now)
+    assert "Scheduled (cron(0 * ? * * *))" in text(by_source["%monitor schedule churn --baseline baseline --every hour --name churn-hourly --output reports"])
+    runs = next(o for o in by_source["%monitor executions churn"] if "data" in o)["data"]
+    [run] = runs["application/vnd.dataresource+json"]["data"]
+    assert run["MonitoringExecutionStatus"] == "CompletedWithViolations" and int(run["Records"]) == 605, run
+    assert "scored: 300 rows" in text(by_source["%frames scored"])
+
+
 # What each notebook must show besides running without errors.
 CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "aws.ipynb": _check_aws,
           "monitor.ipynb": _check_monitor, "training.ipynb": _check_training,
-          "tuning.ipynb": _check_tuning}
+          "tuning.ipynb": _check_tuning, "deploy.ipynb": _check_deploy}
 
 
 @pytest.fixture(autouse=True)
@@ -143,6 +164,13 @@ def private_local_livy(tmp_path, monkeypatch):
     state = home / "livy-server.json"
     if state.exists():
         os.kill(json.loads(state.read_text())["pid"], signal.SIGTERM)
+    # The local service the deployment magics started.
+    service = tmp_path / "data" / "instances" / "service.json"
+    if service.exists():
+        try:
+            os.kill(json.loads(service.read_text())["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

@@ -125,7 +125,9 @@ enum Payload {
     Array(Vec<serde_json::Value>),
 }
 
-fn decode(input: &serde_json::Value) -> Result<Payload, String> {
+/// A request's rows: a CSV payload's lines, JSON's `{"instances": […]}` or list of rows, or
+/// one JSON row, as an endpoint reads them.
+fn decode(input: &serde_json::Value) -> Result<Vec<Payload>, String> {
     let data = input
         .get("data")
         .and_then(|d| d.as_str())
@@ -153,24 +155,45 @@ fn decode(input: &serde_json::Value) -> Result<Payload, String> {
         other => return Err(format!("unknown encoding `{other}` (CSV, JSON or BASE64)")),
     };
     if json {
-        match serde_json::from_str(&text)
-            .map_err(|e| format!("JSON data that does not parse: {e}"))?
-        {
-            serde_json::Value::Object(map) => Ok(Payload::Object(map)),
-            serde_json::Value::Array(items) => Ok(Payload::Array(items)),
-            other => Ok(Payload::Array(vec![other])),
+        use serde_json::Value;
+        let row = |v: Value| match v {
+            Value::Object(map) => Payload::Object(map),
+            Value::Array(items) => Payload::Array(items),
+            other => Payload::Array(vec![other]),
+        };
+        let rows = |items: Vec<Value>| items.into_iter().map(row).collect();
+        let parsed: Result<Value, _> = serde_json::from_str(&text);
+        match parsed {
+            Ok(Value::Object(mut map)) if map.get("instances").is_some_and(Value::is_array) => {
+                match map.remove("instances") {
+                    Some(Value::Array(items)) => Ok(rows(items)),
+                    _ => Ok(Vec::new()),
+                }
+            }
+            Ok(Value::Array(items)) if items.iter().all(|i| i.is_array() || i.is_object()) => {
+                Ok(rows(items))
+            }
+            Ok(other) => Ok(vec![row(other)]),
+            // JSON Lines: one row a line.
+            Err(e) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).map(row))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| format!("JSON data that does not parse: {e}")),
         }
     } else {
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(false)
+            .flexible(true)
             .from_reader(text.trim_end().as_bytes());
-        let record = reader
+        reader
             .records()
-            .next()
-            .transpose()
-            .map_err(|e| format!("CSV data that does not parse: {e}"))?
-            .unwrap_or_default();
-        Ok(Payload::Row(record.iter().map(str::to_owned).collect()))
+            .map(|r| {
+                r.map(|record| Payload::Row(record.iter().map(str::to_owned).collect()))
+                    .map_err(|e| format!("CSV data that does not parse: {e}"))
+            })
+            .collect()
     }
 }
 
@@ -279,7 +302,7 @@ fn read_hours(prefix: &Path) -> Result<Hours, MonitorError> {
                 .ok_or_else(|| "no captureData.endpointInput".to_owned())
                 .and_then(decode)
             {
-                Ok(payload) => hours.entry(hour).or_default().push(payload),
+                Ok(rows) => hours.entry(hour).or_default().extend(rows),
                 Err(why) => {
                     broken.entry(hour).or_insert(format!("{at}: {why}"));
                 }
@@ -409,10 +432,22 @@ mod tests {
     #[test]
     fn payloads_decode() {
         let csv = serde_json::json!({"data": "1,2,x\n", "encoding": "CSV"});
-        assert!(matches!(decode(&csv), Ok(Payload::Row(r)) if r == ["1", "2", "x"]));
+        assert!(matches!(decode(&csv).as_deref(), Ok([Payload::Row(r)]) if r == &["1", "2", "x"]));
         let b64 = serde_json::json!({"data": "eyJhIjogMX0=", "encoding": "BASE64",
             "observedContentType": "application/json"});
-        assert!(matches!(decode(&b64), Ok(Payload::Object(m)) if m["a"] == 1));
+        assert!(matches!(decode(&b64).as_deref(), Ok([Payload::Object(m)]) if m["a"] == 1));
+        // A request of many rows is many rows: CSV lines, SageMaker's instances, JSON Lines.
+        let lines = serde_json::json!({"data": "1,2\n3,4\n5,6", "encoding": "CSV"});
+        assert_eq!(decode(&lines).unwrap().len(), 3);
+        let instances =
+            serde_json::json!({"data": "{\"instances\": [[1, 2], [3, 4]]}", "encoding": "JSON"});
+        assert!(
+            matches!(decode(&instances).as_deref(), Ok([Payload::Array(a), Payload::Array(_)]) if a.len() == 2)
+        );
+        let jsonl = serde_json::json!({"data": "{\"a\": 1}\n{\"a\": 2}", "encoding": "JSON"});
+        assert_eq!(decode(&jsonl).unwrap().len(), 2);
+        let row = serde_json::json!({"data": "[1, 2, 3]", "encoding": "JSON"});
+        assert!(matches!(decode(&row).as_deref(), Ok([Payload::Array(a)]) if a.len() == 3));
         let bad = serde_json::json!({"data": "%%%", "encoding": "BASE64"});
         assert!(decode(&bad).unwrap_err().contains("does not decode"));
     }

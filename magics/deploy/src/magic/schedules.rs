@@ -104,6 +104,7 @@ impl Magic for ScheduleMagic {
         match command.as_str() {
             "schedule" => {
                 let args: ScheduleArgs = parse_args("monitor schedule", rest.to_vec())?;
+                let cron = expression(&args.every)?;
                 let name = args
                     .name
                     .clone()
@@ -129,7 +130,7 @@ impl Magic for ScheduleMagic {
                         .display()
                         .to_string(),
                 };
-                let mut schedule = json!({"ScheduleExpression": expression(&args.every)?});
+                let mut schedule = json!({"ScheduleExpression": cron});
                 let (start, end) = match (&args.start_offset, &args.end_offset, args.every.as_str())
                 {
                     (None, None, "now") => (Some("-PT1H".to_owned()), Some("-PT0H".to_owned())),
@@ -163,8 +164,7 @@ impl Magic for ScheduleMagic {
                 )?;
                 if args.every != "now" {
                     ctx.stdout(&format!(
-                        "monitoring schedule {name}: Scheduled ({}); reports under {output}/{}/{name}/\n",
-                        expression(&args.every)?,
+                        "monitoring schedule {name}: Scheduled ({cron}); reports under {output}/{}/{name}/\n",
                         args.endpoint
                     ));
                     return Ok(());
