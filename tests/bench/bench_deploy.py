@@ -132,7 +132,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0, help="load time per client count")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the batch transform")
+    parser.add_argument("--only", default="serving,batch,router", help="which parts to run")
     opts = parser.parse_args()
+    parts = set(opts.only.split(","))
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: cargo build --release -p rustmaker-kernel")
     import boto3
@@ -172,6 +174,18 @@ def main() -> None:
     sm.create_endpoint(EndpointName="gb", EndpointConfigName="gb")
     wait_for("the endpoint", lambda: sm.describe_endpoint(EndpointName="gb")["EndpointStatus"] == "InService", 60)
 
+    try:
+        if "serving" in parts:
+            serving(work, url, row, peer_dir, opts.seconds, ours)
+        if "batch" in parts:
+            batch(work, sm, peer, names, opts.rows)
+    finally:
+        ours.kill()
+    if "router" in parts:
+        router(artifact, row)
+
+
+def serving(work: pathlib.Path, url: str, row: str, peer_dir: pathlib.Path, seconds: float, ours) -> None:
     # MLServer with its defaults, on another port.
     http_port = free_port()
     (work / "mlserver" / "settings.json").write_text(json.dumps(
@@ -188,25 +202,32 @@ def main() -> None:
         except OSError:
             return False
 
-    wait_for("MLServer", mlserver_ready, 120)
+    try:
+        wait_for("MLServer", mlserver_ready, 120)
+        measure(url, row, http_port, seconds, ours, theirs)
+    finally:
+        os.killpg(theirs.pid, signal.SIGTERM)
+
+
+def measure(url: str, row: str, http_port: int, seconds: float, ours, theirs) -> None:
     v2 = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 20], "datatype": "FP64",
                                  "data": [float(v) for v in row.split(",")]}]}).encode()
     host, port = url.removeprefix("http://").split(":")
     path = "/endpoints/gb/invocations"
-    print(f"Serving one-row requests for {opts.seconds:.0f} s per client count (gradient boosting, {ROUNDS} rounds, depth {DEPTH}, 20 features)\n")
+    print(f"Serving one-row requests for {seconds:.0f} s per client count (gradient boosting, {ROUNDS} rounds, depth {DEPTH}, 20 features)\n")
     print(f"{'clients':>7} | {'rustmaker rps':>13} {'p50 ms':>7} {'p99 ms':>7} | {'MLServer rps':>12} {'p50 ms':>7} {'p99 ms':>7} | {'rps ratio':>9}")
     for n in CLIENTS:
-        a = load(host, int(port), path, signed_headers(url, path, row.encode()), row.encode(), n, opts.seconds)
-        b = load("127.0.0.1", http_port, "/v2/models/gb/infer", {"Content-Type": "application/json"}, v2, n, opts.seconds)
+        a = load(host, int(port), path, signed_headers(url, path, row.encode()), row.encode(), n, seconds)
+        b = load("127.0.0.1", http_port, "/v2/models/gb/infer", {"Content-Type": "application/json"}, v2, n, seconds)
         print(f"{n:>7} | {a['rps']:>13.0f} {a['p50_ms']:>7.2f} {a['p99_ms']:>7.2f} | "
               f"{b['rps']:>12.0f} {b['p50_ms']:>7.2f} {b['p99_ms']:>7.2f} | {a['rps'] / b['rps']:>8.1f}x")
     ours_mib, theirs_mib = tree_rss_mib(ours.pid), tree_rss_mib(theirs.pid)
     print(f"\nserver memory after the load: rustmaker {ours_mib:.0f} MiB, MLServer {theirs_mib:.0f} MiB "
           f"({theirs_mib / ours_mib:.1f}x)")
-    os.killpg(theirs.pid, signal.SIGTERM)
 
-    # Batch transform of the same model over one CSV file.
-    rows = opts.rows
+
+def batch(work: pathlib.Path, sm, peer, names: list[str], rows: int) -> None:
+    """Batch transform of the same model over one CSV file."""
     big = pd.DataFrame(np.random.default_rng(3).normal(size=(rows, 20)), columns=names)
     (work / "batch").mkdir()
     big.to_csv(work / "batch" / "rows.csv", index=False, header=False, float_format="%.6g")
@@ -226,15 +247,17 @@ def main() -> None:
     out_lines = sum(1 for _ in open(work / "out" / "rows.csv.out"))
     t = time.perf_counter()
     frame = pd.read_csv(work / "batch" / "rows.csv", header=None)
-    labels = peer.predict(frame.to_numpy())
-    pd.DataFrame({"label": labels, "probability": peer.predict_proba(frame.to_numpy()).max(axis=1)}).to_csv(
+    # The answer rustmaker writes, a label and its probability, from one pass of the model.
+    proba = peer.predict_proba(frame.to_numpy())
+    pd.DataFrame({"label": peer.classes_[proba.argmax(axis=1)], "probability": proba.max(axis=1)}).to_csv(
         work / "peer.out", index=False, header=False)
     theirs_s = time.perf_counter() - t
     print(f"\nbatch transform of {rows:,} rows ({out_lines:,} answers): rustmaker {ours_s:.1f} s, "
-          f"pandas read_csv + scikit-learn predict/predict_proba + to_csv {theirs_s:.1f} s ({theirs_s / ours_s:.1f}x)")
-    ours.kill()
+          f"pandas read_csv + scikit-learn predict_proba + to_csv {theirs_s:.1f} s ({theirs_s / ours_s:.1f}x)")
 
-    # The router's overhead, in process.
+
+def router(artifact: pathlib.Path, row: str) -> None:
+    """The router's overhead, in process."""
     if OVERHEAD.exists():
         out = subprocess.run([OVERHEAD, str(artifact), row, "20000"], capture_output=True, text=True, check=True)
         r = json.loads(out.stdout)

@@ -307,16 +307,11 @@ pub fn transform_file(
         let mut writer = std::io::BufWriter::new(
             std::fs::File::create(&partial).map_err(|e| DeployError::io(&partial, e))?,
         );
-        let mut requests = 0;
+        // The mini-batches first (a record over the limit is refused before any request),
+        // then answered a wave at a time on every core, written in their order.
+        let mut batches = Vec::new();
         let mut start = 0;
         while start < records.len() {
-            if options
-                .stop
-                .as_ref()
-                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
-            {
-                return Err(DeployError::Stopped);
-            }
             let end = match options.strategy {
                 BatchStrategy::SingleRecord => start + 1,
                 BatchStrategy::MultiRecord => batch_end(&records, start, options.max_payload_bytes),
@@ -331,17 +326,47 @@ pub fn transform_file(
                     ),
                 });
             }
-            let answers = request(model, &plan, &records[start..end], options, start)?;
-            writer
-                .write_all(&answers)
-                .map_err(|e| DeployError::io(&partial, e))?;
-            if options.assemble == AssembleWith::Line && !answers.ends_with(b"\n") {
-                writer
-                    .write_all(b"\n")
-                    .map_err(|e| DeployError::io(&partial, e))?;
-            }
-            requests += 1;
+            batches.push((start, end));
             start = end;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let answer = |&(start, end): &(usize, usize)| {
+            request(model, &plan, &records[start..end], options, start)
+        };
+        let mut requests = 0;
+        for wave in batches.chunks(cores) {
+            if options
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+            {
+                return Err(DeployError::Stopped);
+            }
+            let answers: Vec<Result<Vec<u8>, DeployError>> = match wave {
+                [one] => vec![answer(one)],
+                _ => std::thread::scope(|scope| {
+                    let running: Vec<_> = wave
+                        .iter()
+                        .map(|b| scope.spawn(move || answer(b)))
+                        .collect();
+                    running
+                        .into_iter()
+                        .map(|r| r.join().expect("a transform request does not panic"))
+                        .collect()
+                }),
+            };
+            for answers in answers {
+                let answers = answers?;
+                writer
+                    .write_all(&answers)
+                    .map_err(|e| DeployError::io(&partial, e))?;
+                if options.assemble == AssembleWith::Line && !answers.ends_with(b"\n") {
+                    writer
+                        .write_all(b"\n")
+                        .map_err(|e| DeployError::io(&partial, e))?;
+                }
+                requests += 1;
+            }
         }
         writer
             .into_inner()
