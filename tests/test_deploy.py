@@ -432,3 +432,88 @@ def test_the_magics_start_the_local_service_and_say_what_is_wrong(models, tmp_pa
     finally:
         if state.exists():
             os.kill(json.loads(state.read_text())["pid"], 15)
+
+
+INFERENCE = '''
+import json, os, time
+
+def model_fn(model_dir):
+    with open(os.path.join(model_dir, "weights.json")) as f:
+        weights = json.load(f)
+    if weights.get("broken"):
+        raise ValueError("the weights are broken")
+    return weights
+
+def input_fn(body, content_type):
+    text = body.decode()
+    if "die" in text:
+        os._exit(3)
+    return [[float(v) for v in line.split(",")] for line in text.splitlines() if line]
+
+def predict_fn(rows, model):
+    time.sleep(0.01)
+    return [sum(w * v for w, v in zip(model["w"], row)) for row in rows]
+
+def output_fn(prediction, accept):
+    if accept == "application/json":
+        return json.dumps({"predictions": prediction}), "application/json"
+    return "".join(f"{p:g}\\n" for p in prediction), "text/csv"
+'''
+
+
+def script_model(path: pathlib.Path, weights: dict) -> pathlib.Path:
+    """A model.tar.gz as the SageMaker SDK repacks a script-mode model: code/inference.py
+    beside the model's own files."""
+    import io
+    import tarfile
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in (("code/inference.py", INFERENCE), ("weights.json", json.dumps(weights))):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_script_mode_models_are_served_by_inference_py_workers(svc, tmp_path):
+    """A model.tar.gz with code/inference.py is served by Python workers through model_fn,
+    input_fn, predict_fn and output_fn; a worker that dies mid-request fails that request
+    alone (ModelError) while the others are answered; a model_fn that raises leaves the
+    endpoint Failed with its error."""
+    import concurrent.futures
+    sm, rt = svc.sm, svc.rt
+    sm.create_model(ModelName="script-good", ExecutionRoleArn="arn:aws:iam::000000000000:role/m",
+                    PrimaryContainer={"ModelDataUrl": str(script_model(tmp_path / "good.tar.gz", {"w": [1, 10]}))})
+    sm.create_model(ModelName="script-broken", ExecutionRoleArn="arn:aws:iam::000000000000:role/m",
+                    PrimaryContainer={"ModelDataUrl": str(script_model(tmp_path / "broken.tar.gz", {"broken": True}))})
+    for name in ("good", "broken"):
+        sm.create_endpoint_config(EndpointConfigName=f"script-{name}", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": f"script-{name}", "InitialInstanceCount": 2,
+             "InstanceType": "ml.m5.large"}])
+        sm.create_endpoint(EndpointName=f"script-{name}", EndpointConfigName=f"script-{name}")
+    broken = wait(sm, "script-broken")
+    assert broken["EndpointStatus"] == "Failed", broken
+    assert "model_fn failed: ValueError: the weights are broken" in broken["FailureReason"], broken
+    assert wait(sm, "script-good")["EndpointStatus"] == "InService"
+    answer = rt.invoke_endpoint(EndpointName="script-good", ContentType="text/csv", Body="1,2\n3,4")
+    assert answer["Body"].read() == b"21\n43\n" and answer["ContentType"] == "text/csv"
+    answer = rt.invoke_endpoint(EndpointName="script-good", ContentType="text/csv", Accept="application/json",
+                                Body="0,1")
+    assert json.loads(answer["Body"].read()) == {"predictions": [10.0]}
+
+    def call(body: str):
+        try:
+            return rt.invoke_endpoint(EndpointName="script-good", ContentType="text/csv", Body=body)["Body"].read()
+        except botocore.exceptions.ClientError as e:
+            return e
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        bodies = [f"{i},0" for i in range(12)] + ["die"]
+        results = list(pool.map(call, bodies))
+    died = results[-1]
+    assert isinstance(died, botocore.exceptions.ClientError) and code(died) == "ModelError", died
+    assert "worker died" in str(died)
+    assert results[:-1] == [f"{i}\n".encode() for i in range(12)], results
+    assert call("2,1") == b"12\n", "a new worker serves after one died"
+    for name in ("good", "broken"):
+        sm.delete_endpoint(EndpointName=f"script-{name}")

@@ -43,6 +43,17 @@ pub trait ServedModel: Send + Sync {
     /// `predicted_label` and `probability`, `score`, or `closest_cluster` and
     /// `distance_to_cluster`). Rows that do not fit the model are a `MagicError::Data`.
     fn predict(&self, rows: &DataFrame) -> Result<DataFrame, MagicError>;
+    /// A model that reads and writes request bodies itself (script mode's `inference.py`)
+    /// answers here with the body and its content type; a built-in model returns `None` and
+    /// is served frame in, frame out through [`ServedModel::predict`].
+    fn answer_bytes(
+        &self,
+        _body: &[u8],
+        _content_type: &str,
+        _accept: &str,
+    ) -> Option<Result<(Vec<u8>, String), MagicError>> {
+        None
+    }
 }
 
 /// Loads a `model.tar.gz` for serving.

@@ -39,7 +39,7 @@ pub struct Invocation<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answer {
     pub body: Vec<u8>,
-    pub content_type: &'static str,
+    pub content_type: String,
     pub variant: String,
 }
 
@@ -186,7 +186,7 @@ impl Endpoint {
                 let line = capture.config.record(&Exchange {
                     request_type: call.content_type,
                     request: call.body,
-                    response_type: Some(answer.1.mime()),
+                    response_type: Some(&answer.1),
                     response: &answer.0,
                     inference_id: call.inference_id,
                     custom_attributes: call.custom_attributes,
@@ -201,10 +201,10 @@ impl Endpoint {
                     written.err().map(|e| e.to_string());
             }
         }
-        let (body, format) = answered.map_err(|e| InvokeError::Model(e.to_string()))?;
+        let (body, content_type) = answered.map_err(|e| InvokeError::Model(e.to_string()))?;
         Ok(Answer {
             body,
-            content_type: format.mime(),
+            content_type,
             variant: variant.name.clone(),
         })
     }
@@ -261,14 +261,24 @@ impl Endpoint {
     }
 }
 
-fn answer(model: &dyn ServedModel, call: &Invocation) -> Result<(Vec<u8>, Format), DeployError> {
+/// The answer's body and content type: a script-mode model reads and writes the body itself;
+/// a built-in one is served frame in, frame out.
+fn answer(model: &dyn ServedModel, call: &Invocation) -> Result<(Vec<u8>, String), DeployError> {
+    let raw = model.answer_bytes(
+        call.body,
+        call.content_type.unwrap_or("text/csv"),
+        call.accept.unwrap_or(""),
+    );
+    if let Some(answered) = raw {
+        return answered.map_err(|e| DeployError::Payload(e.to_string()));
+    }
     let format = Format::of_content_type(call.content_type)?;
     let accept = Format::of_accept(call.accept, format)?;
     let rows = payload::rows(call.body, format, model.features())?;
     let answers = model
         .predict(&rows)
         .map_err(|e| DeployError::Payload(e.to_string()))?;
-    Ok((payload::answer(&answers, accept)?, accept))
+    Ok((payload::answer(&answers, accept)?, accept.mime().to_owned()))
 }
 
 fn seed() -> u64 {
@@ -356,7 +366,11 @@ pub(crate) mod tests {
         let now = Utc::now();
         let a = endpoint.invoke(&call(b"1,2\n3,4\n"), now).unwrap();
         assert_eq!(
-            (a.body.as_slice(), a.content_type, a.variant.as_str()),
+            (
+                a.body.as_slice(),
+                a.content_type.as_str(),
+                a.variant.as_str()
+            ),
             (&b"3.0\n7.0\n"[..], "text/csv", "one")
         );
         let json = Invocation {

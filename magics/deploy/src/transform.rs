@@ -478,17 +478,27 @@ fn request(
     } else {
         plan.format
     };
-    let rows = payload::rows(&payload, format, model.features()).map_err(|e| match e {
-        DeployError::Row { row, message } => DeployError::Row {
-            row: first + row,
-            message,
-        },
-        other => other,
-    })?;
-    let answers = model
-        .predict(&rows)
-        .map_err(|e| DeployError::Payload(format!("the model: {e}")))?;
-    let body = payload::answer(&answers, plan.accept)?;
+    let body = match model.answer_bytes(&payload, format.mime(), plan.accept.mime()) {
+        // A script-mode model reads and writes the batch itself.
+        Some(answered) => {
+            answered
+                .map_err(|e| DeployError::Payload(format!("the model: {e}")))?
+                .0
+        }
+        None => {
+            let rows = payload::rows(&payload, format, model.features()).map_err(|e| match e {
+                DeployError::Row { row, message } => DeployError::Row {
+                    row: first + row,
+                    message,
+                },
+                other => other,
+            })?;
+            let answers = model
+                .predict(&rows)
+                .map_err(|e| DeployError::Payload(format!("the model: {e}")))?;
+            payload::answer(&answers, plan.accept)?
+        }
+    };
     if !options.join_input && plan.output_filter.is_none() {
         return Ok(body);
     }

@@ -1,5 +1,8 @@
 //! A model artifact loaded once and scored many times: what the hosting engine serves
-//! (through `rustmaker_magics::services::ModelLoader`) and what `%predict` scores with.
+//! (through `rustmaker_magics::services::ModelLoader`) and what `%predict` scores with. A
+//! script-mode artifact with `code/inference.py` is served by Python workers ([`script`]).
+
+pub mod script;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +28,7 @@ impl Served {
         let (manifest, model) = artifact::read(model_tar)?;
         let (Some(schema), Some(model)) = (manifest.schema, model) else {
             return Err(MlError::Input(format!(
-                "{} holds a model of {} (script mode); only built-in algorithms' models are scored here — load a script's model with its own code",
+                "{} holds a model of {} (script mode): %predict scores built-in algorithms' models; serve a script's model from an endpoint, with a code/inference.py in its model.tar.gz",
                 model_tar.display(),
                 manifest.algorithm
             )));
@@ -84,6 +87,12 @@ impl ModelLoader for Loader {
     }
 
     fn load(&self, artifact: &Path) -> Result<Arc<dyn ServedModel>, MagicError> {
-        Ok(Arc::new(Served::load(artifact)?))
+        match Served::load(artifact) {
+            Ok(served) => Ok(Arc::new(served)),
+            Err(_) if script::has_inference_code(artifact) => {
+                Ok(Arc::new(script::ScriptServed::load(artifact)?))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
