@@ -23,14 +23,14 @@ def clients(url: str, secret: str = SECRET, service: str = "sagemaker"):
 
 
 class Service:
-    def __init__(self, state: pathlib.Path, *extra: str):
-        self.state, self.extra = state, extra
+    def __init__(self, state: pathlib.Path, *extra: str, env: dict | None = None):
+        self.state, self.extra, self.env = state, extra, env or {}
         self.start()
 
     def start(self):
         ready = self.state.parent / f"{self.state.name}-ready.json"
         ready.unlink(missing_ok=True)
-        env = dict(os.environ, RUSTMAKER_API_KEYS=f"{KEY}:{SECRET}")
+        env = dict(os.environ, RUSTMAKER_API_KEYS=f"{KEY}:{SECRET}", **self.env)
         self.log = open(self.state.parent / f"{self.state.name}.log", "a")
         self.proc = subprocess.Popen([BIN, "serve", "--port", "0", "--state-dir", str(self.state), "--ready-file",
                                       str(ready), "--python", sys.executable, *self.extra],

@@ -540,3 +540,56 @@ def test_script_mode_models_are_served_by_inference_py_workers(svc, tmp_path):
     assert call("2,1") == b"12\n", "a new worker serves after one died"
     for name in ("good", "broken"):
         sm.delete_endpoint(EndpointName=f"script-{name}")
+
+
+def test_capture_to_s3_at_a_sampling_percentage_is_what_a_schedule_checks(models, moto_url, tmp_path):
+    """DestinationS3Uri s3://…: half the requests sampled (within bounds), every record
+    uploaded whole under {prefix}/{endpoint}/{variant}/yyyy/mm/dd/hh/ in moto's S3, and a
+    monitoring schedule reading them back from there."""
+    from conftest import AWS
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.create_bucket(Bucket="captures")
+    svc = Service(tmp_path / "state", env=dict(AWS, AWS_ENDPOINT_URL=moto_url))
+    try:
+        svc.sm.create_model(ModelName="iris-forest", ExecutionRoleArn="arn:aws:iam::000000000000:role/m",
+                            PrimaryContainer={"ModelDataUrl": str(models["iris-forest"])})
+        svc.sm.create_endpoint_config(EndpointConfigName="sampled", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "iris-forest", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large"}],
+            DataCaptureConfig={"EnableCapture": True, "InitialSamplingPercentage": 50,
+                               "DestinationS3Uri": "s3://captures/datacapture",
+                               "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]})
+        svc.sm.create_endpoint(EndpointName="sampled", EndpointConfigName="sampled")
+        assert wait(svc.sm, "sampled")["EndpointStatus"] == "InService"
+        for i in range(400):
+            svc.rt.invoke_endpoint(EndpointName="sampled", ContentType="text/csv", Body=ROWS[i % 3])
+
+        def captured() -> list[dict]:
+            listed = s3.list_objects_v2(Bucket="captures", Prefix="datacapture/sampled/AllTraffic/").get("Contents", [])
+            return [(o["Key"], json.loads(line)) for o in listed
+                    for line in s3.get_object(Bucket="captures", Key=o["Key"])["Body"].read().decode().splitlines()]
+
+        # Every file rolls within 10 s and is uploaded at the next 2-s tick, leaving the spool.
+        spool = tmp_path / "state" / "capture-spool"
+        deadline = time.monotonic() + 30
+        while [p for p in spool.glob("**/*") if p.is_file()]:
+            assert time.monotonic() < deadline, list(spool.glob("**/*"))
+            time.sleep(0.5)
+        records = captured()
+        assert 140 <= len(records) <= 260, f"{len(records)} of 400 sampled at 50 %"
+        key, first = records[0]
+        parts = key.split("/")
+        assert parts[:3] == ["datacapture", "sampled", "AllTraffic"] and len(parts) == 8 and parts[-1].endswith(".jsonl")
+        assert first["captureData"]["endpointInput"]["data"] in ROWS
+        # The same traffic, read back from S3 by a schedule.
+        features = [line.rsplit(",", 1)[0] for line in IRIS.read_text().splitlines()[1:]]
+        (tmp_path / "train.csv").write_text("\n".join(features) + "\n")
+        subprocess.run([BIN, "monitor", "baseline", "--data", str(tmp_path / "train.csv"), "--no-header", "--output",
+                        str(tmp_path / "baseline")], check=True, capture_output=True, timeout=120)
+        run = run_schedule_now(svc.sm, "sampled", tmp_path / "baseline", tmp_path / "reports")
+        assert run["MonitoringExecutionStatus"] in ("Completed", "CompletedWithViolations"), run
+        stats = json.loads((pathlib.Path(run["ReportUri"]) / "statistics.json").read_text())
+        assert stats["dataset"]["item_count"] >= len(records), stats["dataset"]
+    finally:
+        svc.kill()

@@ -131,6 +131,7 @@ fn main() -> anyhow::Result<()> {
             rustmaker_lifecycle::cli::Engines {
                 loader: std::sync::Arc::new(rustmaker_ml::serving::Loader),
                 monitor: std::sync::Arc::new(rustmaker_monitor::ScheduledCheck),
+                store: std::sync::Arc::new(rustmaker_aws::S3Fetcher::standalone()),
             },
         ),
         Command::Instance { command } => rustmaker_lifecycle::cli::instance(command),

@@ -71,6 +71,7 @@ pub async fn serve(
             let h = roller.clone();
             let _ = tokio::task::spawn_blocking(move || {
                 h.roll_captures();
+                h.upload_captures();
                 h.run_due_schedules(chrono::Utc::now());
             })
             .await;

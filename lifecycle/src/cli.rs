@@ -181,6 +181,8 @@ pub struct Engines {
     pub loader: Arc<dyn rustmaker_magics::services::ModelLoader>,
     /// Checks captured traffic for monitoring schedules.
     pub monitor: Arc<dyn rustmaker_magics::services::CaptureMonitor>,
+    /// Where `s3://` data capture is uploaded to (and read back from for schedules).
+    pub store: Arc<dyn rustmaker_magics::data::ObjectStore>,
 }
 
 pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>, engines: Engines) -> anyhow::Result<()> {
@@ -234,7 +236,8 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>, engines: Engines) -> a
     let hosting = Arc::new(
         rustmaker_deploy::hosting::Hosting::open(&state.join("hosting.db"), engines.loader)
             .map_err(|e| anyhow::anyhow!("cannot open the hosting store: {e}"))?
-            .with_monitor(engines.monitor),
+            .with_monitor(engines.monitor)
+            .with_store(engines.store),
     );
     for name in hosting.recover().map_err(|e| anyhow::anyhow!("{e}"))? {
         eprintln!("recovering endpoint {name}");

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
+use rustmaker_magics::data::ObjectStore;
 use rustmaker_magics::services::{CaptureMonitor, ModelLoader, ServedModel};
 use rustmaker_sagemaker::Resource;
 use serde_json::{json, Value};
@@ -104,6 +105,11 @@ pub struct Hosting {
     stops: Mutex<HashMap<String, Arc<AtomicBool>>>,
     /// What monitoring schedules check captured traffic with (none: schedules are refused).
     pub(crate) monitor: Option<Arc<dyn CaptureMonitor>>,
+    /// Where `s3://` capture goes (none: such destinations are refused).
+    pub(crate) store: Option<Arc<dyn ObjectStore>>,
+    /// Capture files bound for `s3://`, until they are uploaded (`spool.rs`).
+    pub(crate) spool: std::path::PathBuf,
+    pub(crate) upload_failure: Mutex<Option<String>>,
 }
 
 pub(crate) fn name_of(input: &Value, field: &str) -> Result<String, HostingError> {
@@ -149,7 +155,16 @@ impl Hosting {
             rolling: Rolling::default(),
             stops: Mutex::new(HashMap::new()),
             monitor: None,
+            store: None,
+            spool: path.with_file_name("capture-spool"),
+            upload_failure: Mutex::new(None),
         })
+    }
+
+    /// Lets endpoints capture to `s3://` destinations through `store`.
+    pub fn with_store(mut self, store: Arc<dyn ObjectStore>) -> Hosting {
+        self.store = Some(store);
+        self
     }
 
     /// Lets monitoring schedules check captured traffic with `monitor`.
@@ -443,6 +458,7 @@ impl Hosting {
             Some(c) => CaptureConfig::from_sagemaker(c).map_err(|e| e.to_string())?,
             None => None,
         };
+        let capture = capture.map(|c| self.spooled(c)).transpose()?;
         Endpoint::new(name, variants, capture, self.rolling).map_err(|e| e.to_string())
     }
 
@@ -491,7 +507,12 @@ impl Hosting {
                         "CurrentSamplingPercentage": capture.sampling_percentage,
                         "DestinationS3Uri": capture.destination,
                     });
-                    if let Some(failure) = endpoint.capture_failure() {
+                    let upload = capture
+                        .destination
+                        .starts_with("s3://")
+                        .then(|| self.upload_failure.lock().expect("never poisoned").clone())
+                        .flatten();
+                    if let Some(failure) = endpoint.capture_failure().or(upload) {
                         body["DataCaptureConfig"]["CaptureFailure"] = json!(failure);
                     }
                 }

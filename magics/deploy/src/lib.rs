@@ -19,6 +19,7 @@ pub mod hosting;
 pub mod magic;
 pub mod payload;
 pub mod schedules;
+pub mod spool;
 pub mod transform;
 pub mod variants;
 

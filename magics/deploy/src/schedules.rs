@@ -261,8 +261,9 @@ impl Hosting {
         Ok(json!({"MonitoringScheduleArn": arn(Kind::MonitoringSchedule, &name)}))
     }
 
-    /// The folder an endpoint's traffic is captured to (`{DestinationS3Uri}/{endpoint}`).
-    fn capture_of(&self, endpoint: &Value) -> Result<PathBuf, HostingError> {
+    /// Where an endpoint's traffic is captured (`{DestinationS3Uri}/{endpoint}`): a local
+    /// folder, or an `s3://` prefix.
+    fn capture_of(&self, endpoint: &Value) -> Result<String, HostingError> {
         let name = endpoint["EndpointName"].as_str().unwrap_or_default();
         let config = self.find(
             Kind::EndpointConfig,
@@ -281,7 +282,13 @@ impl Hosting {
                     "endpoint {name} captures no data: deploy it with a DataCaptureConfig first"
                 ))
             })?;
-        Ok(local(destination, "DataCaptureConfig.DestinationS3Uri")?.join(name))
+        if destination.starts_with("s3://") {
+            return Ok(format!("{}/{name}/", destination.trim_end_matches('/')));
+        }
+        Ok(local(destination, "DataCaptureConfig.DestinationS3Uri")?
+            .join(name)
+            .display()
+            .to_string())
     }
 
     /// Runs the executions whose scheduled hour has come (for the service's timer; `now` is
@@ -365,7 +372,7 @@ impl Hosting {
             let _ = live.flush_captures();
         }
         let window = MonitorWindow {
-            capture,
+            capture: PathBuf::from(&capture),
             statistics: def.statistics,
             constraints: def.constraints,
             first_hour: (scheduled + def.start_offset).div_euclid(HOUR),
@@ -374,7 +381,20 @@ impl Hosting {
         };
         let (me, schedule) = (self.clone(), schedule.to_owned());
         std::thread::spawn(move || {
-            match monitor.check(&window) {
+            let mut window = window;
+            let download = me.spool.with_file_name("monitoring-input").join(&job);
+            let checked = if capture.starts_with("s3://") {
+                me.download_capture(&capture, &download).map(|dir| {
+                    window.capture = dir;
+                })
+            } else {
+                Ok(())
+            };
+            let checked = checked
+                .map_err(rustmaker_magics::MagicError::Service)
+                .and_then(|()| monitor.check(&window));
+            let _ = std::fs::remove_dir_all(&download);
+            match checked {
                 Ok(run) => {
                     execution["MonitoringExecutionStatus"] = json!(run.status);
                     execution["Records"] = json!(run.records);
