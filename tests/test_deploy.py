@@ -545,7 +545,8 @@ def test_script_mode_models_are_served_by_inference_py_workers(svc, tmp_path):
 def test_capture_to_s3_at_a_sampling_percentage_is_what_a_schedule_checks(models, moto_url, tmp_path):
     """DestinationS3Uri s3://…: half the requests sampled (within bounds), every record
     uploaded whole under {prefix}/{endpoint}/{variant}/yyyy/mm/dd/hh/ in moto's S3, and a
-    monitoring schedule reading them back from there."""
+    monitoring schedule reading them back from there; then a transform job from an S3 prefix
+    into S3, and one from a prefix that holds nothing."""
     from conftest import AWS
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -591,5 +592,30 @@ def test_capture_to_s3_at_a_sampling_percentage_is_what_a_schedule_checks(models
         assert run["MonitoringExecutionStatus"] in ("Completed", "CompletedWithViolations"), run
         stats = json.loads((pathlib.Path(run["ReportUri"]) / "statistics.json").read_text())
         assert stats["dataset"]["item_count"] >= len(records), stats["dataset"]
+
+        # A transform job over an S3 prefix into S3: each object's answers, as the endpoint gives them.
+        s3.put_object(Bucket="captures", Key="batch/in/a.csv", Body="\n".join(ROWS) + "\n")
+        s3.put_object(Bucket="captures", Key="batch/in/more/b.csv", Body="\n".join(reversed(ROWS)) + "\n")
+        expected = svc.rt.invoke_endpoint(EndpointName="sampled", ContentType="text/csv",
+                                          Body="\n".join(ROWS))["Body"].read().decode().splitlines()
+        for job, uri in (("from-s3", "s3://captures/batch/in/"), ("from-nowhere", "s3://captures/batch/none/")):
+            svc.sm.create_transform_job(
+                TransformJobName=job, ModelName="iris-forest", BatchStrategy="MultiRecord",
+                TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri}},
+                                "ContentType": "text/csv", "SplitType": "Line"},
+                TransformOutput={"S3OutputPath": f"s3://captures/batch/{job}", "AssembleWith": "Line"},
+                TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
+        for job in ("from-s3", "from-nowhere"):
+            deadline = time.monotonic() + 60
+            while (d := svc.sm.describe_transform_job(TransformJobName=job))["TransformJobStatus"] == "InProgress":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            if job == "from-s3":
+                assert d["TransformJobStatus"] == "Completed", d
+            else:
+                assert d["TransformJobStatus"] == "Failed" and "batch/none" in d["FailureReason"], d
+        read = lambda key: s3.get_object(Bucket="captures", Key=key)["Body"].read().decode().splitlines()
+        assert read("batch/from-s3/a.csv.out") == expected
+        assert read("batch/from-s3/more/b.csv.out") == list(reversed(expected))
     finally:
         svc.kill()

@@ -6,7 +6,7 @@
 //! new one beside the old and swaps them: requests in flight finish on the old one.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -667,9 +667,9 @@ impl Hosting {
             bad("TransformOutput.S3OutputPath is required: the folder the .out files go to".into())
         })?;
         for (what, uri) in [("S3Uri", &source), ("S3OutputPath", &output)] {
-            if uri.starts_with("s3://") {
+            if uri.starts_with("s3://") && self.store.is_none() {
                 return Err(bad(format!(
-                    "{what} {uri}: give a local path here (s3:// is not served yet)"
+                    "{what} {uri}: this service has no S3 access; give a local path"
                 )));
             }
         }
@@ -749,7 +749,7 @@ impl Hosting {
         let (me, job) = (self.clone(), name.clone());
         std::thread::spawn(move || {
             let name = job;
-            let result = me.run_transform(&model, &source, &output, &options);
+            let result = me.run_transform(&name, &model, &source, &output, &options);
             me.stops.lock().expect("never poisoned").remove(&name);
             let Ok(Some(mut body)) = me.get(Kind::TransformJob, &name) else {
                 return;
@@ -768,21 +768,53 @@ impl Hosting {
         Ok(json!({"TransformJobArn": arn(Kind::TransformJob, &name)}))
     }
 
+    /// Runs the job; an `s3://` input is downloaded first and an `s3://` output uploaded
+    /// after, file by file, so the job's files are never half there.
     fn run_transform(
         &self,
+        job: &str,
         model: &str,
         source: &str,
         output: &str,
         options: &transform::Options,
     ) -> Result<(), crate::DeployError> {
         let served = self.load(model).map_err(crate::DeployError::Payload)?;
-        transform::run(
-            served.as_ref(),
-            Path::new(source),
-            Path::new(output),
-            options,
-        )
-        .map(|_| ())
+        let work = self.spool.with_file_name("transform-work").join(job);
+        let result = (|| {
+            let store = || {
+                self.store.as_ref().ok_or_else(|| {
+                    crate::DeployError::Config("this service has no S3 access".into())
+                })
+            };
+            let input = if source.starts_with("s3://") {
+                store()?
+                    .fetch(source, &work.join("input"), None)
+                    .map_err(|e| crate::DeployError::Payload(e.to_string()))?
+            } else {
+                PathBuf::from(source)
+            };
+            let out = if output.starts_with("s3://") {
+                work.join("output")
+            } else {
+                PathBuf::from(output)
+            };
+            let written = transform::run(served.as_ref(), &input, &out, options)?;
+            if output.starts_with("s3://") {
+                let mut console = rustmaker_magics::console::Console::new();
+                for file in written {
+                    let relative = file.output.strip_prefix(&out).unwrap_or(&file.output);
+                    let url = format!("{}/{}", output.trim_end_matches('/'), relative.display());
+                    store()?
+                        .put(&file.output, &url, &mut console)
+                        .map_err(|e| {
+                            crate::DeployError::Payload(format!("cannot upload {url}: {e}"))
+                        })?;
+                }
+            }
+            Ok(())
+        })();
+        let _ = std::fs::remove_dir_all(&work);
+        result
     }
 
     pub fn describe_transform_job(&self, input: &Value) -> Result<Value, HostingError> {
