@@ -553,8 +553,18 @@ def test_capture_to_s3_at_a_sampling_percentage_is_what_a_schedule_checks(models
     s3.create_bucket(Bucket="captures")
     svc = Service(tmp_path / "state", env=dict(AWS, AWS_ENDPOINT_URL=moto_url))
     try:
+        # The model itself from S3, as SageMaker reads ModelDataUrl.
+        s3.upload_file(str(models["iris-forest"]), "captures", "models/iris-forest/model.tar.gz")
         svc.sm.create_model(ModelName="iris-forest", ExecutionRoleArn="arn:aws:iam::000000000000:role/m",
-                            PrimaryContainer={"ModelDataUrl": str(models["iris-forest"])})
+                            PrimaryContainer={"ModelDataUrl": "s3://captures/models/iris-forest/model.tar.gz"})
+        svc.sm.create_model(ModelName="missing", ExecutionRoleArn="arn:aws:iam::000000000000:role/m",
+                            PrimaryContainer={"ModelDataUrl": "s3://captures/models/none/model.tar.gz"})
+        svc.sm.create_endpoint_config(EndpointConfigName="missing", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "missing", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large"}])
+        svc.sm.create_endpoint(EndpointName="missing", EndpointConfigName="missing")
+        failed = wait(svc.sm, "missing")
+        assert failed["EndpointStatus"] == "Failed" and "cannot download s3://captures/models/none" in failed["FailureReason"], failed
         svc.sm.create_endpoint_config(EndpointConfigName="sampled", ProductionVariants=[
             {"VariantName": "AllTraffic", "ModelName": "iris-forest", "InitialInstanceCount": 1,
              "InstanceType": "ml.m5.large"}],

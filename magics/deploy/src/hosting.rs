@@ -420,10 +420,24 @@ impl Hosting {
     pub(crate) fn load(&self, model: &str) -> Result<Arc<dyn ServedModel>, String> {
         let m = self.find(Kind::Model, model).map_err(|e| e.to_string())?;
         let url = m["ModelDataPath"].as_str().unwrap_or_default();
-        let path = self
-            .loader
-            .locate(url)
-            .map_err(|e| format!("model {model}: {e}"))?;
+        let path = if url.starts_with("s3://") {
+            // Downloaded once per load, beside the store, as SageMaker copies the artifact in.
+            let store = self
+                .store
+                .as_ref()
+                .ok_or_else(|| format!("model {model}: {url}: this service has no S3 access"))?;
+            let dir = self.spool.with_file_name("models").join(model);
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot make {}: {e}", dir.display()))?;
+            store
+                .fetch(url, &dir, None)
+                .map_err(|e| format!("model {model}: cannot download {url}: {e}"))?
+        } else {
+            self.loader
+                .locate(url)
+                .map_err(|e| format!("model {model}: {e}"))?
+        };
         self.loader
             .load(&path)
             .map_err(|e| format!("model {model} ({}) cannot be served: {e}", path.display()))
@@ -694,11 +708,7 @@ impl Hosting {
         )?;
         let assemble = choice("/TransformOutput/AssembleWith", &["Line", "None"], "None")?;
         let join = choice("/DataProcessing/JoinSource", &["Input", "None"], "None")?;
-        if let Some(c) = text("/TransformInput/CompressionType").filter(|c| c != "None") {
-            return Err(bad(format!(
-                "CompressionType `{c}` is not served yet: give uncompressed files"
-            )));
-        }
+        let compression = choice("/TransformInput/CompressionType", &["None", "Gzip"], "None")?;
         let max_mb = match input.get("MaxPayloadInMB") {
             None => 6,
             Some(v) => v
@@ -734,6 +744,7 @@ impl Hosting {
             join_input: join == "Input",
             output_filter: text("/DataProcessing/OutputFilter"),
             stop: Some(stop.clone()),
+            gzip: compression == "Gzip",
         };
         let t = now();
         let mut body = input.clone();

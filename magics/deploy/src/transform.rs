@@ -47,6 +47,8 @@ pub struct Options {
     pub output_filter: Option<String>,
     /// Set to stop the job between requests (its unfinished output is removed).
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// `CompressionType: Gzip`: each input file is gzip, read whole before it is split.
+    pub gzip: bool,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             join_input: false,
             output_filter: None,
             stop: None,
+            gzip: false,
         }
     }
 }
@@ -291,6 +294,19 @@ pub fn transform_file(
         ));
     }
     let text = std::fs::read(file).map_err(|e| DeployError::io(file, e))?;
+    let text = if options.gzip {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&text[..]), &mut plain)
+            .map_err(|e| {
+                DeployError::Payload(format!(
+                    "{} is not gzip ({e}): set CompressionType to None for uncompressed input",
+                    file.display()
+                ))
+            })?;
+        plain
+    } else {
+        text
+    };
     let records: Vec<&[u8]> = match options.split {
         SplitType::None => vec![&text[..]],
         SplitType::Line => text
@@ -638,6 +654,32 @@ mod tests {
             content_type: Some("text/csv".into()),
             ..Options::default()
         }
+    }
+
+    #[test]
+    fn gzip_input_is_read_as_its_plain_text_and_plain_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("in/rows.csv");
+        std::fs::create_dir_all(plain.parent().unwrap()).unwrap();
+        std::fs::write(&plain, "1,2\n3,4\n").unwrap();
+        let gz = dir.path().join("gz/rows.csv.gz");
+        std::fs::create_dir_all(gz.parent().unwrap()).unwrap();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, b"1,2\n3,4\n").unwrap();
+        std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+        let opts = Options {
+            gzip: true,
+            ..csv_options()
+        };
+        let model = adder();
+        run(&model, &gz, &dir.path().join("out"), &opts).unwrap();
+        let zipped = std::fs::read_to_string(dir.path().join("out/rows.csv.gz.out")).unwrap();
+        run(&model, &plain, &dir.path().join("out"), &csv_options()).unwrap();
+        let unzipped = std::fs::read_to_string(dir.path().join("out/rows.csv.out")).unwrap();
+        assert_eq!(zipped, unzipped);
+        assert_eq!(zipped.lines().count(), 2);
+        let e = run(&model, &plain, &dir.path().join("out2"), &opts).unwrap_err();
+        assert!(e.to_string().contains("is not gzip"), "{e}");
     }
 
     #[test]
