@@ -262,7 +262,8 @@ def test_captured_traffic_is_what_the_model_monitor_checks(svc, models, tmp_path
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         results[name] = [line.split()[1] for line in out.stdout.splitlines() if line.strip()]
-        scheduled[name] = run_schedule_now(svc.sm, name, tmp_path / "baseline", tmp_path / "schedule-reports")
+        scheduled[name] = run_schedule_now(svc.sm, name, tmp_path / "baseline", tmp_path / "schedule-reports",
+                                           via_definition=name == "clean")
         svc.sm.delete_endpoint(EndpointName=name)
     assert results["clean"] and set(results["clean"]) == {"Completed"}, results
     assert "CompletedWithViolations" in results["drifted"], results
@@ -299,9 +300,23 @@ def schedule_request(name: str, endpoint: str, baseline: pathlib.Path, reports: 
         "MonitoringType": "DataQuality"})
 
 
-def run_schedule_now(sm, endpoint: str, baseline: pathlib.Path, reports: pathlib.Path) -> dict:
+def run_schedule_now(sm, endpoint: str, baseline: pathlib.Path, reports: pathlib.Path,
+                     via_definition: bool = False) -> dict:
+    """A NOW schedule, given inline or, as the SageMaker SDK's DefaultModelMonitor makes it,
+    through a data-quality job definition named in the schedule."""
     name = f"{endpoint}-now"
-    sm.create_monitoring_schedule(**schedule_request(name, endpoint, baseline, reports))
+    request = schedule_request(name, endpoint, baseline, reports)
+    if via_definition:
+        job = request["MonitoringScheduleConfig"].pop("MonitoringJobDefinition")
+        sm.create_data_quality_job_definition(
+            JobDefinitionName=f"{endpoint}-dq", DataQualityBaselineConfig=job["BaselineConfig"],
+            DataQualityAppSpecification={"ImageUri": job["MonitoringAppSpecification"]["ImageUri"]},
+            DataQualityJobInput={"EndpointInput": job["MonitoringInputs"][0]["EndpointInput"]},
+            DataQualityJobOutputConfig=job["MonitoringOutputConfig"],
+            JobResources=job["MonitoringResources"], RoleArn=job["RoleArn"])
+        assert sm.describe_data_quality_job_definition(JobDefinitionName=f"{endpoint}-dq")["JobDefinitionName"] == f"{endpoint}-dq"
+        request["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] = f"{endpoint}-dq"
+    sm.create_monitoring_schedule(**request)
     deadline = time.monotonic() + 60
     while True:
         runs = sm.list_monitoring_executions(MonitoringScheduleName=name)["MonitoringExecutionSummaries"]
@@ -339,6 +354,11 @@ def test_monitoring_schedules_refuse_what_cannot_run(svc, models, tmp_path):
     assert "cron(0 * ? * * *)" in e, e
     e = _refused(svc.sm, schedule_request("s", "nowhere", tmp_path / "baseline", tmp_path / "r"))
     assert "nowhere" in e, e
+    named = schedule_request("s", "captured", tmp_path / "baseline", tmp_path / "r")
+    named["MonitoringScheduleConfig"].pop("MonitoringJobDefinition")
+    named["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] = "no-such-definition"
+    e = _refused(svc.sm, named)
+    assert "data quality job definition" in e and "no-such-definition" in e, e
     svc.sm.create_monitoring_schedule(**schedule_request("hourly", "captured", tmp_path / "baseline",
                                                          tmp_path / "r", "cron(0 * ? * * *)"))
     e = _refused(svc.sm, schedule_request("hourly", "captured", tmp_path / "baseline", tmp_path / "r",

@@ -323,6 +323,10 @@ fn hosting_dispatch(h: &Arc<Hosting>, op: &str, input: &Value) -> Option<Result<
         "StartMonitoringSchedule" => h.start_monitoring_schedule(input),
         "DeleteMonitoringSchedule" => h.delete_monitoring_schedule(input),
         "ListMonitoringExecutions" => h.list_monitoring_executions(input),
+        "CreateDataQualityJobDefinition" => h.create_data_quality_job_definition(input),
+        "DescribeDataQualityJobDefinition" => h.describe_data_quality_job_definition(input),
+        "DeleteDataQualityJobDefinition" => h.delete_data_quality_job_definition(input),
+        "ListDataQualityJobDefinitions" => h.list_data_quality_job_definitions(),
         _ => return None,
     };
     Some(result.map_err(|e| match e {

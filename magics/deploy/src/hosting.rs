@@ -58,6 +58,7 @@ pub(crate) enum Kind {
     TransformJob,
     MonitoringSchedule,
     MonitoringExecution,
+    DataQualityJobDefinition,
 }
 
 impl Kind {
@@ -69,6 +70,7 @@ impl Kind {
             Kind::TransformJob => "transform-job",
             Kind::MonitoringSchedule => "monitoring-schedule",
             Kind::MonitoringExecution => "monitoring-execution",
+            Kind::DataQualityJobDefinition => "data-quality-job-definition",
         }
     }
     fn words(self) -> &'static str {
@@ -79,6 +81,7 @@ impl Kind {
             Kind::TransformJob => "transform job",
             Kind::MonitoringSchedule => "monitoring schedule",
             Kind::MonitoringExecution => "monitoring execution",
+            Kind::DataQualityJobDefinition => "data quality job definition",
         }
     }
 }

@@ -16,6 +16,7 @@
 pub mod capture;
 pub mod endpoint;
 pub mod hosting;
+pub mod job_definitions;
 pub mod magic;
 pub mod payload;
 pub mod schedules;

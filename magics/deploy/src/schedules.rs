@@ -148,11 +148,6 @@ struct Definition {
 
 fn definition(config: &Value) -> Result<Definition, HostingError> {
     let bad = HostingError::Validation;
-    if config.get("MonitoringJobDefinitionName").is_some() {
-        return Err(bad(
-            "MonitoringJobDefinitionName is not served yet: give the MonitoringJobDefinition inline".into(),
-        ));
-    }
     if let Some(t) = config
         .get("MonitoringType")
         .and_then(Value::as_str)
@@ -237,7 +232,9 @@ impl Hosting {
         let config = input.get("MonitoringScheduleConfig").ok_or_else(|| {
             HostingError::Validation("MonitoringScheduleConfig is required".into())
         })?;
-        let def = definition(config)?;
+        // A named job definition is written inline once, as it was at creation.
+        let resolved = self.resolved_schedule_config(config)?;
+        let def = definition(&resolved)?;
         let endpoint = self.find(Kind::Endpoint, &def.endpoint)?;
         self.capture_of(&endpoint)?;
         let t = now();
@@ -250,6 +247,7 @@ impl Hosting {
             "LastModifiedTime": t,
             "MonitoringScheduleConfig": config,
             "EndpointName": def.endpoint,
+            "ResolvedConfig": resolved,
         });
         if let Some(tags) = input.get("Tags") {
             body["Tags"] = tags.clone();
@@ -302,7 +300,7 @@ impl Hosting {
             if s["MonitoringScheduleStatus"] != "Scheduled" {
                 continue;
             }
-            let Ok(def) = definition(&s["MonitoringScheduleConfig"]) else {
+            let Ok(def) = definition(&s["ResolvedConfig"]) else {
                 continue;
             };
             let Some(due) = def.cadence.latest_at_or_before(now.timestamp()) else {
@@ -333,7 +331,7 @@ impl Hosting {
         scheduled: i64,
     ) -> Result<(), HostingError> {
         let mut body = self.find(Kind::MonitoringSchedule, schedule)?;
-        let def = definition(&body["MonitoringScheduleConfig"])?;
+        let def = definition(&body["ResolvedConfig"])?;
         let endpoint = self.find(Kind::Endpoint, &def.endpoint)?;
         let capture = self.capture_of(&endpoint)?;
         let monitor = self
@@ -427,6 +425,7 @@ impl Hosting {
         )?;
         if let Value::Object(map) = &mut s {
             map.remove("LastScheduledTime");
+            map.remove("ResolvedConfig");
         }
         Ok(s)
     }
