@@ -252,6 +252,44 @@ fn hour_of(t: DateTime<Utc>) -> (i32, u32, u32, u32) {
     (t.year(), t.month(), t.day(), t.hour())
 }
 
+/// Files a killed process left hidden under `dir` (`.NAME.partial`): their complete lines are
+/// kept as `NAME`, a half-written last line dropped, so a crash loses at most the record it
+/// was writing. Run it before anything writes there again (the service does at start).
+pub fn recover_orphans(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut recovered = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            recovered += recover_orphans(&path);
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(kept) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".partial"))
+        else {
+            continue;
+        };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        if whole == 0 {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        if std::fs::write(&path, &bytes[..whole]).is_ok()
+            && std::fs::rename(&path, path.with_file_name(kept)).is_ok()
+        {
+            recovered += 1;
+        }
+    }
+    recovered
+}
+
 impl CaptureWriter {
     /// Files go under `{destination}/{endpoint}/{variant}/`.
     pub fn new(destination: &Path, endpoint: &str, variant: &str, rolling: Rolling) -> Self {
@@ -278,10 +316,13 @@ impl CaptureWriter {
             self.open = Some(self.begin(time)?);
         }
         let open = self.open.as_mut().expect("a file is open");
+        // Flushed record by record (one write each): a killed service loses no answered
+        // request's record, and the file a crash leaves is mended at the next start.
         let written = open
             .file
             .write_all(line.as_bytes())
-            .and_then(|()| open.file.write_all(b"\n"));
+            .and_then(|()| open.file.write_all(b"\n"))
+            .and_then(|()| open.file.flush());
         if let Err(e) = written {
             let partial = open.partial.clone();
             // The file is dropped, not renamed: a reader never sees a broken line.
@@ -594,5 +635,27 @@ mod tests {
         assert!(!(0..1000).any(|_| c.sampled(draws.unit())));
         c.sampling_percentage = 100;
         assert!((0..1000).all(|_| c.sampled(draws.unit())));
+    }
+
+    #[test]
+    fn a_killed_writers_file_keeps_its_whole_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = dir.path().join("ep/AllTraffic/2026/12/02/18");
+        std::fs::create_dir_all(&hour).unwrap();
+        std::fs::write(
+            hour.join(".00-01-002-a.jsonl.partial"),
+            "{\"a\":1}\n{\"a\":2}\n{\"a\":",
+        )
+        .unwrap();
+        std::fs::write(hour.join(".00-01-003-b.jsonl.partial"), "{\"half").unwrap();
+        assert_eq!(recover_orphans(dir.path()), 1);
+        let kept = std::fs::read_to_string(hour.join("00-01-002-a.jsonl")).unwrap();
+        assert_eq!(kept, "{\"a\":1}\n{\"a\":2}\n");
+        let left: Vec<_> = std::fs::read_dir(&hour)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
     }
 }

@@ -644,6 +644,16 @@ impl Hosting {
                 e["EndpointStatus"].as_str(),
                 Some("InService" | "Creating" | "Updating")
             ) {
+                // Nothing writes this endpoint's capture yet: files a crash left are mended.
+                let capture = self
+                    .get(Kind::EndpointConfig, &config)?
+                    .and_then(|c| {
+                        CaptureConfig::from_sagemaker(c.get("DataCaptureConfig")?).ok()?
+                    })
+                    .and_then(|c| self.spooled(c).ok());
+                if let Some(c) = capture {
+                    crate::capture::recover_orphans(&Path::new(&c.destination).join(&name));
+                }
                 self.start(&name, &config);
                 started.push(name);
             }
