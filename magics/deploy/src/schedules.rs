@@ -18,6 +18,19 @@ use crate::hosting::{arn, name_of, now, Hosting, HostingError, Kind, ACCOUNT, RE
 
 const HOUR: i64 = 3600;
 
+/// A schedule's timing that SageMaker's model monitoring would refuse, with what it accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "ScheduleExpression `{0}` is not one SageMaker's monitoring accepts: use \
+         cron(0 * ? * * *) (hourly), cron(0 H ? * * *) (daily at hour H), \
+         cron(0 H/N ? * * *) (every N hours from H) or NOW"
+    )]
+    Expression(String),
+    #[error("`{0}` is not an offset like -PT1H (hours) or -P1D (days) before the scheduled time")]
+    Offset(String),
+}
+
 /// When a schedule runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cadence {
@@ -31,18 +44,12 @@ pub enum Cadence {
 
 impl Cadence {
     /// A `ScheduleExpression` as SageMaker accepts it for model monitoring.
-    pub fn parse(expression: &str) -> Result<Cadence, String> {
+    pub fn parse(expression: &str) -> Result<Cadence, ScheduleError> {
         let e = expression.trim();
         if e == "NOW" {
             return Ok(Cadence::Now);
         }
-        let refuse = || {
-            format!(
-                "ScheduleExpression `{expression}` is not one SageMaker's monitoring accepts: use \
-                 cron(0 * ? * * *) (hourly), cron(0 H ? * * *) (daily at hour H), \
-                 cron(0 H/N ? * * *) (every N hours from H) or NOW"
-            )
-        };
+        let refuse = || ScheduleError::Expression(expression.to_owned());
         let inner = e
             .strip_prefix("cron(")
             .and_then(|r| r.strip_suffix(')'))
@@ -92,12 +99,8 @@ impl Cadence {
 
 /// `-PT1H`, `-PT0H`, `-P1D` …: an offset from the scheduled time, in seconds (SageMaker's
 /// `DataAnalysisStartTime` and `DataAnalysisEndTime`).
-pub fn parse_offset(text: &str) -> Result<i64, String> {
-    let refuse = || {
-        format!(
-            "`{text}` is not an offset like -PT1H (hours) or -P1D (days) before the scheduled time"
-        )
-    };
+pub fn parse_offset(text: &str) -> Result<i64, ScheduleError> {
+    let refuse = || ScheduleError::Offset(text.to_owned());
     let body = text.trim().strip_prefix("-P").ok_or_else(refuse)?;
     let (days, rest) = match body.split_once('T') {
         Some((d, r)) => (d, Some(r)),
@@ -185,7 +188,7 @@ fn definition(config: &Value) -> Result<Definition, HostingError> {
         })?;
     let expression = text(config, "/ScheduleConfig/ScheduleExpression")
         .ok_or_else(|| bad("ScheduleConfig.ScheduleExpression is required".into()))?;
-    let cadence = Cadence::parse(expression).map_err(bad)?;
+    let cadence = Cadence::parse(expression).map_err(|e| bad(e.to_string()))?;
     let offset = |field: &str, default: i64| -> Result<i64, HostingError> {
         text(config, &format!("/ScheduleConfig/{field}"))
             .map(|t| parse_offset(t).map_err(|e| bad(format!("{field}: {e}"))))
@@ -300,10 +303,12 @@ impl Hosting {
             if s["MonitoringScheduleStatus"] != "Scheduled" {
                 continue;
             }
-            let Ok(def) = definition(&s["ResolvedConfig"]) else {
+            // Only the timing is read each tick; the definition is checked when a run starts.
+            let expression = text(&s["ResolvedConfig"], "/ScheduleConfig/ScheduleExpression");
+            let Some(cadence) = expression.and_then(|e| Cadence::parse(e).ok()) else {
                 continue;
             };
-            let Some(due) = def.cadence.latest_at_or_before(now.timestamp()) else {
+            let Some(due) = cadence.latest_at_or_before(now.timestamp()) else {
                 continue;
             };
             let last = s
@@ -577,7 +582,7 @@ mod tests {
             "cron(0 * * * *)",
             "cron(0 1/0 ? * * *)",
         ] {
-            let e = Cadence::parse(bad).unwrap_err();
+            let e = Cadence::parse(bad).unwrap_err().to_string();
             assert!(e.contains(bad) && e.contains("cron(0 * ? * * *)"), "{e}");
         }
     }
@@ -615,7 +620,10 @@ mod tests {
         assert_eq!(parse_offset("-PT1H"), Ok(-HOUR));
         assert_eq!(parse_offset("-PT0H"), Ok(0));
         assert_eq!(parse_offset("-P1DT2H"), Ok(-26 * HOUR));
-        assert!(parse_offset("PT1H").unwrap_err().contains("-PT1H"));
+        assert!(parse_offset("PT1H")
+            .unwrap_err()
+            .to_string()
+            .contains("-PT1H"));
         assert!(parse_offset("-PT1M").is_err());
     }
 
