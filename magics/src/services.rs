@@ -43,6 +43,13 @@ pub trait ServedModel: Send + Sync {
     /// `predicted_label` and `probability`, `score`, or `closest_cluster` and
     /// `distance_to_cluster`). Rows that do not fit the model are a `MagicError::Data`.
     fn predict(&self, rows: &DataFrame) -> Result<DataFrame, MagicError>;
+    /// The same answer for rows of numbers given row-major (`features().len()` values a row,
+    /// `NaN` where one is missing), with no frame built: a batch of numeric rows is scored at
+    /// the speed of its model rather than of its conversion. A model that needs more than
+    /// numbers (a categorical feature) returns `None`, and the caller builds the frame.
+    fn predict_numbers(&self, _values: &[f64]) -> Option<Result<DataFrame, MagicError>> {
+        None
+    }
     /// A model that reads and writes request bodies itself (script mode's `inference.py`)
     /// answers here with the body and its content type; a built-in model returns `None` and
     /// is served frame in, frame out through [`ServedModel::predict`].

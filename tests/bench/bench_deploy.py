@@ -125,7 +125,7 @@ def wait_for(what: str, ready, limit: float = 120):
     while not ready():
         if time.monotonic() > deadline:
             raise SystemExit(f"{what} did not become ready in {limit:.0f} s")
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def main() -> None:

@@ -262,7 +262,7 @@ impl Endpoint {
 }
 
 /// The answer's body and content type: a script-mode model reads and writes the body itself;
-/// a built-in one is served frame in, frame out.
+/// a built-in one is scored by [`payload::score`].
 fn answer(model: &dyn ServedModel, call: &Invocation) -> Result<(Vec<u8>, String), DeployError> {
     let raw = model.answer_bytes(
         call.body,
@@ -274,11 +274,8 @@ fn answer(model: &dyn ServedModel, call: &Invocation) -> Result<(Vec<u8>, String
     }
     let format = Format::of_content_type(call.content_type)?;
     let accept = Format::of_accept(call.accept, format)?;
-    let rows = payload::rows(call.body, format, model.features())?;
-    let answers = model
-        .predict(&rows)
-        .map_err(|e| DeployError::Payload(e.to_string()))?;
-    Ok((payload::answer(&answers, accept)?, accept.mime().to_owned()))
+    let body = payload::score(model, call.body, format, accept)?;
+    Ok((body, accept.mime().to_owned()))
 }
 
 fn seed() -> u64 {

@@ -11,7 +11,8 @@
 //! Answers: CSV lines of the answer columns; JSON `{"predictions": [{column: value, …}]}` as
 //! the built-in algorithms answer; JSON Lines one such object a line.
 
-use polars::prelude::{AnyValue, Column, DataFrame};
+use polars::prelude::{AnyValue, Column, DataFrame, DataType};
+use rustmaker_magics::services::ServedModel;
 use serde_json::Value;
 
 use crate::DeployError;
@@ -103,6 +104,66 @@ pub fn rows(body: &[u8], format: Format, features: &[String]) -> Result<DataFram
         ));
     }
     frame(features, rows)
+}
+
+/// A CSV body of plain numbers, row-major (`NaN` where a value is empty), when every line has
+/// exactly `width` unquoted fields that parse as numbers; `None` for anything else (a header,
+/// text, quotes, a wrong width, a literal `NaN`), which [`rows`] reads or explains.
+pub fn numbers(body: &[u8], width: usize) -> Option<Vec<f64>> {
+    let mut out = Vec::with_capacity(body.len() / 8);
+    for line in body.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        // One pass over the line: a number parsed where it starts, then a comma or the end.
+        let mut fields = 0;
+        let mut rest = line.trim_ascii_start();
+        loop {
+            if rest.first().is_none_or(|b| *b == b',') {
+                out.push(f64::NAN);
+            } else {
+                let (value, used): (f64, usize) = fast_float2::parse_partial(rest).ok()?;
+                // `rows` keeps a literal NaN as a number, not as missing: leave it to `rows`.
+                if value.is_nan() {
+                    return None;
+                }
+                out.push(value);
+                rest = rest[used..].trim_ascii_start();
+            }
+            fields += 1;
+            match rest.split_first() {
+                None => break,
+                Some((b',', after)) => rest = after.trim_ascii_start(),
+                Some(_) => return None,
+            }
+        }
+        if fields != width {
+            return None;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// The model's answer to `body`, in `accept`: rows of plain numbers go to the model as they
+/// are where it takes them so, anything else is read into a frame first.
+pub fn score(
+    model: &dyn ServedModel,
+    body: &[u8],
+    format: Format,
+    accept: Format,
+) -> Result<Vec<u8>, DeployError> {
+    let direct = match format {
+        Format::Csv => numbers(body, model.features().len()),
+        _ => None,
+    }
+    .and_then(|values| model.predict_numbers(&values));
+    let answers = match direct {
+        Some(answers) => answers,
+        None => model.predict(&rows(body, format, model.features())?),
+    }
+    .map_err(|e| DeployError::Payload(e.to_string()))?;
+    answer(&answers, accept)
 }
 
 fn frame(features: &[String], rows: Vec<Vec<Cell>>) -> Result<DataFrame, DeployError> {
@@ -331,31 +392,69 @@ fn answer_objects(answers: &DataFrame) -> Result<Vec<Vec<(String, Value)>>, Depl
         .collect()
 }
 
+/// One answer column's cells as CSV fields are written: numbers as JSON writes them (the
+/// shortest text that reads back the same), missing ones empty.
+enum Cells {
+    Numbers(Vec<Option<f64>>),
+    Texts(Vec<Option<String>>),
+}
+
+/// CSV lines of the answer columns, written column by column rather than through a JSON value
+/// a cell: a batch's answer is millions of cells.
+fn answer_csv(answers: &DataFrame, out: &mut Vec<u8>) -> Result<(), DeployError> {
+    let failed =
+        |e: &dyn std::fmt::Display| DeployError::Payload(format!("the answer as CSV: {e}"));
+    let columns: Vec<Cells> = answers
+        .columns()
+        .iter()
+        .map(|c| match c.dtype() {
+            DataType::Float64 => Ok(Cells::Numbers(c.f64().map_err(|e| failed(&e))?.to_vec())),
+            DataType::String => Ok(Cells::Texts(
+                c.str()
+                    .map_err(|e| failed(&e))?
+                    .iter()
+                    .map(|v| v.map(str::to_owned))
+                    .collect(),
+            )),
+            _ => (0..c.len())
+                .map(|i| {
+                    Ok(match value_of(c.get(i).map_err(|e| failed(&e))?) {
+                        Value::Null => None,
+                        Value::String(s) => Some(s),
+                        other => Some(other.to_string()),
+                    })
+                })
+                .collect::<Result<_, DeployError>>()
+                .map(Cells::Texts),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    let mut numbers: Vec<ryu::Buffer> = columns.iter().map(|_| ryu::Buffer::new()).collect();
+    for i in 0..answers.height() {
+        let mut fields: Vec<&[u8]> = Vec::with_capacity(columns.len());
+        for (cells, buffer) in columns.iter().zip(numbers.iter_mut()) {
+            fields.push(match cells {
+                Cells::Numbers(v) => match v[i] {
+                    Some(x) if x.is_finite() => buffer.format_finite(x).as_bytes(),
+                    _ => b"",
+                },
+                Cells::Texts(v) => v[i].as_deref().map_or(&b""[..], str::as_bytes),
+            });
+        }
+        writer.write_record(fields).map_err(|e| failed(&e))?;
+    }
+    writer.flush().map_err(|e| failed(&e))
+}
+
 /// The answer frame (the model's answer columns, a row per request row) in `format`.
 pub fn answer(answers: &DataFrame, format: Format) -> Result<Vec<u8>, DeployError> {
-    let objects = answer_objects(answers)?;
     let mut out = Vec::new();
     match format {
-        Format::Csv => {
-            let mut writer = csv::WriterBuilder::new()
-                .terminator(csv::Terminator::Any(b'\n'))
-                .from_writer(&mut out);
-            for object in &objects {
-                let fields = object.iter().map(|(_, v)| match v {
-                    Value::Null => String::new(),
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                });
-                writer
-                    .write_record(fields)
-                    .map_err(|e| DeployError::Payload(format!("the answer as CSV: {e}")))?;
-            }
-            writer
-                .flush()
-                .map_err(|e| DeployError::Payload(format!("the answer as CSV: {e}")))?;
-        }
+        Format::Csv => answer_csv(answers, &mut out)?,
         Format::Json => {
-            let predictions: Vec<Value> = objects
+            let predictions: Vec<Value> = answer_objects(answers)?
                 .into_iter()
                 .map(|o| Value::Object(o.into_iter().collect()))
                 .collect();
@@ -363,7 +462,7 @@ pub fn answer(answers: &DataFrame, format: Format) -> Result<Vec<u8>, DeployErro
                 .expect("JSON values serialise");
         }
         Format::JsonLines => {
-            for object in objects {
+            for object in answer_objects(answers)? {
                 serde_json::to_writer(&mut out, &Value::Object(object.into_iter().collect()))
                     .expect("JSON values serialise");
                 out.push(b'\n');
@@ -390,6 +489,50 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn plain_numbers_skip_the_frame_and_everything_else_is_left_to_it() {
+        let got = numbers(b"5.1, 1.4 ,-2e3\r\n6,,7\n\n", 3).unwrap();
+        assert_eq!(&got[..3], &[5.1, 1.4, -2000.0]);
+        assert!(got[4].is_nan() && got[3] == 6.0 && got[5] == 7.0 && got.len() == 6);
+        for body in [
+            "sepal,petal,color\n1,2,3\n", // a header
+            "1,2,red\n",                  // text
+            "\"1\",2,3\n",                // quotes
+            "1,2\n",                      // a short row
+            "1,2,3,4\n",                  // a long row
+            "1,NaN,3\n",                  // a number that `rows` keeps as one
+            "1,2,3x\n",                   // a number with text after it
+            "  \n",                       // a blank line that `rows` refuses
+            "",
+        ] {
+            assert_eq!(numbers(body.as_bytes(), 3), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn csv_answers_write_numbers_as_json_does() {
+        let answers = DataFrame::new(
+            4,
+            vec![
+                Column::new(
+                    "predicted_label".into(),
+                    [Some("yes"), Some("a,b"), None, Some("no")],
+                ),
+                Column::new("probability".into(), [0.1 + 0.2, 1.0, f64::NAN, 1e-7]),
+                Column::new("closest_cluster".into(), [3u32, 0, 1, 2]),
+            ],
+        )
+        .unwrap();
+        let csv = String::from_utf8(answer(&answers, Format::Csv).unwrap()).unwrap();
+        assert_eq!(
+            csv,
+            "yes,0.30000000000000004,3\n\"a,b\",1.0,0\n,,1\nno,1e-7,2\n"
+        );
+        let json = String::from_utf8(answer(&answers, Format::JsonLines).unwrap()).unwrap();
+        let first: Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+        assert_eq!(first["probability"].to_string(), "0.30000000000000004");
     }
 
     #[test]

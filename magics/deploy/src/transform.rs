@@ -345,45 +345,75 @@ pub fn transform_file(
             batches.push((start, end));
             start = end;
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let answer = |&(start, end): &(usize, usize)| {
-            request(model, &plan, &records[start..end], options, start)
-        };
-        let mut requests = 0;
-        for wave in batches.chunks(cores) {
-            if options
+        // Every core takes the next mini-batch as it finishes one; the answers are written in
+        // the batches' order as they come in.
+        let cores = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(batches.len())
+            .max(1);
+        let stopped = || {
+            options
                 .stop
                 .as_ref()
                 .is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst))
-            {
-                return Err(DeployError::Stopped);
-            }
-            let answers: Vec<Result<Vec<u8>, DeployError>> = match wave {
-                [one] => vec![answer(one)],
-                _ => std::thread::scope(|scope| {
-                    let running: Vec<_> = wave
-                        .iter()
-                        .map(|b| scope.spawn(move || answer(b)))
-                        .collect();
-                    running
-                        .into_iter()
-                        .map(|r| r.join().expect("a transform request does not panic"))
-                        .collect()
-                }),
-            };
-            for answers in answers {
-                let answers = answers?;
+        };
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        let mut write = |answers: &[u8]| -> Result<(), DeployError> {
+            writer
+                .write_all(answers)
+                .map_err(|e| DeployError::io(&partial, e))?;
+            if options.assemble == AssembleWith::Line && !answers.ends_with(b"\n") {
                 writer
-                    .write_all(&answers)
+                    .write_all(b"\n")
                     .map_err(|e| DeployError::io(&partial, e))?;
-                if options.assemble == AssembleWith::Line && !answers.ends_with(b"\n") {
-                    writer
-                        .write_all(b"\n")
-                        .map_err(|e| DeployError::io(&partial, e))?;
-                }
-                requests += 1;
             }
-        }
+            Ok(())
+        };
+        let requests = std::thread::scope(|scope| -> Result<usize, DeployError> {
+            let (sender, answers) = std::sync::mpsc::channel();
+            for _ in 0..cores {
+                let sender = sender.clone();
+                let (next, failed, batches, records, plan) =
+                    (&next, &failed, &batches, &records, &plan);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= batches.len() || failed.load(std::sync::atomic::Ordering::Relaxed) {
+                        return;
+                    }
+                    let answer = if stopped() {
+                        Err(DeployError::Stopped)
+                    } else {
+                        let (start, end) = batches[i];
+                        request(model, plan, &records[start..end], options, start)
+                    };
+                    if answer.is_err() {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if sender.send((i, answer)).is_err() {
+                        return;
+                    }
+                });
+            }
+            drop(sender);
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut written = 0;
+            for (i, answer) in answers {
+                waiting.insert(i, answer);
+                while let Some(answer) = waiting.remove(&written) {
+                    if let Err(e) = answer.and_then(|a| write(&a)) {
+                        failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return Err(e);
+                    }
+                    written += 1;
+                }
+            }
+            // A batch that failed was taken before every one after it was written.
+            match waiting.into_values().find_map(Result::err) {
+                Some(e) => Err(e),
+                None => Ok(written),
+            }
+        })?;
         writer
             .into_inner()
             .map_err(|e| DeployError::io(&partial, e.into_error()))?
@@ -501,19 +531,13 @@ fn request(
                 .map_err(|e| DeployError::Payload(format!("the model: {e}")))?
                 .0
         }
-        None => {
-            let rows = payload::rows(&payload, format, model.features()).map_err(|e| match e {
-                DeployError::Row { row, message } => DeployError::Row {
-                    row: first + row,
-                    message,
-                },
-                other => other,
-            })?;
-            let answers = model
-                .predict(&rows)
-                .map_err(|e| DeployError::Payload(format!("the model: {e}")))?;
-            payload::answer(&answers, plan.accept)?
-        }
+        None => payload::score(model, &payload, format, plan.accept).map_err(|e| match e {
+            DeployError::Row { row, message } => DeployError::Row {
+                row: first + row,
+                message,
+            },
+            other => other,
+        })?,
     };
     if !options.join_input && plan.output_filter.is_none() {
         return Ok(body);
@@ -616,10 +640,11 @@ mod tests {
     use rustmaker_magics::MagicError;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// `score` = a + b, counting the requests it answers.
+    /// `score` = a + b, counting the requests it answers from a frame and from numbers.
     struct Adder {
         features: Vec<String>,
         calls: AtomicUsize,
+        numeric_calls: AtomicUsize,
     }
 
     impl ServedModel for Adder {
@@ -640,12 +665,25 @@ mod tests {
             let s: Vec<f64> = get("a").iter().zip(get("b")).map(|(x, y)| x + y).collect();
             Ok(DataFrame::new(rows.height(), vec![Column::new("score".into(), s)]).unwrap())
         }
+        fn predict_numbers(&self, values: &[f64]) -> Option<Result<DataFrame, MagicError>> {
+            self.numeric_calls.fetch_add(1, Ordering::Relaxed);
+            let s: Vec<f64> = values
+                .chunks(2)
+                .map(|r| r.iter().map(|v| if v.is_nan() { 0.0 } else { *v }).sum())
+                .collect();
+            Some(Ok(DataFrame::new(
+                s.len(),
+                vec![Column::new("score".into(), s)],
+            )
+            .unwrap()))
+        }
     }
 
     fn adder() -> Adder {
         Adder {
             features: vec!["a".into(), "b".into()],
             calls: AtomicUsize::new(0),
+            numeric_calls: AtomicUsize::new(0),
         }
     }
 
@@ -731,6 +769,24 @@ mod tests {
             std::fs::read_to_string(dir.path().join("m.out")).unwrap(),
             "3.0\n7.0\n11.0\n"
         );
+        // Plain numbers reach the model as numbers; a header makes a frame of them.
+        let model = adder();
+        let lines: Vec<String> = (0..500).map(|i| format!("{i},1")).collect();
+        std::fs::write(input.join("many.csv"), lines.join("\n")).unwrap();
+        let out = dir.path().join("many.out");
+        let done = transform_file(&model, &input.join("many.csv"), &out, &single).unwrap();
+        assert_eq!(done.requests, 500);
+        let want: Vec<String> = (0..500).map(|i| format!("{}.0", i + 1)).collect();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            want.join("\n") + "\n"
+        );
+        assert_eq!(model.numeric_calls.load(Ordering::Relaxed), 500);
+        assert_eq!(model.calls.load(Ordering::Relaxed), 0);
+        std::fs::write(input.join("named.csv"), "b,a\n1,2\n").unwrap();
+        transform_file(&model, &input.join("named.csv"), &out, &csv_options()).unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "3.0\n");
+        assert_eq!(model.calls.load(Ordering::Relaxed), 1);
     }
 
     #[test]
@@ -777,6 +833,21 @@ mod tests {
         let out = dir.path().join("x.csv.out");
         let e = transform_file(&adder(), &file, &out, &csv_options()).unwrap_err();
         assert!(e.to_string().contains("row 2: has 1 values"), "{e}");
+        assert!(!out.exists() && !dir.path().join("x.csv.out.partial").exists());
+        // Requests answered on every core at once: the first bad one in the file is named.
+        let lines: Vec<String> = (1..=200)
+            .map(|i| match i {
+                77 | 150 => "x,y,z".to_owned(),
+                _ => format!("{i},1"),
+            })
+            .collect();
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let one_at_a_time = Options {
+            strategy: BatchStrategy::SingleRecord,
+            ..csv_options()
+        };
+        let e = transform_file(&adder(), &file, &out, &one_at_a_time).unwrap_err();
+        assert!(e.to_string().contains("row 77: has 3 values"), "{e}");
         assert!(!out.exists() && !dir.path().join("x.csv.out.partial").exists());
         let e = run(&adder(), &dir.path().join("missing"), &out, &csv_options()).unwrap_err();
         assert!(e.to_string().contains("missing"), "{e}");

@@ -491,6 +491,34 @@ pub fn target(
     Ok((keep, Array1::from(y)))
 }
 
+/// Row-major numbers (a value per schema column, `NaN` missing) encoded as [`transform`]
+/// encodes a frame of them; `None` when a column is categorical (it needs its text).
+pub fn transform_numbers(schema: &FeatureSchema, values: &[f64]) -> Option<Array2<f64>> {
+    let plans: Vec<(f64, f64, f64)> = schema
+        .columns
+        .iter()
+        .map(|c| match c {
+            ColumnPlan::Numeric {
+                impute, mean, std, ..
+            } => Some((*impute, *mean, *std)),
+            ColumnPlan::Categorical { .. } => None,
+        })
+        .collect::<Option<_>>()?;
+    let width = plans.len();
+    if width == 0 || !values.len().is_multiple_of(width) {
+        return None;
+    }
+    let encoded = values
+        .chunks_exact(width)
+        .flat_map(|row| {
+            row.iter().zip(&plans).map(|(v, (impute, mean, std))| {
+                (if v.is_nan() { *impute } else { *v } - mean) / std
+            })
+        })
+        .collect();
+    Array2::from_shape_vec((values.len() / width, width), encoded).ok()
+}
+
 fn transform_rows(
     schema: &FeatureSchema,
     frame: &DataFrame,

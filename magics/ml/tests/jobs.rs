@@ -453,6 +453,58 @@ fn prediction_refuses_data_that_does_not_fit_the_model() {
 
 /// Two processes write to one store at once; every row of both arrives.
 #[test]
+fn numbers_given_row_major_get_the_answers_a_frame_of_them_gets() {
+    use rustmaker_magics::services::ModelLoader;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("e.db")).unwrap();
+    let n = 300;
+    let a: Vec<Option<f64>> = (0..n)
+        .map(|i| (i % 7 != 0).then_some(f64::from(i)))
+        .collect();
+    let b: Vec<f64> = (0..n).map(|i| f64::from((i * 37) % 101)).collect();
+    let y: Vec<&str> = (0..n)
+        .map(|i| ["low", "mid", "high"][((i + (i * 37) % 101) / 140) as usize % 3])
+        .collect();
+    for (algorithm, target) in [
+        ("gradient-boosting", "y"),
+        ("random-forest", "y"),
+        ("gradient-boosting", "b"),
+    ] {
+        let frame = df!("a" => a.clone(), "b" => b.clone(), "y" => y.clone()).unwrap();
+        let frame = if target == "b" {
+            frame.drop("y").unwrap()
+        } else {
+            frame
+        };
+        let name = format!("{algorithm}-{target}");
+        let result = job::run(
+            spec(dir.path(), &name, &[]),
+            builtin(algorithm, frame.clone(), target, None).unwrap(),
+            &store,
+            &mut Recorder::default(),
+        )
+        .unwrap();
+        let served = rustmaker_ml::serving::Loader
+            .load(&result.model.unwrap())
+            .unwrap();
+        let features = frame.drop(target).unwrap();
+        let from_frame = served.predict(&features).unwrap();
+        let width = features.width();
+        let values: Vec<f64> = (0..n as usize)
+            .flat_map(|i| {
+                features
+                    .columns()
+                    .iter()
+                    .map(move |c| c.get(i).unwrap().extract::<f64>().unwrap_or(f64::NAN))
+            })
+            .collect();
+        assert_eq!(values.len(), width * n as usize);
+        let from_numbers = served.predict_numbers(&values).unwrap().unwrap();
+        assert_eq!(from_numbers, from_frame, "{name}");
+    }
+}
+
+#[test]
 fn a_served_model_answers_what_predict_adds() {
     use rustmaker_magics::services::ModelLoader;
     let dir = tempfile::tempdir().unwrap();
@@ -480,6 +532,8 @@ fn a_served_model_answers_what_predict_adds() {
     for name in names {
         assert_eq!(answers.column(name).unwrap(), scored.column(name).unwrap());
     }
+    // A categorical feature needs its text: numbers alone are not enough for this model.
+    assert!(served.predict_numbers(&[2.0, 1.0]).is_none());
     // Rows that do not fit are the caller's to fix; a broken artifact does not load.
     let err = served.predict(&df!("size" => [1.0]).unwrap()).unwrap_err();
     assert!(

@@ -1,12 +1,14 @@
 //! The decision tree, the random forest and gradient-boosted trees on the histogram learner.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use super::blocks::{for_blocks_mut, map_blocks, row_major, BLOCK_ROWS};
 use super::booster::{BinTree, Grower, Growth};
+use super::scoring::Boosted;
 use super::trees::{grow, stopped, Binned, Criterion, Limits, Rows, Tree};
 use super::{Algorithm, FitData, Hyperparameters, Monitor, Output, Rng};
 use crate::metrics::{evaluate, ClassTally, LnSum, ValueTally};
@@ -30,6 +32,9 @@ pub struct TreeModel {
     pub base: Vec<f64>,
     /// Boosting: one tree per class per round; the others: one tree per entry.
     pub trees: Vec<Vec<Tree>>,
+    /// Boosting's trees laid out for scoring, made on the first prediction.
+    #[serde(skip)]
+    pub scoring: OnceLock<Boosted>,
 }
 
 impl TreeModel {
@@ -101,7 +106,19 @@ impl TreeModel {
     }
 
     pub fn predict(&self, x: &Array2<f64>) -> Output {
-        self.finish(self.raw(x, &self.trees), self.trees.len())
+        if self.kind != TreeKind::GradientBoosting {
+            return self.finish(self.raw(x, &self.trees), self.trees.len());
+        }
+        let scoring = self.scoring.get_or_init(|| Boosted::new(&self.trees));
+        let k = self.outputs();
+        let d = x.ncols();
+        let values = row_major(x.view());
+        let mut raw = Array2::<f64>::zeros((x.nrows(), k));
+        let slots = raw.as_slice_mut().expect("a new array is contiguous");
+        for_blocks_mut(slots, k, |rows, block| {
+            scoring.add(&values, d, rows.start, block)
+        });
+        self.finish(raw, self.trees.len())
     }
 }
 
@@ -194,6 +211,7 @@ fn forest(
         classes: data.classes,
         base: Vec::new(),
         trees: Vec::new(),
+        scoring: OnceLock::new(),
     };
     let grow_one = |index: usize| -> Tree {
         let mut rng = Rng::new(data.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
@@ -307,6 +325,7 @@ fn boost(
         classes: data.classes,
         base: base.clone(),
         trees: Vec::new(),
+        scoring: OnceLock::new(),
     };
     let mut score: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
     let mut valid_score: Option<Vec<f64>> = data

@@ -8,6 +8,7 @@ mod classical;
 mod ensembles;
 pub mod kmeans;
 pub mod logistic;
+mod scoring;
 pub mod trees;
 
 use std::collections::BTreeMap;

@@ -57,6 +57,16 @@ impl ServedModel for Served {
         let columns = self.answer_columns(rows)?;
         DataFrame::new(rows.height(), columns).map_err(|e| MagicError::Failed(e.to_string()))
     }
+
+    fn predict_numbers(&self, values: &[f64]) -> Option<Result<DataFrame, MagicError>> {
+        let x = prep::transform_numbers(&self.schema, values)?;
+        let answered = job::prediction_columns(&self.schema, &self.model.predict(&x))
+            .map_err(MagicError::from)
+            .and_then(|columns| {
+                DataFrame::new(x.nrows(), columns).map_err(|e| MagicError::Failed(e.to_string()))
+            });
+        Some(answered)
+    }
 }
 
 /// Loads built-in algorithms' artifacts for the hosting engine.
