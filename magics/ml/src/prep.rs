@@ -164,12 +164,14 @@ fn numeric_text(values: &[Option<String>]) -> Option<Vec<Option<f64>>> {
     parsed.iter().any(Option::is_some).then_some(parsed)
 }
 
-enum Column {
+/// A column's values as training reads them: numbers (numeric, date and all-number text
+/// columns), else text; blank text is missing.
+pub enum Values {
     Numbers(Vec<Option<f64>>),
     Text(Vec<Option<String>>),
 }
 
-fn column(frame: &DataFrame, name: &str) -> Result<Column, MlError> {
+pub fn column(frame: &DataFrame, name: &str) -> Result<Values, MlError> {
     let series = frame
         .column(name)
         .map_err(|_| MlError::Input(missing_columns_message(frame, &[name.to_owned()])))?
@@ -177,17 +179,17 @@ fn column(frame: &DataFrame, name: &str) -> Result<Column, MlError> {
         .clone();
     let dtype = series.dtype().clone();
     if is_numeric(&dtype) {
-        return Ok(Column::Numbers(as_f64(&series)?));
+        return Ok(Values::Numbers(as_f64(&series)?));
     }
     if matches!(dtype, DataType::Date | DataType::Datetime(_, _)) {
         let physical = series.to_physical_repr().into_owned();
-        return Ok(Column::Numbers(as_f64(&physical)?));
+        return Ok(Values::Numbers(as_f64(&physical)?));
     }
     if matches!(dtype, DataType::String | DataType::Null) {
         let text = as_text(&series)?;
         return Ok(match numeric_text(&text) {
-            Some(numbers) => Column::Numbers(numbers),
-            None => Column::Text(text),
+            Some(numbers) => Values::Numbers(numbers),
+            None => Values::Text(text),
         });
     }
     Err(MlError::Input(format!(
@@ -224,30 +226,69 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
 }
 
 /// Decides the target's problem type from its values, as Autopilot does.
-fn infer_problem(target: &Column) -> ProblemType {
+fn infer_problem(target: &Values) -> ProblemType {
+    infer_problem_type(target).0
+}
+
+/// The target's problem type from its values, and why, in words: two distinct values are a
+/// binary problem; more text values, or at most 20 distinct whole numbers, are classes; other
+/// numbers are a regression.
+pub fn infer_problem_type(target: &Values) -> (ProblemType, String) {
     match target {
-        Column::Text(values) => {
+        Values::Text(values) => {
             let mut distinct: Vec<&String> = values.iter().flatten().collect();
             distinct.sort();
             distinct.dedup();
             if distinct.len() <= 2 {
-                ProblemType::Binary
+                (
+                    ProblemType::Binary,
+                    format!("the target holds {} distinct labels", distinct.len()),
+                )
             } else {
-                ProblemType::Multiclass
+                (
+                    ProblemType::Multiclass,
+                    format!(
+                        "the target holds text with {} distinct labels",
+                        distinct.len()
+                    ),
+                )
             }
         }
-        Column::Numbers(values) => {
+        Values::Numbers(values) => {
             let present: Vec<f64> = values.iter().flatten().copied().collect();
             let mut distinct: Vec<u64> = present.iter().map(|v| v.to_bits()).collect();
             distinct.sort_unstable();
             distinct.dedup();
             let integral = present.iter().all(|v| v.fract() == 0.0);
             if distinct.len() <= 2 {
-                ProblemType::Binary
+                (
+                    ProblemType::Binary,
+                    format!("the target holds {} distinct values", distinct.len()),
+                )
             } else if integral && distinct.len() <= MAX_INFERRED_CLASSES {
-                ProblemType::Multiclass
+                (
+                    ProblemType::Multiclass,
+                    format!(
+                        "the target holds {} distinct whole numbers (at most {MAX_INFERRED_CLASSES} are taken for classes)",
+                        distinct.len()
+                    ),
+                )
+            } else if integral {
+                (
+                    ProblemType::Regression,
+                    format!(
+                        "the target holds {} distinct whole numbers, more than the {MAX_INFERRED_CLASSES} taken for classes",
+                        distinct.len()
+                    ),
+                )
             } else {
-                ProblemType::Regression
+                (
+                    ProblemType::Regression,
+                    format!(
+                        "the target holds numbers with fractions ({} distinct values)",
+                        distinct.len()
+                    ),
+                )
             }
         }
     }
@@ -281,8 +322,8 @@ pub fn fit(
     // Rows whose target is missing cannot teach anything.
     let keep: Vec<bool> = match &target_column {
         None => vec![true; frame.height()],
-        Some(Column::Numbers(v)) => v.iter().map(Option::is_some).collect(),
-        Some(Column::Text(v)) => v.iter().map(Option::is_some).collect(),
+        Some(Values::Numbers(v)) => v.iter().map(Option::is_some).collect(),
+        Some(Values::Text(v)) => v.iter().map(Option::is_some).collect(),
     };
     let kept = keep.iter().filter(|k| **k).count();
     if kept == 0 {
@@ -294,10 +335,10 @@ pub fn fit(
     let mut classes = Vec::new();
     let y: Vec<f64> = match (&target_column, problem_type) {
         (None, _) => Vec::new(),
-        (Some(Column::Numbers(v)), ProblemType::Regression) => {
+        (Some(Values::Numbers(v)), ProblemType::Regression) => {
             v.iter().flatten().copied().collect()
         }
-        (Some(Column::Text(v)), ProblemType::Regression) => {
+        (Some(Values::Text(v)), ProblemType::Regression) => {
             let example = v.iter().flatten().find(|s| s.parse::<f64>().is_err());
             return Err(MlError::Input(format!(
                 "the target `{}` is not numeric (values such as {:?}), so it cannot be a regression target; \
@@ -308,11 +349,11 @@ pub fn fit(
         }
         (Some(c), _) => {
             let labels: Vec<String> = match c {
-                Column::Numbers(v) => v.iter().flatten().map(|x| label_text(*x)).collect(),
-                Column::Text(v) => v.iter().flatten().cloned().collect(),
+                Values::Numbers(v) => v.iter().flatten().map(|x| label_text(*x)).collect(),
+                Values::Text(v) => v.iter().flatten().cloned().collect(),
             };
             let mut distinct = labels.clone();
-            let numeric = matches!(c, Column::Numbers(_));
+            let numeric = matches!(c, Values::Numbers(_));
             distinct.sort_by(|a, b| {
                 if numeric {
                     a.parse::<f64>()
@@ -352,7 +393,7 @@ pub fn fit(
             continue;
         }
         match column(frame, &name)? {
-            Column::Numbers(values) => {
+            Values::Numbers(values) => {
                 let present: Vec<f64> = values
                     .iter()
                     .zip(&keep)
@@ -371,7 +412,7 @@ pub fn fit(
                     std,
                 });
             }
-            Column::Text(values) => {
+            Values::Text(values) => {
                 let mut counts: std::collections::HashMap<&str, usize> = Default::default();
                 let mut missing = 0;
                 for (v, _) in values.iter().zip(&keep).filter(|(_, k)| **k) {
@@ -455,21 +496,21 @@ pub fn target(
     let mut keep = Vec::with_capacity(frame.height());
     let mut y = Vec::with_capacity(frame.height());
     match (values, schema.problem_type) {
-        (Column::Numbers(v), ProblemType::Regression) => {
+        (Values::Numbers(v), ProblemType::Regression) => {
             for x in v {
                 keep.push(x.is_some());
                 y.extend(x);
             }
         }
-        (Column::Text(_), ProblemType::Regression) => {
+        (Values::Text(_), ProblemType::Regression) => {
             return Err(MlError::Input(format!(
                 "the validation target `{name}` is not numeric"
             )))
         }
         (c, _) => {
             let labels: Vec<Option<String>> = match c {
-                Column::Numbers(v) => v.into_iter().map(|x| x.map(label_text)).collect(),
-                Column::Text(v) => v,
+                Values::Numbers(v) => v.into_iter().map(|x| x.map(label_text)).collect(),
+                Values::Text(v) => v,
             };
             for l in labels {
                 match l {
@@ -535,13 +576,13 @@ fn transform_rows(
                 ColumnPlan::Numeric {
                     impute, mean, std, ..
                 },
-                Column::Numbers(v),
+                Values::Numbers(v),
             ) => {
                 for (r, i) in kept_rows.enumerate() {
                     x[[r, offset]] = (v[i].unwrap_or(*impute) - mean) / std;
                 }
             }
-            (ColumnPlan::Numeric { name, .. }, Column::Text(v)) => {
+            (ColumnPlan::Numeric { name, .. }, Values::Text(v)) => {
                 let example = v.iter().flatten().find(|s| s.parse::<f64>().is_err());
                 return Err(MlError::Schema(format!(
                     "column `{name}` was numeric in training but holds text here (such as {:?})",
@@ -550,8 +591,8 @@ fn transform_rows(
             }
             (ColumnPlan::Categorical { levels, .. }, values) => {
                 let text: Vec<Option<String>> = match values {
-                    Column::Text(v) => v,
-                    Column::Numbers(v) => v.into_iter().map(|x| x.map(label_text)).collect(),
+                    Values::Text(v) => v,
+                    Values::Numbers(v) => v.into_iter().map(|x| x.map(label_text)).collect(),
                 };
                 let find = |l: &str| levels.iter().position(|x| x == l);
                 for (r, i) in kept_rows.enumerate() {
@@ -602,7 +643,7 @@ mod tests {
 
     #[test]
     fn problem_types_from_values() {
-        let numbers = |v: Vec<f64>| Column::Numbers(v.into_iter().map(Some).collect());
+        let numbers = |v: Vec<f64>| Values::Numbers(v.into_iter().map(Some).collect());
         assert_eq!(
             infer_problem(&numbers(vec![0.0, 1.0, 1.0])),
             ProblemType::Binary
