@@ -5,9 +5,13 @@
 //! missing values, cardinality, the problem type with its reason, imbalance, duplicates,
 //! constant and identifier-like columns, leakage suspects), and takes its settings from
 //! `%autopilot`'s flags or CreateAutoMLJob's request ([`request`], with SageMaker's objectives
-//! and defaults from [`objective`]).
+//! and defaults from [`objective`]). [`exploration`] writes the data-exploration notebook
+//! from an analysis, as an nbformat 4.5 document for this kernel ([`notebook`]).
 
 pub mod analysis;
+pub mod charts;
+pub mod exploration;
+pub mod notebook;
 pub mod objective;
 pub mod request;
 
