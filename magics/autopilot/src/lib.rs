@@ -5,7 +5,7 @@
 //! missing values, cardinality, the problem type with its reason, imbalance, duplicates,
 //! constant and identifier-like columns, leakage suspects), and takes its settings from
 //! `%autopilot`'s flags or CreateAutoMLJob's request ([`request`], with SageMaker's objectives
-//! and defaults from [`objective`]). [`exploration`] writes the data-exploration notebook
+//! and defaults from [`objective`], each computed from predictions by [`scoring`]). [`exploration`] writes the data-exploration notebook
 //! from an analysis, as an nbformat 4.5 document for this kernel ([`notebook`]).
 
 pub mod analysis;
@@ -14,6 +14,7 @@ pub mod exploration;
 pub mod notebook;
 pub mod objective;
 pub mod request;
+pub mod scoring;
 
 /// What went wrong, naming the column or field and what to do.
 #[derive(Debug, thiserror::Error)]
