@@ -112,10 +112,28 @@ def _check_deploy(nb):
     assert "scored: 300 rows" in text(by_source["%frames scored"])
 
 
+def _check_autopilot(nb):
+    by_source = {c.source.split("\n")[0]: c.outputs for c in nb.cells if c.cell_type == "code"}
+    text = lambda outs: "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outs)
+    ran = text(by_source[next(s for s in by_source if s.startswith("%autopilot churn --data"))])
+    assert "Autopilot job churn: Completed" in ran and "best candidate churn-" in ran, ran
+    described = next(o for o in by_source["%autopilot describe churn"] if "data" in o)["data"]["application/json"]
+    assert described["ResolvedAttributes"]["ProblemType"] == "BinaryClassification"
+    assert described["ResolvedAttributes"]["AutoMLJobObjective"]["MetricName"] == "F1"
+    assert any("without a value of the target" in r["PartialFailureMessage"] for r in described["PartialFailureReasons"])
+    board = next(o for o in by_source["%autopilot candidates churn -o board"] if "data" in o)["data"]
+    rows = board["application/vnd.dataresource+json"]["data"]
+    assert 1 <= len(rows) <= 8 and rows[0]["CandidateName"] == described["BestCandidate"]["CandidateName"]
+    assert rows[0]["F1"] > 0.6, rows[0]
+    assert "scored: 3 rows" in text(by_source["%frames scored"])
+    assert "CandidateDefinitionsGenerated" in text(by_source["%%autopilot churn-defs"])
+
+
 # What each notebook must show besides running without errors.
 CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "aws.ipynb": _check_aws,
           "monitor.ipynb": _check_monitor, "training.ipynb": _check_training,
-          "tuning.ipynb": _check_tuning, "deploy.ipynb": _check_deploy}
+          "tuning.ipynb": _check_tuning, "deploy.ipynb": _check_deploy,
+          "autopilot.ipynb": _check_autopilot}
 
 
 @pytest.fixture(autouse=True)

@@ -63,6 +63,7 @@ pub fn register(registry: &mut MagicRegistry) {
         .expect("AWS magics have unique names");
     let store: SharedObjectStore = Arc::new(aws.s3.clone());
     register_ml(registry, &store);
+    rustmaker_autopilot::magic::register(registry, &store).expect("%autopilot has a unique name");
     let schedules = rustmaker_deploy::magic::register(registry, &store)
         .expect("the deployment magics have unique names");
     registry

@@ -46,6 +46,11 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Autopilot jobs from a shell, with `%autopilot`'s arguments (the request with --config FILE).
+    Autopilot {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Endpoints from a shell, with `%deploy`'s arguments (served by `rustmaker serve`).
     Deploy {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -121,6 +126,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train { args } => magic("train", &args),
         Command::Experiments { args } => magic("experiments", &args),
         Command::Tune { args } => magic("tune", &args),
+        Command::Autopilot { args } => magic("autopilot", &args),
         Command::Deploy { args } => magic("deploy", &args),
         Command::Endpoint { args } => magic("endpoint", &args),
         Command::Invoke { args } => magic("invoke", &args),

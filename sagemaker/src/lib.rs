@@ -22,13 +22,14 @@ pub enum Resource {
     ProductionVariant,
     TransformJob,
     MonitoringSchedule,
+    AutoMlJob,
 }
 
 impl Resource {
     /// The longest name SageMaker accepts for this kind.
     pub fn max_len(self) -> usize {
         match self {
-            Resource::TuningJob => 32,
+            Resource::TuningJob | Resource::AutoMlJob => 32,
             _ => 63,
         }
     }
@@ -46,6 +47,7 @@ impl Resource {
             Resource::ProductionVariant => "variant",
             Resource::TransformJob => "transform job",
             Resource::MonitoringSchedule => "monitoring schedule",
+            Resource::AutoMlJob => "Autopilot job",
         }
     }
 }

@@ -302,5 +302,11 @@ pub fn notebook(job: &str, analysis: &Analysis, sample: &DataFrame) -> Notebook 
             )
         }
     )));
+    cells.push(Cell::markdown(format!(
+        "## The Job\n\n\
+         The job's status, its problem type and objective, and where its candidate definition \
+         notebook is (run this cell again to see how far **{job}** has got)."
+    )));
+    cells.push(Cell::code(format!("%autopilot describe {job}")));
     Notebook::new(cells)
 }

@@ -9,12 +9,18 @@
 //! from an analysis, as an nbformat 4.5 document for this kernel ([`notebook`]).
 
 pub mod analysis;
+pub mod candidates;
 pub mod charts;
+pub mod definition_notebook;
 pub mod exploration;
+pub mod job;
+pub mod magic;
 pub mod notebook;
 pub mod objective;
+pub mod record;
 pub mod request;
 pub mod scoring;
+pub mod split;
 
 /// What went wrong, naming the column or field and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +55,36 @@ pub enum AutopilotError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{path} is not an Autopilot job record ({message}); move it aside and run the job again"
+    )]
+    Corrupt {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("there is no Autopilot job `{0}` (`%autopilot list` lists them)")]
+    NoJob(String),
+    #[error(
+        "an Autopilot job `{0}` exists already (SageMaker keeps a job's name): choose another name"
+    )]
+    JobExists(String),
     #[error(transparent)]
     Ml(#[from] rustmaker_ml::MlError),
+}
+
+/// A refusal of the data or the request is the user's to fix; a file that cannot be written
+/// is the work failing.
+impl From<AutopilotError> for rustmaker_magics::MagicError {
+    fn from(e: AutopilotError) -> rustmaker_magics::MagicError {
+        use rustmaker_magics::MagicError;
+        match e {
+            AutopilotError::Io { .. } | AutopilotError::Corrupt { .. } => {
+                MagicError::Failed(e.to_string())
+            }
+            AutopilotError::Ml(ml) => ml.into(),
+            other => MagicError::Data(other.to_string()),
+        }
+    }
 }
 
 impl AutopilotError {

@@ -270,6 +270,58 @@ impl JobSpec {
         Ok(spec)
     }
 
+    /// CreateAutoMLJob's request for these settings: what `describe` echoes, whichever form
+    /// gave them.
+    pub fn to_request(&self) -> Value {
+        let channel = |uri: &str, kind: &str| {
+            serde_json::json!({
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri}},
+                "TargetAttributeName": self.target,
+                "ChannelType": kind,
+                "CompressionType": if self.gzip { "Gzip" } else { "None" },
+            })
+        };
+        let mut channels = vec![channel(&self.data, "training")];
+        if let Some(v) = &self.validation {
+            channels.push(channel(v, "validation"));
+        }
+        let mut criteria = serde_json::json!({"MaxCandidates": self.max_candidates});
+        if let Some(s) = self.max_runtime_per_job {
+            criteria["MaxRuntimePerTrainingJobInSeconds"] = s.into();
+        }
+        if let Some(s) = self.max_runtime {
+            criteria["MaxAutoMLJobRuntimeInSeconds"] = s.into();
+        }
+        let mut config =
+            serde_json::json!({"CompletionCriteria": criteria, "Mode": self.mode.as_str()});
+        if !self.algorithms.is_empty() {
+            config["CandidateGenerationConfig"] =
+                serde_json::json!({"AlgorithmsConfig": [{"AutoMLAlgorithms": self.algorithms}]});
+        }
+        if let Some(f) = self.validation_fraction {
+            config["DataSplitConfig"] = serde_json::json!({"ValidationFraction": f});
+        }
+        let mut request = serde_json::json!({
+            "AutoMLJobName": self.name,
+            "InputDataConfig": channels,
+            "AutoMLJobConfig": config,
+            "GenerateCandidateDefinitionsOnly": self.candidates_only,
+        });
+        if let Some(o) = &self.output {
+            request["OutputDataConfig"] = serde_json::json!({"S3OutputPath": o});
+        }
+        if let Some(p) = self.problem {
+            request["ProblemType"] = p.as_str().into();
+        }
+        if let Some(o) = &self.objective {
+            request["AutoMLJobObjective"] = serde_json::json!({"MetricName": o});
+        }
+        if let Some(s) = self.seed {
+            request["Seed"] = s.into();
+        }
+        request
+    }
+
     /// The settings that cannot work together, whichever form gave them.
     pub fn check(&self) -> Result<(), AutopilotError> {
         if self.target.trim().is_empty() {

@@ -108,7 +108,7 @@ fn read_file(
 
 /// A data source: a frame of the kernel, a .csv or .parquet file, or an s3:// object; with the
 /// URI the experiment store records for it.
-pub(super) fn load(
+pub fn load(
     source: &str,
     header: Option<bool>,
     store: &dyn ObjectStore,

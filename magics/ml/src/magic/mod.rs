@@ -8,6 +8,7 @@
 
 pub mod experiments;
 mod inputs;
+pub use inputs::load as load_source;
 mod live_job;
 pub mod predict;
 pub mod train;

@@ -41,6 +41,27 @@ impl Served {
         })
     }
 
+    /// The model's own answer (class probabilities in the order of [`Served::classes`], or
+    /// values) for the rows of `frame` that have a target, with that target as class indices
+    /// or values: what a candidate's validation score is computed from.
+    pub fn evaluate(
+        &self,
+        frame: &DataFrame,
+    ) -> Result<(crate::algorithms::Output, ndarray::Array1<f64>), MlError> {
+        let (keep, y) = prep::target(&self.schema, frame)?;
+        let mask: polars::prelude::BooleanChunked = keep.iter().map(|k| Some(*k)).collect();
+        let rows = frame
+            .filter(&mask)
+            .map_err(|e| MlError::Input(e.to_string()))?;
+        let x = prep::transform(&self.schema, &rows)?;
+        Ok((self.model.predict(&x), y))
+    }
+
+    /// A classifier's labels, in the order of its probabilities; empty for a regressor.
+    pub fn classes(&self) -> &[String] {
+        &self.schema.classes
+    }
+
     /// The answer columns for each row of `frame`.
     pub fn answer_columns(&self, frame: &DataFrame) -> Result<Vec<Column>, MlError> {
         let x = prep::transform(&self.schema, frame)?;

@@ -364,6 +364,106 @@ fn warm_start(store: &Store, config: &TuningConfig) -> Result<Vec<Observation>, 
     Ok(priors)
 }
 
+/// A tuning job checked, its data loaded and its row recorded: ready to run. `%tune` and
+/// Autopilot both start one here, so both check and record a request alike.
+pub struct Tuning {
+    pub name: String,
+    pub config: TuningConfig,
+    pub store: Store,
+    template: TrialTemplate,
+    priors: Vec<Observation>,
+    // Holds what the definitions' data was fetched into while the trials read it.
+    _scratch: Scratch,
+}
+
+/// Checks `request` (CreateHyperParameterTuningJob's), loads every definition's data and
+/// records the job `name` In Progress in the experiment store under `experiment` (the
+/// notebook's when `None`).
+pub fn start(
+    name: &str,
+    request: Json,
+    experiment: Option<String>,
+    replace: bool,
+    object_store: &dyn rustmaker_magics::data::ObjectStore,
+    ctx: &mut dyn MagicContext,
+) -> Result<Tuning, MagicError> {
+    config::check_name(name)?;
+    let config = config::parse(request)?;
+    let store = open_store()?;
+    let priors = warm_start(&store, &config)?;
+    // Every definition's data is loaded (and checked) before the first trial.
+    let scratch = Scratch::new("tune")?;
+    let mut kinds = Vec::new();
+    for d in &config.definitions {
+        kinds.push(
+            job_kind(&d.training, None, object_store, &scratch, ctx)
+                .map_err(|e| failed(format!("definition {}: {e}", d.name)))?,
+        );
+    }
+    let experiment = experiment.unwrap_or_else(default_experiment);
+    let objective = &config.definitions[0].objective;
+    store.start_tuning(&NewTuningJob {
+        name,
+        experiment: &experiment,
+        strategy: config.strategy.as_str(),
+        objective_type: objective.type_str(),
+        objective_metric: &objective.metric,
+        request: &config.request,
+        replace,
+    })?;
+    let template = TrialTemplate {
+        kinds,
+        definitions: config
+            .definitions
+            .iter()
+            .map(|d| d.training.clone())
+            .collect(),
+        jobs_root: store::data_dir().join("training-jobs"),
+        experiment,
+        replace,
+    };
+    Ok(Tuning {
+        name: name.to_owned(),
+        config,
+        store,
+        template,
+        priors,
+        _scratch: scratch,
+    })
+}
+
+impl Tuning {
+    /// Runs the trials to the job's end, showing them on `watcher`; a job that cannot go on is
+    /// recorded Failed with the reason.
+    pub fn run(
+        &mut self,
+        watcher: &mut dyn TuneWatcher,
+    ) -> Result<runner::TuningOutcome, MagicError> {
+        let template = TrialTemplate {
+            kinds: std::mem::take(&mut self.template.kinds),
+            definitions: std::mem::take(&mut self.template.definitions),
+            jobs_root: self.template.jobs_root.clone(),
+            experiment: self.template.experiment.clone(),
+            replace: self.template.replace,
+        };
+        let priors = std::mem::take(&mut self.priors);
+        runner::run(
+            &self.name,
+            &self.config,
+            template,
+            priors,
+            &self.store,
+            watcher,
+        )
+        .map_err(|e| {
+            let _ =
+                self.store
+                    .finish_tuning(&self.name, Status::Failed, Some(&e.to_string()), None);
+            e.into()
+        })
+    }
+}
+
 impl TuneMagic {
     fn tune(
         &self,
@@ -371,40 +471,16 @@ impl TuneMagic {
         request: Json,
         ctx: &mut dyn MagicContext,
     ) -> Result<(), MagicError> {
-        let config = config::parse(request)?;
-        let store = open_store()?;
-        let priors = warm_start(&store, &config)?;
-        // Every definition's data is loaded (and checked) before the first trial.
-        let scratch = Scratch::new("tune")?;
-        let mut kinds = Vec::new();
-        for d in &config.definitions {
-            kinds.push(
-                job_kind(&d.training, None, &*self.store, &scratch, ctx)
-                    .map_err(|e| failed(format!("definition {}: {e}", d.name)))?,
-            );
-        }
-        let experiment = args.experiment.clone().unwrap_or_else(default_experiment);
+        let mut tuning = start(
+            &args.name,
+            request,
+            args.experiment.clone(),
+            args.replace,
+            &*self.store,
+            ctx,
+        )?;
+        let config = tuning.config.clone();
         let objective = &config.definitions[0].objective;
-        store.start_tuning(&NewTuningJob {
-            name: &args.name,
-            experiment: &experiment,
-            strategy: config.strategy.as_str(),
-            objective_type: objective.type_str(),
-            objective_metric: &objective.metric,
-            request: &config.request,
-            replace: args.replace,
-        })?;
-        let template = TrialTemplate {
-            kinds,
-            definitions: config
-                .definitions
-                .iter()
-                .map(|d| d.training.clone())
-                .collect(),
-            jobs_root: store::data_dir().join("training-jobs"),
-            experiment,
-            replace: args.replace,
-        };
         let mut live = LiveTuning {
             ctx,
             name: args.name.clone(),
@@ -413,14 +489,8 @@ impl TuneMagic {
             started: Instant::now(),
             config: &config,
         };
-        let outcome = runner::run(&args.name, &config, template, priors, &store, &mut live);
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = store.finish_tuning(&args.name, Status::Failed, Some(&e.to_string()), None);
-                return Err(e.into());
-            }
-        };
+        let outcome = tuning.run(&mut live)?;
+        let store = &tuning.store;
         let ctx = live.ctx;
         let mut summary = format!("tuning job {}: {}", args.name, outcome.status.as_str());
         if let Some(b) = &outcome.best {
@@ -434,7 +504,7 @@ impl TuneMagic {
         if config.warm_start.is_some() {
             // DescribeHyperParameterTuningJob's OverallBestTrainingJob looks at the parents too.
             let row = store.tuning_job(&args.name)?;
-            let overall = row.map(|r| describe(&store, &r)).transpose()?;
+            let overall = row.map(|r| describe(store, &r)).transpose()?;
             let overall = overall
                 .as_ref()
                 .and_then(|d| d.get("OverallBestTrainingJob"));

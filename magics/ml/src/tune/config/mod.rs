@@ -2,7 +2,7 @@
 //! YAML), checked as the service checks it: every refusal names the field, before any
 //! training job runs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::Value as Json;
@@ -228,24 +228,44 @@ fn check_definition(d: &Definition, path: &str, strategy: Strategy) -> Result<()
         (Some(a), None) => {
             let algorithm = Algorithm::parse(a)
                 .map_err(|e| bad(format!("{path}.AlgorithmSpecification.AlgorithmName: {e}")))?;
-            // The static values and both ends of every range must be values the algorithm takes.
-            let mut probe = d.training.static_hyper_parameters.clone();
-            algorithm
-                .resolve(&probe)
-                .map_err(|e| bad(format!("{path}.StaticHyperParameters: {e}")))?;
-            for p in &d.space.params {
-                let ends: Vec<String> = match &p.domain {
+            // The static values and both ends of every range must be values the algorithm
+            // takes. Ranges can complete each other and the statics (max_depth=0 needs a
+            // max_leaves, which a range may give), so each is probed with the others at
+            // their lowest.
+            let ends = |p: &super::space::Param| -> Vec<String> {
+                match &p.domain {
                     Domain::Integer { min, max, .. } => vec![min.to_string(), max.to_string()],
                     Domain::Continuous { min, max, .. } => vec![min.to_string(), max.to_string()],
                     Domain::Categorical(values) => values.clone(),
-                };
-                for v in ends {
-                    probe.insert(p.name.clone(), v);
-                    algorithm.resolve(&probe).map_err(|e| {
+                }
+            };
+            let statics = &d.training.static_hyper_parameters;
+            let mut lowest = statics.clone();
+            for p in &d.space.params {
+                lowest
+                    .entry(p.name.clone())
+                    .or_insert_with(|| ends(p).swap_remove(0));
+            }
+            // Valid alone, or once the ranges complete it; a failure is the first one's.
+            let fits = |with: &[(&str, &str)]| -> Result<(), MlError> {
+                let alone: BTreeMap<String, String> = statics
+                    .clone()
+                    .into_iter()
+                    .chain(with.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+                    .collect();
+                let first = algorithm.resolve(&alone).err();
+                let Some(e) = first else { return Ok(()) };
+                let mut completed = lowest.clone();
+                completed.extend(with.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+                algorithm.resolve(&completed).map(|_| ()).map_err(|_| e)
+            };
+            fits(&[]).map_err(|e| bad(format!("{path}.StaticHyperParameters: {e}")))?;
+            for p in &d.space.params {
+                for v in ends(p) {
+                    fits(&[(&p.name, &v)]).map_err(|e| {
                         bad(format!("the range of `{}` does not fit {}: {e}", p.name, algorithm.name()))
                     })?;
                 }
-                probe.remove(&p.name);
             }
             builtin_metrics(algorithm)
         }

@@ -1,0 +1,268 @@
+//! Autopilot's candidates: each a data-processing pipeline (`dppN`) paired with an algorithm,
+//! named as SageMaker names them (`dpp0-xgboost`, `dpp1-lightgbm`, …), and the one
+//! multi-algorithm tuning request (CreateHyperParameterTuningJob's `TrainingJobDefinitions`,
+//! one definition a candidate) that the training engine's tuner runs.
+//!
+//! SageMaker's algorithm names map to the built-ins: `xgboost` is gradient boosting grown
+//! level by level, `lightgbm` the same learner grown leaf-wise (`grow_policy=lossguide`, as
+//! LightGBM grows), `linear-learner` logistic or linear regression, `randomforest` the random
+//! forest. Ranges are those SageMaker's Autopilot tunes for them, within what the built-ins
+//! take.
+
+use serde_json::{json, Value};
+
+use crate::analysis::{Analysis, ColumnKind};
+use crate::objective::{Objective, Problem};
+use crate::request::JobSpec;
+use crate::AutopilotError;
+
+/// The algorithms a candidate can use, in the order candidates are numbered.
+pub const ALGORITHMS: &[&str] = &["xgboost", "lightgbm", "linear-learner", "randomforest"];
+
+/// SageMaker's other Autopilot algorithms, refused with the reason.
+const NOT_HERE: &[&str] = &[
+    "mlp",
+    "catboost",
+    "extra-trees",
+    "nn-torch",
+    "fastai",
+    "arima",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// `dpp0-xgboost`.
+    pub name: String,
+    /// `dpp0`.
+    pub processor: String,
+    /// SageMaker's name of the algorithm.
+    pub algorithm: &'static str,
+    /// The built-in that trains it.
+    pub training: &'static str,
+    pub static_hyperparameters: Vec<(&'static str, String)>,
+    /// CreateHyperParameterTuningJob's `HyperParameterRanges`.
+    pub ranges: Value,
+    /// What the pipeline does to each column, in words.
+    pub pipeline: String,
+}
+
+fn integer(name: &str, min: i64, max: i64, log: bool) -> Value {
+    json!({"Name": name, "MinValue": min.to_string(), "MaxValue": max.to_string(),
+           "ScalingType": if log { "Logarithmic" } else { "Linear" }})
+}
+
+fn continuous(name: &str, min: f64, max: f64, log: bool) -> Value {
+    json!({"Name": name, "MinValue": min.to_string(), "MaxValue": max.to_string(),
+           "ScalingType": if log { "Logarithmic" } else { "Linear" }})
+}
+
+/// The algorithms the job may use: the given ones checked, or every one.
+pub fn algorithms(spec: &JobSpec) -> Result<Vec<&'static str>, AutopilotError> {
+    if spec.algorithms.is_empty() {
+        return Ok(ALGORITHMS.to_vec());
+    }
+    let mut out = Vec::new();
+    for given in &spec.algorithms {
+        let lower = given.trim().to_ascii_lowercase();
+        match ALGORITHMS.iter().find(|a| **a == lower) {
+            Some(a) if !out.contains(a) => out.push(*a),
+            Some(_) => {}
+            None => {
+                let why = if NOT_HERE.contains(&lower.as_str()) {
+                    "is a SageMaker Autopilot algorithm this project has no built-in for"
+                } else {
+                    "is not an Autopilot algorithm"
+                };
+                return Err(AutopilotError::request(
+                    "AutoMLAlgorithms",
+                    format!("`{given}` {why}: choose from {}", ALGORITHMS.join(", ")),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The words for what the pipeline does, from what the analysis found.
+fn pipeline(analysis: &Analysis, scaled: bool) -> String {
+    let names = |kind: ColumnKind| -> Vec<String> {
+        analysis
+            .usable()
+            .filter(|c| c.kind == kind)
+            .map(|c| format!("`{}`", c.name))
+            .collect()
+    };
+    let mut steps = Vec::new();
+    let numeric = names(ColumnKind::Numeric);
+    if !numeric.is_empty() {
+        steps.push(format!(
+            "fills missing values of the numeric features ({}) with their training mean{}",
+            numeric.join(", "),
+            if scaled { " and standardises them" } else { "" }
+        ));
+    }
+    let mut encoded = names(ColumnKind::Categorical);
+    encoded.extend(names(ColumnKind::Text));
+    encoded.extend(names(ColumnKind::Datetime));
+    if !encoded.is_empty() {
+        steps.push(format!(
+            "one-hot encodes the 50 most frequent values of {} (the rest share one feature, a missing value its own)",
+            encoded.join(", ")
+        ));
+    }
+    let left_out: Vec<String> = analysis
+        .columns
+        .iter()
+        .filter(|c| c.constant || c.identifier_like)
+        .map(|c| format!("`{}`", c.name))
+        .collect();
+    if !left_out.is_empty() {
+        steps.push(format!(
+            "leaves out {} (constant or identifier-like)",
+            left_out.join(", ")
+        ));
+    }
+    format!(
+        "This data transformation strategy {}.",
+        steps.join(", then ")
+    )
+}
+
+/// The candidates for the analysed table, at most `spec.max_candidates` of them.
+pub fn generate(analysis: &Analysis, spec: &JobSpec) -> Result<Vec<Candidate>, AutopilotError> {
+    let classify = analysis.problem != Problem::Regression;
+    let mut out = Vec::new();
+    for (i, algorithm) in algorithms(spec)?.into_iter().enumerate() {
+        let (training, statics, ranges, scaled): (&str, Vec<(&str, String)>, Value, bool) =
+            match algorithm {
+                "xgboost" => (
+                    "gradient-boosting",
+                    vec![("grow_policy", "depthwise".into())],
+                    json!({
+                        "IntegerParameterRanges": [integer("num_round", 50, 500, true), integer("max_depth", 3, 10, false)],
+                        "ContinuousParameterRanges": [continuous("eta", 0.01, 0.3, true), continuous("subsample", 0.5, 1.0, false),
+                                                      continuous("min_child_weight", 1e-3, 10.0, true), continuous("lambda", 1e-2, 10.0, true)]
+                    }),
+                    false,
+                ),
+                "lightgbm" => (
+                    "gradient-boosting",
+                    vec![
+                        ("grow_policy", "lossguide".into()),
+                        // No depth limit: the leaves' range bounds the tree, as LightGBM's.
+                        ("max_depth", "0".into()),
+                    ],
+                    json!({
+                        "IntegerParameterRanges": [integer("num_round", 50, 500, true), integer("max_leaves", 8, 128, true),
+                                                   integer("min_data_in_leaf", 1, 100, true)],
+                        "ContinuousParameterRanges": [continuous("eta", 0.01, 0.3, true), continuous("subsample", 0.5, 1.0, false)]
+                    }),
+                    false,
+                ),
+                "linear-learner" if classify => (
+                    "logistic-regression",
+                    vec![("max_iter", "200".into())],
+                    json!({"ContinuousParameterRanges": [continuous("alpha", 1e-4, 100.0, true)]}),
+                    true,
+                ),
+                "linear-learner" => (
+                    "linear-regression",
+                    vec![("penalty", "l2".into())],
+                    json!({"ContinuousParameterRanges": [continuous("alpha", 1e-4, 100.0, true)]}),
+                    true,
+                ),
+                _ => (
+                    "random-forest",
+                    vec![],
+                    json!({
+                        "IntegerParameterRanges": [integer("num_trees", 50, 300, true), integer("min_samples_leaf", 1, 10, false)],
+                        "CategoricalParameterRanges": [{"Name": "max_features", "Values": ["sqrt", "log2", "all"]}]
+                    }),
+                    false,
+                ),
+            };
+        out.push(Candidate {
+            name: format!("dpp{i}-{algorithm}"),
+            processor: format!("dpp{i}"),
+            algorithm,
+            training,
+            static_hyperparameters: statics,
+            ranges,
+            pipeline: pipeline(analysis, scaled),
+        });
+    }
+    out.truncate(spec.max_candidates);
+    Ok(out)
+}
+
+/// The metric the tuner ranks trials by for `objective`: the objective itself where training
+/// reports it, else the nearest one it reports (the leaderboard then ranks candidates on the
+/// objective itself, from their predictions).
+pub fn tuning_metric(objective: Objective) -> (&'static str, bool) {
+    use Objective::*;
+    match objective {
+        Mse => ("validation:mse", false),
+        Mae => ("validation:mae", false),
+        Rmse => ("validation:rmse", false),
+        R2 => ("validation:r2", true),
+        Accuracy => ("validation:accuracy", true),
+        LogLoss | Auc => ("validation:logloss", false),
+        F1 | F1macro | BalancedAccuracy | Precision | Recall | PrecisionMacro | RecallMacro => {
+            ("validation:f1", true)
+        }
+    }
+}
+
+/// CreateHyperParameterTuningJob's request for the candidates: one definition each, trained
+/// on `train` and validated on `validation` (frames, files or `s3://` objects), `trials`
+/// trials in all, one at a time so that a seed gives one sequence of trials.
+#[allow(clippy::too_many_arguments)]
+pub fn tuning_request(
+    candidates: &[Candidate],
+    analysis: &Analysis,
+    objective: Objective,
+    train: &str,
+    validation: &str,
+    trials: usize,
+    per_job_seconds: Option<u64>,
+    seed: u64,
+) -> Value {
+    let (metric, maximize) = tuning_metric(objective);
+    let definitions: Vec<Value> = candidates
+        .iter()
+        .map(|c| {
+            let statics: serde_json::Map<String, Value> = c
+                .static_hyperparameters
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+                .collect();
+            let mut d = json!({
+                "DefinitionName": c.name,
+                "TuningObjective": {"Type": if maximize { "Maximize" } else { "Minimize" }, "MetricName": metric},
+                "HyperParameterRanges": c.ranges,
+                "StaticHyperParameters": statics,
+                "AlgorithmSpecification": {"AlgorithmName": c.training},
+                "InputDataConfig": [
+                    {"ChannelName": "train", "DataSource": {"S3DataSource": {"S3Uri": train}}},
+                    {"ChannelName": "validation", "DataSource": {"S3DataSource": {"S3Uri": validation}}}
+                ],
+                "TargetAttributeName": analysis.target.name,
+                "ProblemType": analysis.problem.training().as_str(),
+                "Seed": seed,
+            });
+            if let Some(s) = per_job_seconds {
+                d["StoppingCondition"] = json!({"MaxRuntimeInSeconds": s});
+            }
+            d
+        })
+        .collect();
+    json!({
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "RandomSeed": seed,
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": trials.max(1), "MaxParallelTrainingJobs": 1},
+            "TrainingJobEarlyStoppingType": "Off"
+        },
+        "TrainingJobDefinitions": definitions
+    })
+}

@@ -1,0 +1,281 @@
+"""Autopilot from the notebook: %autopilot and %%autopilot on real tables (binary, multiclass,
+regression), the two generated notebooks run by nbclient on this kernel (the candidate notebook
+reproducing the job's leaderboard), DescribeAutoMLJob's and ListCandidatesForAutoMLJob's fields
+against the store, the limits, stop and interrupt, the best model in %predict, and each bad
+input with its message."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import BIN, error_of, interrupted_reply, ok, reply_to, start_kernel_with_env, stream_text
+
+from test_training import DATA
+
+CANCER = DATA / "breast_cancer.csv"
+IRIS = DATA / "iris.csv"
+DIABETES = DATA / "diabetes.csv"
+
+
+@pytest.fixture(scope="module")
+def ak(tmp_path_factory):
+    """A kernel with its own data directory, experiment store and Autopilot jobs."""
+    home = tmp_path_factory.mktemp("autopilot-home")
+    env = dict(os.environ, HOME=str(home), RUSTMAKER_HOME=str(home), RUSTMAKER_DATA_DIR=str(home / "data"),
+               RUSTMAKER_PYTHON=sys.executable, JPY_SESSION_NAME=str(home / "automl-study.ipynb"))
+    env.pop("RUSTMAKER_EXPERIMENTS_DB", None)
+    env.pop("RUSTMAKER_EXPERIMENT", None)
+    km, kc = start_kernel_with_env(env, home / "kernel.log")
+    kc.home, kc.km, kc.env = home, km, env
+    yield kc
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def data_of(outs, mime):
+    return [m for m in outs if m["msg_type"] == "display_data" and mime in m["content"]["data"]][-1]["content"]["data"][mime]
+
+
+def describe(kc, name: str) -> dict:
+    return data_of(ok(kc, f"%autopilot describe {name}"), "application/json")
+
+
+def candidates(kc, name: str, *flags: str) -> dict:
+    return data_of(ok(kc, f"%autopilot candidates {name} {' '.join(flags)}"), "application/json")
+
+
+def autopilot(kc, line: str, timeout: float = 300) -> str:
+    return stream_text(ok(kc, f"%autopilot {line}", timeout=timeout))
+
+
+def run_notebook(path: str, kc, cwd: pathlib.Path) -> nbformat.NotebookNode:
+    """Runs a generated notebook from the top on this kernel, with the job's data directory."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.nbformat == 4 and nb.nbformat_minor == 5
+    assert nb.metadata["kernelspec"]["display_name"] == "Rust (rustmaker)"
+    saved = dict(os.environ)
+    os.environ.update({k: kc.env[k] for k in ("HOME", "RUSTMAKER_HOME", "RUSTMAKER_DATA_DIR", "RUSTMAKER_PYTHON")})
+    try:
+        NotebookClient(nb, kernel_name="rustmaker", timeout=300, resources={"metadata": {"path": str(cwd)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return nb
+
+
+def leaderboard_of(nb, prefix: str) -> list[dict]:
+    cell = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith(prefix))
+    table = next(o for o in cell.outputs if "data" in o and "application/vnd.dataresource+json" in o["data"])
+    return table["data"]["application/vnd.dataresource+json"]["data"]
+
+
+@pytest.mark.parametrize("table,target,problem,metric,flags", [
+    (CANCER, "target", "BinaryClassification", "F1", "--max-candidates 4"),
+    (IRIS, "target", "MulticlassClassification", "Accuracy", "--max-candidates 3 --algorithms xgboost,linear-learner,randomforest"),
+    (DIABETES, "target", "Regression", "MSE", "--max-candidates 3 --algorithms lightgbm,linear-learner"),
+])
+def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(ak, tmp_path, table, target, problem, metric, flags):
+    name = f"ap-{problem[:4].lower()}"
+    said = autopilot(ak, f"{name} --data {table} --target {target} --seed 5 {flags}")
+    assert f"Autopilot job {name}: Completed (MaxCandidatesReached)" in said, said
+    d = describe(ak, name)
+    assert d["AutoMLJobStatus"] == "Completed" and d["AutoMLJobSecondaryStatus"] == "MaxCandidatesReached"
+    assert d["ResolvedAttributes"]["ProblemType"] == problem and d["ProblemType"] == problem
+    assert d["ResolvedAttributes"]["AutoMLJobObjective"]["MetricName"] == metric
+    assert d["InputDataConfig"][0]["TargetAttributeName"] == target
+    assert d["EndTime"] >= d["CreationTime"]
+    arts = d["AutoMLJobArtifacts"]
+    assert arts["DataExplorationNotebookLocation"].endswith(
+        f"{name}/sagemaker-automl-candidates/{name}-pr-1/notebooks/SageMakerAutopilotDataExplorationNotebook.ipynb")
+    assert arts["CandidateDefinitionNotebookLocation"].endswith("SageMakerAutopilotCandidateDefinitionNotebook.ipynb")
+    listed = candidates(ak, name)["Candidates"]
+    n = int(flags.split()[1])
+    assert len(listed) == n
+    values = [c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in listed]
+    # Ranked best first: F1 and Accuracy are maximised, MSE minimised.
+    assert values == sorted(values, reverse=metric != "MSE")
+    for c in listed:
+        assert c["CandidateStatus"] == "Completed" and c["ObjectiveStatus"] == "Succeeded"
+        assert c["FinalAutoMLJobObjectiveMetric"]["MetricName"] == metric
+        assert [s["CandidateStepType"] for s in c["CandidateSteps"]] == [
+            "AWS::SageMaker::ProcessingJob", "AWS::SageMaker::TrainingJob"]
+        assert pathlib.Path(c["InferenceContainers"][0]["ModelDataUrl"]).is_file()
+        assert c["CandidateName"].startswith(f"{name}-") and c["CandidateDefinition"].startswith("dpp")
+    assert d["BestCandidate"]["CandidateName"] == listed[0]["CandidateName"]
+    if metric == "MSE":
+        assert 2000 < values[0] < 5000, values
+    else:
+        assert values[0] > 0.85, values
+    # The best candidate is one model %predict takes, by its name or its saved artifact.
+    best_model = pathlib.Path(d["OutputDataConfig"]["S3OutputPath"]) / "best-candidate" / "model.tar.gz"
+    assert best_model.is_file()
+    ok(ak, f"%predict --model {best_model} --data {table} -o scored_{problem[:4]}")
+    ok(ak, f"%predict --model {listed[0]['CandidateName']} --data {table} -o scored2_{problem[:4]}")
+    # Every candidate is a trial component the experiment's leaderboard ranks.
+    board = data_of(ok(ak, "%experiments leaderboard automl-study"), "application/vnd.dataresource+json")["data"]
+    assert {c["CandidateName"] for c in listed} <= {r["TrialComponentName"] for r in board}
+    importance = json.loads(pathlib.Path(
+        d["OutputDataConfig"]["S3OutputPath"], "documentation/explainability/output",
+        listed[0]["CandidateName"], "analysis.json").read_text())
+    assert set(importance["explanations"]["permutation"]["label"]["global_importance"]) == \
+        set(open(table).readline().strip().split(",")) - {target}
+
+    run_notebook(arts["DataExplorationNotebookLocation"], ak, tmp_path)
+    nb = run_notebook(arts["CandidateDefinitionNotebookLocation"], ak, tmp_path)
+    rows = leaderboard_of(nb, "%autopilot rank")
+    assert [r["CandidateDefinition"] for r in rows] == [c["CandidateDefinition"] for c in listed]
+    assert [r[metric] for r in rows] == pytest.approx(values, rel=1e-9), "the notebook reproduces the leaderboard"
+    scored = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%predict"))
+    assert scored.outputs == [] or all(o["output_type"] != "error" for o in scored.outputs)
+
+
+def test_request_form_json_and_yaml_candidates_only_and_fields(ak):
+    req = {
+        "AutoMLJobName": "ap-json",
+        "InputDataConfig": [{"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(IRIS)}},
+                             "TargetAttributeName": "target", "ContentType": "text/csv;header=present"}],
+        "OutputDataConfig": {"S3OutputPath": str(ak.home / "automl-out")},
+        "ProblemType": "MulticlassClassification",
+        "AutoMLJobObjective": {"MetricName": "BalancedAccuracy"},
+        "AutoMLJobConfig": {"CompletionCriteria": {"MaxCandidates": 2},
+                            "DataSplitConfig": {"ValidationFraction": 0.3}},
+        "GenerateCandidateDefinitionsOnly": True,
+        "RoleArn": "arn:aws:iam::123456789012:role/ignored",
+        "Tags": [{"Key": "team", "Value": "ml"}],
+    }
+    said = stream_text(ok(ak, f"%%autopilot ap-json\n{json.dumps(req)}"))
+    assert "Completed (CandidateDefinitionsGenerated)" in said, said
+    d = describe(ak, "ap-json")
+    assert d["AutoMLJobSecondaryStatus"] == "CandidateDefinitionsGenerated"
+    assert d["GenerateCandidateDefinitionsOnly"] is True and "BestCandidate" not in d
+    assert d["ResolvedAttributes"]["AutoMLJobObjective"]["MetricName"] == "BalancedAccuracy"
+    nb_path = pathlib.Path(d["AutoMLJobArtifacts"]["CandidateDefinitionNotebookLocation"])
+    assert nb_path.is_relative_to(ak.home / "automl-out" / "ap-json") and nb_path.is_file()
+    assert candidates(ak, "ap-json")["Candidates"] == []
+    nb = nbformat.read(nb_path, as_version=4)
+    sources = [c.source for c in nb.cells]
+    assert any(s.startswith("**dpp0-xgboost**") for s in sources) and any(s.startswith("%%tune ap-json-nb") for s in sources)
+    # The validation share is kept: 30 % of each class.
+    validation = pathlib.Path(d["OutputDataConfig"]["S3OutputPath"], "ap-json/preprocessed-data/tuning_data/validation.parquet")
+    assert validation.is_file()
+
+    yaml = f"""
+InputDataConfig:
+  - DataSource: {{S3DataSource: {{S3Uri: {DIABETES}}}}}
+    TargetAttributeName: target
+AutoMLJobObjective: {{MetricName: MAE}}
+AutoMLJobConfig:
+  CompletionCriteria: {{MaxCandidates: 1}}
+  CandidateGenerationConfig:
+    AlgorithmsConfig: [{{AutoMLAlgorithms: [linear-learner]}}]
+"""
+    said = stream_text(ok(ak, f"%%autopilot ap-yaml\n{yaml}", timeout=300))
+    assert "Completed (MaxCandidatesReached)" in said and "dpp0-linear-learner" in said, said
+    [c] = candidates(ak, "ap-yaml")["Candidates"]
+    assert c["FinalAutoMLJobObjectiveMetric"]["MetricName"] == "MAE" and 30 < c["FinalAutoMLJobObjectiveMetric"]["Value"] < 70
+    listing = json.dumps(ok(ak, "%autopilot list"), default=str)
+    assert "ap-json" in listing and "ap-yaml" in listing
+    best = data_of(ok(ak, "%autopilot best ap-yaml"), "application/json")
+    assert best["CandidateName"] == c["CandidateName"]
+    assert "has no best candidate (Completed, CandidateDefinitionsGenerated)" in error_of(ak, "%autopilot best ap-json")
+
+
+def test_a_seeded_job_reproduces_its_leaderboard_and_the_cli_runs_one(ak):
+    line = f"--data {CANCER} --target target --max-candidates 3 --seed 11 --algorithms xgboost,randomforest"
+    autopilot(ak, f"seed-a {line}")
+    out = subprocess.run([BIN, "autopilot", "seed-b", *line.split()], env=ak.env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "Autopilot job seed-b: Completed" in out.stdout
+    pick = lambda name: [(c["CandidateDefinition"], c["TunedHyperParameters"], c["FinalAutoMLJobObjectiveMetric"]["Value"])
+                         for c in candidates(ak, name, "--sort-by CreationTime")["Candidates"]]
+    assert pick("seed-a") == pick("seed-b")
+    frame = ok(ak, "%autopilot candidates seed-a -o board --status Completed")
+    assert "board: 3 rows" in stream_text(ok(ak, "%frames board"))
+    assert frame
+
+
+def test_limits_are_honoured(ak):
+    said = autopilot(ak, f"ap-time --data {CANCER} --target target --max-runtime 6 --max-candidates 200 --seed 1")
+    d = describe(ak, "ap-time")
+    assert d["AutoMLJobStatus"] == "Completed" and d["AutoMLJobSecondaryStatus"] == "MaxAutoMLJobRuntimeReached", said
+    assert d["EndTime"] - d["CreationTime"] < 6 + 10, "stopped at the limit, scored the finished ones"
+    listed = candidates(ak, "ap-time")["Candidates"]
+    assert 1 <= len([c for c in listed if c["CandidateStatus"] == "Completed"]) < 200
+    # The per-job limit reaches every training job's StoppingCondition.
+    autopilot(ak, f"ap-per-job --data {IRIS} --target target --max-candidates 2 --max-runtime-per-job 30 --algorithms xgboost")
+    for c in candidates(ak, "ap-per-job")["Candidates"]:
+        assert c["EndTime"] - c["CreationTime"] <= 30
+    from conftest import run as run_cell
+    _, outs = run_cell(ak, "%tune describe ap-per-job")
+    described = json.dumps(outs, default=str)
+    assert '\\"MaxRuntimeInSeconds\\": 30' in described or '"MaxRuntimeInSeconds": 30' in described
+
+
+def test_stop_and_interrupt_keep_the_finished_candidates(ak):
+    reply, took = interrupted_reply(ak, ak.km, f"%autopilot ap-int --data {CANCER} --target target --max-candidates 200", after=6)
+    assert reply["status"] == "error" and took < 20, (reply, took)
+    d = describe(ak, "ap-int")
+    assert d["AutoMLJobStatus"] == "Stopped" and d["AutoMLJobSecondaryStatus"] == "Stopped"
+    listed = candidates(ak, "ap-int")["Candidates"]
+    assert any(c["CandidateStatus"] == "Completed" and "FinalAutoMLJobObjectiveMetric" in c for c in listed), listed
+    # `rustmaker autopilot stop` (or %autopilot stop in another notebook) stops a job running here.
+    msg_id = ak.execute(f"%autopilot ap-stop --data {CANCER} --target target --max-candidates 200")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        out = subprocess.run([BIN, "autopilot", "stop", "ap-stop"], env=ak.env, capture_output=True, text=True)
+        if "Stopping" in out.stdout:
+            break
+        time.sleep(0.5)
+    assert reply_to(ak, msg_id, 60)["content"]["status"] == "error"
+    assert describe(ak, "ap-stop")["AutoMLJobStatus"] == "Stopped"
+    assert "already Stopped" in subprocess.run([BIN, "autopilot", "stop", "ap-stop"], env=ak.env,
+                                               capture_output=True, text=True).stdout
+
+
+def test_bad_inputs_are_refused_with_what_to_do(ak, tmp_path):
+    def csv(name: str, text: str) -> pathlib.Path:
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+
+    def refused(line: str) -> str:
+        return error_of(ak, f"%autopilot {line}", timeout=120)
+
+    assert "did you mean `target`" in refused(f"bad1 --data {CANCER} --target targte")
+    constant = csv("constant.csv", "x,y\n1,a\n2,a\n3,a\n4,a\n")
+    assert "choose another target" in refused(f"bad2 --data {constant} --target y")
+    single = csv("single.csv", "x,y\n" + "".join(f"{i},{'a' if i % 2 else 'b'}\n" for i in range(20)) + "99,c\n")
+    assert "class `c` of the target `y` has a single row" in refused(f"bad3 --data {single} --target y")
+    empty = csv("empty.csv", "x,y\n")
+    assert "no rows" in refused(f"bad4 --data {empty} --target y")
+    only = csv("only.csv", "y\n1\n2\n3\n1\n")
+    assert "only the target" in refused(f"bad5 --data {only} --target y")
+    text = csv("text.csv", "note,y\n" + "".join(f"free text number {i} with words {i * 7},{i % 2}\n" for i in range(40)))
+    assert "free text" in refused(f"bad6 --data {text} --target y")
+    assert "does not fit a BinaryClassification problem" in refused(f"bad7 --data {CANCER} --target target --objective MSE")
+    assert "more than the whole job's" in refused(f"bad8 --data {CANCER} --target target --max-runtime 10 --max-runtime-per-job 60")
+    assert "cannot read" in refused(f"bad9 --data {tmp_path / 'nowhere.csv'} --target y") or \
+        "no such" in refused(f"bad9b --data {tmp_path / 'nowhere.csv'} --target y").lower()
+    assert "ENSEMBLING is not available" in refused(f"bad10 --data {CANCER} --target target --mode ensembling")
+    assert "no Autopilot job `nope`" in error_of(ak, "%autopilot describe nope")
+    # A name in use is refused, and the job stored under it is kept.
+    autopilot(ak, f"ap-taken --data {IRIS} --target target --candidates-only")
+    assert "exists already" in refused(f"ap-taken --data {CANCER} --target target")
+    assert describe(ak, "ap-taken")["ResolvedAttributes"]["ProblemType"] == "MulticlassClassification"
+    # Rows without a target are dropped and counted.
+    gaps = csv("gaps.csv", "x,z,y\n" + "".join(f"{i},{i % 3},{'' if i % 10 == 0 else ('a' if i % 2 else 'b')}\n" for i in range(60)))
+    autopilot(ak, f"ap-gaps --data {gaps} --target y --max-candidates 1 --algorithms randomforest")
+    reasons = describe(ak, "ap-gaps")["PartialFailureReasons"]
+    assert any("6 rows without a value of the target `y` were left out" in r["PartialFailureMessage"] for r in reasons), reasons
+    # The kernel still serves.
+    assert "ap-gaps" in json.dumps(ok(ak, "%autopilot list"), default=str)
