@@ -46,6 +46,11 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Scoring from a shell, with `%predict`'s arguments (`--output FILE.csv|FILE.parquet`).
+    Predict {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Autopilot jobs from a shell, with `%autopilot`'s arguments (the request with --config FILE).
     Autopilot {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -127,6 +132,7 @@ fn main() -> anyhow::Result<()> {
         Command::Experiments { args } => magic("experiments", &args),
         Command::Tune { args } => magic("tune", &args),
         Command::Autopilot { args } => magic("autopilot", &args),
+        Command::Predict { args } => magic("predict", &args),
         Command::Deploy { args } => magic("deploy", &args),
         Command::Endpoint { args } => magic("endpoint", &args),
         Command::Invoke { args } => magic("invoke", &args),

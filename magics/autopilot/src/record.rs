@@ -287,13 +287,21 @@ pub fn list_candidates(job: &JobRecord, status: Option<&str>, by_objective: bool
     json!({"Candidates": candidates.iter().map(|c| candidate_json(job, c)).collect::<Vec<_>>()})
 }
 
+/// `OutputDataConfig.S3OutputPath`: where the job's folder `<path>/<name>` is.
+pub fn output_path(job: &JobRecord) -> String {
+    let dir = job.output_uri.as_deref().unwrap_or(&job.output_dir);
+    dir.strip_suffix(&format!("/{}", job.name))
+        .unwrap_or(dir)
+        .to_owned()
+}
+
 /// DescribeAutoMLJob's answer.
 pub fn describe(job: &JobRecord) -> Value {
     let mut v = json!({
         "AutoMLJobName": job.name,
         "AutoMLJobArn": format!("arn:aws:sagemaker:local:000000000000:automl-job/{}", job.name.to_ascii_lowercase()),
         "InputDataConfig": job.request.get("InputDataConfig"),
-        "OutputDataConfig": {"S3OutputPath": job.output_uri.clone().unwrap_or_else(|| job.output_dir.clone())},
+        "OutputDataConfig": {"S3OutputPath": output_path(job)},
         "AutoMLJobConfig": job.request.get("AutoMLJobConfig"),
         "CreationTime": job.created,
         "LastModifiedTime": job.modified,
