@@ -17,7 +17,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import BIN, error_of, interrupted_reply, ok, reply_to, start_kernel_with_env, stream_text
+from conftest import AWS, BIN, error_of, interrupted_reply, ok, reply_to, start_kernel_with_env, stream_text
 
 from test_training import DATA
 
@@ -27,11 +27,12 @@ DIABETES = DATA / "diabetes.csv"
 
 
 @pytest.fixture(scope="module")
-def ak(tmp_path_factory):
+def apk(tmp_path_factory, moto_url):
     """A kernel with its own data directory, experiment store and Autopilot jobs."""
     home = tmp_path_factory.mktemp("autopilot-home")
     env = dict(os.environ, HOME=str(home), RUSTMAKER_HOME=str(home), RUSTMAKER_DATA_DIR=str(home / "data"),
-               RUSTMAKER_PYTHON=sys.executable, JPY_SESSION_NAME=str(home / "automl-study.ipynb"))
+               RUSTMAKER_PYTHON=sys.executable, JPY_SESSION_NAME=str(home / "automl-study.ipynb"),
+               AWS_ENDPOINT_URL=moto_url, **AWS)
     env.pop("RUSTMAKER_EXPERIMENTS_DB", None)
     env.pop("RUSTMAKER_EXPERIMENT", None)
     km, kc = start_kernel_with_env(env, home / "kernel.log")
@@ -84,11 +85,11 @@ def leaderboard_of(nb, prefix: str) -> list[dict]:
     (IRIS, "target", "MulticlassClassification", "Accuracy", "--max-candidates 3 --algorithms xgboost,linear-learner,randomforest"),
     (DIABETES, "target", "Regression", "MSE", "--max-candidates 3 --algorithms lightgbm,linear-learner"),
 ])
-def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(ak, tmp_path, table, target, problem, metric, flags):
+def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(apk, tmp_path, table, target, problem, metric, flags):
     name = f"ap-{problem[:4].lower()}"
-    said = autopilot(ak, f"{name} --data {table} --target {target} --seed 5 {flags}")
+    said = autopilot(apk, f"{name} --data {table} --target {target} --seed 5 {flags}")
     assert f"Autopilot job {name}: Completed (MaxCandidatesReached)" in said, said
-    d = describe(ak, name)
+    d = describe(apk, name)
     assert d["AutoMLJobStatus"] == "Completed" and d["AutoMLJobSecondaryStatus"] == "MaxCandidatesReached"
     assert d["ResolvedAttributes"]["ProblemType"] == problem and d["ProblemType"] == problem
     assert d["ResolvedAttributes"]["AutoMLJobObjective"]["MetricName"] == metric
@@ -98,7 +99,7 @@ def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(ak, tmp_pa
     assert arts["DataExplorationNotebookLocation"].endswith(
         f"{name}/sagemaker-automl-candidates/{name}-pr-1/notebooks/SageMakerAutopilotDataExplorationNotebook.ipynb")
     assert arts["CandidateDefinitionNotebookLocation"].endswith("SageMakerAutopilotCandidateDefinitionNotebook.ipynb")
-    listed = candidates(ak, name)["Candidates"]
+    listed = candidates(apk, name)["Candidates"]
     n = int(flags.split()[1])
     assert len(listed) == n
     values = [c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in listed]
@@ -120,11 +121,11 @@ def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(ak, tmp_pa
     job_dir = pathlib.Path(d["OutputDataConfig"]["S3OutputPath"]) / name
     best_model = job_dir / "best-candidate" / "model.tar.gz"
     assert best_model.is_file()
-    ok(ak, f"%predict --model {best_model} --data {table} -o scored_{problem[:4]}")
-    ok(ak, f"%predict --model {listed[0]['CandidateName']} --data {table} -o scored2_{problem[:4]}")
+    ok(apk, f"%predict --model {best_model} --data {table} -o scored_{problem[:4]}")
+    ok(apk, f"%predict --model {listed[0]['CandidateName']} --data {table} -o scored2_{problem[:4]}")
     # Every candidate is a trial component the experiment's leaderboard ranks.
     sort = "validation:mse" if metric == "MSE" else "validation:accuracy"
-    board = data_of(ok(ak, f"%experiments leaderboard automl-study --sort {sort}"), "application/vnd.dataresource+json")["data"]
+    board = data_of(ok(apk, f"%experiments leaderboard automl-study --sort {sort}"), "application/vnd.dataresource+json")["data"]
     assert {c["CandidateName"] for c in listed} <= {r["TrialComponentName"] for r in board}
     importance = json.loads(pathlib.Path(
         job_dir, "documentation/explainability/output",
@@ -132,8 +133,8 @@ def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(ak, tmp_pa
     assert set(importance["explanations"]["permutation"]["label"]["global_importance"]) == \
         set(open(table).readline().strip().split(",")) - {target}
 
-    run_notebook(arts["DataExplorationNotebookLocation"], ak, tmp_path)
-    nb = run_notebook(arts["CandidateDefinitionNotebookLocation"], ak, tmp_path)
+    run_notebook(arts["DataExplorationNotebookLocation"], apk, tmp_path)
+    nb = run_notebook(arts["CandidateDefinitionNotebookLocation"], apk, tmp_path)
     rows = leaderboard_of(nb, "%autopilot rank")
     assert [r["CandidateDefinition"] for r in rows] == [c["CandidateDefinition"] for c in listed]
     assert [r[metric] for r in rows] == pytest.approx(values, rel=1e-9), "the notebook reproduces the leaderboard"
@@ -141,12 +142,12 @@ def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(ak, tmp_pa
     assert scored.outputs == [] or all(o["output_type"] != "error" for o in scored.outputs)
 
 
-def test_request_form_json_and_yaml_candidates_only_and_fields(ak):
+def test_request_form_json_and_yaml_candidates_only_and_fields(apk):
     req = {
         "AutoMLJobName": "ap-json",
         "InputDataConfig": [{"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": str(IRIS)}},
                              "TargetAttributeName": "target", "ContentType": "text/csv;header=present"}],
-        "OutputDataConfig": {"S3OutputPath": str(ak.home / "automl-out")},
+        "OutputDataConfig": {"S3OutputPath": str(apk.home / "automl-out")},
         "ProblemType": "MulticlassClassification",
         "AutoMLJobObjective": {"MetricName": "BalancedAccuracy"},
         "AutoMLJobConfig": {"CompletionCriteria": {"MaxCandidates": 2},
@@ -155,15 +156,15 @@ def test_request_form_json_and_yaml_candidates_only_and_fields(ak):
         "RoleArn": "arn:aws:iam::123456789012:role/ignored",
         "Tags": [{"Key": "team", "Value": "ml"}],
     }
-    said = stream_text(ok(ak, f"%%autopilot ap-json\n{json.dumps(req)}"))
+    said = stream_text(ok(apk, f"%%autopilot ap-json\n{json.dumps(req)}"))
     assert "Completed (CandidateDefinitionsGenerated)" in said, said
-    d = describe(ak, "ap-json")
+    d = describe(apk, "ap-json")
     assert d["AutoMLJobSecondaryStatus"] == "CandidateDefinitionsGenerated"
     assert d["GenerateCandidateDefinitionsOnly"] is True and "BestCandidate" not in d
     assert d["ResolvedAttributes"]["AutoMLJobObjective"]["MetricName"] == "BalancedAccuracy"
     nb_path = pathlib.Path(d["AutoMLJobArtifacts"]["CandidateDefinitionNotebookLocation"])
-    assert nb_path.is_relative_to(ak.home / "automl-out" / "ap-json") and nb_path.is_file()
-    assert candidates(ak, "ap-json")["Candidates"] == []
+    assert nb_path.is_relative_to(apk.home / "automl-out" / "ap-json") and nb_path.is_file()
+    assert candidates(apk, "ap-json")["Candidates"] == []
     nb = nbformat.read(nb_path, as_version=4)
     sources = [c.source for c in nb.cells]
     assert any(s.startswith("**dpp0-xgboost**") for s in sources) and any(s.startswith("%%tune ap-json-nb") for s in sources)
@@ -183,88 +184,88 @@ AutoMLJobConfig:
   CandidateGenerationConfig:
     AlgorithmsConfig: [{{AutoMLAlgorithms: [linear-learner]}}]
 """
-    said = stream_text(ok(ak, f"%%autopilot ap-yaml\n{yaml}", timeout=300))
+    said = stream_text(ok(apk, f"%%autopilot ap-yaml\n{yaml}", timeout=300))
     assert "Completed (MaxCandidatesReached)" in said and "dpp0-linear-learner" in said, said
-    [c] = candidates(ak, "ap-yaml")["Candidates"]
+    [c] = candidates(apk, "ap-yaml")["Candidates"]
     assert c["FinalAutoMLJobObjectiveMetric"]["MetricName"] == "MAE" and 30 < c["FinalAutoMLJobObjectiveMetric"]["Value"] < 70
-    listing = json.dumps(ok(ak, "%autopilot list"), default=str)
+    listing = json.dumps(ok(apk, "%autopilot list"), default=str)
     assert "ap-json" in listing and "ap-yaml" in listing
-    best = data_of(ok(ak, "%autopilot best ap-yaml"), "application/json")
+    best = data_of(ok(apk, "%autopilot best ap-yaml"), "application/json")
     assert best["CandidateName"] == c["CandidateName"]
-    assert "has no best candidate (Completed, CandidateDefinitionsGenerated)" in error_of(ak, "%autopilot best ap-json")
+    assert "has no best candidate (Completed, CandidateDefinitionsGenerated)" in error_of(apk, "%autopilot best ap-json")
 
 
-def test_a_seeded_job_reproduces_its_leaderboard_and_the_cli_runs_one(ak):
+def test_a_seeded_job_reproduces_its_leaderboard_and_the_cli_runs_one(apk):
     line = f"--data {CANCER} --target target --max-candidates 3 --seed 11 --algorithms xgboost,randomforest"
-    autopilot(ak, f"seed-a {line}")
-    out = subprocess.run([BIN, "autopilot", "seed-b", *line.split()], env=ak.env, capture_output=True, text=True, timeout=300)
+    autopilot(apk, f"seed-a {line}")
+    out = subprocess.run([BIN, "autopilot", "seed-b", *line.split()], env=apk.env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "Autopilot job seed-b: Completed" in out.stdout
     pick = lambda name: [(c["CandidateDefinition"], c["TunedHyperParameters"], c["FinalAutoMLJobObjectiveMetric"]["Value"])
-                         for c in candidates(ak, name, "--sort-by CreationTime")["Candidates"]]
+                         for c in candidates(apk, name, "--sort-by CreationTime")["Candidates"]]
     assert pick("seed-a") == pick("seed-b")
     # The best model scores rows into a file from a shell too.
-    best = describe(ak, "seed-b")["BestCandidate"]["CandidateName"]
-    scored = ak.home / "seed-b-scored.csv"
+    best = describe(apk, "seed-b")["BestCandidate"]["CandidateName"]
+    scored = apk.home / "seed-b-scored.csv"
     out = subprocess.run([BIN, "predict", "--model", best, "--data", str(CANCER), "--output", str(scored)],
-                         env=ak.env, capture_output=True, text=True, timeout=120)
+                         env=apk.env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "569 rows scored into" in out.stdout, out.stderr
     import pandas as pd
     rows = pd.read_csv(scored)
     assert (rows["predicted_label"] == rows["target"]).mean() > 0.9
-    assert "say where the scored rows go" in error_of(ak, f"%predict --model {best} --data {CANCER}")
-    assert "must end in .csv or .parquet" in error_of(ak, f"%predict --model {best} --data {CANCER} --output x.json")
-    frame = ok(ak, "%autopilot candidates seed-a -o board --status Completed")
-    assert "board: 3 rows" in stream_text(ok(ak, "%frames board"))
+    assert "say where the scored rows go" in error_of(apk, f"%predict --model {best} --data {CANCER}")
+    assert "must end in .csv or .parquet" in error_of(apk, f"%predict --model {best} --data {CANCER} --output x.json")
+    frame = ok(apk, "%autopilot candidates seed-a -o board --status Completed")
+    assert "board: 3 rows" in stream_text(ok(apk, "%frames board"))
     assert frame
 
 
-def test_limits_are_honoured(ak):
-    said = autopilot(ak, f"ap-time --data {CANCER} --target target --max-runtime 6 --max-candidates 200 --seed 1")
-    d = describe(ak, "ap-time")
+def test_limits_are_honoured(apk):
+    said = autopilot(apk, f"ap-time --data {CANCER} --target target --max-runtime 6 --max-candidates 200 --seed 1")
+    d = describe(apk, "ap-time")
     assert d["AutoMLJobStatus"] == "Completed" and d["AutoMLJobSecondaryStatus"] == "MaxAutoMLJobRuntimeReached", said
     assert d["EndTime"] - d["CreationTime"] < 6 + 10, "stopped at the limit, scored the finished ones"
-    listed = candidates(ak, "ap-time")["Candidates"]
+    listed = candidates(apk, "ap-time")["Candidates"]
     assert 1 <= len([c for c in listed if c["CandidateStatus"] == "Completed"]) < 200
     # The per-job limit reaches every training job's StoppingCondition.
-    autopilot(ak, f"ap-per-job --data {IRIS} --target target --max-candidates 2 --max-runtime-per-job 30 --algorithms xgboost")
-    for c in candidates(ak, "ap-per-job")["Candidates"]:
+    autopilot(apk, f"ap-per-job --data {IRIS} --target target --max-candidates 2 --max-runtime-per-job 30 --algorithms xgboost")
+    for c in candidates(apk, "ap-per-job")["Candidates"]:
         assert c["EndTime"] - c["CreationTime"] <= 30
     from conftest import run as run_cell
-    _, outs = run_cell(ak, "%tune describe ap-per-job")
+    _, outs = run_cell(apk, "%tune describe ap-per-job")
     described = json.dumps(outs, default=str)
     assert '\\"MaxRuntimeInSeconds\\": 30' in described or '"MaxRuntimeInSeconds": 30' in described
 
 
-def test_stop_and_interrupt_keep_the_finished_candidates(ak):
-    reply, took = interrupted_reply(ak, ak.km, f"%autopilot ap-int --data {CANCER} --target target --max-candidates 200", after=6)
+def test_stop_and_interrupt_keep_the_finished_candidates(apk):
+    reply, took = interrupted_reply(apk, apk.km, f"%autopilot ap-int --data {CANCER} --target target --max-candidates 200", after=6)
     assert reply["status"] == "error" and took < 20, (reply, took)
-    d = describe(ak, "ap-int")
+    d = describe(apk, "ap-int")
     assert d["AutoMLJobStatus"] == "Stopped" and d["AutoMLJobSecondaryStatus"] == "Stopped"
-    listed = candidates(ak, "ap-int")["Candidates"]
+    listed = candidates(apk, "ap-int")["Candidates"]
     assert any(c["CandidateStatus"] == "Completed" and "FinalAutoMLJobObjectiveMetric" in c for c in listed), listed
     # `rustmaker autopilot stop` (or %autopilot stop in another notebook) stops a job running here.
-    msg_id = ak.execute(f"%autopilot ap-stop --data {CANCER} --target target --max-candidates 200")
+    msg_id = apk.execute(f"%autopilot ap-stop --data {CANCER} --target target --max-candidates 200")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        out = subprocess.run([BIN, "autopilot", "stop", "ap-stop"], env=ak.env, capture_output=True, text=True)
+        out = subprocess.run([BIN, "autopilot", "stop", "ap-stop"], env=apk.env, capture_output=True, text=True)
         if "Stopping" in out.stdout:
             break
         time.sleep(0.5)
-    assert reply_to(ak, msg_id, 60)["content"]["status"] == "error"
-    assert describe(ak, "ap-stop")["AutoMLJobStatus"] == "Stopped"
-    assert "already Stopped" in subprocess.run([BIN, "autopilot", "stop", "ap-stop"], env=ak.env,
+    assert reply_to(apk, msg_id, 60)["content"]["status"] == "error"
+    assert describe(apk, "ap-stop")["AutoMLJobStatus"] == "Stopped"
+    assert "already Stopped" in subprocess.run([BIN, "autopilot", "stop", "ap-stop"], env=apk.env,
                                                capture_output=True, text=True).stdout
 
 
-def test_bad_inputs_are_refused_with_what_to_do(ak, tmp_path):
+def test_bad_inputs_are_refused_with_what_to_do(apk, tmp_path):
     def csv(name: str, text: str) -> pathlib.Path:
         p = tmp_path / name
         p.write_text(text)
         return p
 
     def refused(line: str) -> str:
-        return error_of(ak, f"%autopilot {line}", timeout=120)
+        return error_of(apk, f"%autopilot {line}", timeout=120)
 
     assert "did you mean `target`" in refused(f"bad1 --data {CANCER} --target targte")
     constant = csv("constant.csv", "x,y\n1,a\n2,a\n3,a\n4,a\n")
@@ -280,17 +281,37 @@ def test_bad_inputs_are_refused_with_what_to_do(ak, tmp_path):
     assert "does not fit a BinaryClassification problem" in refused(f"bad7 --data {CANCER} --target target --objective MSE")
     assert "more than the whole job's" in refused(f"bad8 --data {CANCER} --target target --max-runtime 10 --max-runtime-per-job 60")
     assert "nowhere.csv` is neither a frame" in refused(f"bad9 --data {tmp_path / 'nowhere.csv'} --target y")
-    assert describe(ak, "bad9")["AutoMLJobStatus"] == "Failed" and "nowhere.csv" in describe(ak, "bad9")["FailureReason"]
+    assert describe(apk, "bad9")["AutoMLJobStatus"] == "Failed" and "nowhere.csv" in describe(apk, "bad9")["FailureReason"]
     assert "ENSEMBLING is not available" in refused(f"bad10 --data {CANCER} --target target --mode ensembling")
-    assert "no Autopilot job `nope`" in error_of(ak, "%autopilot describe nope")
+    assert "no Autopilot job `nope`" in error_of(apk, "%autopilot describe nope")
     # A name in use is refused, and the job stored under it is kept.
-    autopilot(ak, f"ap-taken --data {IRIS} --target target --candidates-only")
+    autopilot(apk, f"ap-taken --data {IRIS} --target target --candidates-only")
     assert "exists already" in refused(f"ap-taken --data {CANCER} --target target")
-    assert describe(ak, "ap-taken")["ResolvedAttributes"]["ProblemType"] == "MulticlassClassification"
+    assert describe(apk, "ap-taken")["ResolvedAttributes"]["ProblemType"] == "MulticlassClassification"
     # Rows without a target are dropped and counted.
     gaps = csv("gaps.csv", "x,z,y\n" + "".join(f"{i},{i % 3},{'' if i % 10 == 0 else ('a' if i % 2 else 'b')}\n" for i in range(60)))
-    autopilot(ak, f"ap-gaps --data {gaps} --target y --max-candidates 1 --algorithms randomforest")
-    reasons = describe(ak, "ap-gaps")["PartialFailureReasons"]
+    autopilot(apk, f"ap-gaps --data {gaps} --target y --max-candidates 1 --algorithms randomforest")
+    reasons = describe(apk, "ap-gaps")["PartialFailureReasons"]
     assert any("6 rows without a value of the target `y` were left out" in r["PartialFailureMessage"] for r in reasons), reasons
     # The kernel still serves.
-    assert "ap-gaps" in json.dumps(ok(ak, "%autopilot list"), default=str)
+    assert "ap-gaps" in json.dumps(ok(apk, "%autopilot list"), default=str)
+
+
+def test_s3_in_and_out(apk, boto):
+    s3 = boto("s3")
+    s3.create_bucket(Bucket="automl")
+    s3.upload_file(str(IRIS), "automl", "raw/iris.csv")
+    said = autopilot(apk, "ap-s3 --data s3://automl/raw/iris.csv --target target --output s3://automl/out "
+                          "--max-candidates 2 --algorithms randomforest")
+    assert "Completed (MaxCandidatesReached)" in said, said
+    d = describe(apk, "ap-s3")
+    assert d["OutputDataConfig"]["S3OutputPath"] == "s3://automl/out"
+    location = d["AutoMLJobArtifacts"]["CandidateDefinitionNotebookLocation"]
+    assert location == "s3://automl/out/ap-s3/sagemaker-automl-candidates/ap-s3-pr-1/notebooks/SageMakerAutopilotCandidateDefinitionNotebook.ipynb"
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="automl", Prefix="out/ap-s3/")["Contents"]}
+    assert {"out/ap-s3/best-candidate/model.tar.gz",
+            "out/ap-s3/preprocessed-data/tuning_data/validation.parquet",
+            location.removeprefix("s3://automl/"),
+            d["AutoMLJobArtifacts"]["DataExplorationNotebookLocation"].removeprefix("s3://automl/")} <= keys, keys
+    body = s3.get_object(Bucket="automl", Key=location.removeprefix("s3://automl/"))["Body"].read()
+    nbformat.validate(nbformat.reads(body.decode(), as_version=4))

@@ -727,6 +727,17 @@ fn finish(
 ) -> Result<(), Stop> {
     if let Some(uri) = job.output_uri.clone() {
         upload(&layout.dir, &layout.dir, &uri, object_store, live.ctx())?;
+        // The artifacts are where the user asked for them, as SageMaker reports them.
+        let moved = |p: &Option<String>| {
+            p.as_ref()
+                .map(|p| match Path::new(p).strip_prefix(&layout.dir) {
+                    Ok(rel) => format!("{uri}/{}", rel.to_string_lossy()),
+                    Err(_) => p.clone(),
+                })
+        };
+        job.exploration_notebook = moved(&job.exploration_notebook);
+        job.candidate_notebook = moved(&job.candidate_notebook);
+        job.feature_importance = moved(&job.feature_importance);
     }
     job.ended = Some(record::now());
     persist(root, job)?;
