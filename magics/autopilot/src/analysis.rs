@@ -130,6 +130,9 @@ pub struct Analysis {
     pub target: TargetReport,
     pub columns: Vec<ColumnReport>,
     pub duplicate_rows: usize,
+    /// The most correlated pairs of numeric features (Pearson's r over the rows where both
+    /// are given), the strongest first: at most [`CORRELATED_PAIRS`] of them.
+    pub correlations: Vec<(String, String, f64)>,
     /// What a user might do about what was found, in words.
     pub suggestions: Vec<String>,
 }
@@ -369,6 +372,7 @@ pub fn analyse(
             })
             .count()
     };
+    let correlations = correlations(&columns, &row_keys);
     let mut analysis = Analysis {
         rows: frame.height(),
         problem,
@@ -376,10 +380,70 @@ pub fn analyse(
         target: report,
         columns,
         duplicate_rows,
+        correlations,
         suggestions: Vec::new(),
     };
     analysis.suggestions = suggestions(&analysis);
     Ok(analysis)
+}
+
+/// How many correlated pairs the analysis keeps.
+pub const CORRELATED_PAIRS: usize = 10;
+/// Pairs this correlated are told as a suggestion: one of them adds little.
+const STRONG_CORRELATION: f64 = 0.9;
+
+fn correlations(columns: &[ColumnReport], rows: &[Vec<Option<Key>>]) -> Vec<(String, String, f64)> {
+    let numeric: Vec<(usize, Vec<Option<f64>>)> = columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.kind == ColumnKind::Numeric && !c.constant && !c.identifier_like)
+        .map(|(i, _)| {
+            let values = rows[i]
+                .iter()
+                .map(|k| match k {
+                    Some(Key::Number(v)) => Some(*v),
+                    Some(Key::Text(t)) => t.trim().parse().ok(),
+                    None => None,
+                })
+                .collect();
+            (i, values)
+        })
+        .collect();
+    let mut pairs = Vec::new();
+    for (a, (i, x)) in numeric.iter().enumerate() {
+        for (j, y) in &numeric[a + 1..] {
+            let both: Vec<(f64, f64)> = x
+                .iter()
+                .zip(y)
+                .filter_map(|(u, v)| Some(((*u)?, (*v)?)))
+                .collect();
+            if both.len() < 3 {
+                continue;
+            }
+            let n = both.len() as f64;
+            let (mx, my) = (
+                both.iter().map(|p| p.0).sum::<f64>() / n,
+                both.iter().map(|p| p.1).sum::<f64>() / n,
+            );
+            let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+            for (u, v) in &both {
+                sxy += (u - mx) * (v - my);
+                sxx += (u - mx).powi(2);
+                syy += (v - my).powi(2);
+            }
+            if sxx > 0.0 && syy > 0.0 {
+                let r = sxy / (sxx * syy).sqrt();
+                pairs.push((columns[*i].name.clone(), columns[*j].name.clone(), r));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| {
+        b.2.abs()
+            .total_cmp(&a.2.abs())
+            .then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1)))
+    });
+    pairs.truncate(CORRELATED_PAIRS);
+    pairs
 }
 
 /// A given problem type the target's values cannot be.
@@ -534,6 +598,15 @@ fn suggestions(a: &Analysis) -> Vec<String> {
                 share * 100.0
             ));
         }
+    }
+    for (x, y, r) in a
+        .correlations
+        .iter()
+        .filter(|p| p.2.abs() >= STRONG_CORRELATION)
+    {
+        out.push(format!(
+            "`{x}` and `{y}` are strongly correlated (r = {r:.3}): one of them adds little the other does not say"
+        ));
     }
     if a.duplicate_rows > 0 {
         out.push(format!(

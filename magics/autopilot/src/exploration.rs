@@ -302,6 +302,21 @@ pub fn notebook(job: &str, analysis: &Analysis, sample: &DataFrame) -> Notebook 
             )
         }
     )));
+    cells.push(Cell::markdown(if a.correlations.is_empty() {
+        "## Cross Column Correlations\n\nThe table has fewer than two numeric features, so no pair is correlated.".to_owned()
+    } else {
+        let rows: Vec<Vec<String>> = a
+            .correlations
+            .iter()
+            .map(|(x, y, r)| vec![escape(x), escape(y), format!("{r:.3}")])
+            .collect();
+        format!(
+            "## Cross Column Correlations\n\nThe most correlated pairs of numeric features \
+             (Pearson's r over the rows where both are given). A pair near ±1 says the same \
+             thing twice: linear candidates then weigh it unstably, trees pick either.\n\n{}",
+            table(&["Feature", "Feature", "Pearson's r"], &rows)
+        )
+    }));
     cells.push(Cell::markdown(format!(
         "## The Job\n\n\
          The job's status, its problem type and objective, and where its candidate definition \

@@ -229,3 +229,30 @@ fn rows_without_a_target_are_left_out_and_counted_and_duplicates_found() {
     );
     assert!(all.contains("2 rows repeat an earlier row"), "{all}");
 }
+
+#[test]
+fn correlated_numeric_features_are_found_and_suggested() {
+    let n = 50;
+    // Not whole numbers, so not identifier-like.
+    let x: Vec<f64> = (0..n).map(|i| f64::from(i) * 0.5 + 0.25).collect();
+    let twice: Vec<Option<f64>> = (0..n)
+        .map(|i| (i != 7).then(|| 2.0 * f64::from(i) + f64::from(i % 3) * 0.1))
+        .collect();
+    let other: Vec<f64> = (0..n).map(|i| f64::from((i * 37) % 11)).collect();
+    let y: Vec<&str> = (0..n).map(|i| if i % 2 == 0 { "a" } else { "b" }).collect();
+    let frame = df!("x" => x, "twice" => twice, "other" => other, "y" => y).unwrap();
+    let a = rustmaker_autopilot::analysis::analyse(&frame, "y", None).unwrap();
+    let (p, q, r) = &a.correlations[0];
+    assert_eq!((p.as_str(), q.as_str()), ("x", "twice"));
+    assert!(*r > 0.99, "{r}");
+    assert_eq!(
+        a.correlations.len(),
+        3,
+        "every pair of three numeric columns"
+    );
+    assert!(a.correlations[1].2.abs() < 0.5);
+    assert!(a
+        .suggestions
+        .iter()
+        .any(|s| s.starts_with("`x` and `twice` are strongly correlated (r = ")));
+}

@@ -47,6 +47,8 @@ fn the_report_is_an_nbformat_4_5_notebook_for_this_kernel_with_every_section() {
         "### Descriptive Statistics",
         "## Target Analysis",
         "## Duplicate Rows",
+        "## Cross Column Correlations",
+        "## The Job",
     ] {
         assert!(text.iter().any(|t| t.starts_with(heading)), "no {heading}");
     }
@@ -66,6 +68,14 @@ fn the_report_is_an_nbformat_4_5_notebook_for_this_kernel_with_every_section() {
         "{all}"
     );
     assert!(all.contains("<table class=\"dataframe\">"));
+    assert!(
+        all.contains("fewer than two numeric features"),
+        "one numeric column, no pair"
+    );
+    assert!(
+        text.contains(&"%autopilot describe churn-1".to_owned()),
+        "its code cell is a magic"
+    );
     let chart = parsed
         .cells
         .iter()
