@@ -89,6 +89,7 @@ def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(apk, tmp_p
     name = f"ap-{problem[:4].lower()}"
     said = autopilot(apk, f"{name} --data {table} --target {target} --seed 5 {flags}")
     assert f"Autopilot job {name}: Completed (MaxCandidatesReached)" in said, said
+    assert "most important features:" in said, said
     d = describe(apk, name)
     assert d["AutoMLJobStatus"] == "Completed" and d["AutoMLJobSecondaryStatus"] == "MaxCandidatesReached"
     assert d["ResolvedAttributes"]["ProblemType"] == problem and d["ProblemType"] == problem
@@ -113,6 +114,12 @@ def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(apk, tmp_p
         assert pathlib.Path(c["InferenceContainers"][0]["ModelDataUrl"]).is_file()
         assert c["CandidateName"].startswith(f"{name}-") and c["CandidateDefinition"].startswith("dpp")
     assert d["BestCandidate"]["CandidateName"] == listed[0]["CandidateName"]
+    # What is listed is what is stored.
+    stored = json.loads((apk.home / "data" / "autopilot" / f"{name}.json").read_text())
+    assert stored["status"] == "Completed" and stored["best"] == listed[0]["CandidateName"]
+    assert sorted(c["objective"] for c in stored["candidates"]) == sorted(values)
+    assert {c["name"]: c["definition"] for c in stored["candidates"]} == \
+        {c["CandidateName"]: c["CandidateDefinition"] for c in listed}
     if metric == "MSE":
         assert 2000 < values[0] < 5000, values
     else:

@@ -14,6 +14,7 @@ use rustmaker_magics::table::frame_bundle;
 use rustmaker_magics::{
     parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm, MagicRegistry, MimeBundle,
 };
+use rustmaker_ml::render;
 use rustmaker_ml::tune::runner::Trial;
 use serde_json::{json, Value};
 
@@ -268,37 +269,30 @@ fn summary(job: &JobRecord) -> String {
             job.output_uri.as_deref().unwrap_or(&job.output_dir)
         ));
     }
+    if let Some(top) = job.feature_importance.as_deref().and_then(importance) {
+        s.push_str(&format!("most important features: {top}\n"));
+    }
     s
 }
 
-fn pairs_html(title: &str, rows: &[(String, String)]) -> String {
-    let mut html = format!("<b>{}</b><table>", escape(title));
-    for (k, v) in rows {
-        html.push_str(&format!(
-            "<tr><th style=\"text-align:left\">{}</th><td style=\"text-align:left\">{}</td></tr>",
-            escape(k),
-            escape(v)
-        ));
-    }
-    html.push_str("</table>");
-    html
-}
-
-fn grid_html(header: &[String], rows: &[Vec<String>]) -> String {
-    let mut html = String::from("<table><thead><tr>");
-    for h in header {
-        html.push_str(&format!("<th>{}</th>", escape(h)));
-    }
-    html.push_str("</tr></thead><tbody>");
-    for r in rows {
-        html.push_str("<tr>");
-        for v in r {
-            html.push_str(&format!("<td>{}</td>", escape(v)));
-        }
-        html.push_str("</tr>");
-    }
-    html.push_str("</tbody></table>");
-    html
+/// The best candidate's five most important features, from its `analysis.json` (local).
+fn importance(path: &str) -> Option<String> {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let values = doc.pointer("/explanations/permutation/label/global_importance")?;
+    let mut pairs: Vec<(&String, f64)> = values
+        .as_object()?
+        .iter()
+        .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+        .collect();
+    pairs.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    Some(
+        pairs
+            .iter()
+            .take(5)
+            .map(|(k, v)| format!("{k} ({})", crate::charts::number(*v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }
 
 /// The one live display of a running job.
@@ -338,7 +332,7 @@ impl Live for LiveJob<'_> {
         if let Some(r) = &job.failure_reason {
             rows.push(("FailureReason".into(), r.clone()));
         }
-        let mut html = pairs_html(&format!("Autopilot job {}", job.name), &rows);
+        let mut html = render::pairs(&format!("Autopilot job {}", job.name), &rows);
         let header = [
             "CandidateName",
             "Definition",
@@ -372,6 +366,16 @@ impl Live for LiveJob<'_> {
                 })
                 .collect()
         };
+        let scored: Vec<(u64, f64)> = trials
+            .iter()
+            .filter_map(|t| Some((t.seq as u64, t.objective?)))
+            .collect();
+        if !scored.is_empty() {
+            html.push_str(&render::curves(
+                "tuning metric by candidate",
+                &[("each candidate".into(), scored)],
+            ));
+        }
         if !table.is_empty() {
             let header = if trials.is_empty() {
                 [
@@ -385,7 +389,7 @@ impl Live for LiveJob<'_> {
             } else {
                 header
             };
-            html.push_str(&grid_html(&header, &table));
+            html.push_str(&render::grid(&header, &table));
         }
         let text = format!(
             "{}: {} ({}), {} candidates",
@@ -487,7 +491,7 @@ fn command(command: Command, ctx: &mut dyn MagicContext) -> Result<(), MagicErro
                 .collect::<Vec<_>>()
                 .join("\n");
             ctx.display(
-                MimeBundle::text(text).with("text/html", json!(grid_html(&header, &rows))),
+                MimeBundle::text(text).with("text/html", json!(render::grid(&header, &rows))),
                 None,
             );
             Ok(())

@@ -157,7 +157,7 @@ fn the_candidate_notebook_defines_each_candidate_and_runs_the_jobs_own_request()
         None,
         3,
     );
-    let nb = notebook(&Definition {
+    let definition = Definition {
         job: "churn",
         analysis: &a,
         objective,
@@ -167,7 +167,8 @@ fn the_candidate_notebook_defines_each_candidate_and_runs_the_jobs_own_request()
         train_data: "/d/train.parquet",
         validation_data: "/d/validation.parquet",
         best_dir: "/d/best",
-    });
+    };
+    let nb = notebook(&definition);
     let parsed = match nbformat::parse_notebook(&nb.to_json()).unwrap() {
         nbformat::Notebook::V4(nb) => nb,
         _ => panic!("not a strict nbformat 4.5 notebook"),
@@ -208,18 +209,7 @@ fn the_candidate_notebook_defines_each_candidate_and_runs_the_jobs_own_request()
     ));
     assert_eq!(
         nb.to_json(),
-        notebook(&Definition {
-            job: "churn",
-            analysis: &a,
-            objective,
-            candidates: &found,
-            tuning_request: &request,
-            notebook_tuning_job: "churn-nb",
-            train_data: "/d/train.parquet",
-            validation_data: "/d/validation.parquet",
-            best_dir: "/d/best"
-        })
-        .to_json(),
+        notebook(&definition).to_json(),
         "the same job writes the same file"
     );
 }

@@ -13,7 +13,7 @@ pub mod job;
 pub mod magic;
 pub mod metrics;
 pub mod prep;
-mod render;
+pub mod render;
 pub mod serving;
 pub mod store;
 pub mod tune;
