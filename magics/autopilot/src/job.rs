@@ -14,7 +14,7 @@ use rustmaker_magics::scratch::Scratch;
 use rustmaker_magics::{MagicContext, MagicError};
 use rustmaker_ml::algorithms::Output;
 use rustmaker_ml::serving::Served;
-use rustmaker_ml::store::{Status, TrialRow};
+use rustmaker_ml::store::{now, Status, Store, TrialRow};
 use rustmaker_ml::tune::runner::{Trial, TuneWatcher};
 use serde_json::json;
 
@@ -85,7 +85,7 @@ fn persist(root: &Path, job: &mut JobRecord) -> Result<(), AutopilotError> {
             job.status = JobStatus::Stopping;
         }
     }
-    job.modified = record::now();
+    job.modified = now();
     record::save(root, job)
 }
 
@@ -134,11 +134,10 @@ fn read_source(
 
 /// A candidate's validation score, from its model's predictions.
 pub fn score_model(
-    model: &Path,
+    served: &Served,
     validation: &DataFrame,
     objective: Objective,
 ) -> Result<f64, AutopilotError> {
-    let served = Served::load(model)?;
     let (output, y) = served.evaluate(validation)?;
     let value = match output {
         Output::Classes(p) => {
@@ -171,6 +170,7 @@ pub fn score_model(
 
 /// The tuning job's trials as candidates, each completed one scored on `validation`.
 pub fn score_trials(
+    store: &Store,
     trials: &[TrialRow],
     validation: &DataFrame,
     objective: Objective,
@@ -191,10 +191,12 @@ pub fn score_trials(
                 ended: t.end_time,
             };
             if t.status == Status::Completed {
-                let scored = rustmaker_ml::magic::job_artifact(&t.training_job)
+                let scored = rustmaker_ml::magic::job_artifact_in(store, &t.training_job)
                     .map_err(|e| e.to_string())
                     .and_then(|m| {
-                        score_model(Path::new(&m), validation, objective)
+                        Served::load(Path::new(&m))
+                            .map_err(AutopilotError::from)
+                            .and_then(|served| score_model(&served, validation, objective))
                             .map(|v| (m, v))
                             .map_err(|e| e.to_string())
                     });
@@ -224,7 +226,8 @@ pub fn permutation_importance(
     objective: Objective,
     seed: u64,
 ) -> Result<Vec<(String, f64)>, AutopilotError> {
-    let base = score_model(model, validation, objective)?;
+    let model = Served::load(model)?;
+    let base = score_model(&model, validation, objective)?;
     let order = split::permutation(validation.height(), seed);
     let index = IdxCa::from_vec("rows".into(), order.iter().map(|&i| i as IdxSize).collect());
     let mut out = Vec::new();
@@ -240,7 +243,7 @@ pub fn permutation_importance(
         frame
             .with_column(shuffled)
             .map_err(|e| AutopilotError::request("feature importance", e.to_string()))?;
-        let worse = score_model(model, &frame, objective)?;
+        let worse = score_model(&model, &frame, objective)?;
         let drop = if objective.maximize() {
             base - worse
         } else {
@@ -252,21 +255,22 @@ pub fn permutation_importance(
     Ok(out)
 }
 
-/// Watches the tuning job for the job: its candidates, its deadline and stop requests.
+/// Watches the tuning job for the job: its candidates, its deadline and an interrupt. A
+/// `stop` from another kernel reaches the tuning job through the experiment store, which the
+/// tuner polls already.
 struct Watch<'a> {
     live: &'a mut dyn Live,
     job: &'a mut JobRecord,
     root: PathBuf,
     deadline: Option<Instant>,
-    checked: Instant,
     out_of_time: bool,
-    stopped: bool,
+    interrupted: bool,
     definitions: Vec<String>,
 }
 
 impl TuneWatcher for Watch<'_> {
     fn progress(&mut self, trials: &[Trial], _best: Option<&Trial>, _status: Status) {
-        self.job.candidates = trials
+        let candidates: Vec<CandidateRecord> = trials
             .iter()
             .map(|t| {
                 let old = self.job.candidates.iter().find(|c| c.name == t.name);
@@ -278,33 +282,35 @@ impl TuneWatcher for Watch<'_> {
                     tuned: t.tuned.clone(),
                     model: None,
                     failure_reason: t.reason.clone(),
-                    created: old.map_or_else(record::now, |c| c.created),
+                    created: old.map_or_else(now, |c| c.created),
                     ended: old
                         .and_then(|c| c.ended)
-                        .or_else(|| (t.status != Status::InProgress).then(record::now)),
+                        .or_else(|| (t.status != Status::InProgress).then(now)),
                 }
             })
             .collect();
-        let _ = persist(&self.root, self.job);
+        // The tuner reports four times a second; the record is rewritten only when a
+        // candidate starts or ends.
+        let changed = candidates.len() != self.job.candidates.len()
+            || candidates
+                .iter()
+                .zip(&self.job.candidates)
+                .any(|(new, old)| new.status != old.status);
+        self.job.candidates = candidates;
+        if changed {
+            let _ = persist(&self.root, self.job);
+        }
         self.live.show(self.job, trials);
     }
 
     fn should_stop(&mut self) -> bool {
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             self.out_of_time = true;
-            return true;
         }
         if self.live.ctx().is_interrupted() {
-            self.stopped = true;
-            return true;
+            self.interrupted = true;
         }
-        if self.checked.elapsed() >= Duration::from_millis(500) {
-            self.checked = Instant::now();
-            if stop_asked(&self.root, &self.job.name, self.live.ctx()) {
-                self.stopped = true;
-            }
-        }
-        self.stopped
+        self.out_of_time || self.interrupted
     }
 }
 
@@ -312,7 +318,7 @@ fn fail(root: &Path, job: &mut JobRecord, live: &mut dyn Live, e: &MagicError) {
     job.status = JobStatus::Failed;
     job.secondary = Secondary::Failed;
     job.failure_reason = Some(e.to_string());
-    job.ended = Some(record::now());
+    job.ended = Some(now());
     let _ = persist(root, job);
     live.show(job, &[]);
 }
@@ -321,7 +327,7 @@ fn fail(root: &Path, job: &mut JobRecord, live: &mut dyn Live, e: &MagicError) {
 fn stopped(root: &Path, job: &mut JobRecord, live: &mut dyn Live) -> MagicError {
     job.status = JobStatus::Stopped;
     job.secondary = Secondary::Stopped;
-    job.ended = Some(record::now());
+    job.ended = Some(now());
     let _ = persist(root, job);
     live.show(job, &[]);
     rustmaker_magics::long_work::interrupted(
@@ -361,7 +367,7 @@ pub fn run(
         ),
         None => (root.join("output").join(&spec.name), None),
     };
-    let now = record::now();
+    let now = now();
     let mut job = JobRecord {
         name: spec.name.clone(),
         status: JobStatus::InProgress,
@@ -587,17 +593,20 @@ fn steps(
         job,
         root: root.to_owned(),
         deadline,
-        checked: Instant::now(),
         out_of_time: false,
-        stopped: false,
+        interrupted: false,
         definitions,
     };
     let outcome = tuning.run(&mut watch)?;
-    let (out_of_time, user_stop) = (watch.out_of_time, watch.stopped);
+    // Stopped and not by the deadline: an interrupt, or `stop` through the tuning job.
+    let (out_of_time, user_stop) = (
+        watch.out_of_time,
+        watch.interrupted || (outcome.status == Status::Stopped && !watch.out_of_time),
+    );
     let (live, job) = (watch.live, watch.job);
 
     let trials = tuning.store.tuning_trials(&spec.name)?;
-    let (scored, failures) = score_trials(&trials, &validation, objective);
+    let (scored, failures) = score_trials(&tuning.store, &trials, &validation, objective);
     job.candidates = scored;
     job.partial_failures.extend(failures);
     job.best = record::ranked(job)
@@ -739,7 +748,7 @@ fn finish(
         job.candidate_notebook = moved(&job.candidate_notebook);
         job.feature_importance = moved(&job.feature_importance);
     }
-    job.ended = Some(record::now());
+    job.ended = Some(now());
     persist(root, job)?;
     live.show(job, &[]);
     Ok(())

@@ -617,7 +617,7 @@ fn rank(
         .map_err(|e| {
             MagicError::Data(format!("cannot read the validation rows {validation}: {e}"))
         })?;
-    let (candidates, failures) = job::score_trials(&trials, &rows, objective);
+    let (candidates, failures) = job::score_trials(&store, &trials, &rows, objective);
     let mut ranked_job = job.clone();
     ranked_job.candidates = candidates;
     let ranked = record::ranked(&ranked_job);

@@ -125,12 +125,6 @@ pub struct JobRecord {
     pub stop_requested: bool,
 }
 
-pub fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// The jobs' folder.
 pub fn root() -> PathBuf {
     rustmaker_ml::store::data_dir().join("autopilot")
@@ -205,7 +199,7 @@ pub fn request_stop(root: &Path, name: &str) -> Result<JobStatus, AutopilotError
     }
     job.stop_requested = true;
     job.status = JobStatus::Stopping;
-    job.modified = now();
+    job.modified = rustmaker_ml::store::now();
     save(root, &job)?;
     Ok(job.status)
 }

@@ -71,8 +71,12 @@ fn elapsed(c: &Component) -> Option<f64> {
 /// Where a training job's model artifact is (a local path or an `s3://` URI), if the job
 /// completed; `%predict --model JOB` and endpoints serving `ModelDataUrl: JOB` both ask.
 pub fn job_artifact(name: &str) -> Result<String, MagicError> {
-    let store = open_store()?;
-    let c = component(&store, name)?;
+    job_artifact_in(&open_store()?, name)
+}
+
+/// [`job_artifact`] in a store already open (a tuning job's many trials).
+pub fn job_artifact_in(store: &Store, name: &str) -> Result<String, MagicError> {
+    let c = component(store, name)?;
     if c.status != Status::Completed {
         return Err(failed(format!(
             "training job {} is {}, so it has no model",
