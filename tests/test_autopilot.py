@@ -102,17 +102,28 @@ def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(apk, tmp_p
     assert arts["CandidateDefinitionNotebookLocation"].endswith("SageMakerAutopilotCandidateDefinitionNotebook.ipynb")
     listed = candidates(apk, name)["Candidates"]
     n = int(flags.split()[1])
-    assert len(listed) == n
+    # AUTO ensembles a table under 100 MB: the trials, and their weighted ensemble.
+    trials = [c for c in listed if c["CandidateDefinition"] != "weighted-ensemble"]
+    ensembles = [c for c in listed if c["CandidateDefinition"] == "weighted-ensemble"]
+    assert len(trials) == n and len(ensembles) <= 1
     values = [c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in listed]
     # Ranked best first: F1 and Accuracy are maximised, MSE minimised.
     assert values == sorted(values, reverse=metric != "MSE")
     for c in listed:
         assert c["CandidateStatus"] == "Completed" and c["ObjectiveStatus"] == "Succeeded"
         assert c["FinalAutoMLJobObjectiveMetric"]["MetricName"] == metric
+        assert pathlib.Path(c["InferenceContainers"][0]["ModelDataUrl"]).is_file()
+        assert c["CandidateName"].startswith(f"{name}-")
+    for c in trials:
         assert [s["CandidateStepType"] for s in c["CandidateSteps"]] == [
             "AWS::SageMaker::ProcessingJob", "AWS::SageMaker::TrainingJob"]
-        assert pathlib.Path(c["InferenceContainers"][0]["ModelDataUrl"]).is_file()
-        assert c["CandidateName"].startswith(f"{name}-") and c["CandidateDefinition"].startswith("dpp")
+        assert c["CandidateDefinition"].startswith("dpp")
+    for e in ensembles:
+        assert [s["CandidateStepType"] for s in e["CandidateSteps"]] == ["AWS::SageMaker::TrainingJob"]
+        assert set(e["TunedHyperParameters"]) <= {c["CandidateName"] for c in trials}
+        best_trial = trials[0]["FinalAutoMLJobObjectiveMetric"]["Value"]
+        value = e["FinalAutoMLJobObjectiveMetric"]["Value"]
+        assert (value <= best_trial) if metric == "MSE" else (value >= best_trial)
     assert d["BestCandidate"]["CandidateName"] == listed[0]["CandidateName"]
     # What is listed is what is stored.
     stored = json.loads((apk.home / "data" / "autopilot" / f"{name}.json").read_text())
@@ -147,6 +158,38 @@ def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(apk, tmp_p
     assert [r[metric] for r in rows] == pytest.approx(values, rel=1e-9), "the notebook reproduces the leaderboard"
     scored = next(c for c in nb.cells if c.cell_type == "code" and c.source.startswith("%predict"))
     assert scored.outputs == [] or all(o["output_type"] != "error" for o in scored.outputs)
+
+
+def test_ensembling_averages_the_candidates_and_tuning_mode_does_not(apk, tmp_path):
+    autopilot(apk, f"ap-ens --data {DIABETES} --target target --mode ensembling --max-candidates 5 --seed 3 "
+                   "--algorithms xgboost,linear-learner,randomforest")
+    d = describe(apk, "ap-ens")
+    listed = candidates(apk, "ap-ens")["Candidates"]
+    [ens] = [c for c in listed if c["CandidateDefinition"] == "weighted-ensemble"]
+    trials = [c for c in listed if c is not ens]
+    assert len(trials) == 5 and ens["CandidateName"] == "ap-ens-ensemble"
+    assert d["BestCandidate"]["CandidateName"] == "ap-ens-ensemble", "a mix beats every member here"
+    assert ens["FinalAutoMLJobObjectiveMetric"]["Value"] < min(
+        c["FinalAutoMLJobObjectiveMetric"]["Value"] for c in trials)
+    weights = {k: float(v) for k, v in ens["TunedHyperParameters"].items()}
+    assert len(weights) >= 2 and set(weights) <= {c["CandidateName"] for c in trials}
+    assert sum(weights.values()) == pytest.approx(1, abs=1e-3)
+    # The ensemble is a training job's model: its score is the weighted mean of its members'.
+    import pandas as pd
+    def scores(model):
+        out = tmp_path / f"{model}.csv"
+        run = subprocess.run([BIN, "predict", "--model", model, "--data", str(DIABETES), "--output", str(out)],
+                             env=apk.env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        return pd.read_csv(out)["score"]
+    mixed = sum(w * scores(m) for m, w in weights.items())
+    assert (scores("ap-ens-ensemble") - mixed).abs().max() < 1e-6
+    ok(apk, f"%predict --model ap-ens-ensemble --data {DIABETES} -o ens_scored")
+    # HYPERPARAMETER_TUNING tunes and ranks the candidates alone.
+    autopilot(apk, f"ap-hpo --data {IRIS} --target target --mode hyperparameter-tuning --max-candidates 2 "
+                   "--algorithms xgboost,linear-learner")
+    assert describe(apk, "ap-hpo")["AutoMLJobConfig"]["Mode"] == "HYPERPARAMETER_TUNING"
+    assert all(c["CandidateDefinition"].startswith("dpp") for c in candidates(apk, "ap-hpo")["Candidates"])
 
 
 def test_request_form_json_and_yaml_candidates_only_and_fields(apk):
@@ -289,7 +332,6 @@ def test_bad_inputs_are_refused_with_what_to_do(apk, tmp_path):
     assert "more than the whole job's" in refused(f"bad8 --data {CANCER} --target target --max-runtime 10 --max-runtime-per-job 60")
     assert "nowhere.csv` is neither a frame" in refused(f"bad9 --data {tmp_path / 'nowhere.csv'} --target y")
     assert describe(apk, "bad9")["AutoMLJobStatus"] == "Failed" and "nowhere.csv" in describe(apk, "bad9")["FailureReason"]
-    assert "ENSEMBLING is not available" in refused(f"bad10 --data {CANCER} --target target --mode ensembling")
     assert "no Autopilot job `nope`" in error_of(apk, "%autopilot describe nope")
     # A name in use is refused, and the job stored under it is kept.
     autopilot(apk, f"ap-taken --data {IRIS} --target target --candidates-only")
@@ -298,6 +340,8 @@ def test_bad_inputs_are_refused_with_what_to_do(apk, tmp_path):
     # Rows without a target are dropped and counted.
     gaps = csv("gaps.csv", "x,z,y\n" + "".join(f"{i},{i % 3},{'' if i % 10 == 0 else ('a' if i % 2 else 'b')}\n" for i in range(60)))
     autopilot(apk, f"ap-gaps --data {gaps} --target y --max-candidates 1 --algorithms randomforest")
+    # One candidate makes no ensemble.
+    assert [c["CandidateDefinition"] for c in candidates(apk, "ap-gaps")["Candidates"]] == ["dpp0-randomforest"]
     reasons = describe(apk, "ap-gaps")["PartialFailureReasons"]
     assert any("6 rows without a value of the target `y` were left out" in r["PartialFailureMessage"] for r in reasons), reasons
     # The kernel still serves.

@@ -152,21 +152,7 @@ impl Analysis {
 
 /// Text that reads as a date or a date and time, in the forms CSV files carry them.
 fn is_datetime(text: &str) -> bool {
-    use chrono::{NaiveDate, NaiveDateTime};
-    let t = text.trim();
-    ["%Y-%m-%d", "%Y/%m/%d", "%m/%d/%Y", "%d.%m.%Y"]
-        .iter()
-        .any(|f| NaiveDate::parse_from_str(t, f).is_ok())
-        || [
-            "%Y-%m-%d %H:%M:%S",
-            "%Y-%m-%dT%H:%M:%S",
-            "%Y-%m-%d %H:%M",
-            "%Y-%m-%dT%H:%M:%S%.f",
-            "%Y-%m-%d %H:%M:%S%.f",
-        ]
-        .iter()
-        .any(|f| NaiveDateTime::parse_from_str(t.trim_end_matches('Z'), f).is_ok())
-        || chrono::DateTime::parse_from_rfc3339(t).is_ok()
+    rustmaker_ml::datetime::parse(text).is_some()
 }
 
 /// A column's values as keys that sort and compare (numbers by value, then text), `None`

@@ -101,9 +101,21 @@ fn pipeline(analysis: &Analysis, scaled: bool) -> String {
             if scaled { " and standardises them" } else { "" }
         ));
     }
-    let mut encoded = names(ColumnKind::Categorical);
-    encoded.extend(names(ColumnKind::Text));
-    encoded.extend(names(ColumnKind::Datetime));
+    let text = names(ColumnKind::Text);
+    if !text.is_empty() {
+        steps.push(format!(
+            "turns the free text of {} into TF-IDF features (the 200 most frequent words in two or more rows, each row scaled to unit length)",
+            text.join(", ")
+        ));
+    }
+    let dates = names(ColumnKind::Datetime);
+    if !dates.is_empty() {
+        steps.push(format!(
+            "turns the dates of {} into calendar features, standardised (dates written as text: days since 1970, year, month, day, weekday and hour, a missing one at the mean; a date-typed column: its days since 1970)",
+            dates.join(", ")
+        ));
+    }
+    let encoded = names(ColumnKind::Categorical);
     if !encoded.is_empty() {
         steps.push(format!(
             "one-hot encodes the 50 most frequent values of {} (the rest share one feature, a missing value its own)",

@@ -27,6 +27,9 @@ pub struct Definition<'a> {
     pub validation_data: &'a str,
     /// Where the notebook saves the best pipeline.
     pub best_dir: &'a str,
+    /// `Mode: ENSEMBLING` (or AUTO resolved to it): the leaderboard adds the weighted
+    /// ensemble of the candidates.
+    pub ensemble: bool,
 }
 
 /// The candidate-definition notebook.

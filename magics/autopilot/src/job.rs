@@ -12,7 +12,6 @@ use polars::prelude::*;
 use rustmaker_magics::data::ObjectStore;
 use rustmaker_magics::scratch::Scratch;
 use rustmaker_magics::{MagicContext, MagicError};
-use rustmaker_ml::algorithms::Output;
 use rustmaker_ml::serving::Served;
 use rustmaker_ml::store::{now, Status, Store, TrialRow};
 use rustmaker_ml::tune::runner::{Trial, TuneWatcher};
@@ -21,13 +20,17 @@ use serde_json::json;
 use crate::analysis::{self, Analysis};
 use crate::candidates;
 use crate::definition_notebook::{self, Definition};
+use crate::ensemble;
 use crate::exploration;
 use crate::objective::{Objective, Problem};
 use crate::record::{self, CandidateRecord, JobRecord, JobStatus, Secondary};
-use crate::request::JobSpec;
-use crate::scoring::{self, Predictions};
+use crate::request::{JobSpec, Mode};
 use crate::split;
 use crate::AutopilotError;
+
+/// `Mode: AUTO` ensembles a table smaller than this and tunes a larger one, as SageMaker's
+/// AUTO chooses.
+pub const AUTO_ENSEMBLING_BYTES: usize = 100 * 1024 * 1024;
 
 /// SageMaker's default share of rows kept for validation.
 pub const DEFAULT_VALIDATION_FRACTION: f64 = 0.2;
@@ -139,28 +142,9 @@ pub fn score_model(
     objective: Objective,
 ) -> Result<f64, AutopilotError> {
     let (output, y) = served.evaluate(validation)?;
-    let value = match output {
-        Output::Classes(p) => {
-            let truth: Vec<usize> = y.iter().map(|v| *v as usize).collect();
-            let proba: Vec<Vec<f64>> = p.outer_iter().map(|r| r.to_vec()).collect();
-            scoring::score(
-                objective,
-                &Predictions::Classes {
-                    truth: &truth,
-                    proba: &proba,
-                },
-            )
-        }
-        Output::Values(v) => scoring::score(
-            objective,
-            &Predictions::Values {
-                truth: y.as_slice().unwrap_or_default(),
-                predicted: v.as_slice().unwrap_or_default(),
-            },
-        ),
-        Output::Clusters(..) => None,
-    };
-    value.filter(|v| v.is_finite()).ok_or_else(|| {
+    let value = ensemble::Said::of(output, &y)
+        .and_then(|(truth, said)| ensemble::score(objective, &truth, &said));
+    value.ok_or_else(|| {
         AutopilotError::request(
             "AutoMLJobObjective.MetricName",
             format!("{objective} cannot be computed from this model's predictions"),
@@ -343,11 +327,6 @@ pub fn run(
     live: &mut dyn Live,
 ) -> Result<JobRecord, MagicError> {
     spec.check()?;
-    if spec.mode == crate::request::Mode::Ensembling {
-        return Err(MagicError::Data(
-            "AutoMLJobConfig.Mode ENSEMBLING is not available in rustmaker yet: use AUTO or HYPERPARAMETER_TUNING (both tune the candidates)".into(),
-        ));
-    }
     rustmaker_sagemaker::check_name(&spec.name, rustmaker_sagemaker::Resource::AutoMlJob)
         .map_err(|e| MagicError::Data(e.to_string()))?;
     let root = record::root();
@@ -394,6 +373,7 @@ pub fn run(
         failure_reason: None,
         partial_failures: Vec::new(),
         stop_requested: false,
+        mode: None,
     };
     persist(&root, &mut job)?;
     live.show(&job, &[]);
@@ -468,6 +448,20 @@ fn steps(
         None => None,
     };
     let (analysis, objective) = analysed(spec, &frame)?;
+    let ensembling = match spec.mode {
+        Mode::Ensembling => true,
+        Mode::HyperparameterTuning => false,
+        Mode::Auto => frame.estimated_size() < AUTO_ENSEMBLING_BYTES,
+    };
+    job.mode = Some(
+        if ensembling {
+            Mode::Ensembling
+        } else {
+            Mode::HyperparameterTuning
+        }
+        .as_str()
+        .to_owned(),
+    );
     job.problem = Some(analysis.problem.as_str().to_owned());
     job.problem_reason = Some(analysis.problem_reason.clone());
     job.objective = Some(objective.as_str().to_owned());
@@ -555,6 +549,7 @@ fn steps(
         train_data: job.train_data.as_deref().unwrap_or_default(),
         validation_data: job.validation_data.as_deref().unwrap_or_default(),
         best_dir: &notebook_best.to_string_lossy(),
+        ensemble: ensembling,
     })
     .write(&candidate_path)?;
     job.candidate_notebook = Some(candidate_path.to_string_lossy().into_owned());
@@ -609,6 +604,21 @@ fn steps(
     let (scored, failures) = score_trials(&tuning.store, &trials, &validation, objective);
     job.candidates = scored;
     job.partial_failures.extend(failures);
+    if ensembling {
+        let name = ensemble::name_for(&spec.name);
+        match ensemble::build(
+            &tuning.store,
+            &name,
+            &job.candidates,
+            &validation,
+            objective,
+            false,
+        ) {
+            Ok(Some(c)) => job.candidates.push(c),
+            Ok(None) => {}
+            Err(e) => job.partial_failures.push(format!("{name}: {e}")),
+        }
+    }
     job.best = record::ranked(job)
         .first()
         .filter(|c| c.objective.is_some())

@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod candidates;
 pub mod charts;
 pub mod definition_notebook;
+pub mod ensemble;
 pub mod exploration;
 pub mod job;
 pub mod magic;

@@ -106,6 +106,9 @@ enum Command {
         tuning_job: String,
         #[arg(long = "save-best")]
         save_best: Option<PathBuf>,
+        /// Add the trials' weighted ensemble, as ENSEMBLING does.
+        #[arg(long)]
+        ensemble: bool,
         #[arg(short = 'o')]
         frame: Option<String>,
     },
@@ -114,7 +117,7 @@ enum Command {
 const HELP: &str = "\
 %autopilot NAME --data SOURCE --target COLUMN [--problem-type BinaryClassification|MulticlassClassification|Regression]
       [--objective METRIC] [--max-candidates N] [--max-runtime SECONDS] [--max-runtime-per-job SECONDS]
-      [--validation-fraction F | --validation SOURCE] [--mode auto|hyperparameter-tuning]
+      [--validation-fraction F | --validation SOURCE] [--mode auto|ensembling|hyperparameter-tuning]
       [--algorithms xgboost,lightgbm,linear-learner,randomforest] [--candidates-only]
       [--output DIR|s3://…] [--seed N]
 %%autopilot NAME            (the cell: CreateAutoMLJob's request, JSON or YAML)
@@ -124,15 +127,16 @@ const HELP: &str = "\
 %autopilot candidates NAME [-o FRAME] [--sort-by FinalObjectiveMetricValue|CreationTime] [--status Completed|Failed|Stopped]
 %autopilot best NAME
 %autopilot stop NAME
-%autopilot rank NAME --tuning-job TUNING_JOB [--save-best DIR] [-o FRAME]
+%autopilot rank NAME --tuning-job TUNING_JOB [--save-best DIR] [--ensemble] [-o FRAME]
 
 SOURCE is a frame, a .csv or .parquet file (.gz with CompressionType Gzip) or an s3:// object.
 The job analyses the table, splits it (seeded, classes stratified), writes
 SageMakerAutopilotDataExplorationNotebook.ipynb and SageMakerAutopilotCandidateDefinitionNotebook.ipynb
 under OUTPUT/NAME/sagemaker-automl-candidates/NAME-pr-1/notebooks/, tunes the candidates
 (dpp0-xgboost, dpp1-lightgbm, dpp2-linear-learner, dpp3-randomforest) as one multi-algorithm
-tuning job NAME, scores every candidate on the validation rows with the objective, and saves the
-best one as OUTPUT/NAME/best-candidate/model.tar.gz (`%predict --model` takes it, or the best
+tuning job NAME, scores every candidate on the validation rows with the objective, adds their
+weighted ensemble NAME-ensemble in ENSEMBLING mode (AUTO's choice for tables under 100 MB), and
+saves the best one as OUTPUT/NAME/best-candidate/model.tar.gz (`%predict --model` takes it, or the best
 candidate's name). Objectives: Regression MSE (MAE, RMSE, R2); BinaryClassification F1 (Accuracy,
 AUC, BalancedAccuracy, Precision, Recall, LogLoss); MulticlassClassification Accuracy
 (BalancedAccuracy, F1macro, PrecisionMacro, RecallMacro, LogLoss). Interrupt, or `%autopilot stop
@@ -327,6 +331,9 @@ impl Live for LiveJob<'_> {
         }
         if let Some(o) = &job.objective {
             rows.push(("objective".into(), o.clone()));
+        }
+        if let Some(m) = &job.mode {
+            rows.push(("mode".into(), m.clone()));
         }
         rows.push(("candidates".into(), job.candidates.len().to_string()));
         if let Some(r) = &job.failure_reason {
@@ -579,19 +586,40 @@ fn command(command: Command, ctx: &mut dyn MagicContext) -> Result<(), MagicErro
             name,
             tuning_job,
             save_best,
+            ensemble,
             frame,
-        } => rank(&root, &name, &tuning_job, save_best, frame, ctx),
+        } => rank(
+            &root,
+            &name,
+            &tuning_job,
+            Ranking {
+                save_best,
+                ensemble,
+                frame,
+            },
+            ctx,
+        ),
     }
 }
 
 /// Scores `tuning_job`'s trials on job `name`'s validation rows with its objective: the
 /// candidate notebook's leaderboard.
+/// What `rank` does besides ranking.
+struct Ranking {
+    save_best: Option<PathBuf>,
+    ensemble: bool,
+    frame: Option<String>,
+}
+
 fn rank(
     root: &std::path::Path,
     name: &str,
     tuning_job: &str,
-    save_best: Option<PathBuf>,
-    frame: Option<String>,
+    Ranking {
+        save_best,
+        ensemble,
+        frame,
+    }: Ranking,
     ctx: &mut dyn MagicContext,
 ) -> Result<(), MagicError> {
     let job = record::get(root, name)?;
@@ -617,7 +645,16 @@ fn rank(
         .map_err(|e| {
             MagicError::Data(format!("cannot read the validation rows {validation}: {e}"))
         })?;
-    let (candidates, failures) = job::score_trials(&store, &trials, &rows, objective);
+    let (mut candidates, mut failures) = job::score_trials(&store, &trials, &rows, objective);
+    if ensemble {
+        // Recorded again on each run, as the notebook's `%%tune … --replace` tunes again.
+        let name = crate::ensemble::name_for(tuning_job);
+        match crate::ensemble::build(&store, &name, &candidates, &rows, objective, true) {
+            Ok(Some(c)) => candidates.push(c),
+            Ok(None) => {}
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
     let mut ranked_job = job.clone();
     ranked_job.candidates = candidates;
     let ranked = record::ranked(&ranked_job);

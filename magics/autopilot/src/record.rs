@@ -123,6 +123,9 @@ pub struct JobRecord {
     pub partial_failures: Vec<String>,
     /// `stop NAME` from any notebook asks the kernel running the job to stop it.
     pub stop_requested: bool,
+    /// The mode the job ran in, `AUTO` resolved (`ENSEMBLING` or `HYPERPARAMETER_TUNING`).
+    #[serde(default)]
+    pub mode: Option<String>,
 }
 
 /// The jobs' folder.
@@ -205,6 +208,15 @@ pub fn request_stop(root: &Path, name: &str) -> Result<JobStatus, AutopilotError
 }
 
 fn candidate_steps(job: &JobRecord, c: &CandidateRecord) -> Value {
+    // An ensemble is one training job over the candidates' processed data, as SageMaker
+    // lists an ensembling candidate.
+    if c.definition == crate::ensemble::DEFINITION {
+        return json!([
+            {"CandidateStepType": "AWS::SageMaker::TrainingJob",
+             "CandidateStepArn": format!("arn:aws:sagemaker:local:000000000000:training-job/{}", c.name.to_ascii_lowercase()),
+             "CandidateStepName": c.name}
+        ]);
+    }
     let processor = c.definition.split('-').next().unwrap_or_default();
     json!([
         {"CandidateStepType": "AWS::SageMaker::ProcessingJob",

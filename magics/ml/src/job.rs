@@ -111,6 +111,71 @@ pub fn model_path(dir: &Path) -> PathBuf {
     dir.join("output").join("model.tar.gz")
 }
 
+/// A model made from other jobs' models (an ensemble of them), to be recorded as a training
+/// job of its own.
+pub struct ComposedJob<'a> {
+    pub name: &'a str,
+    pub experiment: &'a str,
+    pub trial: &'a str,
+    pub dir: &'a Path,
+    /// What made it (`weighted-ensemble`), as a built-in algorithm's name is recorded.
+    pub algorithm: &'a str,
+    pub hyperparameters: BTreeMap<String, String>,
+    pub schema: prep::FeatureSchema,
+    pub model: &'a algorithms::Model,
+    /// The member jobs' artifacts, as a job's input channels.
+    pub inputs: &'a [(String, String)],
+    pub metrics: &'a [(String, f64)],
+    pub replace: bool,
+}
+
+/// Records `job` as a completed training job with its artifact at `<dir>/output/model.tar.gz`,
+/// so `%predict --model NAME`, endpoints and the experiments' leaderboard take it as they take
+/// a trained model. The artifact's path is returned.
+pub fn record_composed(store: &Store, job: ComposedJob) -> Result<PathBuf, MlError> {
+    check_name(job.name)?;
+    let path = model_path(job.dir);
+    std::fs::create_dir_all(job.dir.join("output"))
+        .map_err(|e| MlError::Input(format!("cannot make {}: {e}", job.dir.display())))?;
+    let mut parameters: Vec<(String, String)> = job.hyperparameters.clone().into_iter().collect();
+    parameters.push(("algorithm".into(), job.algorithm.into()));
+    parameters.push((
+        "problem_type".into(),
+        job.schema.problem_type.as_str().into(),
+    ));
+    store.start(&NewComponent {
+        experiment: job.experiment,
+        trial: job.trial,
+        name: job.name,
+        source: "training-job",
+        job_dir: Some(job.dir),
+        parameters: &parameters,
+        inputs: job.inputs,
+        replace: job.replace,
+    })?;
+    let manifest = Manifest {
+        format_version: 1,
+        training_job: job.name.to_owned(),
+        algorithm: job.algorithm.to_owned(),
+        hyperparameters: job.hyperparameters,
+        schema: Some(job.schema),
+        created: chrono::Utc::now().to_rfc3339(),
+    };
+    if let Err(e) = artifact::write(&path, &manifest, Some(job.model), None) {
+        store.finish(job.name, Status::Failed, Some(&e.to_string()))?;
+        return Err(e);
+    }
+    store.log_metrics(job.name, 0, job.metrics)?;
+    store.add_output(
+        job.name,
+        "SageMaker.ModelArtifact",
+        &path.display().to_string(),
+        "application/x-tar",
+    )?;
+    store.finish(job.name, Status::Completed, None)?;
+    Ok(path)
+}
+
 /// `name=value …` for the job log.
 fn metric_text(values: &[(String, f64)]) -> String {
     values

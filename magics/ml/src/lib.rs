@@ -8,6 +8,7 @@
 
 pub mod algorithms;
 pub mod artifact;
+pub mod datetime;
 pub mod definition;
 pub mod job;
 pub mod magic;
@@ -16,6 +17,7 @@ pub mod prep;
 pub mod render;
 pub mod serving;
 pub mod store;
+pub mod tfidf;
 pub mod tune;
 
 /// What went wrong in training or prediction, in words for the notebook.

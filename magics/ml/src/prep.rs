@@ -70,12 +70,29 @@ pub enum ColumnPlan {
         /// One feature per level, in this order; values not among them count as `__other__`.
         levels: Vec<String>,
     },
+    /// Free text: one TF-IDF feature per vocabulary term ([`crate::tfidf`]); a missing value
+    /// is a row of zeros.
+    Text {
+        name: String,
+        vocabulary: Vec<String>,
+        idf: Vec<f64>,
+    },
+    /// Dates written as text: their calendar parts ([`crate::datetime::PARTS`]),
+    /// standardised, a missing or unreadable date standing at the training mean.
+    Datetime {
+        name: String,
+        mean: Vec<f64>,
+        std: Vec<f64>,
+    },
 }
 
 impl ColumnPlan {
     pub fn name(&self) -> &str {
         match self {
-            ColumnPlan::Numeric { name, .. } | ColumnPlan::Categorical { name, .. } => name,
+            ColumnPlan::Numeric { name, .. }
+            | ColumnPlan::Categorical { name, .. }
+            | ColumnPlan::Text { name, .. }
+            | ColumnPlan::Datetime { name, .. } => name,
         }
     }
 
@@ -83,6 +100,8 @@ impl ColumnPlan {
         match self {
             ColumnPlan::Numeric { .. } => 1,
             ColumnPlan::Categorical { levels, .. } => levels.len(),
+            ColumnPlan::Text { vocabulary, .. } => vocabulary.len(),
+            ColumnPlan::Datetime { .. } => crate::datetime::PARTS.len(),
         }
     }
 }
@@ -115,6 +134,14 @@ impl FeatureSchema {
                 ColumnPlan::Categorical { name, levels } => {
                     out.extend(levels.iter().map(|l| format!("{name}={l}")))
                 }
+                ColumnPlan::Text {
+                    name, vocabulary, ..
+                } => out.extend(vocabulary.iter().map(|t| format!("{name}~{t}"))),
+                ColumnPlan::Datetime { name, .. } => out.extend(
+                    crate::datetime::PARTS
+                        .iter()
+                        .map(|part| format!("{name}.{part}")),
+                ),
             }
         }
         out
@@ -413,6 +440,44 @@ pub fn fit(
                 });
             }
             Values::Text(values) => {
+                let present = || {
+                    values
+                        .iter()
+                        .zip(&keep)
+                        .filter(|(_, k)| **k)
+                        .filter_map(|(v, _)| v.as_deref())
+                };
+                if crate::datetime::is_dates(present()) {
+                    let parts: Vec<[f64; 6]> = present()
+                        .filter_map(crate::datetime::parse)
+                        .map(crate::datetime::parts)
+                        .collect();
+                    let (mean, std): (Vec<f64>, Vec<f64>) = (0..crate::datetime::PARTS.len())
+                        .map(|j| mean_std(&parts.iter().map(|p| p[j]).collect::<Vec<_>>()))
+                        .unzip();
+                    let missing = kept - parts.len();
+                    if missing > 0 {
+                        imputation.push((
+                            name.clone(),
+                            format!("{missing} missing or unreadable → the mean date"),
+                        ));
+                    }
+                    plans.push(ColumnPlan::Datetime { name, mean, std });
+                    continue;
+                }
+                if crate::tfidf::is_text(present()) {
+                    let (vocabulary, idf) = crate::tfidf::learn(present());
+                    let missing = kept - present().count();
+                    if missing > 0 {
+                        imputation.push((name.clone(), format!("{missing} missing → no words")));
+                    }
+                    plans.push(ColumnPlan::Text {
+                        name,
+                        vocabulary,
+                        idf,
+                    });
+                    continue;
+                }
                 let mut counts: std::collections::HashMap<&str, usize> = Default::default();
                 let mut missing = 0;
                 for (v, _) in values.iter().zip(&keep).filter(|(_, k)| **k) {
@@ -542,7 +607,9 @@ pub fn transform_numbers(schema: &FeatureSchema, values: &[f64]) -> Option<Array
             ColumnPlan::Numeric {
                 impute, mean, std, ..
             } => Some((*impute, *mean, *std)),
-            ColumnPlan::Categorical { .. } => None,
+            ColumnPlan::Categorical { .. }
+            | ColumnPlan::Text { .. }
+            | ColumnPlan::Datetime { .. } => None,
         })
         .collect::<Option<_>>()?;
     let width = plans.len();
@@ -605,6 +672,41 @@ fn transform_rows(
                     }
                 }
             }
+            (
+                ColumnPlan::Text {
+                    vocabulary, idf, ..
+                },
+                values,
+            ) => {
+                let encoder = crate::tfidf::Encoder::new(vocabulary, idf);
+                let mut row = vec![0.0; vocabulary.len()];
+                for (r, i) in kept_rows.enumerate() {
+                    let text = match &values {
+                        Values::Text(v) => v[i].clone(),
+                        Values::Numbers(v) => v[i].map(label_text),
+                    };
+                    if let Some(t) = text {
+                        encoder.encode(&t, &mut row);
+                        for (j, v) in row.iter().enumerate() {
+                            x[[r, offset + j]] = *v;
+                        }
+                    }
+                }
+            }
+            (ColumnPlan::Datetime { mean, std, .. }, values) => {
+                for (r, i) in kept_rows.enumerate() {
+                    let parsed = match &values {
+                        Values::Text(v) => v[i].as_deref().and_then(crate::datetime::parse),
+                        Values::Numbers(_) => None,
+                    };
+                    // Missing or unreadable: every part at its mean, which standardises to 0.
+                    if let Some(p) = parsed.map(crate::datetime::parts) {
+                        for j in 0..p.len() {
+                            x[[r, offset + j]] = (p[j] - mean[j]) / std[j];
+                        }
+                    }
+                }
+            }
         }
         offset += plan.width();
     }
@@ -639,6 +741,63 @@ mod tests {
         let new = df!("size" => [2.0], "color" => ["green"]).unwrap();
         let x = transform(&schema, &new).unwrap();
         assert_eq!(x.row(0).iter().skip(1).sum::<f64>(), 0.0);
+    }
+
+    #[test]
+    fn free_text_becomes_tfidf_features() {
+        let notes = [
+            Some("the parcel came late and broken"),
+            Some("arrived early, well packed"),
+            None,
+            Some("late again and the box was broken"),
+        ];
+        let frame = df!("note" => notes, "label" => ["bad", "good", "good", "bad"]).unwrap();
+        let (schema, prepared) = fit(&frame, Some("label"), None).unwrap();
+        let ColumnPlan::Text { vocabulary, .. } = &schema.columns[0] else {
+            panic!("text: {:?}", schema.columns[0])
+        };
+        assert_eq!(vocabulary, &["and", "broken", "late", "the"]);
+        assert_eq!(schema.feature_names()[1], "note~broken");
+        let norm = |r: usize| prepared.x.row(r).iter().map(|v| v * v).sum::<f64>();
+        assert!((norm(0) - 1.0).abs() < 1e-12 && norm(2) == 0.0 && norm(1) == 0.0);
+        assert_eq!(
+            schema.imputation,
+            vec![("note".into(), "1 missing → no words".into())]
+        );
+        // New rows reuse the training vocabulary; a text column has no numbers-only form.
+        let x = transform(&schema, &df!("note" => ["broken BROKEN box"]).unwrap()).unwrap();
+        assert_eq!(x.row(0).to_vec(), vec![0.0, 1.0, 0.0, 0.0]);
+        assert!(transform_numbers(&schema, &[1.0]).is_none());
+        // Schemas written before text plans still read.
+        let old = r#"{"type":"categorical","name":"c","levels":["a"]}"#;
+        assert!(serde_json::from_str::<ColumnPlan>(old).is_ok());
+    }
+
+    #[test]
+    fn dates_written_as_text_become_calendar_parts() {
+        let when = [
+            Some("2024-01-01"),
+            Some("2024-01-08"),
+            None,
+            Some("2024-03-01"),
+        ];
+        let frame = df!("when" => when, "y" => [1.0, 2.0, 3.0, 4.5]).unwrap();
+        let (schema, prepared) = fit(&frame, Some("y"), None).unwrap();
+        assert!(matches!(schema.columns[0], ColumnPlan::Datetime { .. }));
+        assert_eq!(schema.feature_names()[2], "when.month");
+        assert_eq!(prepared.x.ncols(), 6);
+        // The missing date stands at the mean: all zeros.
+        assert!(prepared.x.row(2).iter().all(|v| *v == 0.0));
+        // Two Mondays a week apart: the same weekday feature, the days a week apart.
+        assert_eq!(prepared.x[[0, 4]], prepared.x[[1, 4]]);
+        let ColumnPlan::Datetime { std, .. } = &schema.columns[0] else {
+            unreachable!()
+        };
+        let days = (prepared.x[[1, 0]] - prepared.x[[0, 0]]) * std[0];
+        assert!((days - 7.0).abs() < 1e-9, "{days}");
+        // An unreadable date in new rows is missing, not an error.
+        let x = transform(&schema, &df!("when" => ["soon"]).unwrap()).unwrap();
+        assert!(x.row(0).iter().all(|v| *v == 0.0));
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod kmeans;
 pub mod logistic;
 mod scoring;
 pub mod trees;
+mod weighted;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -22,6 +23,7 @@ use crate::MlError;
 
 pub use classical::LinfaModel;
 pub use ensembles::TreeModel;
+pub use weighted::WeightedEnsemble;
 
 /// A small seeded generator (SplitMix64): splits, bootstraps and feature sampling repeat
 /// exactly for a seed.
@@ -423,6 +425,8 @@ pub enum Model {
     Linfa(LinfaModel),
     KMeans(kmeans::KMeansModel),
     Logistic(logistic::LogisticModel),
+    /// Autopilot's ENSEMBLING: fitted models averaged with weights.
+    Ensemble(WeightedEnsemble),
 }
 
 /// What a model says about rows.
@@ -441,6 +445,7 @@ impl Model {
             Model::Linfa(m) => m.predict(x),
             Model::KMeans(m) => m.predict(x),
             Model::Logistic(m) => m.predict(x),
+            Model::Ensemble(m) => m.predict(x),
         }
     }
 }

@@ -23,6 +23,15 @@ pub struct Served {
 }
 
 impl Served {
+    pub fn new(schema: FeatureSchema, model: Model) -> Served {
+        let features = schema.columns.iter().map(|c| c.name().to_owned()).collect();
+        Served {
+            schema,
+            model,
+            features,
+        }
+    }
+
     /// Reads `model_tar`; a script-mode model (no built-in model inside) is refused.
     pub fn load(model_tar: &Path) -> Result<Served, MlError> {
         let (manifest, model) = artifact::read(model_tar)?;
@@ -33,12 +42,16 @@ impl Served {
                 manifest.algorithm
             )));
         };
-        let features = schema.columns.iter().map(|c| c.name().to_owned()).collect();
-        Ok(Served {
-            schema,
-            model,
-            features,
-        })
+        Ok(Served::new(schema, model))
+    }
+
+    /// The schema the model's input is prepared by.
+    pub fn schema(&self) -> &FeatureSchema {
+        &self.schema
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
     }
 
     /// The model's own answer (class probabilities in the order of [`Served::classes`], or
