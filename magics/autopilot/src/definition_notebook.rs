@@ -153,14 +153,25 @@ pub fn notebook(d: &Definition) -> Notebook {
          Each candidate scored on the validation rows with **{}**, computed from its \
          predictions, as the job ranked its own. With the job's seed this is the job's \
          leaderboard (`%autopilot candidates {}`). The best pipeline (processing, algorithm \
-         and label decoding in one `model.tar.gz`) is saved to `{}`.",
+         and label decoding in one `model.tar.gz`) is saved to `{}`.{}",
         d.objective.as_str(),
         d.job,
-        d.best_dir
+        d.best_dir,
+        if d.ensemble {
+            "\n\nThe job ran in ENSEMBLING mode, so `--ensemble` adds the candidates' weighted \
+             ensemble: Caruana's ensemble selection over the ten best, 25 rounds with \
+             replacement, on the validation rows (so its value there is optimistic). It \
+             competes with the candidates it averages."
+        } else {
+            ""
+        }
     )));
     cells.push(Cell::code(format!(
-        "%autopilot rank {} --tuning-job {} --save-best {} -o leaderboard",
-        d.job, d.notebook_tuning_job, d.best_dir
+        "%autopilot rank {} --tuning-job {} --save-best {}{} -o leaderboard",
+        d.job,
+        d.notebook_tuning_job,
+        d.best_dir,
+        if d.ensemble { " --ensemble" } else { "" }
     )));
     cells.push(Cell::markdown(
         "### Using the Best Pipeline\n\n\

@@ -167,6 +167,7 @@ fn the_candidate_notebook_defines_each_candidate_and_runs_the_jobs_own_request()
         train_data: "/d/train.parquet",
         validation_data: "/d/validation.parquet",
         best_dir: "/d/best",
+        ensemble: false,
     };
     let nb = notebook(&definition);
     let parsed = match nbformat::parse_notebook(&nb.to_json()).unwrap() {
@@ -212,4 +213,17 @@ fn the_candidate_notebook_defines_each_candidate_and_runs_the_jobs_own_request()
         notebook(&definition).to_json(),
         "the same job writes the same file"
     );
+    // An ensembling job's notebook rebuilds the ensemble in its leaderboard.
+    let ensembling = notebook(&Definition {
+        ensemble: true,
+        ..definition
+    });
+    let text: Vec<String> = match nbformat::parse_notebook(&ensembling.to_json()).unwrap() {
+        nbformat::Notebook::V4(nb) => nb.cells.iter().map(|c| c.source().concat()).collect(),
+        _ => panic!("not a strict nbformat 4.5 notebook"),
+    };
+    assert!(text.contains(
+        &"%autopilot rank churn --tuning-job churn-nb --save-best /d/best --ensemble -o leaderboard"
+            .to_owned()
+    ));
 }

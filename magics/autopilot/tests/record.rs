@@ -65,6 +65,7 @@ fn job(name: &str, maximize: bool) -> JobRecord {
         failure_reason: None,
         partial_failures: vec!["3 rows without a value of the target `y` were left out".into()],
         stop_requested: false,
+        mode: Some("ENSEMBLING".into()),
     }
 }
 
@@ -190,6 +191,22 @@ fn describe_and_list_candidates_answer_in_sagemakers_shapes() {
         "AWS::SageMaker::ProcessingJob"
     );
     assert_eq!(first["CandidateSteps"][1]["CandidateStepName"], "churn-003");
+    // An ensemble is one training job, as SageMaker lists an ensembling candidate.
+    let mut e = j.clone();
+    e.candidates.push(candidate(
+        "churn-ensemble",
+        rustmaker_autopilot::ensemble::DEFINITION,
+        "Completed",
+        Some(0.95),
+    ));
+    let top = &record::list_candidates(&e, None, true)["Candidates"][0];
+    assert_eq!(top["CandidateName"], "churn-ensemble");
+    assert_eq!(
+        top["CandidateSteps"],
+        json!([{"CandidateStepType": "AWS::SageMaker::TrainingJob",
+                "CandidateStepArn": "arn:aws:sagemaker:local:000000000000:training-job/churn-ensemble",
+                "CandidateStepName": "churn-ensemble"}])
+    );
     let only_failed = record::list_candidates(&j, Some("failed"), true);
     assert_eq!(only_failed["Candidates"].as_array().unwrap().len(), 1);
     let by_time = record::list_candidates(&j, None, false);
