@@ -237,7 +237,7 @@ pub fn build(
     let tuned: BTreeMap<String, String> = picked
         .iter()
         .zip(&weights)
-        .map(|(((c, _), _), w)| (c.name.clone(), format!("{w:.4}")))
+        .map(|(((c, _), _), w)| (c.name.clone(), w.to_string()))
         .collect();
     let inputs: Vec<(String, String)> = picked
         .iter()
