@@ -19,8 +19,6 @@ use serde::Serialize;
 use crate::objective::Problem;
 use crate::AutopilotError;
 
-/// A column's values are free text when they average this many words or more.
-const TEXT_WORDS: f64 = 3.0;
 /// Categorical columns with more levels than this are high-cardinality (training keeps the
 /// most frequent 50 as their own features).
 const HIGH_CARDINALITY: usize = 50;
@@ -148,11 +146,6 @@ impl Analysis {
             .iter()
             .filter(|c| !c.constant && !c.identifier_like)
     }
-}
-
-/// Text that reads as a date or a date and time, in the forms CSV files carry them.
-fn is_datetime(text: &str) -> bool {
-    rustmaker_ml::datetime::parse(text).is_some()
 }
 
 /// A column's values as keys that sort and compare (numbers by value, then text), `None`
@@ -479,19 +472,17 @@ fn column_report(
         })
         .collect();
     let kind = if matches!(dtype, Some(DataType::Date | DataType::Datetime(_, _)))
-        || (!texts.is_empty()
-            && texts.iter().filter(|t| is_datetime(t)).count() * 10 >= texts.len() * 9)
+        // Training's own rules (`rustmaker_ml::datetime`, `rustmaker_ml::tfidf`), so the
+        // analysis names the columns as the pipelines will treat them.
+        || rustmaker_ml::datetime::is_dates(texts.iter().copied())
     {
         ColumnKind::Datetime
     } else if texts.is_empty() {
         ColumnKind::Numeric
+    } else if rustmaker_ml::tfidf::is_text(texts.iter().copied()) {
+        ColumnKind::Text
     } else {
-        let words: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
-        if words as f64 / texts.len() as f64 >= TEXT_WORDS {
-            ColumnKind::Text
-        } else {
-            ColumnKind::Categorical
-        }
+        ColumnKind::Categorical
     };
     let unique_words = (kind == ColumnKind::Text).then(|| {
         texts

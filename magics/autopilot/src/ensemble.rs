@@ -20,7 +20,7 @@ use rustmaker_ml::job::{record_composed, ComposedJob};
 use rustmaker_ml::serving::Served;
 use rustmaker_ml::store::{now, Store};
 
-use crate::job::score_model;
+use crate::job::score_output;
 use crate::objective::Objective;
 use crate::record::CandidateRecord;
 use crate::scoring::{self, Predictions};
@@ -271,6 +271,7 @@ pub fn build(
     // ranks the ensemble beside the candidates.
     let (output, y) = served.evaluate(validation)?;
     let metrics = rustmaker_ml::metrics::evaluate("validation", problem, &y, &output);
+    let value = score_output(output, &y, objective)?;
     let path = record_composed(
         store,
         ComposedJob {
@@ -287,8 +288,6 @@ pub fn build(
             replace,
         },
     )?;
-    // Scored from the artifact as written, as every candidate is.
-    let value = score_model(&Served::load(&path)?, validation, objective)?;
     Ok(Some(CandidateRecord {
         name: name.to_owned(),
         definition: DEFINITION.to_owned(),
@@ -300,6 +299,26 @@ pub fn build(
         created: started,
         ended: Some(now()),
     }))
+}
+
+/// Adds the ensemble of a tuning job's `candidates` to them as [`build`] makes it, named by
+/// [`name_for`]; when it cannot be built, why goes to `failures` (SageMaker's partial failure
+/// reasons) and the candidates stay as they are.
+pub fn add_to(
+    store: &Store,
+    tuning_job: &str,
+    candidates: &mut Vec<CandidateRecord>,
+    failures: &mut Vec<String>,
+    validation: &DataFrame,
+    objective: Objective,
+    replace: bool,
+) {
+    let name = name_for(tuning_job);
+    match build(store, &name, candidates, validation, objective, replace) {
+        Ok(Some(c)) => candidates.push(c),
+        Ok(None) => {}
+        Err(e) => failures.push(format!("{name}: {e}")),
+    }
 }
 
 /// The ensemble's training-job name for a tuning job's candidates.

@@ -142,14 +142,23 @@ pub fn score_model(
     objective: Objective,
 ) -> Result<f64, AutopilotError> {
     let (output, y) = served.evaluate(validation)?;
-    let value = ensemble::Said::of(output, &y)
-        .and_then(|(truth, said)| ensemble::score(objective, &truth, &said));
-    value.ok_or_else(|| {
-        AutopilotError::request(
-            "AutoMLJobObjective.MetricName",
-            format!("{objective} cannot be computed from this model's predictions"),
-        )
-    })
+    score_output(output, &y, objective)
+}
+
+/// The objective of a model's `output` for validation rows whose target is `y`.
+pub fn score_output(
+    output: rustmaker_ml::algorithms::Output,
+    y: &ndarray::Array1<f64>,
+    objective: Objective,
+) -> Result<f64, AutopilotError> {
+    ensemble::Said::of(output, y)
+        .and_then(|(truth, said)| ensemble::score(objective, &truth, &said))
+        .ok_or_else(|| {
+            AutopilotError::request(
+                "AutoMLJobObjective.MetricName",
+                format!("{objective} cannot be computed from this model's predictions"),
+            )
+        })
 }
 
 /// The tuning job's trials as candidates, each completed one scored on `validation`.
@@ -605,19 +614,15 @@ fn steps(
     job.candidates = scored;
     job.partial_failures.extend(failures);
     if ensembling {
-        let name = ensemble::name_for(&spec.name);
-        match ensemble::build(
+        ensemble::add_to(
             &tuning.store,
-            &name,
-            &job.candidates,
+            &spec.name,
+            &mut job.candidates,
+            &mut job.partial_failures,
             &validation,
             objective,
             false,
-        ) {
-            Ok(Some(c)) => job.candidates.push(c),
-            Ok(None) => {}
-            Err(e) => job.partial_failures.push(format!("{name}: {e}")),
-        }
+        );
     }
     job.best = record::ranked(job)
         .first()

@@ -602,8 +602,6 @@ fn command(command: Command, ctx: &mut dyn MagicContext) -> Result<(), MagicErro
     }
 }
 
-/// Scores `tuning_job`'s trials on job `name`'s validation rows with its objective: the
-/// candidate notebook's leaderboard.
 /// What `rank` does besides ranking.
 struct Ranking {
     save_best: Option<PathBuf>,
@@ -611,6 +609,8 @@ struct Ranking {
     frame: Option<String>,
 }
 
+/// Scores `tuning_job`'s trials on job `name`'s validation rows with its objective: the
+/// candidate notebook's leaderboard.
 fn rank(
     root: &std::path::Path,
     name: &str,
@@ -648,12 +648,15 @@ fn rank(
     let (mut candidates, mut failures) = job::score_trials(&store, &trials, &rows, objective);
     if ensemble {
         // Recorded again on each run, as the notebook's `%%tune … --replace` tunes again.
-        let name = crate::ensemble::name_for(tuning_job);
-        match crate::ensemble::build(&store, &name, &candidates, &rows, objective, true) {
-            Ok(Some(c)) => candidates.push(c),
-            Ok(None) => {}
-            Err(e) => failures.push(format!("{name}: {e}")),
-        }
+        crate::ensemble::add_to(
+            &store,
+            tuning_job,
+            &mut candidates,
+            &mut failures,
+            &rows,
+            objective,
+            true,
+        );
     }
     let mut ranked_job = job.clone();
     ranked_job.candidates = candidates;

@@ -161,19 +161,31 @@ pub fn record_composed(store: &Store, job: ComposedJob) -> Result<PathBuf, MlErr
         schema: Some(job.schema),
         created: chrono::Utc::now().to_rfc3339(),
     };
-    if let Err(e) = artifact::write(&path, &manifest, Some(job.model), None) {
-        store.finish(job.name, Status::Failed, Some(&e.to_string()))?;
+    store.log_metrics(job.name, 0, job.metrics)?;
+    complete_with_model(store, job.name, &path, &manifest, job.model)?;
+    Ok(path)
+}
+
+/// Writes a started job's artifact at `path` and records it as the job's model, ending the
+/// job Completed; a write that fails ends it Failed with the reason.
+fn complete_with_model(
+    store: &Store,
+    name: &str,
+    path: &Path,
+    manifest: &Manifest,
+    model: &algorithms::Model,
+) -> Result<(), MlError> {
+    if let Err(e) = artifact::write(path, manifest, Some(model), None) {
+        store.finish(name, Status::Failed, Some(&e.to_string()))?;
         return Err(e);
     }
-    store.log_metrics(job.name, 0, job.metrics)?;
     store.add_output(
-        job.name,
+        name,
         "SageMaker.ModelArtifact",
         &path.display().to_string(),
         "application/x-tar",
     )?;
-    store.finish(job.name, Status::Completed, None)?;
-    Ok(path)
+    store.finish(name, Status::Completed, None)
 }
 
 /// `name=value …` for the job log.
@@ -413,18 +425,7 @@ impl Builtin {
                     created: chrono::Utc::now().to_rfc3339(),
                 };
                 let path = model_path(dir);
-                let written = artifact::write(&path, &manifest, Some(&model), None);
-                if let Err(e) = written {
-                    store.finish(name, Status::Failed, Some(&e.to_string()))?;
-                    return Err(e);
-                }
-                store.add_output(
-                    name,
-                    "SageMaker.ModelArtifact",
-                    &path.display().to_string(),
-                    "application/x-tar",
-                )?;
-                store.finish(name, Status::Completed, None)?;
+                complete_with_model(store, name, &path, &manifest, &model)?;
                 log.line("Completed");
                 Ok(JobResult {
                     status: Status::Completed,

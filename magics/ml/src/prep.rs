@@ -680,13 +680,17 @@ fn transform_rows(
             ) => {
                 let encoder = crate::tfidf::Encoder::new(vocabulary, idf);
                 let mut row = vec![0.0; vocabulary.len()];
+                let numbers_as_text;
+                let text: &[Option<String>] = match &values {
+                    Values::Text(v) => v,
+                    Values::Numbers(v) => {
+                        numbers_as_text = v.iter().map(|x| x.map(label_text)).collect::<Vec<_>>();
+                        &numbers_as_text
+                    }
+                };
                 for (r, i) in kept_rows.enumerate() {
-                    let text = match &values {
-                        Values::Text(v) => v[i].clone(),
-                        Values::Numbers(v) => v[i].map(label_text),
-                    };
-                    if let Some(t) = text {
-                        encoder.encode(&t, &mut row);
+                    if let Some(t) = &text[i] {
+                        encoder.encode(t, &mut row);
                         for (j, v) in row.iter().enumerate() {
                             x[[r, offset + j]] = *v;
                         }
