@@ -512,6 +512,7 @@ impl Builtin {
                             &mut Monitor {
                                 stop: &stop,
                                 report: &mut report,
+                                debug: None,
                             },
                         )
                     }))

@@ -9,6 +9,7 @@
 pub mod algorithms;
 pub mod artifact;
 pub mod datetime;
+pub mod debugger;
 pub mod definition;
 pub mod job;
 pub mod magic;

@@ -347,6 +347,7 @@ fn artifacts_reload_to_identical_predictions() {
             &mut Monitor {
                 stop: &stop,
                 report: &mut |_, _| {},
+                debug: None,
             },
         )
         .unwrap();

@@ -654,6 +654,7 @@ mod tests {
         let mut monitor = Monitor {
             stop: &stop,
             report: &mut report,
+            debug: None,
         };
         let model = fit(Algorithm::GradientBoosting, &hp, &data, &mut monitor);
         (model, reports)

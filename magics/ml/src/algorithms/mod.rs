@@ -402,6 +402,24 @@ impl Hyperparameters {
 pub struct Monitor<'a> {
     pub stop: &'a AtomicBool,
     pub report: &'a mut dyn FnMut(u64, Vec<(String, f64)>),
+    /// The job's debugger hook, when it has one.
+    pub debug: Option<&'a mut crate::debugger::Hook>,
+}
+
+impl Monitor<'_> {
+    /// A debugger step: `fill` adds what the step saves. A rule with the StopTraining action
+    /// that fires sets `stop`, so the learner ends before its next step.
+    pub fn debug_step(
+        &mut self,
+        mode: crate::debugger::Mode,
+        fill: impl FnOnce(&mut crate::debugger::Saving),
+    ) {
+        if let Some(hook) = self.debug.as_deref_mut() {
+            if hook.step(mode, fill).is_some() {
+                self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Training (and optionally validation) rows.

@@ -1,0 +1,324 @@
+//! Debugger: SageMaker's `DebugHookConfig` and `DebugRuleConfigurations` for every training
+//! job. A built-in learner saves its tensors through a [`Hook`] at each step (boosting
+//! round, solver iteration, epoch) into smdebug's on-disk format ([`trial`], [`events`]),
+//! so smdebug's own `create_trial` reads them; the configured [`rules`] read each saved step
+//! back as it appears and, with the StopTraining action, stop the job within the step.
+//! [`config`] checks the configuration before training starts.
+
+pub mod config;
+pub mod events;
+pub mod rules;
+pub mod trial;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use serde_json::json;
+
+pub use config::{DebugHookConfig, DebugRuleConfiguration, Settings};
+use rules::{Evaluation, Status};
+pub use trial::{Mode, Tensor, Trial};
+use trial::TrialWriter;
+
+/// What went wrong in the debugger, in words for the notebook.
+#[derive(Debug, thiserror::Error)]
+pub enum DebuggerError {
+    #[error("{field}: {reason}")]
+    Config { field: String, reason: String },
+    #[error("cannot use {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not smdebug's format: {reason}")]
+    Format { path: PathBuf, reason: String },
+}
+
+impl From<DebuggerError> for crate::MlError {
+    fn from(e: DebuggerError) -> Self {
+        match e {
+            DebuggerError::Config { .. } => crate::MlError::Input(e.to_string()),
+            _ => crate::MlError::Training(format!("debugger: {e}")),
+        }
+    }
+}
+
+/// Why a rule stopped the job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleStop {
+    pub rule: String,
+    pub step: u64,
+    pub details: String,
+}
+
+impl std::fmt::Display for RuleStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "stopped by rule {} at step {}: {}",
+            self.rule, self.step, self.details
+        )
+    }
+}
+
+/// The rules of a job and the trial they read; shared by the hook (which evaluates each
+/// step it saves) and the job's watcher (which shows them and judges stalls).
+pub struct Rules {
+    job: String,
+    trial: Trial,
+    evaluations: Vec<Evaluation>,
+    last_step_at: Instant,
+    last_step: Option<u64>,
+    stop: Option<RuleStop>,
+}
+
+impl Rules {
+    pub fn new(job: &str, settings: &Settings) -> Rules {
+        Rules {
+            job: job.to_owned(),
+            trial: Trial::open(&settings.dir),
+            evaluations: settings.rules.iter().cloned().map(Evaluation::new).collect(),
+            last_step_at: Instant::now(),
+            last_step: None,
+            stop: None,
+        }
+    }
+
+    /// Reads the steps saved since the last call and evaluates every rule on each.
+    pub fn poll(&mut self) -> Result<(), DebuggerError> {
+        for step in self.trial.refresh()? {
+            self.last_step_at = Instant::now();
+            self.last_step = Some(step);
+            for e in &mut self.evaluations {
+                if let Some(what) = e.invoke(&self.trial, step) {
+                    if e.spec.stop_training && self.stop.is_none() {
+                        self.stop = Some(RuleStop {
+                            rule: e.spec.name.clone(),
+                            step,
+                            details: what,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// StalledTrainingRule's clock: time since the last saved step.
+    pub fn check_idle(&mut self) {
+        let idle = self.last_step_at.elapsed().as_secs_f64();
+        for e in &mut self.evaluations {
+            if let Some(what) = e.idle(idle, self.last_step) {
+                if e.spec.stop_training && self.stop.is_none() {
+                    self.stop = Some(RuleStop {
+                        rule: e.spec.name.clone(),
+                        step: self.last_step.unwrap_or(0),
+                        details: what,
+                    });
+                }
+            }
+        }
+    }
+
+    pub fn stop(&self) -> Option<&RuleStop> {
+        self.stop.as_ref()
+    }
+
+    pub fn finish(&mut self, stopped: bool) {
+        for e in &mut self.evaluations {
+            e.finish(stopped);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.evaluations.is_empty()
+    }
+
+    /// `DebugRuleEvaluationStatuses` as DescribeTrainingJob gives them.
+    pub fn statuses(&self) -> serde_json::Value {
+        let now = crate::store::now();
+        serde_json::Value::Array(
+            self.evaluations
+                .iter()
+                .map(|e| {
+                    let mut v = json!({
+                        "RuleConfigurationName": e.spec.name,
+                        "RuleEvaluationJobArn": format!(
+                            "arn:aws:sagemaker:local:000000000000:processing-job/{}-{}",
+                            self.job,
+                            e.spec.name.to_ascii_lowercase()
+                        ),
+                        "RuleEvaluationStatus": e.status.as_str(),
+                        "LastModifiedTime": now,
+                    });
+                    if let Some(d) = &e.details {
+                        v["StatusDetails"] = json!(d);
+                    }
+                    if let Some(s) = e.fired_at {
+                        v["FiredAtStep"] = json!(s);
+                    }
+                    v
+                })
+                .collect(),
+        )
+    }
+
+    /// Statuses in words, one line a rule, for logs and the live view.
+    pub fn summary(&self) -> Vec<(String, &'static str, Option<String>)> {
+        self.evaluations
+            .iter()
+            .map(|e| (e.spec.name.clone(), e.status.as_str(), e.details.clone()))
+            .collect()
+    }
+
+    pub fn any_fired(&self) -> bool {
+        self.evaluations
+            .iter()
+            .any(|e| e.status == Status::IssuesFound)
+    }
+}
+
+pub type SharedRules = Arc<Mutex<Rules>>;
+
+pub fn lock(rules: &SharedRules) -> MutexGuard<'_, Rules> {
+    rules.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Where a job keeps its rules' statuses.
+pub fn statuses_path(job_dir: &Path) -> PathBuf {
+    job_dir.join("debug-rules.json")
+}
+
+pub fn save_statuses(job_dir: &Path, rules: &Rules) -> Result<(), DebuggerError> {
+    let path = statuses_path(job_dir);
+    std::fs::write(&path, serde_json::to_string_pretty(&rules.statuses()).unwrap_or_default())
+        .map_err(|source| DebuggerError::Io { path, source })
+}
+
+pub fn load_statuses(job_dir: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(statuses_path(job_dir)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// What a learner saves at one step: it asks which collections are saved and adds tensors.
+pub struct Saving<'h> {
+    hook: &'h Hook,
+    mode_step: u64,
+    mode: Mode,
+    tensors: Vec<(&'static str, String, Tensor)>,
+}
+
+impl Saving<'_> {
+    pub fn wants(&self, collection: &str) -> bool {
+        self.hook
+            .writer
+            .collections()
+            .get(collection)
+            .and_then(|c| c.save.get(&self.mode))
+            .is_some_and(|s| s.saves(self.mode_step))
+    }
+
+    pub fn add(&mut self, collection: &'static str, name: impl Into<String>, tensor: Tensor) {
+        if self.wants(collection) {
+            self.tensors.push((collection, name.into(), tensor));
+        }
+    }
+
+    /// The model's feature names, in the order of the columns a learner sees.
+    pub fn features(&self) -> &[String] {
+        &self.hook.features
+    }
+
+    pub fn mode_step(&self) -> u64 {
+        self.mode_step
+    }
+}
+
+/// A job's hook: counts steps per mode as smdebug does (a global step across modes, a step
+/// within each), writes what each step saves, and runs the rules on it.
+pub struct Hook {
+    writer: TrialWriter,
+    rules: SharedRules,
+    features: Vec<String>,
+    global_step: u64,
+    mode_steps: [u64; 4],
+    error: Option<DebuggerError>,
+}
+
+impl Hook {
+    pub fn new(
+        settings: &Settings,
+        rules: SharedRules,
+        features: Vec<String>,
+    ) -> Result<Hook, DebuggerError> {
+        if settings.dir.join(trial::END_OF_JOB).exists() || settings.dir.join("index").exists() {
+            // A rerun (`--replace`) starts a fresh trial, as a new SageMaker job would.
+            std::fs::remove_dir_all(&settings.dir).map_err(|source| DebuggerError::Io {
+                path: settings.dir.clone(),
+                source,
+            })?;
+        }
+        Ok(Hook {
+            writer: TrialWriter::create(&settings.dir, settings.collections.clone())?,
+            rules,
+            features,
+            global_step: 0,
+            mode_steps: [0; 4],
+            error: None,
+        })
+    }
+
+    /// One step in `mode`: `fill` adds the tensors of the collections saved at it (it is
+    /// not called when none is). Returns the rule that asks to stop, if one fired.
+    pub fn step(&mut self, mode: Mode, fill: impl FnOnce(&mut Saving)) -> Option<RuleStop> {
+        let mode_step = self.mode_steps[mode as usize - 1];
+        let step = self.global_step;
+        self.global_step += 1;
+        self.mode_steps[mode as usize - 1] += 1;
+        if self.error.is_some() {
+            return None;
+        }
+        let saves_any = self
+            .writer
+            .collections()
+            .values()
+            .any(|c| c.save.get(&mode).is_some_and(|s| s.saves(mode_step)));
+        if saves_any {
+            let mut saving = Saving {
+                hook: self,
+                mode_step,
+                mode,
+                tensors: Vec::new(),
+            };
+            fill(&mut saving);
+            let tensors = saving.tensors;
+            if !tensors.is_empty() {
+                if let Err(e) = self.writer.write_step(step, mode, mode_step, &tensors) {
+                    self.error = Some(e);
+                    return None;
+                }
+            }
+        }
+        let mut rules = lock(&self.rules);
+        if rules.is_empty() {
+            return None;
+        }
+        if let Err(e) = rules.poll() {
+            self.error = Some(e);
+        }
+        rules.stop().cloned()
+    }
+
+    /// Ends the trial (`training_job_end.ts`); the first write error, if any, is returned.
+    pub fn finish(&mut self) -> Result<(), DebuggerError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.writer.finish()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.writer.dir()
+    }
+}
