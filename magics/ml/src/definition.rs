@@ -88,6 +88,10 @@ pub struct TrainingDefinition {
     pub validation_fraction: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug_hook_config: Option<crate::debugger::DebugHookConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub debug_rule_configurations: Vec<crate::debugger::DebugRuleConfiguration>,
 }
 
 pub const DEFINITION_FILE: &str = "definition.json";

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ndarray::{Array1, Array2, Axis};
@@ -18,6 +18,7 @@ use polars::prelude::*;
 use regex::Regex;
 
 use crate::algorithms::{self, Algorithm, FitData, Monitor, Output};
+use crate::debugger;
 use crate::artifact::{self, Manifest};
 use crate::metrics::evaluate;
 use crate::prep::{self, ProblemType};
@@ -233,6 +234,15 @@ pub fn run(
             target,
             problem,
         } => {
+            let debug = match &spec.definition {
+                Some(d) => debugger::config::resolve(
+                    d.debug_hook_config.as_ref(),
+                    &d.debug_rule_configurations,
+                    &spec.dir,
+                    Some(algorithm.debug_collections()),
+                )?,
+                None => None,
+            };
             let builtin = Builtin {
                 algorithm,
                 train,
@@ -240,6 +250,7 @@ pub fn run(
                 validation,
                 target,
                 problem,
+                debug,
             };
             builtin.run(
                 &spec.name,
@@ -281,6 +292,7 @@ struct Builtin {
     validation: Validation,
     target: Option<String>,
     problem: Option<ProblemType>,
+    debug: Option<debugger::Settings>,
 }
 
 fn rows(x: &Array2<f64>, idx: &[usize]) -> Array2<f64> {
@@ -401,6 +413,10 @@ impl Builtin {
             log.line(&format!("imputed {column}: {what}"));
         }
 
+        let rules = self
+            .debug
+            .as_ref()
+            .map(|s| Arc::new(Mutex::new(debugger::Rules::new(name, s))));
         let outcome = self.fit_watched(
             algorithm,
             hp.clone(),
@@ -413,7 +429,22 @@ impl Builtin {
             store,
             &mut log,
             watcher,
+            rules.as_ref(),
         );
+        let rule_stop = rules
+            .as_ref()
+            .and_then(|r| debugger::lock(r).stop().map(|s| s.to_string()));
+        if let Some(r) = &rules {
+            let mut r = debugger::lock(r);
+            r.finish(matches!(outcome, Err(MlError::Stopped)));
+            for (rule, status, details) in r.summary() {
+                log.line(&format!(
+                    "rule {rule}: {status}{}",
+                    details.map(|d| format!(" ({d})")).unwrap_or_default()
+                ));
+            }
+            debugger::save_statuses(dir, &r)?;
+        }
         match outcome {
             Ok((model, metrics)) => {
                 let manifest = Manifest {
@@ -435,8 +466,8 @@ impl Builtin {
                 })
             }
             Err(MlError::Stopped) => {
-                let reason = watcher
-                    .stop_reason()
+                let reason = rule_stop
+                    .or_else(|| watcher.stop_reason())
                     .unwrap_or_else(|| STOPPED_BY_USER.into());
                 store.finish(name, Status::Stopped, Some(&reason))?;
                 log.line(&format!("Stopped: {reason}"));
@@ -478,11 +509,29 @@ impl Builtin {
         store: &Store,
         log: &mut Log,
         watcher: &mut dyn Watcher,
+        rules: Option<&debugger::SharedRules>,
     ) -> Result<(algorithms::Model, Vec<(String, f64)>), MlError> {
         enum Event {
             Metrics(u64, Vec<(String, f64)>),
-            Done(Result<algorithms::Model, MlError>),
+            Done(Result<algorithms::Model, MlError>, Option<debugger::Hook>),
         }
+        let mut hook = match (&self.debug, rules) {
+            (Some(settings), Some(rules)) => {
+                log.line(&format!("debugger: tensors to {}", settings.dir.display()));
+                let numeric = hp
+                    .0
+                    .iter()
+                    .filter_map(|(k, v)| v.parse::<f64>().ok().map(|v| (k.clone(), v)))
+                    .collect();
+                Some(debugger::Hook::new(
+                    settings,
+                    rules.clone(),
+                    schema.feature_names(),
+                    numeric,
+                )?)
+            }
+            _ => None,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
         let classes = schema.classes.len();
@@ -512,7 +561,7 @@ impl Builtin {
                             &mut Monitor {
                                 stop: &stop,
                                 report: &mut report,
-                                debug: None,
+                                debug: hook.as_mut(),
                             },
                         )
                     }))
@@ -524,17 +573,29 @@ impl Builtin {
                             .unwrap_or_else(|| "unknown".into());
                         Err(MlError::Training(format!("the algorithm failed: {text}")))
                     });
-                    let _ = tx.send(Event::Done(result));
+                    let _ = tx.send(Event::Done(result, hook));
                 })
                 .map_err(|e| MlError::Training(format!("cannot start the training thread: {e}")))?;
         }
         let fit_started = Instant::now();
         let mut reported: Vec<String> = Vec::new();
         let mut last_step = 0;
+        let finished_hook;
         let model = loop {
             if watcher.should_stop() || store.stop_requested(name) {
                 stop.store(true, Ordering::Relaxed);
                 return Err(MlError::Stopped);
+            }
+            if let Some(rules) = rules {
+                let mut rules = debugger::lock(rules);
+                rules.check_idle();
+                if let Some(why) = rules.stop() {
+                    // The learner stops at its next step; a stalled one is left behind.
+                    stop.store(true, Ordering::Relaxed);
+                    if why.stalled {
+                        return Err(MlError::Stopped);
+                    }
+                }
             }
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(Event::Metrics(step, values)) => {
@@ -548,7 +609,10 @@ impl Builtin {
                     last_step = step;
                     watcher.metrics(step, &values);
                 }
-                Ok(Event::Done(result)) => break result?,
+                Ok(Event::Done(result, hook)) => {
+                    finished_hook = hook;
+                    break result?;
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(MlError::Training(
@@ -563,8 +627,17 @@ impl Builtin {
         ));
         // The final quality on both sets; series already reported keep their last value.
         let mut finals = evaluate("train", problem, &y, &model.predict(&x));
+        let mut scored = None;
         if let Some(v) = validation.as_deref() {
-            finals.extend(evaluate("validation", problem, &v.1, &model.predict(&v.0)));
+            let output = model.predict(&v.0);
+            finals.extend(evaluate("validation", problem, &v.1, &output));
+            scored = Some((output, &v.1));
+        }
+        if let Some(mut hook) = finished_hook {
+            hook.step(debugger::Mode::Eval, |s| {
+                debugger::learners::final_step(s, &finals, scored.as_ref().map(|(o, y)| (o, *y)))
+            });
+            hook.finish()?;
         }
         if problem == ProblemType::Clustering {
             finals.retain(|(k, _)| !k.starts_with("validation") || validation.is_some());

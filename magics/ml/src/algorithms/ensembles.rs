@@ -11,6 +11,8 @@ use super::booster::{BinTree, Grower, Growth};
 use super::scoring::Boosted;
 use super::trees::{grow, stopped, Binned, Criterion, Limits, Rows, Tree};
 use super::{Algorithm, FitData, Hyperparameters, Monitor, Output, Rng};
+use crate::debugger::learners::{boosting_round, Importance};
+use crate::debugger::Mode;
 use crate::metrics::{evaluate, ClassTally, LnSum, ValueTally};
 use crate::prep::ProblemType;
 use crate::MlError;
@@ -339,6 +341,14 @@ fn boost(
     gradients(data.problem, y, &score, k, &mut pairs);
     let mut rng = Rng::new(data.seed);
     let mut best: Option<(f64, usize)> = None;
+    let mut importance = monitor
+        .debug
+        .is_some()
+        .then(|| Importance::new(data.x.ncols()));
+    let losses = [
+        loss_name("train", data.problem),
+        loss_name("validation", data.problem),
+    ];
     for round in 0..hp.int("num_round") {
         if stopped(monitor.stop) {
             return Err(MlError::Stopped);
@@ -351,6 +361,9 @@ fn boost(
                 Some(rows) => grower.grow(rows.iter().copied(), &pairs, k, class),
                 None => grower.grow(0..n as u32, &pairs, k, class),
             };
+            if let Some(i) = importance.as_mut() {
+                i.add(&grown.splits);
+            }
             if sample.is_none() {
                 let leaves: Vec<(f64, &[u32])> = grown
                     .leaves()
@@ -401,6 +414,10 @@ fn boost(
             }
             metrics.push(loss);
         }
+        let names = [losses[0].as_str(), losses[1].as_str()];
+        monitor.debug_step(Mode::Train, |s| {
+            boosting_round(s, &metrics, &names, importance.as_ref(), &model.trees)
+        });
         (monitor.report)(round as u64 + 1, metrics);
     }
     Ok(model)

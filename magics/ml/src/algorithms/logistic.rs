@@ -5,13 +5,15 @@
 //! core ([`super::blocks`]). linfa's L-BFGS through argmin, used before, was 16x slower than
 //! scikit-learn's on 1,000,000 rows; models it fitted still load (`LinfaModel::Logistic`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
 use super::blocks::{dot, map_blocks, row_major};
-use super::Output;
+use super::{Monitor, Output};
+use crate::debugger::learners::linear_step;
+use crate::debugger::Mode;
 use crate::MlError;
 
 /// Coefficients per class (one column for two classes: the log-odds of class 1).
@@ -128,7 +130,7 @@ pub fn fit(
     y: &Array1<f64>,
     classes: usize,
     p: &LogisticParams,
-    stop: &AtomicBool,
+    monitor: &mut Monitor,
 ) -> Result<LogisticModel, MlError> {
     let (n, d) = x.dim();
     let x = row_major(x.view());
@@ -144,7 +146,7 @@ pub fn fit(
         m,
         alpha: p.alpha,
     };
-    let (theta, iterations) = lbfgs(&problem, p.max_iter, p.tol, stop)?;
+    let (theta, iterations) = lbfgs(&problem, p.max_iter, p.tol, monitor)?;
     let weights = Array2::from_shape_vec((d, m), theta[..d * m].to_vec()).expect("d × m weights");
     let intercept = Array1::from(theta[d * m..].to_vec());
     Ok(LogisticModel {
@@ -162,7 +164,7 @@ fn lbfgs(
     problem: &Problem,
     max_iter: usize,
     tol: f64,
-    stop: &AtomicBool,
+    monitor: &mut Monitor,
 ) -> Result<(Vec<f64>, usize), MlError> {
     const HISTORY: usize = 10;
     let len = problem.len();
@@ -178,9 +180,12 @@ fn lbfgs(
         if grad.iter().fold(0.0f64, |a, g| a.max(g.abs())) <= tol {
             break;
         }
-        if stop.load(Ordering::Relaxed) {
+        if monitor.stop.load(Ordering::Relaxed) {
             return Err(MlError::Stopped);
         }
+        monitor.debug_step(Mode::Train, |s| {
+            linear_step(s, loss, &theta, &grad, problem.d, problem.m)
+        });
         iterations += 1;
         // Two-loop recursion: direction = −H·grad.
         let mut q = grad.clone();
@@ -286,6 +291,7 @@ impl LogisticModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
     use rand_xoshiro::rand_core::{RngCore, SeedableRng};
     use rand_xoshiro::Xoshiro256Plus;
 
@@ -327,6 +333,27 @@ mod tests {
             })
             .count();
         right as f64 / y.len() as f64
+    }
+
+    /// The solver with a monitor that only carries the stop flag.
+    fn fit(
+        x: &Array2<f64>,
+        y: &Array1<f64>,
+        classes: usize,
+        p: &LogisticParams,
+        stop: &AtomicBool,
+    ) -> Result<LogisticModel, MlError> {
+        super::fit(
+            x,
+            y,
+            classes,
+            p,
+            &mut Monitor {
+                stop,
+                report: &mut |_, _| {},
+                debug: None,
+            },
+        )
     }
 
     fn params() -> LogisticParams {

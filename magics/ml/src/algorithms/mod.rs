@@ -300,6 +300,33 @@ impl Algorithm {
         }
     }
 
+    /// The debugger collections its learner fills (every job also saves its final metrics,
+    /// and the validation predictions and labels, at one last EVAL step).
+    pub fn debug_collections(self) -> &'static [&'static str] {
+        match self {
+            Algorithm::GradientBoosting => &[
+                "losses",
+                "metrics",
+                "hyperparameters",
+                "feature_importance",
+                "trees",
+                "predictions",
+                "labels",
+            ],
+            Algorithm::LogisticRegression => &[
+                "losses",
+                "metrics",
+                "hyperparameters",
+                "weights",
+                "biases",
+                "gradients",
+                "predictions",
+                "labels",
+            ],
+            _ => &["metrics", "hyperparameters", "predictions", "labels"],
+        }
+    }
+
     pub fn supports(self, problem: ProblemType) -> bool {
         use ProblemType::*;
         match self {
@@ -504,7 +531,7 @@ pub fn fit(
                 max_iter: hp.int("max_iter"),
                 tol: hp.float("tol"),
             },
-            monitor.stop,
+            monitor,
         )
         .map(Model::Logistic),
         _ => classical::fit(algorithm, hp, data, monitor).map(Model::Linfa),

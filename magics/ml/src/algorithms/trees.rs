@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Rng;
 
-pub(super) const LEAF: u32 = u32::MAX;
+pub(crate) const LEAF: u32 = u32::MAX;
 /// Rows at which building a node's histogram is worth a second thread.
 const PARALLEL_ROWS: usize = 50_000;
 

@@ -326,6 +326,68 @@ pub fn resolve(
     }))
 }
 
+/// `%train`'s short form of a hook: `--save-interval N`, `--collections a,b`.
+pub fn hook_from_flags(save_interval: Option<u64>, collections: &[String]) -> DebugHookConfig {
+    DebugHookConfig {
+        hook_parameters: save_interval
+            .map(|n| BTreeMap::from([("save_interval".to_owned(), n.to_string())]))
+            .unwrap_or_default(),
+        collection_configurations: collections
+            .iter()
+            .map(|c| CollectionConfiguration {
+                collection_name: c.trim().to_owned(),
+                collection_parameters: BTreeMap::new(),
+            })
+            .collect(),
+        ..DebugHookConfig::default()
+    }
+}
+
+/// `%train`'s short form of a rule: `NAME`, `NAME(key=value,…)`, either with `:stop` for
+/// the StopTraining action, as the SageMaker SDK writes it into `action_json`.
+pub fn rule_from_flag(text: &str, job: &str) -> Result<DebugRuleConfiguration, DebuggerError> {
+    let bad = |reason: String| DebuggerError::Config {
+        field: format!("--rule {text}"),
+        reason,
+    };
+    let (body, stop) = match text.trim().strip_suffix(":stop") {
+        Some(b) => (b, true),
+        None => (text.trim(), false),
+    };
+    let (name, params) = match body.split_once('(') {
+        Some((name, rest)) => {
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| bad("the parameters must end with `)`".into()))?;
+            let mut params = BTreeMap::new();
+            for pair in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or_else(|| bad(format!("`{pair}` is not key=value")))?;
+                params.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+            (name.trim(), params)
+        }
+        None => (body, BTreeMap::new()),
+    };
+    if name.is_empty() {
+        return Err(bad("name a built-in rule, e.g. LossNotDecreasing".into()));
+    }
+    let mut rule_parameters = params;
+    rule_parameters.insert("rule_to_invoke".into(), name.to_owned());
+    if stop {
+        rule_parameters.insert(
+            "action_json".into(),
+            serde_json::json!([{"name": "stoptraining", "training_job_prefix": job}]).to_string(),
+        );
+    }
+    Ok(DebugRuleConfiguration {
+        rule_configuration_name: name.to_owned(),
+        rule_parameters,
+        ..DebugRuleConfiguration::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,6 +447,49 @@ mod tests {
         assert!(e.contains("CollectionConfigurations[0].CollectionName") && e.contains("saves losses, metrics"), "{e}");
         let e = err(hook(&[], &[("weights", &[("include_regex", "w(")])]), None);
         assert!(e.contains("include_regex") && e.contains("not a regular expression"), "{e}");
+    }
+
+    #[test]
+    fn short_forms_are_sagemakers_fields() {
+        let r = rule_from_flag("Overfit(patience=3, ratio_threshold=0.2):stop", "job-1").unwrap();
+        assert_eq!(r.rule_configuration_name, "Overfit");
+        assert_eq!(r.rule_parameters["rule_to_invoke"], "Overfit");
+        assert_eq!(r.rule_parameters["patience"], "3");
+        assert!(r.rule_parameters["action_json"].contains("\"stoptraining\""));
+        let spec = RuleSpec::parse(&r, "rule").unwrap();
+        assert!(spec.stop_training);
+        assert!(rule_from_flag("Overfit(patience=3", "j").unwrap_err().to_string().contains("end with `)`"));
+        assert!(rule_from_flag("Overfit(patience)", "j").unwrap_err().to_string().contains("key=value"));
+        let h = hook_from_flags(Some(2), &["losses".into()]);
+        assert_eq!(h.hook_parameters["save_interval"], "2");
+        assert_eq!(h.collection_configurations[0].collection_name, "losses");
+    }
+
+    #[test]
+    fn rules_are_checked_and_add_their_collections() {
+        let dir = Path::new("/job");
+        let rule = |text: &str| rule_from_flag(text, "j").unwrap();
+        let s = resolve(None, &[rule("VanishingGradient")], dir, Some(&["losses", "gradients", "hyperparameters"])).unwrap().unwrap();
+        assert!(s.collections.contains_key("gradients"));
+        let err = |rules: &[DebugRuleConfiguration], emits: Option<&[&str]>| {
+            resolve(None, rules, dir, emits).unwrap_err().to_string()
+        };
+        let e = err(&[rule("LossNotDecreasin")], None);
+        assert!(e.contains("rule_to_invoke") && e.contains("LossNotDecreasing"), "{e}");
+        let e = err(&[rule("Overfit(patiense=2)")], None);
+        assert!(e.contains("RuleParameters.patiense") && e.contains("patience"), "{e}");
+        let e = err(&[rule("Overfit(patience=soon)")], None);
+        assert!(e.contains("not a number"), "{e}");
+        let e = err(&[rule("LossNotDecreasing(mode=PREDICT)")], None);
+        assert!(e.contains("EVAL, TRAIN or GLOBAL"), "{e}");
+        let e = err(&[rule("AllZero")], None);
+        assert!(e.contains("collection_names or tensor_regex"), "{e}");
+        let e = err(&[rule("DeadRelu")], Some(&["losses", "metrics"]));
+        assert!(e.contains("DeadRelu reads the collection `relu_output`"), "{e}");
+        let mut bad_action = rule("Overfit");
+        bad_action.rule_parameters.insert("action_json".into(), "[{\"name\": \"page\"}]".into());
+        let e = err(&[bad_action], None);
+        assert!(e.contains("unknown action page"), "{e}");
     }
 
     #[test]

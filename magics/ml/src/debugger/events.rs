@@ -104,14 +104,33 @@ pub fn masked_crc(data: &[u8]) -> u32 {
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
-/// One record as TFRecordWriter frames it.
-pub fn frame(data: &[u8]) -> Vec<u8> {
+/// What smdebug's record writer puts where the data's checksum goes unless asked to
+/// checksum (`write_checksum=False`, its default): the masked CRC of these bytes. Its
+/// reader's default check ("minimal") insists on exactly that.
+pub const SMDEBUG_CHECKSUM_MAGIC: &[u8] = b"0x12345678";
+
+/// Which checksum ends a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Footer {
+    /// The data's own masked CRC32C, as TensorFlow (and TensorBoard's reader) want.
+    Data,
+    /// smdebug's fixed footer, as smdebug's own writer and reader use.
+    Smdebug,
+}
+
+/// One record as TFRecordWriter frames it: the length, its masked CRC32C, the data, the
+/// footer checksum.
+pub fn frame(data: &[u8], footer: Footer) -> Vec<u8> {
     let length = (data.len() as u64).to_le_bytes();
     let mut out = Vec::with_capacity(data.len() + 16);
     out.extend_from_slice(&length);
     out.extend_from_slice(&masked_crc(&length).to_le_bytes());
     out.extend_from_slice(data);
-    out.extend_from_slice(&masked_crc(data).to_le_bytes());
+    let crc = match footer {
+        Footer::Data => masked_crc(data),
+        Footer::Smdebug => masked_crc(SMDEBUG_CHECKSUM_MAGIC),
+    };
+    out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -147,7 +166,7 @@ pub fn records(bytes: &[u8]) -> Result<Vec<(usize, usize, &[u8])>, RecordError> 
             .ok_or(RecordError::Truncated(at))?;
         let data = &bytes[at + 12..at + 12 + length];
         let crc = u32::from_le_bytes(bytes[end - 4..end].try_into().expect("4 bytes"));
-        if masked_crc(data) != crc {
+        if crc != masked_crc(data) && crc != masked_crc(SMDEBUG_CHECKSUM_MAGIC) {
             return Err(RecordError::Checksum(at));
         }
         out.push((at, end - at, data));
@@ -213,8 +232,8 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_damage_is_found() {
-        let mut file = frame(b"abc");
-        file.extend(frame(b""));
+        let mut file = frame(b"abc", Footer::Data);
+        file.extend(frame(b"", Footer::Smdebug));
         let read = records(&file).unwrap();
         assert_eq!(read.len(), 2);
         assert_eq!((read[0].0, read[0].1, read[0].2), (0, 19, &b"abc"[..]));

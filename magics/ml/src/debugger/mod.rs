@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod events;
+pub mod learners;
 pub mod rules;
 pub mod trial;
 
@@ -50,6 +51,8 @@ pub struct RuleStop {
     pub rule: String,
     pub step: u64,
     pub details: String,
+    /// StalledTrainingRule's: the learner is not reaching its next step.
+    pub stalled: bool,
 }
 
 impl std::fmt::Display for RuleStop {
@@ -97,6 +100,7 @@ impl Rules {
                             rule: e.spec.name.clone(),
                             step,
                             details: what,
+                            stalled: false,
                         });
                     }
                 }
@@ -115,6 +119,7 @@ impl Rules {
                         rule: e.spec.name.clone(),
                         step: self.last_step.unwrap_or(0),
                         details: what,
+                        stalled: true,
                     });
                 }
             }
@@ -206,7 +211,7 @@ pub struct Saving<'h> {
     hook: &'h Hook,
     mode_step: u64,
     mode: Mode,
-    tensors: Vec<(&'static str, String, Tensor)>,
+    tensors: Vec<(Vec<&'static str>, String, Tensor)>,
 }
 
 impl Saving<'_> {
@@ -219,9 +224,16 @@ impl Saving<'_> {
             .is_some_and(|s| s.saves(self.mode_step))
     }
 
+    /// Adds a tensor to a collection saved at this step; a name already added joins the
+    /// collection (smdebug lets a tensor be in several) and is written once.
     pub fn add(&mut self, collection: &'static str, name: impl Into<String>, tensor: Tensor) {
-        if self.wants(collection) {
-            self.tensors.push((collection, name.into(), tensor));
+        if !self.wants(collection) {
+            return;
+        }
+        let name = name.into();
+        match self.tensors.iter_mut().find(|(_, n, _)| *n == name) {
+            Some((collections, _, _)) => collections.push(collection),
+            None => self.tensors.push((vec![collection], name, tensor)),
         }
     }
 
@@ -241,6 +253,7 @@ pub struct Hook {
     writer: TrialWriter,
     rules: SharedRules,
     features: Vec<String>,
+    hyperparameters: Vec<(String, f64)>,
     global_step: u64,
     mode_steps: [u64; 4],
     error: Option<DebuggerError>,
@@ -251,6 +264,7 @@ impl Hook {
         settings: &Settings,
         rules: SharedRules,
         features: Vec<String>,
+        hyperparameters: Vec<(String, f64)>,
     ) -> Result<Hook, DebuggerError> {
         if settings.dir.join(trial::END_OF_JOB).exists() || settings.dir.join("index").exists() {
             // A rerun (`--replace`) starts a fresh trial, as a new SageMaker job would.
@@ -263,6 +277,7 @@ impl Hook {
             writer: TrialWriter::create(&settings.dir, settings.collections.clone())?,
             rules,
             features,
+            hyperparameters,
             global_step: 0,
             mode_steps: [0; 4],
             error: None,
@@ -291,14 +306,24 @@ impl Hook {
                 mode,
                 tensors: Vec::new(),
             };
+            for (name, value) in &self.hyperparameters {
+                saving.add(
+                    "hyperparameters",
+                    format!("hyperparameters/{name}"),
+                    Tensor::scalar(*value),
+                );
+            }
             fill(&mut saving);
             let tensors = saving.tensors;
-            if !tensors.is_empty() {
-                if let Err(e) = self.writer.write_step(step, mode, mode_step, &tensors) {
-                    self.error = Some(e);
-                    return None;
-                }
+            if tensors.is_empty() {
+                return None;
             }
+            if let Err(e) = self.writer.write_step(step, mode, mode_step, &tensors) {
+                self.error = Some(e);
+                return None;
+            }
+        } else {
+            return None;
         }
         let mut rules = lock(&self.rules);
         if rules.is_empty() {
@@ -320,5 +345,10 @@ impl Hook {
 
     pub fn dir(&self) -> &Path {
         self.writer.dir()
+    }
+
+    /// Steps taken so far, in all modes.
+    pub fn steps(&self) -> u64 {
+        self.global_step
     }
 }

@@ -210,12 +210,16 @@ impl RuleSpec {
         is_true(&self.params[key])
     }
 
+    fn text(&self, key: &str) -> &str {
+        self.params.get(key).map_or("", String::as_str)
+    }
+
     fn regexes(&self, key: &str) -> Vec<Regex> {
-        regex_list(&self.params[key])
+        regex_list(self.text(key))
     }
 
     fn list(&self, key: &str) -> Vec<String> {
-        self.params[key]
+        self.text(key)
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
@@ -704,7 +708,8 @@ impl Evaluation {
                 let (Some((_, l)), Some((_, p))) = (labels.first(), predictions.first()) else { return None };
                 self.seen();
                 let rows = l.values.len();
-                let predicted: Vec<f64> = if spec.flag("argmax") && p.shape.len() == 2 && p.shape[0] == rows {
+                // Rows of class probabilities can only be compared through their argmax.
+                let predicted: Vec<f64> = if p.shape.len() == 2 && p.shape[0] == rows {
                     let k = p.shape[1];
                     (0..rows).map(|r| (0..k).max_by(|&a, &b| p.values[r * k + a].total_cmp(&p.values[r * k + b])).unwrap_or(0) as f64).collect()
                 } else {

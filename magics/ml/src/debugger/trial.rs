@@ -192,7 +192,7 @@ impl TrialWriter {
         step: u64,
         mode: Mode,
         mode_step: u64,
-        tensors: &[(&str, String, Tensor)],
+        tensors: &[(Vec<&str>, String, Tensor)],
     ) -> Result<(), DebuggerError> {
         let mut file = Vec::new();
         let mut payload = Vec::new();
@@ -212,7 +212,7 @@ impl TrialWriter {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        for (collection, name, tensor) in tensors {
+        for (in_collections, name, tensor) in tensors {
             let proto = TensorProto {
                 dtype: events::DT_DOUBLE,
                 tensor_shape: Some(TensorShape {
@@ -241,11 +241,13 @@ impl TrialWriter {
                     }],
                 }),
             };
-            let record = events::frame(&event.encode_to_vec());
+            let record = events::frame(&event.encode_to_vec(), events::Footer::Smdebug);
             payload.push(json!({"tensorname": name, "start_idx": file.len(), "length": record.len()}));
             file.extend(record);
-            if let Some(c) = self.collections.get_mut(*collection) {
-                c.tensor_names.insert(name.clone());
+            for collection in in_collections {
+                if let Some(c) = self.collections.get_mut(*collection) {
+                    c.tensor_names.insert(name.clone());
+                }
             }
         }
         write_atomically(&self.dir.join(event_file(step)), &file)?;
@@ -540,14 +542,14 @@ mod tests {
                 Mode::Train,
                 0,
                 &[
-                    ("losses", "loss".into(), Tensor::scalar(0.5)),
-                    ("weights", "w0".into(), Tensor::matrix(2, 2, vec![1.0, 2.0, 3.0, 4.0])),
+                    (vec!["losses"], "loss".into(), Tensor::scalar(0.5)),
+                    (vec!["weights"], "w0".into(), Tensor::matrix(2, 2, vec![1.0, 2.0, 3.0, 4.0])),
                 ],
             )
             .unwrap();
         assert_eq!(trial.refresh().unwrap(), vec![0]);
         writer
-            .write_step(1, Mode::Eval, 0, &[("losses", "loss".into(), Tensor::scalar(0.25))])
+            .write_step(1, Mode::Eval, 0, &[(vec!["losses"], "loss".into(), Tensor::scalar(0.25))])
             .unwrap();
         writer.finish().unwrap();
         assert_eq!(trial.refresh().unwrap(), vec![1]);

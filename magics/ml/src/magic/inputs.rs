@@ -25,6 +25,13 @@ impl From<MlError> for MagicError {
     }
 }
 
+/// A debugger misconfiguration is in the options given; unreadable tensors are a failure.
+impl From<crate::debugger::DebuggerError> for MagicError {
+    fn from(e: crate::debugger::DebuggerError) -> MagicError {
+        MlError::from(e).into()
+    }
+}
+
 /// A CSV whose rows do not all have the first line's number of fields is refused with the line.
 fn check_csv_shape(path: &Path, header: bool) -> Result<(), MagicError> {
     let first = if header {

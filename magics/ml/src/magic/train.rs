@@ -18,6 +18,7 @@ use rustmaker_magics::{
 use serde_json::json;
 
 use crate::algorithms::Algorithm;
+use crate::debugger::{self, DebugHookConfig, DebugRuleConfiguration};
 use crate::definition::{
     ChannelConfig, DataSource, MetricDefinition, S3DataSource, StoppingCondition,
     TrainingDefinition,
@@ -92,6 +93,21 @@ struct TrainArgs {
     replace: bool,
     #[command(flatten)]
     csv: HeaderArgs,
+    /// Debugger: save the job's tensors in smdebug's format (implied by the flags below).
+    #[arg(long)]
+    debugger: bool,
+    #[arg(long = "save-interval")]
+    save_interval: Option<u64>,
+    #[arg(long, value_delimiter = ',')]
+    collections: Vec<String>,
+    /// A built-in rule: NAME, NAME(key=value,…), with :stop for the StopTraining action.
+    #[arg(long = "rule")]
+    rule: Vec<String>,
+    /// `%%train`'s cell may carry these beside the hyperparameters.
+    #[arg(skip)]
+    debug_hook: Option<DebugHookConfig>,
+    #[arg(skip)]
+    debug_rules: Vec<DebugRuleConfiguration>,
 }
 
 #[derive(Parser, Debug)]
@@ -202,7 +218,7 @@ impl Magic for TrainMagic {
             let args: JobCommandArgs = parse_args("train", argv)?;
             return self.command(args.command, ctx);
         }
-        let args: TrainArgs = parse_args("train", argv)?;
+        let mut args: TrainArgs = parse_args("train", argv)?;
         let mut hp: BTreeMap<String, String> = BTreeMap::new();
         if call.form == MagicForm::Cell && !call.body.trim().is_empty() {
             let body: serde_json::Value = serde_json::from_str(&call.body).map_err(|e| {
@@ -211,12 +227,23 @@ impl Magic for TrainMagic {
                     format!("the cell must be the hyperparameters as a JSON object: {e}"),
                 )
             })?;
-            let serde_json::Value::Object(map) = body else {
+            let serde_json::Value::Object(mut map) = body else {
                 return Err(MagicError::usage(
                     "train",
                     "the cell must be a JSON object of hyperparameters",
                 ));
             };
+            // SageMaker's debugger fields may sit beside the hyperparameters.
+            if let Some(v) = map.remove("DebugHookConfig") {
+                args.debug_hook = Some(serde_json::from_value(v).map_err(|e| {
+                    MagicError::usage("train", format!("DebugHookConfig: {e}"))
+                })?);
+            }
+            if let Some(v) = map.remove("DebugRuleConfigurations") {
+                args.debug_rules = serde_json::from_value(v).map_err(|e| {
+                    MagicError::usage("train", format!("DebugRuleConfigurations: {e}"))
+                })?;
+            }
             for (k, v) in map {
                 let text = match v {
                     serde_json::Value::String(s) => s,
@@ -244,7 +271,25 @@ fn definition_of(
             },
         },
     };
+    let flagged = args.debugger
+        || args.save_interval.is_some()
+        || !args.collections.is_empty()
+        || !args.rule.is_empty();
+    let mut debug_hook = args.debug_hook.clone();
+    if flagged {
+        let short = debugger::config::hook_from_flags(args.save_interval, &args.collections);
+        let hook = debug_hook.get_or_insert_with(DebugHookConfig::default);
+        hook.hook_parameters.extend(short.hook_parameters);
+        hook.collection_configurations
+            .extend(short.collection_configurations);
+    }
+    let mut debug_rules = args.debug_rules.clone();
+    for text in &args.rule {
+        debug_rules.push(debugger::config::rule_from_flag(text, &args.name)?);
+    }
     let mut definition = TrainingDefinition {
+        debug_hook_config: debug_hook,
+        debug_rule_configurations: debug_rules,
         static_hyper_parameters: hp,
         target_attribute_name: args.target.clone(),
         problem_type: args.problem_type.clone(),
@@ -405,7 +450,15 @@ impl TrainMagic {
         let dir = root.join(&args.name);
         if let Some(algorithm) = &definition.algorithm_specification.algorithm_name {
             // Hyperparameters are checked before any data is read.
-            Algorithm::parse(algorithm)?.resolve(&definition.static_hyper_parameters)?;
+            let algorithm = Algorithm::parse(algorithm)?;
+            algorithm.resolve(&definition.static_hyper_parameters)?;
+            // So is the debugger's configuration.
+            debugger::config::resolve(
+                definition.debug_hook_config.as_ref(),
+                &definition.debug_rule_configurations,
+                &dir,
+                Some(algorithm.debug_collections()),
+            )?;
         }
         let kind = job_kind(&definition, args.csv.given(), &*self.store, &scratch, ctx)?;
         let store = open_store()?;
@@ -511,6 +564,28 @@ impl TrainMagic {
                 for m in &c.metrics {
                     rows.push((format!("FinalMetric.{}", m.name), render::short(m.last)));
                 }
+                let definition = c
+                    .job_dir
+                    .as_deref()
+                    .and_then(|d| TrainingDefinition::load(d).ok());
+                let hook = definition.and_then(|d| d.debug_hook_config);
+                let statuses = c.job_dir.as_deref().and_then(debugger::load_statuses);
+                if let Some(h) = &hook {
+                    rows.push((
+                        "DebugHookConfig".into(),
+                        serde_json::to_string(h).unwrap_or_default(),
+                    ));
+                }
+                for s in statuses.iter().flat_map(|s| s.as_array().cloned().unwrap_or_default()) {
+                    rows.push((
+                        format!("DebugRule.{}", s["RuleConfigurationName"].as_str().unwrap_or("?")),
+                        format!(
+                            "{}{}",
+                            s["RuleEvaluationStatus"].as_str().unwrap_or("?"),
+                            s["StatusDetails"].as_str().map(|d| format!(": {d}")).unwrap_or_default()
+                        ),
+                    ));
+                }
                 let text = rows
                     .iter()
                     .map(|(k, v)| format!("{k}: {v}"))
@@ -523,6 +598,8 @@ impl TrainMagic {
                     "HyperParameters": c.parameters.iter().cloned().collect::<BTreeMap<_, _>>(),
                     "FinalMetricDataList": c.metrics.iter().map(|m| json!({"MetricName": m.name, "Value": m.last})).collect::<Vec<_>>(),
                     "ModelArtifacts": c.outputs.iter().find(|(k, _)| k == "SageMaker.ModelArtifact").map(|(_, v)| json!({"S3ModelArtifacts": v})),
+                    "DebugHookConfig": hook,
+                    "DebugRuleEvaluationStatuses": statuses,
                 });
                 ctx.display(
                     MimeBundle::text(text)

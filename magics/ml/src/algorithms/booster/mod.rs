@@ -92,6 +92,8 @@ pub struct Grower<'a> {
 /// it, so that boosting adds each leaf's value to its rows without walking the tree.
 pub struct Grown<'g> {
     pub tree: Tree,
+    /// Each split's feature, gain and cover (its hessian sum), for XGBoost's importances.
+    pub splits: Vec<(u32, f64, f64)>,
     /// Each node's split bin (0 for leaves).
     split_bins: Vec<u8>,
     leaves: Vec<(usize, usize, usize)>,
@@ -199,6 +201,7 @@ impl<'a> Grower<'a> {
             nodes: vec![leaf_node()],
         };
         let mut split_bins = vec![0u8];
+        let mut splits = Vec::new();
         let root_hist = self.take_hist();
         let len = self.order.len();
         self.fill(root_hist, 0, len, pairs, stride, offset);
@@ -241,6 +244,7 @@ impl<'a> Grower<'a> {
             tree.nodes.push(leaf_node());
             split_bins.extend([0, 0]);
             split_bins[parent.node] = split.bin as u8;
+            splits.push((split.feature as u32, split.gain, parent.sums[1]));
             tree.nodes[parent.node] = Node {
                 feature: split.feature as u32,
                 threshold: self.data.edges[split.feature][split.bin],
@@ -305,6 +309,7 @@ impl<'a> Grower<'a> {
         out.sort_unstable();
         Grown {
             tree,
+            splits,
             split_bins,
             leaves: out,
             order: &self.order,
