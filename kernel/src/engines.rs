@@ -84,7 +84,7 @@ pub fn register(registry: &mut MagicRegistry) {
 }
 
 fn register_ml(registry: &mut MagicRegistry, store: &SharedObjectStore) {
-    use rustmaker_ml::magic::{ExperimentsMagic, PredictMagic, TrainMagic};
+    use rustmaker_ml::magic::{DebuggerMagic, ExperimentsMagic, PredictMagic, TrainMagic};
     use rustmaker_ml::tune::magic::TuneMagic;
     let store = || store.clone();
     registry
@@ -93,6 +93,9 @@ fn register_ml(registry: &mut MagicRegistry, store: &SharedObjectStore) {
     registry
         .register(Arc::new(PredictMagic { store: store() }))
         .expect("%predict has a unique name");
+    registry
+        .register(Arc::new(DebuggerMagic))
+        .expect("%debugger has a unique name");
     registry
         .register(Arc::new(ExperimentsMagic))
         .expect("%experiments has a unique name");

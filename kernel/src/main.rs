@@ -41,6 +41,11 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// A training job's Debugger output from a shell, with `%debugger`'s arguments.
+    Debugger {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Tuning jobs from a shell, with `%tune`'s arguments (the request with --config FILE).
     Tune {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -129,6 +134,7 @@ fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))
         }
         Command::Train { args } => magic("train", &args),
+        Command::Debugger { args } => magic("debugger", &args),
         Command::Experiments { args } => magic("experiments", &args),
         Command::Tune { args } => magic("tune", &args),
         Command::Autopilot { args } => magic("autopilot", &args),

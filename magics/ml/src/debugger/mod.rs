@@ -9,6 +9,7 @@ pub mod config;
 pub mod events;
 pub mod learners;
 pub mod rules;
+pub mod summary;
 pub mod trial;
 
 use std::path::{Path, PathBuf};
@@ -204,6 +205,16 @@ pub fn save_statuses(job_dir: &Path, rules: &Rules) -> Result<(), DebuggerError>
 pub fn load_statuses(job_dir: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(statuses_path(job_dir)).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+/// Where a job's tensors are: the hook's `LocalPath`, else `JOB/debug-output`.
+pub fn output_dir(job_dir: &Path) -> PathBuf {
+    crate::definition::TrainingDefinition::load(job_dir)
+        .ok()
+        .and_then(|d| d.debug_hook_config)
+        .and_then(|h| h.local_path)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| job_dir.join("debug-output"))
 }
 
 /// What a learner saves at one step: it asks which collections are saved and adds tensors.

@@ -3,9 +3,11 @@
 //! - [`train`] holds `%train`, `%%train` and the job commands (list, describe, logs, stop);
 //!   `live_job` is the live view of a running job;
 //! - [`predict`] holds `%predict`;
+//! - [`debugger`] holds `%debugger` (tensors, plot, rules of a job's Debugger output);
 //! - [`experiments`] holds `%experiments` (list, show, leaderboard, compare, delete);
 //! - `inputs` reads a data argument (frame, CSV, Parquet, s3://) into a DataFrame.
 
+pub mod debugger;
 pub mod experiments;
 mod inputs;
 pub use inputs::load as load_source;
@@ -21,6 +23,7 @@ use crate::store::{self, Component, Status, Store};
 
 pub(crate) use rustmaker_magics::failed;
 
+pub use debugger::DebuggerMagic;
 pub use experiments::ExperimentsMagic;
 pub use predict::PredictMagic;
 pub(crate) use train::job_kind;
