@@ -443,7 +443,9 @@ impl Builtin {
                     details.map(|d| format!(" ({d})")).unwrap_or_default()
                 ));
             }
-            debugger::save_statuses(dir, &r)?;
+            if !r.is_empty() {
+                debugger::save_statuses(dir, &r)?;
+            }
         }
         match outcome {
             Ok((model, metrics)) => {

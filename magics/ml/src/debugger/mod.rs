@@ -217,6 +217,29 @@ pub fn output_dir(job_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| job_dir.join("debug-output"))
 }
 
+/// Every file of a trial with its path inside it (`/`-separated), for copying to S3.
+pub fn files(dir: &Path) -> Result<Vec<(PathBuf, String)>, DebuggerError> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|source| DebuggerError::Io {
+            path: d.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(rel) = path.strip_prefix(dir) {
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                out.push((path, rel));
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
 /// What a learner saves at one step: it asks which collections are saved and adds tensors.
 pub struct Saving<'h> {
     hook: &'h Hook,

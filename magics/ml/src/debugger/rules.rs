@@ -573,8 +573,12 @@ impl Evaluation {
                 let regexes = spec.regexes("tensor_regex");
                 let all = collections.is_empty() && regexes.is_empty();
                 let only_nan = spec.flag("only_nan");
+                let chosen: Vec<&String> = selected(trial, step, &collections, &regexes).into_iter().map(|(n, _)| n).collect();
+                // XGBoost's tree columns mark a leaf's split with NaN: not a value at all.
+                let trees = trial.collections().get("trees");
                 for (name, t) in &step.tensors {
-                    if !all && selected(trial, step, &collections, &regexes).iter().all(|(n, _)| n != &name) {
+                    let pick = if all { trees.is_none_or(|names| !names.contains(name)) } else { chosen.contains(&name) };
+                    if !pick {
                         continue;
                     }
                     self.seen();

@@ -166,6 +166,7 @@ impl Magic for DebuggerMagic {
                     .as_deref()
                     .and_then(debugger::load_statuses)
                     .and_then(|s| s.as_array().cloned())
+                    .filter(|s| !s.is_empty())
                     .ok_or_else(|| failed(format!("{job} ran no rules: add DebugRuleConfigurations or --rule NAME")))?;
                 let header: Vec<String> = ["rule", "status", "step", "details"].iter().map(|s| s.to_string()).collect();
                 let cells: Vec<Vec<String>> = statuses

@@ -490,6 +490,20 @@ impl TrainMagic {
             )?;
             model = Some(PathBuf::from(url));
         }
+        let debug_s3 = definition
+            .debug_hook_config
+            .as_ref()
+            .and_then(|h| h.s3_output_path.clone())
+            .filter(|s| s.starts_with("s3://"));
+        let local_debug = debugger::output_dir(&dir);
+        if let (Some(s3), true) = (debug_s3, local_debug.exists()) {
+            // Where SageMaker puts it: S3OutputPath/JOB/debug-output/.
+            let prefix = format!("{}/{}/debug-output", s3.trim_end_matches('/'), args.name);
+            for (file, rel) in debugger::files(&local_debug)? {
+                self.store.put(&file, &format!("{prefix}/{rel}"), watcher.ctx)?;
+            }
+            store.add_output(&args.name, "SageMaker.DebugOutput", &prefix, "application/x-directory")?;
+        }
         watcher.finish(
             result.status,
             result.failure_reason.as_deref(),
