@@ -9,6 +9,8 @@ pub mod config;
 pub mod events;
 pub mod learners;
 pub mod rules;
+#[cfg(test)]
+mod rule_tests;
 pub mod summary;
 pub mod trial;
 

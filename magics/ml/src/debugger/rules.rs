@@ -499,6 +499,7 @@ impl Evaluation {
                     let lowest = trial
                         .series(name, Some(step.mode))
                         .into_iter()
+                        .filter(|(s, _, _)| *s <= at)
                         .filter_map(|(_, _, t)| scalar(t))
                         .fold(f64::INFINITY, f64::min);
                     if now > then - diff * then.abs() {
