@@ -6,7 +6,7 @@
 //! SageMaker's algorithm names map to the built-ins: `xgboost` is gradient boosting grown
 //! level by level, `lightgbm` the same learner grown leaf-wise (`grow_policy=lossguide`, as
 //! LightGBM grows), `linear-learner` logistic or linear regression, `randomforest` the random
-//! forest. Ranges are those SageMaker's Autopilot tunes for them, within what the built-ins
+//! forest, `mlp` (on request) the multilayer perceptron. Ranges are those SageMaker's Autopilot tunes for them, within what the built-ins
 //! take.
 
 use serde_json::{json, Value};
@@ -19,9 +19,12 @@ use crate::AutopilotError;
 /// The algorithms a candidate can use, in the order candidates are numbered.
 pub const ALGORITHMS: &[&str] = &["xgboost", "lightgbm", "linear-learner", "randomforest"];
 
+/// Algorithms a job uses only when `--algorithms` names them: the network trains far slower
+/// than the trees on the tables Autopilot usually gets.
+pub const ON_REQUEST: &[&str] = &["mlp"];
+
 /// SageMaker's other Autopilot algorithms, refused with the reason.
 const NOT_HERE: &[&str] = &[
-    "mlp",
     "catboost",
     "extra-trees",
     "nn-torch",
@@ -64,7 +67,7 @@ pub fn algorithms(spec: &JobSpec) -> Result<Vec<&'static str>, AutopilotError> {
     let mut out = Vec::new();
     for given in &spec.algorithms {
         let lower = given.trim().to_ascii_lowercase();
-        match ALGORITHMS.iter().find(|a| **a == lower) {
+        match ALGORITHMS.iter().chain(ON_REQUEST).find(|a| **a == lower) {
             Some(a) if !out.contains(a) => out.push(*a),
             Some(_) => {}
             None => {
@@ -75,7 +78,15 @@ pub fn algorithms(spec: &JobSpec) -> Result<Vec<&'static str>, AutopilotError> {
                 };
                 return Err(AutopilotError::request(
                     "AutoMLAlgorithms",
-                    format!("`{given}` {why}: choose from {}", ALGORITHMS.join(", ")),
+                    format!(
+                        "`{given}` {why}: choose from {}",
+                        ALGORITHMS
+                            .iter()
+                            .chain(ON_REQUEST)
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                 ));
             }
         }
@@ -170,6 +181,15 @@ pub fn generate(analysis: &Analysis, spec: &JobSpec) -> Result<Vec<Candidate>, A
                         "ContinuousParameterRanges": [continuous("eta", 0.01, 0.3, true), continuous("subsample", 0.5, 1.0, false)]
                     }),
                     false,
+                ),
+                "mlp" => (
+                    "mlp",
+                    vec![("early_stopping", "true".into())],
+                    json!({
+                        "ContinuousParameterRanges": [continuous("learning_rate_init", 1e-4, 1e-2, true), continuous("alpha", 1e-5, 1e-1, true)],
+                        "CategoricalParameterRanges": [{"Name": "hidden_layer_sizes", "Values": ["64", "128", "128,64"]}]
+                    }),
+                    true,
                 ),
                 "linear-learner" if classify => (
                     "logistic-regression",

@@ -118,7 +118,7 @@ const HELP: &str = "\
 %autopilot NAME --data SOURCE --target COLUMN [--problem-type BinaryClassification|MulticlassClassification|Regression]
       [--objective METRIC] [--max-candidates N] [--max-runtime SECONDS] [--max-runtime-per-job SECONDS]
       [--validation-fraction F | --validation SOURCE] [--mode auto|ensembling|hyperparameter-tuning]
-      [--algorithms xgboost,lightgbm,linear-learner,randomforest] [--candidates-only]
+      [--algorithms xgboost,lightgbm,linear-learner,randomforest,mlp] [--candidates-only]
       [--output DIR|s3://…] [--seed N]
 %%autopilot NAME            (the cell: CreateAutoMLJob's request, JSON or YAML)
 %autopilot NAME --config FILE.json|FILE.yaml

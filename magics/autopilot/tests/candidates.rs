@@ -121,9 +121,15 @@ fn the_algorithms_asked_for_are_checked_and_the_limit_kept() {
     assert_eq!(names, ["dpp0-randomforest", "dpp1-xgboost"]);
     spec.max_candidates = 1;
     assert_eq!(generate(&a, &spec).unwrap().len(), 1);
-    spec.algorithms = vec!["mlp".into()];
+    spec.algorithms = vec!["catboost".into()];
     let err = generate(&a, &spec).unwrap_err().to_string();
-    assert!(err.contains("`mlp` is a SageMaker Autopilot algorithm this project has no built-in for: choose from xgboost, lightgbm, linear-learner, randomforest"), "{err}");
+    assert!(err.contains("`catboost` is a SageMaker Autopilot algorithm this project has no built-in for: choose from xgboost, lightgbm, linear-learner, randomforest, mlp"), "{err}");
+    // The network only when asked for, on standardised features, tuned on its step size.
+    spec.algorithms = vec!["mlp".into()];
+    let found = generate(&a, &spec).unwrap();
+    assert_eq!((found[0].name.as_str(), found[0].training), ("dpp0-mlp", "mlp"));
+    assert!(found[0].ranges.to_string().contains("learning_rate_init"));
+    assert!(found[0].pipeline.contains("standardises"));
     spec.algorithms = vec!["svm9".into()];
     assert!(generate(&a, &spec)
         .unwrap_err()

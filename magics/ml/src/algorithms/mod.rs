@@ -8,6 +8,7 @@ mod classical;
 mod ensembles;
 pub mod kmeans;
 pub mod logistic;
+pub mod mlp;
 mod scoring;
 pub mod trees;
 mod weighted;
@@ -82,6 +83,8 @@ pub enum Range {
     Choice(&'static [&'static str]),
     /// One of the words, or a fraction in (0, 1].
     ChoiceOrFraction(&'static [&'static str]),
+    /// Comma-separated layer widths (scikit-learn's `hidden_layer_sizes`).
+    Layers,
 }
 
 impl std::fmt::Display for Range {
@@ -94,6 +97,7 @@ impl std::fmt::Display for Range {
                 if *open_min { "above" } else { "at least" }
             ),
             Range::Choice(words) => write!(f, "one of {}", words.join(", ")),
+            Range::Layers => write!(f, "layer widths such as 100 or 64,32 (1 to 8 layers of 1 to 4096 units)"),
             Range::ChoiceOrFraction(words) => {
                 write!(
                     f,
@@ -167,6 +171,7 @@ pub enum Algorithm {
     KMeans,
     NaiveBayes,
     Svm,
+    Mlp,
 }
 
 pub const ALGORITHMS: &[(Algorithm, &str)] = &[
@@ -178,6 +183,7 @@ pub const ALGORITHMS: &[(Algorithm, &str)] = &[
     (Algorithm::KMeans, "kmeans"),
     (Algorithm::NaiveBayes, "naive-bayes"),
     (Algorithm::Svm, "svm"),
+    (Algorithm::Mlp, "mlp"),
 ];
 
 /// Other names users reach for.
@@ -185,6 +191,8 @@ const ALIASES: &[(&str, Algorithm)] = &[
     ("xgboost", Algorithm::GradientBoosting),
     ("k-means", Algorithm::KMeans),
     ("linear-learner", Algorithm::LinearRegression),
+    ("multilayer-perceptron", Algorithm::Mlp),
+    ("neural-network", Algorithm::Mlp),
 ];
 
 const TREE_HPS: [HpSpec; 4] = [
@@ -288,6 +296,21 @@ impl Algorithm {
                 float("tol", "1e-4", 0.0, 1.0, true, "convergence tolerance"),
                 int("n_init", "1", 1, 100, "runs from different k-means++ starts; the best is kept"),
             ],
+            Algorithm::Mlp => vec![
+                HpSpec { name: "hidden_layer_sizes", default: "100", range: Range::Layers, doc: "units of each hidden layer" },
+                choice("activation", "relu", &["relu", "tanh", "sigmoid", "logistic"], "hidden units' function (logistic: sigmoid)"),
+                choice("solver", "adam", &["adam", "sgd"], "optimiser: Adam, or SGD with momentum"),
+                float("learning_rate_init", "0.001", 0.0, 100.0, true, "step size"),
+                int("batch_size", "200", 1, 1_000_000, "rows a mini-batch"),
+                int("max_iter", "200", 1, 100_000, "epochs at most"),
+                float("alpha", "0.0001", 0.0, 1e6, false, "L2 penalty"),
+                float("tol", "1e-4", 0.0, 1.0, false, "least improvement of the loss that counts"),
+                int("n_iter_no_change", "10", 1, 100_000, "epochs without improvement before stopping"),
+                choice("early_stopping", "false", &["true", "false"], "watch the validation loss (and keep the best epoch) instead of the training loss"),
+                float("momentum", "0.9", 0.0, 1.0, false, "sgd: momentum"),
+                float("init_scale", "1", 0.0, 1e6, false, "multiplies the Glorot bound of the hidden layers' weights"),
+                float("bias_shift", "0", -1e6, 1e6, false, "added to the hidden biases at the start"),
+            ],
             Algorithm::NaiveBayes => vec![float("var_smoothing", "1e-9", 0.0, 1.0, false, "share of the largest variance added to every variance")],
             Algorithm::Svm => vec![
                 choice("kernel", "rbf", &["rbf", "linear", "poly"], "kernel function"),
@@ -320,6 +343,19 @@ impl Algorithm {
                 "weights",
                 "biases",
                 "gradients",
+                "predictions",
+                "labels",
+            ],
+            Algorithm::Mlp => &[
+                "losses",
+                "metrics",
+                "hyperparameters",
+                "weights",
+                "biases",
+                "gradients",
+                "relu_input",
+                "relu_output",
+                "outputs",
                 "predictions",
                 "labels",
             ],
@@ -396,6 +432,8 @@ fn check(algorithm: Algorithm, spec: &HpSpec, value: &str) -> Result<(), MlError
         Range::ChoiceOrFraction(words) => {
             words.contains(&v) || v.parse::<f64>().is_ok_and(|x| x > 0.0 && x <= 1.0)
         }
+        Range::Layers => mlp::layer_sizes(v)
+            .is_some_and(|l| l.len() <= 8 && l.iter().all(|&n| n <= 4096)),
     };
     if ok {
         Ok(())
@@ -472,6 +510,7 @@ pub enum Model {
     Logistic(logistic::LogisticModel),
     /// Autopilot's ENSEMBLING: fitted models averaged with weights.
     Ensemble(WeightedEnsemble),
+    Mlp(mlp::MlpModel),
 }
 
 /// What a model says about rows.
@@ -491,6 +530,7 @@ impl Model {
             Model::KMeans(m) => m.predict(x),
             Model::Logistic(m) => m.predict(x),
             Model::Ensemble(m) => m.predict(x),
+            Model::Mlp(m) => m.predict(x),
         }
     }
 }
@@ -534,6 +574,26 @@ pub fn fit(
             monitor,
         )
         .map(Model::Logistic),
+        Algorithm::Mlp => mlp::fit(
+            data,
+            &mlp::MlpParams {
+                hidden: mlp::layer_sizes(hp.text("hidden_layer_sizes")).unwrap_or(vec![100]),
+                activation: mlp::Activation::parse(hp.text("activation")),
+                adam: hp.text("solver") == "adam",
+                learning_rate: hp.float("learning_rate_init"),
+                batch_size: hp.int("batch_size"),
+                max_iter: hp.int("max_iter"),
+                alpha: hp.float("alpha"),
+                tol: hp.float("tol"),
+                n_iter_no_change: hp.int("n_iter_no_change"),
+                early_stopping: hp.text("early_stopping") == "true",
+                momentum: hp.float("momentum"),
+                init_scale: hp.float("init_scale"),
+                bias_shift: hp.float("bias_shift"),
+            },
+            monitor,
+        )
+        .map(Model::Mlp),
         _ => classical::fit(algorithm, hp, data, monitor).map(Model::Linfa),
     }
 }
