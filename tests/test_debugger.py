@@ -232,3 +232,105 @@ def test_debugger_output_goes_to_s3(home, boto):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def split(home, table: str) -> tuple[pathlib.Path, pathlib.Path, "object"]:
+    """The table split as scikit-learn splits it (25 % held out, random_state=0), as files."""
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+    frame = pd.read_csv(DATA / f"{table}.csv")
+    stratify = frame["target"] if table != "diabetes" else None
+    train_rows, valid_rows = train_test_split(frame, test_size=0.25, random_state=0, stratify=stratify)
+    paths = home[0] / f"{table}-train.csv", home[0] / f"{table}-valid.csv"
+    train_rows.to_csv(paths[0], index=False)
+    valid_rows.to_csv(paths[1], index=False)
+    return paths[0], paths[1], (train_rows, valid_rows)
+
+
+@pytest.mark.parametrize("table", ["iris", "wine", "breast_cancer", "diabetes"])
+def test_the_mlp_matches_scikit_learn_on_the_classic_tables(home, table):
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from sklearn.preprocessing import StandardScaler
+    train_path, valid_path, (train_rows, valid_rows) = split(home, table)
+    name = f"mlp-{table.replace('_', '-')}"
+    train(home, name, "--algorithm", "mlp", "--data", str(train_path), "--validation", str(valid_path),
+          "--target", "target", "--hp", "hidden_layer_sizes=64", "--hp", "max_iter=300")
+    x_train, x_valid = train_rows.drop(columns="target"), valid_rows.drop(columns="target")
+    scaler = StandardScaler().fit(x_train)
+    peer_class = MLPRegressor if table == "diabetes" else MLPClassifier
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        peer = peer_class(hidden_layer_sizes=(64,), max_iter=300, random_state=0).fit(
+            scaler.transform(x_train), train_rows["target"])
+    score = peer.score(scaler.transform(x_valid), valid_rows["target"])
+    if table == "diabetes":
+        # scikit-learn's regressor learns the raw target; ours standardises it first.
+        ours = series(home, name, "validation:r2")
+        assert list(ours.values())[-1] >= max(score, 0.2), (ours, score)
+    else:
+        ours = list(series(home, name, "validation:accuracy").values())[-1]
+        assert ours >= score - 1 / len(valid_rows) - 1e-9, (ours, score)
+
+
+def test_a_network_that_goes_wrong_is_caught(home):
+    cancer = str(DATA / "breast_cancer.csv")
+    # A learning rate that makes the loss explode: ExplodingTensor stops the job.
+    out = train(home, "exploding", "--algorithm", "mlp", "--data", cancer, "--target", "target",
+                "--hp", "solver=sgd", "--hp", "learning_rate_init=100", "--hp", "momentum=0.99",
+                "--hp", "n_iter_no_change=1000", "--save-interval", "1",
+                "--collections", "losses,weights", "--rule", "ExplodingTensor:stop", check=False)
+    s = statuses(home, "exploding")["ExplodingTensor"]
+    assert s["RuleEvaluationStatus"] == "IssuesFound", s
+    assert out.returncode != 0 and "stopped by rule ExplodingTensor" in out.stderr + out.stdout
+    # Dead ReLUs from biases started far below zero; their gradients vanish with them.
+    train(home, "dead", "--algorithm", "mlp", "--data", cancer, "--target", "target",
+          "--hp", "bias_shift=-50", "--hp", "max_iter=5", "--save-interval", "1",
+          "--rule", "DeadRelu", "--rule", "VanishingGradient(threshold=1e-12)")
+    s = statuses(home, "dead")
+    assert s["DeadRelu"]["RuleEvaluationStatus"] == "IssuesFound" and s["DeadRelu"]["FiredAtStep"] == 0, s
+    assert "100.0 % of dense0/relu_output" in s["DeadRelu"]["StatusDetails"]
+    assert s["VanishingGradient"]["RuleEvaluationStatus"] == "IssuesFound", s
+    # A wide network on 40 rows overfits: validation loss well above training loss.
+    import pandas as pd
+    tiny = home[0] / "tiny.csv"
+    pd.read_csv(cancer).sample(n=50, random_state=3).to_csv(tiny, index=False)
+    train(home, "overfit", "--algorithm", "mlp", "--data", str(tiny), "--target", "target",
+          "--hp", "hidden_layer_sizes=256", "--hp", "alpha=0", "--hp", "max_iter=300",
+          "--hp", "learning_rate_init=0.01", "--save-interval", "1", "--rule", "Overfit(patience=5)")
+    s = statuses(home, "overfit")["Overfit"]
+    assert s["RuleEvaluationStatus"] == "IssuesFound", s
+    # The same rules stay quiet on a healthy network.
+    train(home, "healthy-net", "--algorithm", "mlp", "--data", cancer, "--target", "target",
+          "--hp", "max_iter=30", "--save-interval", "1", "--rule", "DeadRelu", "--rule", "ExplodingTensor",
+          "--rule", "VanishingGradient", "--rule", "PoorWeightInitialization")
+    s = statuses(home, "healthy-net")
+    for rule in ("DeadRelu", "ExplodingTensor", "VanishingGradient", "PoorWeightInitialization"):
+        assert s[rule]["RuleEvaluationStatus"] == "NoIssuesFound", s[rule]
+
+
+def test_smdebug_reads_a_network_job(home):
+    train(home, "net", "--algorithm", "mlp", "--data", str(DATA / "iris.csv"), "--target", "target",
+          "--hp", "hidden_layer_sizes=16,8", "--hp", "max_iter=12", "--save-interval", "3",
+          "--collections", "losses,weights,biases,gradients,relu_input,relu_output")
+    t = trial_of(home, "net")
+    # Each epoch is a TRAIN step then an EVAL step; both modes count their own steps.
+    # smdebug lists a mode's own steps; the global ones interleave.
+    assert t.steps(mode=ModeKeys.TRAIN) == [0, 3, 6, 9]
+    assert t.steps(mode=ModeKeys.EVAL) == [0, 3, 6, 9]
+    assert t.steps() == [0, 1, 6, 7, 12, 13, 18, 19]
+    assert t.mode_modestep(6) == (ModeKeys.TRAIN, 3)
+    assert t.tensor("dense0.weight").value(3, mode=ModeKeys.TRAIN).shape == (4, 16)
+    assert t.tensor("dense1.weight").value(3, mode=ModeKeys.TRAIN).shape == (16, 8)
+    assert t.tensor("dense2.bias").value(0, mode=ModeKeys.TRAIN).shape == (3,)
+    assert t.tensor("gradient/dense0.weight").value(9, mode=ModeKeys.TRAIN).shape == (4, 16)
+    relu_out = t.tensor("dense1/relu_output").value(0, mode=ModeKeys.TRAIN)
+    assert relu_out.shape[1] == 8 and (relu_out >= 0).all()
+    assert set(t.tensor_names(collection="relu_input")) == {"dense0/relu_input", "dense1/relu_input"}
+    # The losses are the ones the job reported for those epochs.
+    reported = series(home, "net", "train:loss")
+    for mode_step, value in enumerate(t.tensor("loss").values(mode=ModeKeys.TRAIN).values()):
+        assert math.isclose(float(value), reported[mode_step * 3 + 1], rel_tol=1e-12)
+    validation = series(home, "net", "validation:loss")
+    assert math.isclose(float(t.tensor("loss").value(3, mode=ModeKeys.EVAL)), validation[4], rel_tol=1e-12)

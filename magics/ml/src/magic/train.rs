@@ -511,6 +511,20 @@ impl TrainMagic {
         );
         match result.status {
             Status::Completed => Ok(()),
+            // A rule's StopTraining is the job's outcome, not the user's interrupt.
+            Status::Stopped
+                if result
+                    .failure_reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with("stopped by rule")) =>
+            {
+                Err(failed(format!(
+                    "training job {} was {}; `%debugger rules {}` shows the rules, `--replace` trains it again",
+                    args.name,
+                    result.failure_reason.unwrap_or_default(),
+                    args.name
+                )))
+            }
             Status::Stopped => Err(rustmaker_magics::long_work::interrupted(
                 format!("training job {} was stopped", args.name),
                 "its logs and metrics so far are kept; `--replace` trains it again",
