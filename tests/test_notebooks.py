@@ -131,11 +131,27 @@ def _check_autopilot(nb):
     assert "CandidateDefinitionsGenerated" in text(by_source["%%autopilot churn-defs"])
 
 
+def _check_debugger(nb):
+    by_source = {c.source.split(" --")[0]: c.outputs for c in nb.cells if c.cell_type == "code"}
+    text = lambda outs: "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outs)
+    healthy = text(by_source["%train patients-mlp"])
+    assert "status=Completed" in healthy or "Completed" in healthy, healthy
+    assert "dense0.weight" in text(by_source["%debugger tensors patients-mlp"])
+    assert "<polyline" in by_source["%debugger plot patients-mlp"][0]["data"]["image/svg+xml"]
+    boom = text(by_source["%train patients-boom"])
+    assert "stopped by rule ExplodingTensor" in boom, boom
+    rules = next(o for o in by_source["%debugger rules patients-boom"] if "data" in o)["data"]["application/json"]
+    status = {r["RuleConfigurationName"]: r["RuleEvaluationStatus"] for r in rules["DebugRuleEvaluationStatuses"]}
+    assert status["ExplodingTensor"] == "IssuesFound" and status["LossNotDecreasing"] in ("Stopped", "IssuesFound")
+    described = next(o for o in by_source["%train describe patients-boom"] if "data" in o)["data"]["application/json"]
+    assert described["TrainingJobStatus"] == "Stopped" and "ExplodingTensor" in described["FailureReason"]
+
+
 # What each notebook must show besides running without errors.
 CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "aws.ipynb": _check_aws,
           "monitor.ipynb": _check_monitor, "training.ipynb": _check_training,
           "tuning.ipynb": _check_tuning, "deploy.ipynb": _check_deploy,
-          "autopilot.ipynb": _check_autopilot}
+          "autopilot.ipynb": _check_autopilot, "debugger.ipynb": _check_debugger}
 
 
 @pytest.fixture(autouse=True)

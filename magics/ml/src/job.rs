@@ -36,6 +36,8 @@ pub trait Watcher {
     fn stop_reason(&self) -> Option<String> {
         None
     }
+    /// The Debugger rules' statuses (name, status, details), when they change.
+    fn rules(&mut self, _statuses: &[(String, &'static str, Option<String>)]) {}
 }
 
 const STOPPED_BY_USER: &str = "stopped by the user";
@@ -437,6 +439,7 @@ impl Builtin {
         if let Some(r) = &rules {
             let mut r = debugger::lock(r);
             r.finish(matches!(outcome, Err(MlError::Stopped)));
+            watcher.rules(&r.summary());
             for (rule, status, details) in r.summary() {
                 log.line(&format!(
                     "rule {rule}: {status}{}",
@@ -583,6 +586,7 @@ impl Builtin {
         let mut reported: Vec<String> = Vec::new();
         let mut last_step = 0;
         let finished_hook;
+        let mut shown_rules = Vec::new();
         let model = loop {
             if watcher.should_stop() || store.stop_requested(name) {
                 stop.store(true, Ordering::Relaxed);
@@ -591,6 +595,11 @@ impl Builtin {
             if let Some(rules) = rules {
                 let mut rules = debugger::lock(rules);
                 rules.check_idle();
+                let now = rules.summary();
+                if now != shown_rules {
+                    watcher.rules(&now);
+                    shown_rules = now;
+                }
                 if let Some(why) = rules.stop() {
                     // The learner stops at its next step; a stalled one is left behind.
                     stop.store(true, Ordering::Relaxed);

@@ -25,6 +25,8 @@ pub(super) struct LiveJob<'a> {
     history: BTreeMap<String, Vec<(u64, f64)>>,
     logs: String,
     logs_sent: Instant,
+    /// Debugger rules and their statuses, shown beside the metrics.
+    rules: Vec<(String, String)>,
 }
 
 impl<'a> LiveJob<'a> {
@@ -39,6 +41,7 @@ impl<'a> LiveJob<'a> {
             history: BTreeMap::new(),
             logs: String::new(),
             logs_sent: Instant::now(),
+            rules: Vec::new(),
         }
     }
 
@@ -69,6 +72,7 @@ impl<'a> LiveJob<'a> {
         for (k, (step, v)) in &self.latest {
             rows.push((k.clone(), format!("{} (step {step})", render::short(*v))));
         }
+        rows.extend(self.rules.iter().cloned());
         let text = format!(
             "{}: {}",
             self.name,
@@ -145,6 +149,20 @@ impl Watcher for LiveJob<'_> {
         if self.logs_sent.elapsed() > Duration::from_millis(100) || self.logs.len() > 64 * 1024 {
             self.flush_logs();
         }
+    }
+
+    fn rules(&mut self, statuses: &[(String, &'static str, Option<String>)]) {
+        self.rules = statuses
+            .iter()
+            .map(|(name, status, details)| {
+                let shown = match details {
+                    Some(d) => format!("{status}: {d}"),
+                    None => status.to_string(),
+                };
+                (format!("rule {name}"), shown)
+            })
+            .collect();
+        self.redraw(true);
     }
 
     fn should_stop(&mut self) -> bool {

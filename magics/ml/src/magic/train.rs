@@ -511,19 +511,22 @@ impl TrainMagic {
         );
         match result.status {
             Status::Completed => Ok(()),
-            // A rule's StopTraining is the job's outcome, not the user's interrupt.
+            // A rule's StopTraining is the job's outcome, not the user's interrupt: the cell
+            // ends well, as SageMaker's fit() does for a Stopped job.
             Status::Stopped
                 if result
                     .failure_reason
                     .as_deref()
                     .is_some_and(|r| r.starts_with("stopped by rule")) =>
             {
-                Err(failed(format!(
-                    "training job {} was {}; `%debugger rules {}` shows the rules, `--replace` trains it again",
-                    args.name,
-                    result.failure_reason.unwrap_or_default(),
-                    args.name
-                )))
+                // As SageMaker's: a job a rule stopped is Stopped, not failed.
+                watcher.ctx.stdout(&format!(
+                        "training job {} was {}; `%debugger rules {}` shows the rules\n",
+                        args.name,
+                        result.failure_reason.unwrap_or_default(),
+                        args.name
+                ));
+                Ok(())
             }
             Status::Stopped => Err(rustmaker_magics::long_work::interrupted(
                 format!("training job {} was stopped", args.name),
