@@ -28,7 +28,8 @@ from smdebug.trials import create_trial  # noqa: E402
 def home(tmp_path_factory, moto_url):
     h = tmp_path_factory.mktemp("debugger-home")
     env = dict(os.environ, HOME=str(h), RUSTMAKER_HOME=str(h), RUSTMAKER_DATA_DIR=str(h / "data"),
-               RUSTMAKER_EXPERIMENT="debugging", AWS_ENDPOINT_URL=moto_url, RUST_BACKTRACE="0", **AWS)
+               RUSTMAKER_EXPERIMENT="debugging", AWS_ENDPOINT_URL=moto_url, RUST_BACKTRACE="0",
+               RUSTMAKER_PYTHON=sys.executable, **AWS)
     env.pop("RUSTMAKER_EXPERIMENTS_DB", None)
     return h, env
 
@@ -335,3 +336,24 @@ def test_smdebug_reads_a_network_job(home):
         assert math.isclose(float(value), reported[mode_step * 3 + 1], rel_tol=1e-12)
     validation = series(home, "net", "validation:loss")
     assert math.isclose(float(t.tensor("loss").value(3, mode=ModeKeys.EVAL)), validation[4], rel_tol=1e-12)
+
+
+def test_a_script_using_smdebugs_own_writer_is_evaluated_by_the_rules(home):
+    script = str(DATA / "smdebug_train.py")
+    train(home, "script-ok", "--entry-point", script, "--hp", "epochs=8",
+          "--metric-definition", "loss=loss=([0-9.]+)", "--rule", "LossNotDecreasing(tensor_regex=loss,num_steps=3)")
+    t = trial_of(home, "script-ok")
+    assert t.steps(mode=ModeKeys.TRAIN) == list(range(8))
+    assert float(t.tensor("loss").value(7)) == pytest.approx(1 / 8)
+    assert statuses(home, "script-ok")["LossNotDecreasing"]["RuleEvaluationStatus"] == "NoIssuesFound"
+    # A loss that stops falling: the rule reads the program's steps as they come and stops it.
+    out = train(home, "script-stalls", "--entry-point", script, "--hp", "epochs=40", "--hp", "stall=1",
+                "--rule", "LossNotDecreasing(tensor_regex=loss,num_steps=3):stop")
+    s = statuses(home, "script-stalls")["LossNotDecreasing"]
+    assert s["RuleEvaluationStatus"] == "IssuesFound" and s["FiredAtStep"] == 9, s
+    assert "stopped by rule LossNotDecreasing at step 9" in out.stdout, out.stdout
+    assert max(t2 for t2 in trial_of(home, "script-stalls").steps()) < 15, "stopped long before epoch 40"
+    # The job's hook configuration is in smdebug's shape, where smdebug looks.
+    config = json.loads((job_dir(home, "script-stalls") / "input" / "config" / "debughookconfig.json").read_text())
+    assert config["LocalPath"] == str(job_dir(home, "script-stalls") / "debug-output")
+    assert {c["CollectionName"] for c in config["CollectionConfigurations"]} >= {"losses"}

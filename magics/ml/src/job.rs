@@ -433,23 +433,16 @@ impl Builtin {
             watcher,
             rules.as_ref(),
         );
-        let rule_stop = rules
-            .as_ref()
-            .and_then(|r| debugger::lock(r).stop().map(|s| s.to_string()));
-        if let Some(r) = &rules {
-            let mut r = debugger::lock(r);
-            r.finish(matches!(outcome, Err(MlError::Stopped)));
-            watcher.rules(&r.summary());
-            for (rule, status, details) in r.summary() {
-                log.line(&format!(
-                    "rule {rule}: {status}{}",
-                    details.map(|d| format!(" ({d})")).unwrap_or_default()
-                ));
-            }
-            if !r.is_empty() {
-                debugger::save_statuses(dir, &r)?;
-            }
-        }
+        let rule_stop = match &rules {
+            Some(r) => end_rules(
+                r,
+                matches!(outcome, Err(MlError::Stopped)),
+                dir,
+                &mut log,
+                watcher,
+            )?,
+            None => None,
+        };
         match outcome {
             Ok((model, metrics)) => {
                 let manifest = Manifest {
@@ -665,6 +658,31 @@ impl Builtin {
         log.line(&format!("final: {}", metric_text(&finals)));
         Ok((model, finals))
     }
+}
+
+/// Ends a job's rules: their final statuses in the log, the live view and
+/// `debug-rules.json`; the rule that stopped the job, if one did.
+fn end_rules(
+    rules: &debugger::SharedRules,
+    stopped: bool,
+    dir: &Path,
+    log: &mut Log,
+    watcher: &mut dyn Watcher,
+) -> Result<Option<String>, MlError> {
+    let mut r = debugger::lock(rules);
+    let stop = r.stop().map(|s| s.to_string());
+    r.finish(stopped);
+    watcher.rules(&r.summary());
+    for (rule, status, details) in r.summary() {
+        log.line(&format!(
+            "rule {rule}: {status}{}",
+            details.map(|d| format!(" ({d})")).unwrap_or_default()
+        ));
+    }
+    if !r.is_empty() {
+        debugger::save_statuses(dir, &r)?;
+    }
+    Ok(stop)
 }
 
 /// The model's answer for each row, in the columns SageMaker's built-in algorithms use:

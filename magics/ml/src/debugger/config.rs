@@ -90,6 +90,8 @@ pub struct Settings {
     pub s3_output: Option<String>,
     pub collections: BTreeMap<String, Collection>,
     pub rules: Vec<RuleSpec>,
+    /// The hook's own parameters as given (what a script's smdebug hook reads).
+    pub hook_parameters: BTreeMap<String, String>,
 }
 
 fn save_configs(
@@ -323,6 +325,7 @@ pub fn resolve(
         s3_output,
         collections,
         rules: specs,
+        hook_parameters: hook.hook_parameters.clone(),
     }))
 }
 

@@ -219,6 +219,63 @@ pub fn output_dir(job_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| job_dir.join("debug-output"))
 }
 
+/// Where a script-mode job's program finds the hook's configuration, as smdebug looks for
+/// it in a SageMaker container (`/opt/ml/input/config/debughookconfig.json`, or the file
+/// `SMDEBUG_CONFIG_FILE_PATH` names).
+pub const SMDEBUG_CONFIG_FILE: &str = "debughookconfig.json";
+
+/// Writes the hook's configuration in the shape smdebug's `create_hook_from_json_config`
+/// reads: `LocalPath`, `HookParameters`, `CollectionConfigurations`.
+pub fn write_smdebug_config(settings: &Settings, path: &Path) -> Result<(), DebuggerError> {
+    let collections: Vec<serde_json::Value> = settings
+        .collections
+        .iter()
+        .map(|(name, c)| {
+            let mut params = serde_json::Map::new();
+            if let Some(s) = c.save.get(&Mode::Train) {
+                params.insert("save_interval".into(), json!(s.save_interval.to_string()));
+                if !s.save_steps.is_empty() {
+                    let steps: Vec<String> = s.save_steps.iter().map(u64::to_string).collect();
+                    params.insert("save_steps".into(), json!(steps.join(",")));
+                }
+            }
+            if !c.include_regex.is_empty() {
+                params.insert("include_regex".into(), json!(c.include_regex.join(",")));
+            }
+            json!({"CollectionName": name, "CollectionParameters": params})
+        })
+        .collect();
+    let config = json!({
+        "LocalPath": settings.dir,
+        "HookParameters": settings.hook_parameters,
+        "CollectionConfigurations": collections,
+    });
+    std::fs::create_dir_all(&settings.dir)
+        .and_then(|_| std::fs::write(path, config.to_string()))
+        .map_err(|source| DebuggerError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Marks a trial a program wrote as ended, with a collections file if it wrote none (smdebug's
+/// reader waits for one).
+pub fn end_trial(dir: &Path) -> Result<(), DebuggerError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let io = |path: PathBuf| move |source| DebuggerError::Io { path, source };
+    let collections = dir.join(trial::COLLECTIONS_FILE);
+    if !collections.exists() {
+        let parent = collections.parent().unwrap_or(dir).to_path_buf();
+        std::fs::create_dir_all(&parent).map_err(io(parent))?;
+        std::fs::write(&collections, r#"{"collections": {}, "_meta": {"num_workers": 1}}"#)
+            .map_err(io(collections.clone()))?;
+    }
+    let end = dir.join(trial::END_OF_JOB);
+    std::fs::write(&end, b"").map_err(io(end.clone()))
+}
+
 /// Every file of a trial with its path inside it (`/`-separated), for copying to S3.
 pub fn files(dir: &Path) -> Result<Vec<(PathBuf, String)>, DebuggerError> {
     let mut out = Vec::new();

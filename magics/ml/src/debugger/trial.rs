@@ -22,7 +22,7 @@ use super::DebuggerError;
 
 pub const WORKER: &str = "worker_0";
 pub const END_OF_JOB: &str = "training_job_end.ts";
-const COLLECTIONS_FILE: &str = "collections/000000000/worker_0_collections.json";
+pub const COLLECTIONS_FILE: &str = "collections/000000000/worker_0_collections.json";
 
 /// smdebug's `ModeKeys`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

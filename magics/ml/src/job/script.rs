@@ -81,6 +81,23 @@ impl Script {
             std::fs::create_dir_all(d)
                 .map_err(|e| MlError::Input(format!("cannot make {}: {e}", d.display())))?;
         }
+        // The hook's configuration where smdebug looks for it, so the program's own smdebug
+        // hooks write into the job's Debugger output; the rules read it as it grows.
+        let debug = match &spec.definition {
+            Some(d) => debugger::config::resolve(
+                d.debug_hook_config.as_ref(),
+                &d.debug_rule_configurations,
+                dir,
+                None,
+            )?,
+            None => None,
+        };
+        if let Some(settings) = &debug {
+            debugger::write_smdebug_config(settings, &config.join(debugger::SMDEBUG_CONFIG_FILE))?;
+        }
+        let rules = debug
+            .as_ref()
+            .map(|s| Arc::new(Mutex::new(debugger::Rules::new(&spec.name, s))));
         let mut log = Log::create(dir)?;
         let mut parameters: Vec<(String, String)> =
             spec.hyperparameters.clone().into_iter().collect();
@@ -108,12 +125,28 @@ impl Script {
             replace: spec.replace,
         })?;
         let result = self.execute(
-            spec, dir, &config, &model_dir, &output, store, &mut log, watcher,
+            spec,
+            dir,
+            &config,
+            &model_dir,
+            &output,
+            store,
+            &mut log,
+            watcher,
+            rules.as_ref(),
         );
         let (status, reason, metrics) = match result {
             Ok(r) => r,
             Err(e) => (Status::Failed, Some(e.to_string()), Vec::new()),
         };
+        if let (Some(settings), Some(r)) = (&debug, &rules) {
+            // The end of the trial is the platform's to mark, as on SageMaker.
+            debugger::end_trial(&settings.dir)?;
+            if let Err(e) = debugger::lock(r).poll() {
+                log.line(&format!("debugger: {e}"));
+            }
+            end_rules(r, status == Status::Stopped, dir, &mut log, watcher)?;
+        }
         let mut model = None;
         let mut reason = reason;
         if status == Status::Completed {
@@ -175,6 +208,7 @@ impl Script {
         store: &Store,
         log: &mut Log,
         watcher: &mut dyn Watcher,
+        rules: Option<&debugger::SharedRules>,
     ) -> Result<Ending, MlError> {
         let hps: serde_json::Map<String, serde_json::Value> = spec
             .hyperparameters
@@ -259,6 +293,12 @@ impl Script {
             ("SM_TRAINING_JOB_NAME".into(), spec.name.clone()),
             ("PYTHONUNBUFFERED".into(), "1".into()),
         ]);
+        if rules.is_some() {
+            env.push((
+                "SMDEBUG_CONFIG_FILE_PATH".into(),
+                config.join(debugger::SMDEBUG_CONFIG_FILE).display().to_string(),
+            ));
+        }
         for (k, v) in &spec.hyperparameters {
             env.push((format!("SM_HP_{}", env_name(k)), v.clone()));
         }
@@ -320,6 +360,7 @@ impl Script {
         let mut last: BTreeMap<String, f64> = BTreeMap::new();
         let mut tail: std::collections::VecDeque<String> = Default::default();
         let mut stopping: Option<(Instant, String)> = None;
+        let mut polled = Instant::now();
         let mut handle_line =
             |line: String, log: &mut Log, watcher: &mut dyn Watcher| -> Result<(), MlError> {
                 log.line(&line);
@@ -365,6 +406,10 @@ impl Script {
                     let why = watcher
                         .stop_reason()
                         .unwrap_or_else(|| STOPPED_BY_USER.into());
+                    stopping = Some((Instant::now(), why));
+                } else if let Some(why) =
+                    rules.and_then(|r| poll_rules(r, &mut polled, log, watcher))
+                {
                     stopping = Some((Instant::now(), why));
                 }
                 if stopping.is_some() {
@@ -418,4 +463,25 @@ impl Script {
         };
         Ok((Status::Failed, Some(reason), metrics))
     }
+}
+
+/// Reads the program's new steps into its rules every quarter second; the reason to stop
+/// when a rule with StopTraining fired.
+fn poll_rules(
+    rules: &debugger::SharedRules,
+    polled: &mut Instant,
+    log: &mut Log,
+    watcher: &mut dyn Watcher,
+) -> Option<String> {
+    if polled.elapsed() < Duration::from_millis(250) {
+        return None;
+    }
+    *polled = Instant::now();
+    let mut r = debugger::lock(rules);
+    if let Err(e) = r.poll() {
+        log.line(&format!("debugger: {e}"));
+    }
+    r.check_idle();
+    watcher.rules(&r.summary());
+    r.stop().map(|s| s.to_string())
 }
