@@ -99,6 +99,20 @@ def test_smdebug_reads_a_boosting_job(home):
     assert math.isclose(accuracy, series(home, "gb", "validation:accuracy")[25], rel_tol=1e-9)
 
 
+def test_tensorboard_reads_the_scalars(home):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    train(home, "gb-tb", "--algorithm", "gradient-boosting", "--data", str(DATA / "breast_cancer.csv"),
+          "--target", "target", "--hp", "num_round=12", "--save-interval", "4", "--tensorboard")
+    board = EventAccumulator(str(job_dir(home, "gb-tb") / "tensorboard" / "TRAIN"))
+    board.Reload()
+    assert {"train-logloss", "validation-logloss", "validation-accuracy"} <= set(board.Tags()["scalars"])
+    events = board.Scalars("train-logloss")
+    assert [e.step for e in events] == [0, 4, 8]
+    reported = series(home, "gb-tb", "train:logloss")
+    for e in events:
+        assert math.isclose(e.value, reported[e.step + 1], rel_tol=1e-6)
+
+
 def test_smdebug_reads_a_linear_job(home):
     train(home, "lr", "--algorithm", "logistic-regression", "--data", str(DATA / "breast_cancer.csv"),
           "--target", "target", "--save-interval", "1", "--collections", "losses,weights,biases,gradients")

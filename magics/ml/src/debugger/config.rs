@@ -92,6 +92,9 @@ pub struct Settings {
     pub rules: Vec<RuleSpec>,
     /// The hook's own parameters as given (what a script's smdebug hook reads).
     pub hook_parameters: BTreeMap<String, String>,
+    /// `export_tensorboard`: where the scalars go for TensorBoard (`tensorboard_dir`, or
+    /// the job's `tensorboard/`).
+    pub tensorboard_dir: Option<PathBuf>,
 }
 
 fn save_configs(
@@ -320,7 +323,18 @@ pub fn resolve(
             make(&only_first, "DebugHookConfig")?,
         );
     }
+    let export = hook
+        .hook_parameters
+        .get("export_tensorboard")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"));
+    let tensorboard_dir = export.then(|| {
+        hook.hook_parameters
+            .get("tensorboard_dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| job_dir.join("tensorboard"))
+    });
     Ok(Some(Settings {
+        tensorboard_dir,
         dir,
         s3_output,
         collections,

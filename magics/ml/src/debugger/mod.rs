@@ -12,6 +12,7 @@ pub mod rules;
 #[cfg(test)]
 mod rule_tests;
 pub mod summary;
+pub mod tensorboard;
 pub mod trial;
 
 use std::path::{Path, PathBuf};
@@ -350,6 +351,7 @@ pub struct Hook {
     global_step: u64,
     mode_steps: [u64; 4],
     error: Option<DebuggerError>,
+    tensorboard: Option<tensorboard::TensorboardWriter>,
 }
 
 impl Hook {
@@ -374,6 +376,10 @@ impl Hook {
             global_step: 0,
             mode_steps: [0; 4],
             error: None,
+            tensorboard: settings
+                .tensorboard_dir
+                .as_deref()
+                .map(tensorboard::TensorboardWriter::new),
         })
     }
 
@@ -414,6 +420,20 @@ impl Hook {
             if let Err(e) = self.writer.write_step(step, mode, mode_step, &tensors) {
                 self.error = Some(e);
                 return None;
+            }
+            if let Some(tb) = self.tensorboard.as_mut() {
+                // smdebug exports the scalars of its scalar collections.
+                let scalars: Vec<(String, f64)> = tensors
+                    .iter()
+                    .filter(|(c, _, t)| {
+                        t.values.len() == 1 && c.iter().any(|c| matches!(*c, "losses" | "metrics"))
+                    })
+                    .map(|(_, n, t)| (n.clone(), t.values[0]))
+                    .collect();
+                if let Err(e) = tb.write(mode, step, &scalars) {
+                    self.error = Some(e);
+                    return None;
+                }
             }
         } else {
             return None;

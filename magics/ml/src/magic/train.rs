@@ -100,6 +100,9 @@ struct TrainArgs {
     save_interval: Option<u64>,
     #[arg(long, value_delimiter = ',')]
     collections: Vec<String>,
+    /// The scalars also for TensorBoard (smdebug's export_tensorboard), in JOB/tensorboard/.
+    #[arg(long)]
+    tensorboard: bool,
     /// A built-in rule: NAME, NAME(key=value,…), with :stop for the StopTraining action.
     #[arg(long = "rule")]
     rule: Vec<String>,
@@ -272,6 +275,7 @@ fn definition_of(
         },
     };
     let flagged = args.debugger
+        || args.tensorboard
         || args.save_interval.is_some()
         || !args.collections.is_empty()
         || !args.rule.is_empty();
@@ -280,6 +284,10 @@ fn definition_of(
         let short = debugger::config::hook_from_flags(args.save_interval, &args.collections);
         let hook = debug_hook.get_or_insert_with(DebugHookConfig::default);
         hook.hook_parameters.extend(short.hook_parameters);
+        if args.tensorboard {
+            hook.hook_parameters
+                .insert("export_tensorboard".into(), "true".into());
+        }
         hook.collection_configurations
             .extend(short.collection_configurations);
     }
