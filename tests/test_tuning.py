@@ -356,3 +356,19 @@ def test_interrupt_and_stop_end_the_job_and_its_trials(tk, tmp_path):
     assert reply_to(tk, msg_id, 30)["content"]["status"] == "error"
     assert describe(tk, "sleepy2")["HyperParameterTuningJobStatus"] == "Stopped"
     ok(tk, "%tune list")
+
+
+def test_a_debugger_rule_stops_a_trial_and_the_tuner_counts_it_stopped(tk):
+    stop = json.dumps([{"name": "stoptraining"}])
+    definition = gbt_definition(
+        StaticHyperParameters={"num_round": "30"},
+        DebugHookConfig={"HookParameters": {"save_interval": "1"}},
+        DebugRuleConfigurations=[{"RuleConfigurationName": "stalling", "RuleParameters": {
+            "rule_to_invoke": "LossNotDecreasing", "num_steps": "5", "tensor_regex": "train-logloss",
+            "use_losses_collection": "False", "action_json": stop}}])
+    ranges = {"CategoricalParameterRanges": [{"Name": "eta", "Values": ["0.000001", "0.3"]}]}
+    tune(tk, "ruled", request(strategy="Grid", max_jobs=2, ranges=ranges, definition=definition))
+    rows = {r["eta"]: r for r in analytics(tk, "ruled")}
+    assert rows[1e-06]["TrainingJobStatus"] == "Stopped", rows
+    assert rows[0.3]["TrainingJobStatus"] == "Completed", rows
+    assert describe(tk, "ruled")["OverallBestTrainingJob"]["TunedHyperParameters"]["eta"] == "0.3"
