@@ -24,13 +24,7 @@ pub const ALGORITHMS: &[&str] = &["xgboost", "lightgbm", "linear-learner", "rand
 pub const ON_REQUEST: &[&str] = &["mlp"];
 
 /// SageMaker's other Autopilot algorithms, refused with the reason.
-const NOT_HERE: &[&str] = &[
-    "catboost",
-    "extra-trees",
-    "nn-torch",
-    "fastai",
-    "arima",
-];
+const NOT_HERE: &[&str] = &["catboost", "extra-trees", "nn-torch", "fastai", "arima"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {

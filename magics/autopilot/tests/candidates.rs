@@ -127,7 +127,10 @@ fn the_algorithms_asked_for_are_checked_and_the_limit_kept() {
     // The network only when asked for, on standardised features, tuned on its step size.
     spec.algorithms = vec!["mlp".into()];
     let found = generate(&a, &spec).unwrap();
-    assert_eq!((found[0].name.as_str(), found[0].training), ("dpp0-mlp", "mlp"));
+    assert_eq!(
+        (found[0].name.as_str(), found[0].training),
+        ("dpp0-mlp", "mlp")
+    );
     assert!(found[0].ranges.to_string().contains("learning_rate_init"));
     assert!(found[0].pipeline.contains("standardises"));
     spec.algorithms = vec!["svm9".into()];

@@ -18,8 +18,8 @@ use polars::prelude::*;
 use regex::Regex;
 
 use crate::algorithms::{self, Algorithm, FitData, Monitor, Output};
-use crate::debugger;
 use crate::artifact::{self, Manifest};
+use crate::debugger;
 use crate::metrics::evaluate;
 use crate::prep::{self, ProblemType};
 use crate::store::{NewComponent, Status, Store};
@@ -511,16 +511,18 @@ impl Builtin {
     ) -> Result<(algorithms::Model, Vec<(String, f64)>), MlError> {
         enum Event {
             Metrics(u64, Vec<(String, f64)>),
-            Done(Result<algorithms::Model, MlError>, Option<debugger::Hook>),
+            Done(
+                Result<algorithms::Model, MlError>,
+                Option<Box<debugger::Hook>>,
+            ),
         }
         let mut hook = match (&self.debug, rules) {
             (Some(settings), Some(rules)) => {
                 log.line(&format!("debugger: tensors to {}", settings.dir.display()));
-                let numeric = hp
-                    .0
-                    .iter()
-                    .filter_map(|(k, v)| v.parse::<f64>().ok().map(|v| (k.clone(), v)))
-                    .collect();
+                let numeric =
+                    hp.0.iter()
+                        .filter_map(|(k, v)| v.parse::<f64>().ok().map(|v| (k.clone(), v)))
+                        .collect();
                 Some(debugger::Hook::new(
                     settings,
                     rules.clone(),
@@ -571,7 +573,7 @@ impl Builtin {
                             .unwrap_or_else(|| "unknown".into());
                         Err(MlError::Training(format!("the algorithm failed: {text}")))
                     });
-                    let _ = tx.send(Event::Done(result, hook));
+                    let _ = tx.send(Event::Done(result, hook.map(Box::new)));
                 })
                 .map_err(|e| MlError::Training(format!("cannot start the training thread: {e}")))?;
         }

@@ -291,9 +291,9 @@ impl LogisticModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
     use rand_xoshiro::rand_core::{RngCore, SeedableRng};
     use rand_xoshiro::Xoshiro256Plus;
+    use std::sync::atomic::AtomicBool;
 
     fn uniform(rng: &mut Xoshiro256Plus) -> f64 {
         (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5

@@ -115,7 +115,10 @@ impl MlpModel {
     }
 
     pub fn predict(&self, x: &Array2<f64>) -> Output {
-        let out = self.forward(x).pop().expect("a network has an output layer");
+        let out = self
+            .forward(x)
+            .pop()
+            .expect("a network has an output layer");
         match self.problem {
             ProblemType::Binary => {
                 let mut p = Array2::zeros((out.nrows(), 2));
@@ -155,18 +158,33 @@ fn loss(problem: ProblemType, out: &Array2<f64>, target: &Array2<f64>) -> f64 {
     let n = out.nrows().max(1) as f64;
     let eps = 1e-15;
     match problem {
-        ProblemType::Binary => Zip::from(out).and(target).fold(0.0, |acc, p, y| {
-            let p = p.clamp(eps, 1.0 - eps);
-            acc - (y * p.ln() + (1.0 - y) * (1.0 - p).ln())
-        }) / n,
-        ProblemType::Multiclass => {
-            Zip::from(out).and(target).fold(0.0, |acc, p, y| acc - y * p.clamp(eps, 1.0).ln()) / n
+        ProblemType::Binary => {
+            Zip::from(out).and(target).fold(0.0, |acc, p, y| {
+                let p = p.clamp(eps, 1.0 - eps);
+                acc - (y * p.ln() + (1.0 - y) * (1.0 - p).ln())
+            }) / n
         }
-        _ => Zip::from(out).and(target).fold(0.0, |acc, p, y| acc + (p - y) * (p - y)) / (2.0 * n),
+        ProblemType::Multiclass => {
+            Zip::from(out)
+                .and(target)
+                .fold(0.0, |acc, p, y| acc - y * p.clamp(eps, 1.0).ln())
+                / n
+        }
+        _ => {
+            Zip::from(out)
+                .and(target)
+                .fold(0.0, |acc, p, y| acc + (p - y) * (p - y))
+                / (2.0 * n)
+        }
     }
 }
 
-fn targets(problem: ProblemType, y: &Array1<f64>, classes: usize, scale: (f64, f64)) -> Array2<f64> {
+fn targets(
+    problem: ProblemType,
+    y: &Array1<f64>,
+    classes: usize,
+    scale: (f64, f64),
+) -> Array2<f64> {
     match problem {
         ProblemType::Multiclass => {
             let mut t = Array2::zeros((y.len(), classes));
@@ -178,6 +196,18 @@ fn targets(problem: ProblemType, y: &Array1<f64>, classes: usize, scale: (f64, f
         ProblemType::Binary => y.clone().insert_axis(Axis(1)),
         _ => y.mapv(|v| (v - scale.0) / scale.1).insert_axis(Axis(1)),
     }
+}
+
+/// Every layer's weights and biases.
+type Layers = (Vec<Array2<f64>>, Vec<Array1<f64>>);
+
+/// An epoch's last batch: its rows, every layer's output, the gradients (what the Debugger
+/// saves of the epoch).
+struct Batch {
+    x: Array2<f64>,
+    outs: Vec<Array2<f64>>,
+    grads_w: Vec<Array2<f64>>,
+    grads_b: Vec<Array1<f64>>,
 }
 
 struct Adam {
@@ -195,7 +225,9 @@ pub fn fit(data: &FitData, p: &MlpParams, monitor: &mut Monitor) -> Result<MlpMo
         ProblemType::Multiclass => data.classes,
         ProblemType::Binary | ProblemType::Regression => 1,
         ProblemType::Clustering => {
-            return Err(MlError::Input("mlp learns a target; clustering has none".into()))
+            return Err(MlError::Input(
+                "mlp learns a target; clustering has none".into(),
+            ))
         }
     };
     let target_scale = if problem == ProblemType::Regression {
@@ -214,13 +246,19 @@ pub fn fit(data: &FitData, p: &MlpParams, monitor: &mut Monitor) -> Result<MlpMo
     sizes.push(outputs);
     let mut rng = Rng::new(data.seed);
     let mut uniform = |bound: f64| (rng.unit() * 2.0 - 1.0) * bound;
-    let factor = if p.activation == Activation::Sigmoid { 2.0 } else { 6.0 };
+    let factor = if p.activation == Activation::Sigmoid {
+        2.0
+    } else {
+        6.0
+    };
     let (mut weights, mut biases) = (Vec::new(), Vec::new());
     for (i, pair) in sizes.windows(2).enumerate() {
         let bound = (factor / (pair[0] + pair[1]) as f64).sqrt();
         let hidden = i + 1 < sizes.len() - 1;
         let scale = if hidden { p.init_scale } else { 1.0 };
-        weights.push(Array2::from_shape_fn((pair[0], pair[1]), |_| uniform(bound * scale)));
+        weights.push(Array2::from_shape_fn((pair[0], pair[1]), |_| {
+            uniform(bound * scale)
+        }));
         let shift = if hidden { p.bias_shift } else { 0.0 };
         biases.push(Array1::from_shape_fn(pair[1], |_| uniform(bound) + shift));
     }
@@ -235,29 +273,49 @@ pub fn fit(data: &FitData, p: &MlpParams, monitor: &mut Monitor) -> Result<MlpMo
     };
     let layers = model.weights.len();
     let mut adam = Adam {
-        m: model.weights.iter().map(|w| Array2::zeros(w.raw_dim())).collect(),
-        v: model.weights.iter().map(|w| Array2::zeros(w.raw_dim())).collect(),
-        mb: model.biases.iter().map(|b| Array1::zeros(b.raw_dim())).collect(),
-        vb: model.biases.iter().map(|b| Array1::zeros(b.raw_dim())).collect(),
+        m: model
+            .weights
+            .iter()
+            .map(|w| Array2::zeros(w.raw_dim()))
+            .collect(),
+        v: model
+            .weights
+            .iter()
+            .map(|w| Array2::zeros(w.raw_dim()))
+            .collect(),
+        mb: model
+            .biases
+            .iter()
+            .map(|b| Array1::zeros(b.raw_dim()))
+            .collect(),
+        vb: model
+            .biases
+            .iter()
+            .map(|b| Array1::zeros(b.raw_dim()))
+            .collect(),
         t: 0,
     };
     let batch = p.batch_size.clamp(1, n.max(1));
     let mut order: Vec<usize> = (0..n).collect();
     let (mut best, mut since_best) = (f64::INFINITY, 0usize);
-    let mut kept: Option<(Vec<Array2<f64>>, Vec<Array1<f64>>)> = None;
+    let mut kept: Option<Layers> = None;
     for epoch in 0..p.max_iter {
         if monitor.stop.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(MlError::Stopped);
         }
         rng.shuffle(&mut order);
         let mut total = 0.0;
-        let mut last: Option<(Array2<f64>, Vec<Array2<f64>>, Vec<Array2<f64>>, Vec<Array1<f64>>)> = None;
+        let mut last: Option<Batch> = None;
         for chunk in order.chunks(batch) {
             let xb = data.x.select(Axis(0), chunk);
             let yb = y.select(Axis(0), chunk);
             let m = chunk.len() as f64;
             let outs = model.forward(&xb);
-            let penalty: f64 = model.weights.iter().map(|w| w.iter().map(|v| v * v).sum::<f64>()).sum();
+            let penalty: f64 = model
+                .weights
+                .iter()
+                .map(|w| w.iter().map(|v| v * v).sum::<f64>())
+                .sum();
             total += (loss(problem, &outs[layers - 1], &yb) + 0.5 * p.alpha * penalty / m) * m;
             // Backpropagation: every output function here pairs with its loss so that the
             // output's delta is (prediction − target).
@@ -270,12 +328,19 @@ pub fn fit(data: &FitData, p: &MlpParams, monitor: &mut Monitor) -> Result<MlpMo
                 grads_b[i] = delta.sum_axis(Axis(0)) / m;
                 if i > 0 {
                     let mut back = delta.dot(&model.weights[i].t());
-                    Zip::from(&mut back).and(&outs[i - 1]).for_each(|g, a| *g *= p.activation.derivative(*a));
+                    Zip::from(&mut back)
+                        .and(&outs[i - 1])
+                        .for_each(|g, a| *g *= p.activation.derivative(*a));
                     delta = back;
                 }
             }
             step(&mut model, &mut adam, &grads_w, &grads_b, p);
-            last = Some((xb, outs, grads_w, grads_b));
+            last = Some(Batch {
+                x: xb,
+                outs,
+                grads_w,
+                grads_b,
+            });
         }
         let train_loss = total / n.max(1) as f64;
         model.epochs = epoch + 1;
@@ -291,12 +356,30 @@ pub fn fit(data: &FitData, p: &MlpParams, monitor: &mut Monitor) -> Result<MlpMo
             s.add("losses", "loss", Tensor::scalar(train_loss));
             for (i, (w, b)) in model.weights.iter().zip(&model.biases).enumerate() {
                 s.add("weights", format!("dense{i}.weight"), matrix(w));
-                s.add("biases", format!("dense{i}.bias"), Tensor::vector(b.to_vec()));
+                s.add(
+                    "biases",
+                    format!("dense{i}.bias"),
+                    Tensor::vector(b.to_vec()),
+                );
             }
-            if let Some((xb, outs, gw, gb)) = &last {
+            if let Some(Batch {
+                x: xb,
+                outs,
+                grads_w: gw,
+                grads_b: gb,
+            }) = &last
+            {
                 for i in 0..layers {
-                    s.add("gradients", format!("gradient/dense{i}.weight"), matrix(&gw[i]));
-                    s.add("gradients", format!("gradient/dense{i}.bias"), Tensor::vector(gb[i].to_vec()));
+                    s.add(
+                        "gradients",
+                        format!("gradient/dense{i}.weight"),
+                        matrix(&gw[i]),
+                    );
+                    s.add(
+                        "gradients",
+                        format!("gradient/dense{i}.bias"),
+                        Tensor::vector(gb[i].to_vec()),
+                    );
                 }
                 // Each hidden layer's activation input (recomputed) and output, last batch.
                 for i in 0..layers - 1 {
@@ -308,7 +391,11 @@ pub fn fit(data: &FitData, p: &MlpParams, monitor: &mut Monitor) -> Result<MlpMo
                         _ => ("outputs", "outputs"),
                     };
                     s.add(collection_in, format!("dense{i}/{name}_input"), matrix(&z));
-                    s.add(collection_out, format!("dense{i}/{name}_output"), matrix(&outs[i]));
+                    s.add(
+                        collection_out,
+                        format!("dense{i}/{name}_output"),
+                        matrix(&outs[i]),
+                    );
                 }
             }
         });
@@ -317,7 +404,11 @@ pub fn fit(data: &FitData, p: &MlpParams, monitor: &mut Monitor) -> Result<MlpMo
         }
         (monitor.report)(epoch as u64 + 1, metrics);
         // scikit-learn's convergence: no improvement of tol for n_iter_no_change epochs.
-        let watched = if p.early_stopping { valid_loss.unwrap_or(train_loss) } else { train_loss };
+        let watched = if p.early_stopping {
+            valid_loss.unwrap_or(train_loss)
+        } else {
+            train_loss
+        };
         if watched.is_nan() {
             continue;
         }
@@ -346,39 +437,55 @@ fn matrix(a: &Array2<f64>) -> Tensor {
     Tensor::matrix(a.nrows(), a.ncols(), a.iter().copied().collect())
 }
 
-fn step(model: &mut MlpModel, adam: &mut Adam, gw: &[Array2<f64>], gb: &[Array1<f64>], p: &MlpParams) {
+fn step(
+    model: &mut MlpModel,
+    adam: &mut Adam,
+    gw: &[Array2<f64>],
+    gb: &[Array1<f64>],
+    p: &MlpParams,
+) {
     if p.adam {
         let (b1, b2, eps): (f64, f64, f64) = (0.9, 0.999, 1e-8);
         adam.t += 1;
         let lr = p.learning_rate * (1.0 - b2.powi(adam.t)).sqrt() / (1.0 - b1.powi(adam.t));
         for i in 0..model.weights.len() {
-            Zip::from(&mut model.weights[i]).and(&mut adam.m[i]).and(&mut adam.v[i]).and(&gw[i]).for_each(
-                |w, m, v, g| {
+            Zip::from(&mut model.weights[i])
+                .and(&mut adam.m[i])
+                .and(&mut adam.v[i])
+                .and(&gw[i])
+                .for_each(|w, m, v, g| {
                     *m = b1 * *m + (1.0 - b1) * g;
                     *v = b2 * *v + (1.0 - b2) * g * g;
                     *w -= lr * *m / (v.sqrt() + eps);
-                },
-            );
-            Zip::from(&mut model.biases[i]).and(&mut adam.mb[i]).and(&mut adam.vb[i]).and(&gb[i]).for_each(
-                |w, m, v, g| {
+                });
+            Zip::from(&mut model.biases[i])
+                .and(&mut adam.mb[i])
+                .and(&mut adam.vb[i])
+                .and(&gb[i])
+                .for_each(|w, m, v, g| {
                     *m = b1 * *m + (1.0 - b1) * g;
                     *v = b2 * *v + (1.0 - b2) * g * g;
                     *w -= lr * *m / (v.sqrt() + eps);
-                },
-            );
+                });
         }
     } else {
         // SGD with (non-Nesterov) momentum; the velocities live in Adam's first moments.
         let (lr, mu) = (p.learning_rate, p.momentum);
         for i in 0..model.weights.len() {
-            Zip::from(&mut model.weights[i]).and(&mut adam.m[i]).and(&gw[i]).for_each(|w, v, g| {
-                *v = mu * *v - lr * g;
-                *w += *v;
-            });
-            Zip::from(&mut model.biases[i]).and(&mut adam.mb[i]).and(&gb[i]).for_each(|w, v, g| {
-                *v = mu * *v - lr * g;
-                *w += *v;
-            });
+            Zip::from(&mut model.weights[i])
+                .and(&mut adam.m[i])
+                .and(&gw[i])
+                .for_each(|w, v, g| {
+                    *v = mu * *v - lr * g;
+                    *w += *v;
+                });
+            Zip::from(&mut model.biases[i])
+                .and(&mut adam.mb[i])
+                .and(&gb[i])
+                .for_each(|w, v, g| {
+                    *v = mu * *v - lr * g;
+                    *w += *v;
+                });
         }
     }
 }

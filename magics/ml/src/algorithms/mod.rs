@@ -97,7 +97,10 @@ impl std::fmt::Display for Range {
                 if *open_min { "above" } else { "at least" }
             ),
             Range::Choice(words) => write!(f, "one of {}", words.join(", ")),
-            Range::Layers => write!(f, "layer widths such as 100 or 64,32 (1 to 8 layers of 1 to 4096 units)"),
+            Range::Layers => write!(
+                f,
+                "layer widths such as 100 or 64,32 (1 to 8 layers of 1 to 4096 units)"
+            ),
             Range::ChoiceOrFraction(words) => {
                 write!(
                     f,
@@ -432,8 +435,9 @@ fn check(algorithm: Algorithm, spec: &HpSpec, value: &str) -> Result<(), MlError
         Range::ChoiceOrFraction(words) => {
             words.contains(&v) || v.parse::<f64>().is_ok_and(|x| x > 0.0 && x <= 1.0)
         }
-        Range::Layers => mlp::layer_sizes(v)
-            .is_some_and(|l| l.len() <= 8 && l.iter().all(|&n| n <= 4096)),
+        Range::Layers => {
+            mlp::layer_sizes(v).is_some_and(|l| l.len() <= 8 && l.iter().all(|&n| n <= 4096))
+        }
     };
     if ok {
         Ok(())

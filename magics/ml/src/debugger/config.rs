@@ -24,7 +24,11 @@ pub struct CollectionConfiguration {
 pub struct DebugHookConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_path: Option<String>,
-    #[serde(rename = "S3OutputPath", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "S3OutputPath",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub s3_output_path: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub hook_parameters: BTreeMap<String, String>,
@@ -38,14 +42,22 @@ pub struct DebugRuleConfiguration {
     pub rule_configuration_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_path: Option<String>,
-    #[serde(rename = "S3OutputPath", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "S3OutputPath",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub s3_output_path: Option<String>,
     /// SageMaker's rule container; any value is accepted, the rule runs here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule_evaluator_image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
-    #[serde(rename = "VolumeSizeInGB", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "VolumeSizeInGB",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub volume_size_in_gb: Option<u64>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rule_parameters: BTreeMap<String, String>,
@@ -204,7 +216,11 @@ pub fn resolve(
     }
     let empty = DebugHookConfig::default();
     let hook = hook.unwrap_or(&empty);
-    check_keys(&hook.hook_parameters, "DebugHookConfig.HookParameters", &HOOK_KEYS)?;
+    check_keys(
+        &hook.hook_parameters,
+        "DebugHookConfig.HookParameters",
+        &HOOK_KEYS,
+    )?;
     let default_save: BTreeMap<Mode, SaveConfig> = Mode::ALL
         .into_iter()
         .map(|m| {
@@ -274,7 +290,11 @@ pub fn resolve(
         }
         known(&c.collection_name, format!("{field}.CollectionName"))?;
         let params_field = format!("{field}.CollectionParameters");
-        check_keys(&c.collection_parameters, &params_field, &["include_regex", "save_histogram"])?;
+        check_keys(
+            &c.collection_parameters,
+            &params_field,
+            &["include_regex", "save_histogram"],
+        )?;
         collections.insert(
             c.collection_name.clone(),
             make(&c.collection_parameters, &params_field)?,
@@ -288,8 +308,8 @@ pub fn resolve(
         // SageMaker SDK adds a rule's `collections_to_save` to the hook.
         for name in spec.kind.collections() {
             if !collections.contains_key(*name) {
-                known(name, format!("{field}.RuleParameters.rule_to_invoke"))
-                    .map_err(|e| match e {
+                known(name, format!("{field}.RuleParameters.rule_to_invoke")).map_err(
+                    |e| match e {
                         DebuggerError::Config { field, reason } => DebuggerError::Config {
                             field,
                             reason: format!(
@@ -299,7 +319,8 @@ pub fn resolve(
                             ),
                         },
                         other => other,
-                    })?;
+                    },
+                )?;
                 collections.insert(name.to_string(), make(&BTreeMap::new(), &field)?);
             }
         }
@@ -433,14 +454,20 @@ mod tests {
         let dir = Path::new("/job");
         let h = hook(
             &[("save_interval", "5")],
-            &[("losses", &[("eval.save_interval", "1")]), ("weights", &[("save_steps", "0,3")])],
+            &[
+                ("losses", &[("eval.save_interval", "1")]),
+                ("weights", &[("save_steps", "0,3")]),
+            ],
         );
         let s = resolve(Some(&h), &[], dir, None).unwrap().unwrap();
         assert_eq!(s.dir, dir.join("debug-output"));
         let losses = &s.collections["losses"].save;
         assert_eq!(losses[&Mode::Train].save_interval, 5);
         assert_eq!(losses[&Mode::Eval].save_interval, 1);
-        assert_eq!(s.collections["weights"].save[&Mode::Train].save_steps, vec![0, 3]);
+        assert_eq!(
+            s.collections["weights"].save[&Mode::Train].save_steps,
+            vec![0, 3]
+        );
         // hyperparameters are added, saved at the first step only.
         assert!(s.collections["hyperparameters"].save[&Mode::Train].saves(0));
         assert!(!s.collections["hyperparameters"].save[&Mode::Train].saves(5));
@@ -453,17 +480,30 @@ mod tests {
             resolve(Some(&h), &[], dir, emits).unwrap_err().to_string()
         };
         let e = err(hook(&[("save_intervall", "5")], &[]), None);
-        assert!(e.contains("HookParameters.save_intervall") && e.contains("unknown"), "{e}");
+        assert!(
+            e.contains("HookParameters.save_intervall") && e.contains("unknown"),
+            "{e}"
+        );
         let e = err(hook(&[("save_interval", "often")], &[]), None);
         assert!(e.contains("not a whole number"), "{e}");
         let e = err(hook(&[("save_interval", "0")], &[]), None);
         assert!(e.contains("at least 1"), "{e}");
         let e = err(hook(&[("weekly.save_interval", "2")], &[]), None);
         assert!(e.contains("train., eval."), "{e}");
-        let e = err(hook(&[], &[("gradients", &[])]), Some(&["losses", "metrics"]));
-        assert!(e.contains("CollectionConfigurations[0].CollectionName") && e.contains("saves losses, metrics"), "{e}");
+        let e = err(
+            hook(&[], &[("gradients", &[])]),
+            Some(&["losses", "metrics"]),
+        );
+        assert!(
+            e.contains("CollectionConfigurations[0].CollectionName")
+                && e.contains("saves losses, metrics"),
+            "{e}"
+        );
         let e = err(hook(&[], &[("weights", &[("include_regex", "w(")])]), None);
-        assert!(e.contains("include_regex") && e.contains("not a regular expression"), "{e}");
+        assert!(
+            e.contains("include_regex") && e.contains("not a regular expression"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -475,8 +515,14 @@ mod tests {
         assert!(r.rule_parameters["action_json"].contains("\"stoptraining\""));
         let spec = RuleSpec::parse(&r, "rule").unwrap();
         assert!(spec.stop_training);
-        assert!(rule_from_flag("Overfit(patience=3", "j").unwrap_err().to_string().contains("end with `)`"));
-        assert!(rule_from_flag("Overfit(patience)", "j").unwrap_err().to_string().contains("key=value"));
+        assert!(rule_from_flag("Overfit(patience=3", "j")
+            .unwrap_err()
+            .to_string()
+            .contains("end with `)`"));
+        assert!(rule_from_flag("Overfit(patience)", "j")
+            .unwrap_err()
+            .to_string()
+            .contains("key=value"));
         let h = hook_from_flags(Some(2), &["losses".into()]);
         assert_eq!(h.hook_parameters["save_interval"], "2");
         assert_eq!(h.collection_configurations[0].collection_name, "losses");
@@ -486,15 +532,28 @@ mod tests {
     fn rules_are_checked_and_add_their_collections() {
         let dir = Path::new("/job");
         let rule = |text: &str| rule_from_flag(text, "j").unwrap();
-        let s = resolve(None, &[rule("VanishingGradient")], dir, Some(&["losses", "gradients", "hyperparameters"])).unwrap().unwrap();
+        let s = resolve(
+            None,
+            &[rule("VanishingGradient")],
+            dir,
+            Some(&["losses", "gradients", "hyperparameters"]),
+        )
+        .unwrap()
+        .unwrap();
         assert!(s.collections.contains_key("gradients"));
         let err = |rules: &[DebugRuleConfiguration], emits: Option<&[&str]>| {
             resolve(None, rules, dir, emits).unwrap_err().to_string()
         };
         let e = err(&[rule("LossNotDecreasin")], None);
-        assert!(e.contains("rule_to_invoke") && e.contains("LossNotDecreasing"), "{e}");
+        assert!(
+            e.contains("rule_to_invoke") && e.contains("LossNotDecreasing"),
+            "{e}"
+        );
         let e = err(&[rule("Overfit(patiense=2)")], None);
-        assert!(e.contains("RuleParameters.patiense") && e.contains("patience"), "{e}");
+        assert!(
+            e.contains("RuleParameters.patiense") && e.contains("patience"),
+            "{e}"
+        );
         let e = err(&[rule("Overfit(patience=soon)")], None);
         assert!(e.contains("not a number"), "{e}");
         let e = err(&[rule("LossNotDecreasing(mode=PREDICT)")], None);
@@ -502,9 +561,14 @@ mod tests {
         let e = err(&[rule("AllZero")], None);
         assert!(e.contains("collection_names or tensor_regex"), "{e}");
         let e = err(&[rule("DeadRelu")], Some(&["losses", "metrics"]));
-        assert!(e.contains("DeadRelu reads the collection `relu_output`"), "{e}");
+        assert!(
+            e.contains("DeadRelu reads the collection `relu_output`"),
+            "{e}"
+        );
         let mut bad_action = rule("Overfit");
-        bad_action.rule_parameters.insert("action_json".into(), "[{\"name\": \"page\"}]".into());
+        bad_action
+            .rule_parameters
+            .insert("action_json".into(), "[{\"name\": \"page\"}]".into());
         let e = err(&[bad_action], None);
         assert!(e.contains("unknown action page"), "{e}");
     }
@@ -515,7 +579,10 @@ mod tests {
         let mut h = hook(&[], &[]);
         h.s3_output_path = Some("s3://bucket/debug".into());
         let s = resolve(Some(&h), &[], dir, None).unwrap().unwrap();
-        assert_eq!((s.dir.clone(), s.s3_output.as_deref()), (dir.join("debug-output"), Some("s3://bucket/debug")));
+        assert_eq!(
+            (s.dir.clone(), s.s3_output.as_deref()),
+            (dir.join("debug-output"), Some("s3://bucket/debug"))
+        );
         h.local_path = Some("/tmp/tensors".into());
         let s = resolve(Some(&h), &[], dir, None).unwrap().unwrap();
         assert_eq!(s.dir, PathBuf::from("/tmp/tensors"));

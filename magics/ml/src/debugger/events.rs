@@ -150,14 +150,16 @@ pub enum RecordError {
 
 /// The records of a file, each with where it starts and how long it is framed (what
 /// smdebug's index holds as `start_idx` and `length`).
-pub fn records(bytes: &[u8]) -> Result<Vec<(usize, usize, &[u8])>, RecordError> {
+/// A record: where it starts, its framed length, its data.
+pub type Record<'a> = (usize, usize, &'a [u8]);
+
+pub fn records(bytes: &[u8]) -> Result<Vec<Record<'_>>, RecordError> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
         let head = bytes.get(at..at + 12).ok_or(RecordError::Truncated(at))?;
         let length = u64::from_le_bytes(head[..8].try_into().expect("8 bytes")) as usize;
-        if masked_crc(&head[..8]) != u32::from_le_bytes(head[8..12].try_into().expect("4 bytes"))
-        {
+        if masked_crc(&head[..8]) != u32::from_le_bytes(head[8..12].try_into().expect("4 bytes")) {
             return Err(RecordError::Checksum(at));
         }
         let end = at
@@ -227,7 +229,10 @@ mod tests {
     fn the_checksum_is_tensorflows() {
         // TensorFlow's crc32c_test: crc32c("123456789") = 0xe3069283, and the masked form.
         assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
-        assert_eq!(masked_crc(b"123456789"), 0xe306_9283u32.rotate_right(15).wrapping_add(0xa282_ead8));
+        assert_eq!(
+            masked_crc(b"123456789"),
+            0xe306_9283u32.rotate_right(15).wrapping_add(0xa282_ead8)
+        );
     }
 
     #[test]
@@ -251,7 +256,10 @@ mod tests {
     fn tensor_values_come_from_either_field() {
         let content = TensorProto {
             dtype: DT_FLOAT,
-            tensor_content: [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            tensor_content: [1.5f32, -2.0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
             ..Default::default()
         };
         assert_eq!(values(&content), Some(vec![1.5, -2.0]));

@@ -115,10 +115,26 @@ impl Importance {
 /// A linear model's solver iteration: `theta` is `d × m` weights then `m` intercepts.
 pub fn linear_step(s: &mut Saving, loss: f64, theta: &[f64], grad: &[f64], d: usize, m: usize) {
     s.add("losses", "train-loss", Tensor::scalar(loss));
-    s.add("weights", "weights/coefficients", Tensor::matrix(d, m, theta[..d * m].to_vec()));
-    s.add("biases", "biases/intercept", Tensor::vector(theta[d * m..].to_vec()));
-    s.add("gradients", "gradients/coefficients", Tensor::matrix(d, m, grad[..d * m].to_vec()));
-    s.add("gradients", "gradients/intercept", Tensor::vector(grad[d * m..].to_vec()));
+    s.add(
+        "weights",
+        "weights/coefficients",
+        Tensor::matrix(d, m, theta[..d * m].to_vec()),
+    );
+    s.add(
+        "biases",
+        "biases/intercept",
+        Tensor::vector(theta[d * m..].to_vec()),
+    );
+    s.add(
+        "gradients",
+        "gradients/coefficients",
+        Tensor::matrix(d, m, grad[..d * m].to_vec()),
+    );
+    s.add(
+        "gradients",
+        "gradients/intercept",
+        Tensor::vector(grad[d * m..].to_vec()),
+    );
 }
 
 /// The job's last step (EVAL): its final metrics, and the validation rows' predictions

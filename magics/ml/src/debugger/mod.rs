@@ -9,8 +9,6 @@ pub mod config;
 pub mod events;
 pub mod learners;
 pub mod rules;
-#[cfg(test)]
-mod rule_tests;
 pub mod summary;
 pub mod tensorboard;
 pub mod trial;
@@ -23,8 +21,8 @@ use serde_json::json;
 
 pub use config::{DebugHookConfig, DebugRuleConfiguration, Settings};
 use rules::{Evaluation, Status};
-pub use trial::{Mode, Tensor, Trial};
 use trial::TrialWriter;
+pub use trial::{Mode, Tensor, Trial};
 
 /// What went wrong in the debugger, in words for the notebook.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +83,12 @@ impl Rules {
         Rules {
             job: job.to_owned(),
             trial: Trial::open(&settings.dir),
-            evaluations: settings.rules.iter().cloned().map(Evaluation::new).collect(),
+            evaluations: settings
+                .rules
+                .iter()
+                .cloned()
+                .map(Evaluation::new)
+                .collect(),
             last_step_at: Instant::now(),
             last_step: None,
             stop: None,
@@ -191,7 +194,9 @@ impl Rules {
 pub type SharedRules = Arc<Mutex<Rules>>;
 
 pub fn lock(rules: &SharedRules) -> MutexGuard<'_, Rules> {
-    rules.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    rules
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Where a job keeps its rules' statuses.
@@ -201,8 +206,11 @@ pub fn statuses_path(job_dir: &Path) -> PathBuf {
 
 pub fn save_statuses(job_dir: &Path, rules: &Rules) -> Result<(), DebuggerError> {
     let path = statuses_path(job_dir);
-    std::fs::write(&path, serde_json::to_string_pretty(&rules.statuses()).unwrap_or_default())
-        .map_err(|source| DebuggerError::Io { path, source })
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&rules.statuses()).unwrap_or_default(),
+    )
+    .map_err(|source| DebuggerError::Io { path, source })
 }
 
 pub fn load_statuses(job_dir: &Path) -> Option<serde_json::Value> {
@@ -270,8 +278,11 @@ pub fn end_trial(dir: &Path) -> Result<(), DebuggerError> {
     if !collections.exists() {
         let parent = collections.parent().unwrap_or(dir).to_path_buf();
         std::fs::create_dir_all(&parent).map_err(io(parent))?;
-        std::fs::write(&collections, r#"{"collections": {}, "_meta": {"num_workers": 1}}"#)
-            .map_err(io(collections.clone()))?;
+        std::fs::write(
+            &collections,
+            r#"{"collections": {}, "_meta": {"num_workers": 1}}"#,
+        )
+        .map_err(io(collections.clone()))?;
     }
     let end = dir.join(trial::END_OF_JOB);
     std::fs::write(&end, b"").map_err(io(end.clone()))

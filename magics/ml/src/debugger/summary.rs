@@ -73,14 +73,22 @@ pub struct TensorRow {
     pub last: f64,
 }
 
-pub fn tensor_rows(trial: &Trial, collection: Option<&str>) -> Result<Vec<TensorRow>, DebuggerError> {
+pub fn tensor_rows(
+    trial: &Trial,
+    collection: Option<&str>,
+) -> Result<Vec<TensorRow>, DebuggerError> {
     if let Some(c) = collection {
         if !trial.collections().contains_key(c) {
             return Err(DebuggerError::Config {
                 field: "--collection".into(),
                 reason: format!(
                     "the job saved no collection `{c}`; it saved {}",
-                    trial.collections().keys().cloned().collect::<Vec<_>>().join(", ")
+                    trial
+                        .collections()
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         }
@@ -97,7 +105,9 @@ pub fn tensor_rows(trial: &Trial, collection: Option<&str>) -> Result<Vec<Tensor
             continue;
         }
         let series = trial.series(&name, None);
-        let Some((_, _, last)) = series.last() else { continue };
+        let Some((_, _, last)) = series.last() else {
+            continue;
+        };
         let mut modes: Vec<&'static str> = series.iter().map(|(_, s, _)| s.mode.name()).collect();
         modes.dedup();
         modes.sort_unstable();
@@ -120,6 +130,9 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
 }
 
+/// A labelled line: (x, y) points.
+pub type Line = (String, Vec<(u64, f64)>);
+
 /// A tensor's lines over the steps that saved it: its value for a scalar, the reduction
 /// asked for, or else its min, quartiles and max.
 pub fn lines(
@@ -127,7 +140,7 @@ pub fn lines(
     name: &str,
     mode: Option<Mode>,
     reduction: Option<Reduction>,
-) -> Result<Vec<(String, Vec<(u64, f64)>)>, DebuggerError> {
+) -> Result<Vec<Line>, DebuggerError> {
     let series = trial.series(name, mode);
     if series.is_empty() {
         let names = trial.tensor_names();
@@ -148,14 +161,27 @@ pub fn lines(
     let x = |step: u64, s: &super::trial::Step| if mode.is_some() { s.mode_step } else { step };
     if scalar || reduction.is_some() {
         let r = reduction.unwrap_or(Reduction::Mean);
-        let label = if scalar && reduction.is_none() { name.to_owned() } else { format!("{name} ({r:?})").to_lowercase() };
+        let label = if scalar && reduction.is_none() {
+            name.to_owned()
+        } else {
+            format!("{name} ({r:?})").to_lowercase()
+        };
         return Ok(vec![(
             label,
-            series.iter().map(|(step, s, t)| (x(*step, s), r.apply(&t.values))).collect(),
+            series
+                .iter()
+                .map(|(step, s, t)| (x(*step, s), r.apply(&t.values)))
+                .collect(),
         )]);
     }
     let mut out: BTreeMap<usize, (String, Vec<(u64, f64)>)> = BTreeMap::new();
-    let qs = [(0.0, "min"), (0.25, "25 %"), (0.5, "median"), (0.75, "75 %"), (1.0, "max")];
+    let qs = [
+        (0.0, "min"),
+        (0.25, "25 %"),
+        (0.5, "median"),
+        (0.75, "75 %"),
+        (1.0, "max"),
+    ];
     for (step, s, t) in &series {
         let mut sorted: Vec<f64> = t.values.iter().copied().filter(|v| v.is_finite()).collect();
         if sorted.is_empty() {
@@ -184,7 +210,10 @@ mod tests {
         assert_eq!(Reduction::Mean.apply(&v), -0.5);
         assert_eq!(Reduction::Variance.apply(&v), 12.25);
         assert_eq!(Reduction::Min.apply(&v), -4.0);
-        assert!(Reduction::parse("median").unwrap_err().to_string().contains("min, max, mean"));
+        assert!(Reduction::parse("median")
+            .unwrap_err()
+            .to_string()
+            .contains("min, max, mean"));
         assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.25), 2.0);
     }
 }

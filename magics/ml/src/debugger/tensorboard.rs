@@ -36,14 +36,22 @@ impl TensorboardWriter {
 
     /// Appends a step's scalars to the mode's file (made, with TensorFlow's file-version
     /// event first, at the mode's first step).
-    pub fn write(&mut self, mode: Mode, step: u64, scalars: &[(String, f64)]) -> Result<(), DebuggerError> {
+    pub fn write(
+        &mut self,
+        mode: Mode,
+        step: u64,
+        scalars: &[(String, f64)],
+    ) -> Result<(), DebuggerError> {
         if scalars.is_empty() {
             return Ok(());
         }
         if !self.files.contains_key(&mode) {
             let dir = self.dir.join(mode.name());
             let path = dir.join(format!("events.out.tfevents.{}.rustmaker", now() as u64));
-            let io = |source| DebuggerError::Io { path: path.clone(), source };
+            let io = |source| DebuggerError::Io {
+                path: path.clone(),
+                source,
+            };
             std::fs::create_dir_all(&dir).map_err(io)?;
             let mut file = std::fs::File::create(&path).map_err(io)?;
             let version = Event {
@@ -52,8 +60,11 @@ impl TensorboardWriter {
                 file_version: Some("brain.Event:2".into()),
                 summary: None,
             };
-            file.write_all(&events::frame(&version.encode_to_vec(), events::Footer::Data))
-                .map_err(io)?;
+            file.write_all(&events::frame(
+                &version.encode_to_vec(),
+                events::Footer::Data,
+            ))
+            .map_err(io)?;
             self.files.insert(mode, (path, file));
         }
         let (path, file) = self.files.get_mut(&mode).expect("opened above");
@@ -75,6 +86,9 @@ impl TensorboardWriter {
         };
         file.write_all(&events::frame(&event.encode_to_vec(), events::Footer::Data))
             .and_then(|_| file.flush())
-            .map_err(|source| DebuggerError::Io { path: path.clone(), source })
+            .map_err(|source| DebuggerError::Io {
+                path: path.clone(),
+                source,
+            })
     }
 }

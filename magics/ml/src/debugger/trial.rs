@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use serde_json::json;
 
-use super::events::{self, Dim, Event, PluginData, Summary, SummaryMetadata, TensorProto, TensorShape, Value};
+use super::events::{
+    self, Dim, Event, PluginData, Summary, SummaryMetadata, TensorProto, TensorShape, Value,
+};
 use super::DebuggerError;
 
 pub const WORKER: &str = "worker_0";
@@ -111,7 +113,7 @@ impl SaveConfig {
         }
         mode_step >= self.start_step
             && self.end_step.is_none_or(|end| mode_step < end)
-            && (mode_step - self.start_step) % self.save_interval.max(1) == 0
+            && (mode_step - self.start_step).is_multiple_of(self.save_interval.max(1))
     }
 
     fn json(&self) -> serde_json::Value {
@@ -242,7 +244,8 @@ impl TrialWriter {
                 }),
             };
             let record = events::frame(&event.encode_to_vec(), events::Footer::Smdebug);
-            payload.push(json!({"tensorname": name, "start_idx": file.len(), "length": record.len()}));
+            payload
+                .push(json!({"tensorname": name, "start_idx": file.len(), "length": record.len()}));
             file.extend(record);
             for collection in in_collections {
                 if let Some(c) = self.collections.get_mut(*collection) {
@@ -256,8 +259,15 @@ impl TrialWriter {
             "tensor_payload": payload,
             "shape_payload": [],
         });
-        write_atomically(&self.dir.join(index_file(step)), index.to_string().as_bytes())?;
-        let names: usize = self.collections.values().map(|c| c.tensor_names.len()).sum();
+        write_atomically(
+            &self.dir.join(index_file(step)),
+            index.to_string().as_bytes(),
+        )?;
+        let names: usize = self
+            .collections
+            .values()
+            .map(|c| c.tensor_names.len())
+            .sum();
         if names != self.written_names {
             self.write_collections()?;
         }
@@ -294,7 +304,11 @@ impl TrialWriter {
             .collect();
         let text = json!({"collections": collections, "_meta": {"num_workers": 1}}).to_string();
         write_atomically(&self.dir.join(COLLECTIONS_FILE), text.as_bytes())?;
-        self.written_names = self.collections.values().map(|c| c.tensor_names.len()).sum();
+        self.written_names = self
+            .collections
+            .values()
+            .map(|c| c.tensor_names.len())
+            .sum();
         Ok(())
     }
 
@@ -430,7 +444,11 @@ impl Trial {
             for (name, c) in map {
                 let mut names: BTreeSet<String> = c["tensor_names"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let regexes: Vec<regex::Regex> = c["include_regex"]
                     .as_array()
@@ -517,7 +535,10 @@ mod tests {
             save_steps: vec![1, 4],
             ..SaveConfig::default()
         };
-        assert_eq!((0..6).filter(|s| listed.saves(*s)).collect::<Vec<_>>(), vec![1, 4]);
+        assert_eq!(
+            (0..6).filter(|s| listed.saves(*s)).collect::<Vec<_>>(),
+            vec![1, 4]
+        );
     }
 
     #[test]
@@ -543,13 +564,22 @@ mod tests {
                 0,
                 &[
                     (vec!["losses"], "loss".into(), Tensor::scalar(0.5)),
-                    (vec!["weights"], "w0".into(), Tensor::matrix(2, 2, vec![1.0, 2.0, 3.0, 4.0])),
+                    (
+                        vec!["weights"],
+                        "w0".into(),
+                        Tensor::matrix(2, 2, vec![1.0, 2.0, 3.0, 4.0]),
+                    ),
                 ],
             )
             .unwrap();
         assert_eq!(trial.refresh().unwrap(), vec![0]);
         writer
-            .write_step(1, Mode::Eval, 0, &[(vec!["losses"], "loss".into(), Tensor::scalar(0.25))])
+            .write_step(
+                1,
+                Mode::Eval,
+                0,
+                &[(vec!["losses"], "loss".into(), Tensor::scalar(0.25))],
+            )
             .unwrap();
         writer.finish().unwrap();
         assert_eq!(trial.refresh().unwrap(), vec![1]);

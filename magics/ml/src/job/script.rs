@@ -296,7 +296,10 @@ impl Script {
         if rules.is_some() {
             env.push((
                 "SMDEBUG_CONFIG_FILE_PATH".into(),
-                config.join(debugger::SMDEBUG_CONFIG_FILE).display().to_string(),
+                config
+                    .join(debugger::SMDEBUG_CONFIG_FILE)
+                    .display()
+                    .to_string(),
             ));
         }
         for (k, v) in &spec.hyperparameters {

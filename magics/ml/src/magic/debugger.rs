@@ -5,7 +5,9 @@
 use clap::{Parser, Subcommand};
 use polars::prelude::*;
 use rustmaker_magics::table::frame_bundle;
-use rustmaker_magics::{parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle};
+use rustmaker_magics::{
+    parse_args, Magic, MagicCall, MagicContext, MagicError, MagicForm, MimeBundle,
+};
 use serde_json::json;
 
 use crate::debugger::summary::{self, Reduction};
@@ -82,7 +84,10 @@ fn trial_of(job: &str) -> Result<Trial, MagicError> {
 fn mode_arg(text: Option<&str>) -> Result<Option<Mode>, MagicError> {
     text.map(|m| {
         Mode::parse(m).ok_or_else(|| {
-            MagicError::usage("debugger", format!("--mode {m}: use train, eval, predict or global"))
+            MagicError::usage(
+                "debugger",
+                format!("--mode {m}: use train, eval, predict or global"),
+            )
         })
     })
     .transpose()
@@ -104,13 +109,24 @@ impl Magic for DebuggerMagic {
     fn run(&self, call: &MagicCall, ctx: &mut dyn MagicContext) -> Result<(), MagicError> {
         let args: DebuggerArgs = parse_args("debugger", call.argv()?)?;
         match args.command {
-            DebuggerCommand::Tensors { job, collection, frame } => {
+            DebuggerCommand::Tensors {
+                job,
+                collection,
+                frame,
+            } => {
                 let trial = trial_of(&job)?;
                 let rows = summary::tensor_rows(&trial, collection.as_deref())?;
-                let header: Vec<String> = ["tensor", "collections", "steps", "modes", "shape", "last (mean)"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
+                let header: Vec<String> = [
+                    "tensor",
+                    "collections",
+                    "steps",
+                    "modes",
+                    "shape",
+                    "last (mean)",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
                 let cells: Vec<Vec<String>> = rows
                     .iter()
                     .map(|r| {
@@ -141,7 +157,12 @@ impl Magic for DebuggerMagic {
                 }
                 Ok(())
             }
-            DebuggerCommand::Plot { job, tensor, reduction, mode } => {
+            DebuggerCommand::Plot {
+                job,
+                tensor,
+                reduction,
+                mode,
+            } => {
                 let trial = trial_of(&job)?;
                 let reduction = reduction.as_deref().map(Reduction::parse).transpose()?;
                 let mode = mode_arg(mode.as_deref())?;
@@ -151,11 +172,18 @@ impl Magic for DebuggerMagic {
                     .iter()
                     .map(|(label, points)| {
                         let last = points.last().map_or(f64::NAN, |p| p.1);
-                        format!("{label}: {} steps, last {}", points.len(), render::short(last))
+                        format!(
+                            "{label}: {} steps, last {}",
+                            points.len(),
+                            render::short(last)
+                        )
                     })
                     .collect::<Vec<_>>()
                     .join("\n");
-                ctx.display(MimeBundle::text(text).with("image/svg+xml", json!(svg)), None);
+                ctx.display(
+                    MimeBundle::text(text).with("image/svg+xml", json!(svg)),
+                    None,
+                );
                 Ok(())
             }
             DebuggerCommand::Rules { job } => {
@@ -167,24 +195,41 @@ impl Magic for DebuggerMagic {
                     .and_then(debugger::load_statuses)
                     .and_then(|s| s.as_array().cloned())
                     .filter(|s| !s.is_empty())
-                    .ok_or_else(|| failed(format!("{job} ran no rules: add DebugRuleConfigurations or --rule NAME")))?;
-                let header: Vec<String> = ["rule", "status", "step", "details"].iter().map(|s| s.to_string()).collect();
+                    .ok_or_else(|| {
+                        failed(format!(
+                            "{job} ran no rules: add DebugRuleConfigurations or --rule NAME"
+                        ))
+                    })?;
+                let header: Vec<String> = ["rule", "status", "step", "details"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
                 let cells: Vec<Vec<String>> = statuses
                     .iter()
                     .map(|s| {
                         vec![
                             s["RuleConfigurationName"].as_str().unwrap_or("").to_owned(),
                             s["RuleEvaluationStatus"].as_str().unwrap_or("").to_owned(),
-                            s["FiredAtStep"].as_u64().map(|v| v.to_string()).unwrap_or_default(),
+                            s["FiredAtStep"]
+                                .as_u64()
+                                .map(|v| v.to_string())
+                                .unwrap_or_default(),
                             s["StatusDetails"].as_str().unwrap_or("").to_owned(),
                         ]
                     })
                     .collect();
-                let text = cells.iter().map(|c| c.join("  ")).collect::<Vec<_>>().join("\n");
+                let text = cells
+                    .iter()
+                    .map(|c| c.join("  "))
+                    .collect::<Vec<_>>()
+                    .join("\n");
                 ctx.display(
                     MimeBundle::text(text)
                         .with("text/html", json!(render::grid(&header, &cells)))
-                        .with("application/json", json!({"DebugRuleEvaluationStatuses": statuses})),
+                        .with(
+                            "application/json",
+                            json!({"DebugRuleEvaluationStatuses": statuses}),
+                        ),
                     None,
                 );
                 Ok(())
@@ -196,8 +241,14 @@ impl Magic for DebuggerMagic {
 /// Every saved value of the listed tensors, one row a tensor and step (non-scalars by
 /// their mean, with their size).
 fn values_frame(trial: &Trial, rows: &[summary::TensorRow]) -> Result<DataFrame, MagicError> {
-    let (mut names, mut steps, mut modes, mut mode_steps, mut values, mut sizes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut names, mut steps, mut modes, mut mode_steps, mut values, mut sizes) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for r in rows {
         for (step, s, t) in trial.series(&r.name, None) {
             names.push(r.name.clone());
@@ -209,13 +260,16 @@ fn values_frame(trial: &Trial, rows: &[summary::TensorRow]) -> Result<DataFrame,
         }
     }
     let height = names.len();
-    DataFrame::new(height, vec![
-        Column::new("tensor".into(), names),
-        Column::new("step".into(), steps),
-        Column::new("mode".into(), modes),
-        Column::new("mode_step".into(), mode_steps),
-        Column::new("value".into(), values),
-        Column::new("size".into(), sizes),
-    ])
+    DataFrame::new(
+        height,
+        vec![
+            Column::new("tensor".into(), names),
+            Column::new("step".into(), steps),
+            Column::new("mode".into(), modes),
+            Column::new("mode_step".into(), mode_steps),
+            Column::new("value".into(), values),
+            Column::new("size".into(), sizes),
+        ],
+    )
     .map_err(|e| failed(format!("cannot make the tensors' frame: {e}")))
 }

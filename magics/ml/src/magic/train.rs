@@ -238,9 +238,10 @@ impl Magic for TrainMagic {
             };
             // SageMaker's debugger fields may sit beside the hyperparameters.
             if let Some(v) = map.remove("DebugHookConfig") {
-                args.debug_hook = Some(serde_json::from_value(v).map_err(|e| {
-                    MagicError::usage("train", format!("DebugHookConfig: {e}"))
-                })?);
+                args.debug_hook =
+                    Some(serde_json::from_value(v).map_err(|e| {
+                        MagicError::usage("train", format!("DebugHookConfig: {e}"))
+                    })?);
             }
             if let Some(v) = map.remove("DebugRuleConfigurations") {
                 args.debug_rules = serde_json::from_value(v).map_err(|e| {
@@ -508,9 +509,15 @@ impl TrainMagic {
             // Where SageMaker puts it: S3OutputPath/JOB/debug-output/.
             let prefix = format!("{}/{}/debug-output", s3.trim_end_matches('/'), args.name);
             for (file, rel) in debugger::files(&local_debug)? {
-                self.store.put(&file, &format!("{prefix}/{rel}"), watcher.ctx)?;
+                self.store
+                    .put(&file, &format!("{prefix}/{rel}"), watcher.ctx)?;
             }
-            store.add_output(&args.name, "SageMaker.DebugOutput", &prefix, "application/x-directory")?;
+            store.add_output(
+                &args.name,
+                "SageMaker.DebugOutput",
+                &prefix,
+                "application/x-directory",
+            )?;
         }
         watcher.finish(
             result.status,
@@ -529,10 +536,10 @@ impl TrainMagic {
             {
                 // As SageMaker's: a job a rule stopped is Stopped, not failed.
                 watcher.ctx.stdout(&format!(
-                        "training job {} was {}; `%debugger rules {}` shows the rules\n",
-                        args.name,
-                        result.failure_reason.unwrap_or_default(),
-                        args.name
+                    "training job {} was {}; `%debugger rules {}` shows the rules\n",
+                    args.name,
+                    result.failure_reason.unwrap_or_default(),
+                    args.name
                 ));
                 Ok(())
             }
@@ -615,13 +622,22 @@ impl TrainMagic {
                         serde_json::to_string(h).unwrap_or_default(),
                     ));
                 }
-                for s in statuses.iter().flat_map(|s| s.as_array().cloned().unwrap_or_default()) {
+                for s in statuses
+                    .iter()
+                    .flat_map(|s| s.as_array().cloned().unwrap_or_default())
+                {
                     rows.push((
-                        format!("DebugRule.{}", s["RuleConfigurationName"].as_str().unwrap_or("?")),
+                        format!(
+                            "DebugRule.{}",
+                            s["RuleConfigurationName"].as_str().unwrap_or("?")
+                        ),
                         format!(
                             "{}{}",
                             s["RuleEvaluationStatus"].as_str().unwrap_or("?"),
-                            s["StatusDetails"].as_str().map(|d| format!(": {d}")).unwrap_or_default()
+                            s["StatusDetails"]
+                                .as_str()
+                                .map(|d| format!(": {d}"))
+                                .unwrap_or_default()
                         ),
                     ));
                 }

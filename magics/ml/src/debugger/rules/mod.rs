@@ -6,283 +6,12 @@ use std::collections::BTreeMap;
 
 use regex::Regex;
 
-use super::config::DebugRuleConfiguration;
 use super::trial::{Mode, Step, Tensor, Trial};
-use super::DebuggerError;
 
-macro_rules! rule_kinds {
-    ($($kind:ident: [$($coll:literal),*] {$($p:literal = $d:literal),*})*) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum RuleKind { $($kind),* }
-        impl RuleKind {
-            pub const ALL: &'static [RuleKind] = &[$(RuleKind::$kind),*];
-            pub fn name(self) -> &'static str {
-                match self { $(RuleKind::$kind => stringify!($kind)),* }
-            }
-            /// The collections the rule reads (what SageMaker's rule configuration saves).
-            pub fn collections(self) -> &'static [&'static str] {
-                match self { $(RuleKind::$kind => &[$($coll),*]),* }
-            }
-            /// Its parameters and their defaults ("" for none).
-            pub fn parameters(self) -> &'static [(&'static str, &'static str)] {
-                match self { $(RuleKind::$kind => &[$(($p, $d)),*]),* }
-            }
-        }
-    };
-}
-
-rule_kinds! {
-    LossNotDecreasing: ["losses"] {"collection_names" = "", "tensor_regex" = "", "use_losses_collection" = "True", "num_steps" = "10", "diff_percent" = "0.1", "increase_threshold_percent" = "5", "mode" = "GLOBAL"}
-    Overfit: ["losses"] {"tensor_regex" = "", "start_step" = "0", "patience" = "1", "ratio_threshold" = "0.1"}
-    Overtraining: ["losses"] {"patience_train" = "5", "patience_validation" = "10", "delta" = "0.01"}
-    VanishingGradient: ["gradients"] {"threshold" = "0.0000001"}
-    ExplodingTensor: [] {"collection_names" = "", "tensor_regex" = "", "only_nan" = "False"}
-    WeightUpdateRatio: ["weights"] {"num_steps" = "", "large_threshold" = "10.0", "small_threshold" = "0.00000001", "epsilon" = "0.000000001"}
-    AllZero: [] {"collection_names" = "", "tensor_regex" = "", "threshold" = "100"}
-    UnchangedTensor: [] {"collection_names" = "", "tensor_regex" = "", "num_steps" = "3", "rtol" = "1e-05", "atol" = "1e-08", "equal_nan" = "False"}
-    TensorVariance: [] {"collection_names" = "", "tensor_regex" = "", "max_threshold" = "", "min_threshold" = ""}
-    DeadRelu: ["relu_output"] {"tensor_regex" = ".*relu_output", "threshold_inactivity" = "1.0", "threshold_layer" = "50.0"}
-    SaturatedActivation: [] {"collection_names" = "", "tensor_regex" = ".*tanh_input|.*sigmoid_input", "threshold_tanh_min" = "-9.4999", "threshold_tanh_max" = "9.4999", "threshold_sigmoid_min" = "-23", "threshold_sigmoid_max" = "16.99999", "threshold_inactivity" = "1.0", "threshold_layer" = "50.0"}
-    PoorWeightInitialization: ["relu_input", "gradients"] {"activation_inputs_regex" = ".*relu_input", "threshold" = "10.0", "distribution_range" = "0.001", "patience" = "5", "steps" = "10"}
-    ClassImbalance: ["predictions", "labels"] {"threshold_imbalance" = "10", "threshold_misprediction" = "0.7", "samples" = "500", "argmax" = "False", "labels_regex" = ".*labels", "predictions_regex" = ".*predictions"}
-    TreeDepth: ["trees"] {"depth" = "4"}
-    FeatureImportanceOverweight: ["feature_importance"] {"threshold" = "0.8", "nfeatures" = "3", "tensor_regex" = ".*feature_importance/weight"}
-    StalledTrainingRule: [] {"threshold" = "1800", "stop_training_on_fire" = "False", "training_job_name_prefix" = ""}
-}
-
-impl RuleKind {
-    pub fn parse(name: &str) -> Option<RuleKind> {
-        RuleKind::ALL
-            .iter()
-            .copied()
-            .find(|k| k.name().eq_ignore_ascii_case(name.trim()))
-    }
-
-    /// Rules that look at named tensors and need a collection or a regex to know which.
-    fn needs_selection(self) -> bool {
-        matches!(
-            self,
-            RuleKind::AllZero | RuleKind::UnchangedTensor | RuleKind::TensorVariance
-        )
-    }
-}
-
-/// A configured rule: its name in the job, what it runs, its parameters (defaults filled).
-#[derive(Debug, Clone)]
-pub struct RuleSpec {
-    pub name: String,
-    pub kind: RuleKind,
-    pub params: BTreeMap<String, String>,
-    /// The StopTraining action (in `action_json`, or StalledTrainingRule's own flag).
-    pub stop_training: bool,
-}
-
-fn is_true(v: &str) -> bool {
-    matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
-}
-
-impl RuleSpec {
-    pub fn parse(config: &DebugRuleConfiguration, field: &str) -> Result<RuleSpec, DebuggerError> {
-        let bad = |key: &str, reason: String| DebuggerError::Config {
-            field: format!("{field}.{key}"),
-            reason,
-        };
-        if config.rule_configuration_name.trim().is_empty() {
-            return Err(bad("RuleConfigurationName", "is empty".into()));
-        }
-        let invoke = config
-            .rule_parameters
-            .get("rule_to_invoke")
-            .ok_or_else(|| {
-                bad(
-                    "RuleParameters",
-                    "needs rule_to_invoke, the built-in rule to run".into(),
-                )
-            })?;
-        let kind = RuleKind::parse(invoke).ok_or_else(|| {
-            bad(
-                "RuleParameters.rule_to_invoke",
-                format!(
-                    "`{invoke}` is not a built-in rule; known: {}",
-                    RuleKind::ALL
-                        .iter()
-                        .map(|k| k.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })?;
-        let mut params: BTreeMap<String, String> = kind
-            .parameters()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let mut stop_training = false;
-        for (key, value) in &config.rule_parameters {
-            match key.as_str() {
-                "rule_to_invoke" | "base_trial" => {}
-                "action_json" => {
-                    let actions: serde_json::Value = serde_json::from_str(value).map_err(|e| {
-                        bad("RuleParameters.action_json", format!("not JSON: {e}"))
-                    })?;
-                    let list = match &actions {
-                        serde_json::Value::Array(a) => a.clone(),
-                        other => vec![other.clone()],
-                    };
-                    for a in list {
-                        match a["name"].as_str().map(str::to_ascii_lowercase).as_deref() {
-                            Some("stoptraining") => stop_training = true,
-                            Some("email" | "sms") => {}
-                            other => {
-                                return Err(bad(
-                                    "RuleParameters.action_json",
-                                    format!(
-                                        "unknown action {}; known: stoptraining, email, sms",
-                                        other.unwrap_or("without a name")
-                                    ),
-                                ))
-                            }
-                        }
-                    }
-                }
-                _ if params.contains_key(key) => {
-                    check_value(kind, key, value).map_err(|r| bad(&format!("RuleParameters.{key}"), r))?;
-                    params.insert(key.clone(), value.clone());
-                }
-                _ => {
-                    return Err(bad(
-                        &format!("RuleParameters.{key}"),
-                        format!(
-                            "{} has no parameter `{key}`; it takes {}",
-                            kind.name(),
-                            kind.parameters()
-                                .iter()
-                                .map(|(k, _)| *k)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                    ))
-                }
-            }
-        }
-        if kind == RuleKind::StalledTrainingRule && is_true(&params["stop_training_on_fire"]) {
-            stop_training = true;
-        }
-        if kind.needs_selection()
-            && params["collection_names"].is_empty()
-            && params["tensor_regex"].is_empty()
-        {
-            return Err(bad(
-                "RuleParameters",
-                format!("{} needs collection_names or tensor_regex", kind.name()),
-            ));
-        }
-        if kind == RuleKind::TensorVariance
-            && params["max_threshold"].is_empty()
-            && params["min_threshold"].is_empty()
-        {
-            return Err(bad(
-                "RuleParameters",
-                "TensorVariance needs max_threshold or min_threshold".into(),
-            ));
-        }
-        Ok(RuleSpec {
-            name: config.rule_configuration_name.clone(),
-            kind,
-            params,
-            stop_training,
-        })
-    }
-
-    fn float(&self, key: &str) -> f64 {
-        self.params[key].trim().parse().unwrap_or(f64::NAN)
-    }
-
-    fn opt_float(&self, key: &str) -> Option<f64> {
-        self.params[key].trim().parse().ok()
-    }
-
-    fn int(&self, key: &str) -> u64 {
-        self.params[key].trim().parse::<f64>().map_or(0, |v| v as u64)
-    }
-
-    fn flag(&self, key: &str) -> bool {
-        is_true(&self.params[key])
-    }
-
-    fn text(&self, key: &str) -> &str {
-        self.params.get(key).map_or("", String::as_str)
-    }
-
-    fn regexes(&self, key: &str) -> Vec<Regex> {
-        regex_list(self.text(key))
-    }
-
-    fn list(&self, key: &str) -> Vec<String> {
-        self.text(key)
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-/// smdebug matches with `re.match`: from the start of the name. A list may be
-/// comma-separated, unless the commas belong to the expression.
-fn regex_list(text: &str) -> Vec<Regex> {
-    if text.trim().is_empty() {
-        return Vec::new();
-    }
-    let parts: Vec<&str> = text.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    let compiled: Option<Vec<Regex>> = parts
-        .iter()
-        .map(|p| Regex::new(&format!("^(?:{p})")).ok())
-        .collect();
-    compiled.unwrap_or_else(|| Regex::new(&format!("^(?:{text})")).into_iter().collect())
-}
-
-fn check_value(kind: RuleKind, key: &str, value: &str) -> Result<(), String> {
-    let v = value.trim();
-    let is_number = v.parse::<f64>().is_ok();
-    let text_keys = ["collection_names", "training_job_name_prefix"];
-    if key.ends_with("regex") {
-        if regex_list(v).is_empty() && !v.is_empty() {
-            return Err(format!("`{value}` is not a regular expression"));
-        }
-        return Ok(());
-    }
-    if text_keys.contains(&key) {
-        return Ok(());
-    }
-    if key == "mode" {
-        return match Mode::parse(v) {
-            Some(Mode::Train | Mode::Eval | Mode::Global) => Ok(()),
-            _ => Err(format!("`{value}` is not EVAL, TRAIN or GLOBAL")),
-        };
-    }
-    let default = kind
-        .parameters()
-        .iter()
-        .find(|(k, _)| *k == key)
-        .map_or("", |(_, d)| *d);
-    if matches!(default, "True" | "False") {
-        return match v.to_ascii_lowercase().as_str() {
-            "true" | "false" | "1" | "0" => Ok(()),
-            _ => Err(format!("`{value}` is not True or False")),
-        };
-    }
-    if !is_number {
-        return Err(format!("`{value}` is not a number"));
-    }
-    if key == "diff_percent" || key == "increase_threshold_percent" {
-        let f: f64 = v.parse().unwrap_or(-1.0);
-        if !(0.0..=100.0).contains(&f) {
-            return Err(format!("`{value}` is not a percentage from 0 to 100"));
-        }
-    }
-    Ok(())
-}
+mod spec;
+pub use spec::{RuleKind, RuleSpec};
+#[cfg(test)]
+mod tests;
 
 /// smdebug's rule evaluation statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -488,7 +217,7 @@ impl Evaluation {
                         .into_iter()
                         .filter(|(_, s, _)| s.mode_step + num_steps <= step.mode_step)
                         .filter_map(|(_, s, t)| scalar(t).map(|v| (s.mode_step, v)))
-                        .last();
+                        .next_back();
                     let Some((then_step, then)) = before else {
                         if last.is_none() {
                             self.memory.last_check.insert(key, step.mode_step);
@@ -554,7 +283,9 @@ impl Evaluation {
                 let t = stalled("train", train, &mut self.memory);
                 let v = stalled("validation", validation, &mut self.memory);
                 if v >= spec.int("patience_validation") {
-                    return Some(format!("validation loss has not improved by {delta} for {v} steps"));
+                    return Some(format!(
+                        "validation loss has not improved by {delta} for {v} steps"
+                    ));
                 }
                 (t >= spec.int("patience_train"))
                     .then(|| format!("training loss has not improved by {delta} for {t} steps"))
@@ -565,7 +296,9 @@ impl Evaluation {
                     self.seen();
                     let m = mean(&t.values.iter().map(|v| v.abs()).collect::<Vec<_>>());
                     if m < threshold {
-                        return Some(format!("the mean absolute value of {name} is {m:e}, below {threshold:e}"));
+                        return Some(format!(
+                            "the mean absolute value of {name} is {m:e}, below {threshold:e}"
+                        ));
                     }
                 }
                 None
@@ -574,18 +307,32 @@ impl Evaluation {
                 let regexes = spec.regexes("tensor_regex");
                 let all = collections.is_empty() && regexes.is_empty();
                 let only_nan = spec.flag("only_nan");
-                let chosen: Vec<&String> = selected(trial, step, &collections, &regexes).into_iter().map(|(n, _)| n).collect();
+                let chosen: Vec<&String> = selected(trial, step, &collections, &regexes)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
                 // XGBoost's tree columns mark a leaf's split with NaN: not a value at all.
                 let trees = trial.collections().get("trees");
                 for (name, t) in &step.tensors {
-                    let pick = if all { trees.is_none_or(|names| !names.contains(name)) } else { chosen.contains(&name) };
+                    let pick = if all {
+                        trees.is_none_or(|names| !names.contains(name))
+                    } else {
+                        chosen.contains(&name)
+                    };
                     if !pick {
                         continue;
                     }
                     self.seen();
-                    let bad = t.values.iter().filter(|v| v.is_nan() || (!only_nan && v.is_infinite())).count();
+                    let bad = t
+                        .values
+                        .iter()
+                        .filter(|v| v.is_nan() || (!only_nan && v.is_infinite()))
+                        .count();
                     if bad > 0 {
-                        return Some(format!("{name} has {bad} {} values", if only_nan { "NaN" } else { "NaN or infinite" }));
+                        return Some(format!(
+                            "{name} has {bad} {} values",
+                            if only_nan { "NaN" } else { "NaN or infinite" }
+                        ));
                     }
                 }
                 None
@@ -596,28 +343,45 @@ impl Evaluation {
                     let previous = trial
                         .series(name, Some(step.mode))
                         .into_iter()
-                        .filter(|(_, s, _)| s.mode_step < step.mode_step)
-                        .last();
-                    let Some((_, prev_step, prev)) = previous else { continue };
-                    if need.is_some_and(|n| step.mode_step - prev_step.mode_step != n) || prev.values.len() != t.values.len() {
+                        .rfind(|(_, s, _)| s.mode_step < step.mode_step);
+                    let Some((_, prev_step, prev)) = previous else {
+                        continue;
+                    };
+                    if need.is_some_and(|n| step.mode_step - prev_step.mode_step != n)
+                        || prev.values.len() != t.values.len()
+                    {
                         continue;
                     }
                     self.seen();
-                    let update: Vec<f64> = t.values.iter().zip(&prev.values).map(|(a, b)| a - b).collect();
+                    let update: Vec<f64> = t
+                        .values
+                        .iter()
+                        .zip(&prev.values)
+                        .map(|(a, b)| a - b)
+                        .collect();
                     let ratio = norm(&update) / (norm(&prev.values) + spec.float("epsilon"));
-                    if ratio > spec.float("large_threshold") || ratio < spec.float("small_threshold") {
-                        return Some(format!("the update of {name} is {ratio:e} of its size (allowed {} to {})", spec.params["small_threshold"], spec.params["large_threshold"]));
+                    if ratio > spec.float("large_threshold")
+                        || ratio < spec.float("small_threshold")
+                    {
+                        return Some(format!(
+                            "the update of {name} is {ratio:e} of its size (allowed {} to {})",
+                            spec.params["small_threshold"], spec.params["large_threshold"]
+                        ));
                     }
                 }
                 None
             }
             RuleKind::AllZero => {
                 let threshold = spec.float("threshold");
-                for (name, t) in selected(trial, step, &collections, &spec.regexes("tensor_regex")) {
+                for (name, t) in selected(trial, step, &collections, &spec.regexes("tensor_regex"))
+                {
                     self.seen();
-                    let zeros = t.values.iter().filter(|v| **v == 0.0).count() as f64 * 100.0 / t.values.len().max(1) as f64;
+                    let zeros = t.values.iter().filter(|v| **v == 0.0).count() as f64 * 100.0
+                        / t.values.len().max(1) as f64;
                     if zeros >= threshold {
-                        return Some(format!("{name} is {zeros:.1} % zeros (threshold {threshold} %)"));
+                        return Some(format!(
+                            "{name} is {zeros:.1} % zeros (threshold {threshold} %)"
+                        ));
                     }
                 }
                 None
@@ -626,28 +390,48 @@ impl Evaluation {
                 let (rtol, atol) = (spec.float("rtol"), spec.float("atol"));
                 let equal_nan = spec.flag("equal_nan");
                 let n = spec.int("num_steps").max(2) as usize;
-                for (name, t) in selected(trial, step, &collections, &spec.regexes("tensor_regex")) {
+                for (name, t) in selected(trial, step, &collections, &spec.regexes("tensor_regex"))
+                {
                     let series = trial.series(name, Some(step.mode));
-                    let upto: Vec<&Tensor> = series.iter().filter(|(s, _, _)| *s <= at).map(|(_, _, t)| *t).collect();
+                    let upto: Vec<&Tensor> = series
+                        .iter()
+                        .filter(|(s, _, _)| *s <= at)
+                        .map(|(_, _, t)| *t)
+                        .collect();
                     if upto.len() < n {
                         continue;
                     }
                     self.seen();
-                    let close = |a: f64, b: f64| (equal_nan && a.is_nan() && b.is_nan()) || (a - b).abs() <= atol + rtol * b.abs();
-                    let unchanged = upto[upto.len() - n..].iter().all(|p| p.values.len() == t.values.len() && p.values.iter().zip(&t.values).all(|(a, b)| close(*a, *b)));
+                    let close = |a: f64, b: f64| {
+                        (equal_nan && a.is_nan() && b.is_nan())
+                            || (a - b).abs() <= atol + rtol * b.abs()
+                    };
+                    let unchanged = upto[upto.len() - n..].iter().all(|p| {
+                        p.values.len() == t.values.len()
+                            && p.values.iter().zip(&t.values).all(|(a, b)| close(*a, *b))
+                    });
                     if unchanged {
-                        return Some(format!("{name} has not changed over the last {n} saved steps"));
+                        return Some(format!(
+                            "{name} has not changed over the last {n} saved steps"
+                        ));
                     }
                 }
                 None
             }
             RuleKind::TensorVariance => {
-                let (max, min) = (spec.opt_float("max_threshold"), spec.opt_float("min_threshold"));
-                for (name, t) in selected(trial, step, &collections, &spec.regexes("tensor_regex")) {
+                let (max, min) = (
+                    spec.opt_float("max_threshold"),
+                    spec.opt_float("min_threshold"),
+                );
+                for (name, t) in selected(trial, step, &collections, &spec.regexes("tensor_regex"))
+                {
                     self.seen();
                     let v = variance(&t.values);
                     if max.is_some_and(|m| v > m) || min.is_some_and(|m| v < m) {
-                        return Some(format!("the variance of {name} is {v:e}, outside {} to {}", spec.params["min_threshold"], spec.params["max_threshold"]));
+                        return Some(format!(
+                            "the variance of {name} is {v:e}, outside {} to {}",
+                            spec.params["min_threshold"], spec.params["max_threshold"]
+                        ));
                     }
                 }
                 None
@@ -664,18 +448,30 @@ impl Evaluation {
                     let (rows, units) = (t.shape[0], t.shape[1]);
                     let active = |v: f64| match spec.kind {
                         RuleKind::DeadRelu => v > 0.0,
-                        _ if name.contains("tanh") => v > spec.float("threshold_tanh_min") && v < spec.float("threshold_tanh_max"),
-                        _ => v > spec.float("threshold_sigmoid_min") && v < spec.float("threshold_sigmoid_max"),
+                        _ if name.contains("tanh") => {
+                            v > spec.float("threshold_tanh_min")
+                                && v < spec.float("threshold_tanh_max")
+                        }
+                        _ => {
+                            v > spec.float("threshold_sigmoid_min")
+                                && v < spec.float("threshold_sigmoid_max")
+                        }
                     };
                     let inactive_units = (0..units)
                         .filter(|&u| {
-                            let on = (0..rows).filter(|&r| active(t.values[r * units + u])).count();
+                            let on = (0..rows)
+                                .filter(|&r| active(t.values[r * units + u]))
+                                .count();
                             (on as f64 * 100.0 / rows.max(1) as f64) < inactivity
                         })
                         .count();
                     let share = inactive_units as f64 * 100.0 / units.max(1) as f64;
                     if share > layer {
-                        let what = if spec.kind == RuleKind::DeadRelu { "dead" } else { "saturated" };
+                        let what = if spec.kind == RuleKind::DeadRelu {
+                            "dead"
+                        } else {
+                            "saturated"
+                        };
                         return Some(format!("{share:.1} % of {name}'s {units} units are {what} (threshold_layer {layer} %)"));
                     }
                 }
@@ -686,10 +482,17 @@ impl Evaluation {
                     return None;
                 }
                 let inputs = selected(trial, step, &[], &spec.regexes("activation_inputs_regex"));
-                let variances: Vec<(String, f64)> = inputs.iter().map(|(n, t)| ((*n).clone(), variance(&t.values))).collect();
+                let variances: Vec<(String, f64)> = inputs
+                    .iter()
+                    .map(|(n, t)| ((*n).clone(), variance(&t.values)))
+                    .collect();
                 if variances.len() >= 2 {
                     self.seen();
-                    let (lo, hi) = variances.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), (_, v)| (lo.min(*v), hi.max(*v)));
+                    let (lo, hi) = variances
+                        .iter()
+                        .fold((f64::INFINITY, 0.0f64), |(lo, hi), (_, v)| {
+                            (lo.min(*v), hi.max(*v))
+                        });
                     let threshold = spec.float("threshold");
                     if hi / lo.max(f64::MIN_POSITIVE) > threshold {
                         return Some(format!("the variances of the layers' activation inputs differ {:.1}-fold (threshold {threshold}): {}", hi / lo.max(f64::MIN_POSITIVE), variances.iter().map(|(n, v)| format!("{n} {v:.3e}")).collect::<Vec<_>>().join(", ")));
@@ -697,11 +500,20 @@ impl Evaluation {
                 }
                 for (name, t) in selected(trial, step, &["gradients".into()], &[]) {
                     self.seen();
-                    let (lo, hi) = t.values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+                    let (lo, hi) = t
+                        .values
+                        .iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+                            (lo.min(*v), hi.max(*v))
+                        });
                     if t.values.len() > 1 && hi - lo < spec.float("distribution_range") {
                         self.memory.streak += 1;
                         if self.memory.streak >= spec.int("patience").max(1) {
-                            return Some(format!("the gradients of {name} span only {:e} (distribution_range {})", hi - lo, spec.params["distribution_range"]));
+                            return Some(format!(
+                                "the gradients of {name} span only {:e} (distribution_range {})",
+                                hi - lo,
+                                spec.params["distribution_range"]
+                            ));
                         }
                     }
                 }
@@ -710,13 +522,23 @@ impl Evaluation {
             RuleKind::ClassImbalance => {
                 let labels = selected(trial, step, &[], &spec.regexes("labels_regex"));
                 let predictions = selected(trial, step, &[], &spec.regexes("predictions_regex"));
-                let (Some((_, l)), Some((_, p))) = (labels.first(), predictions.first()) else { return None };
+                let (Some((_, l)), Some((_, p))) = (labels.first(), predictions.first()) else {
+                    return None;
+                };
                 self.seen();
                 let rows = l.values.len();
                 // Rows of class probabilities can only be compared through their argmax.
                 let predicted: Vec<f64> = if p.shape.len() == 2 && p.shape[0] == rows {
                     let k = p.shape[1];
-                    (0..rows).map(|r| (0..k).max_by(|&a, &b| p.values[r * k + a].total_cmp(&p.values[r * k + b])).unwrap_or(0) as f64).collect()
+                    (0..rows)
+                        .map(|r| {
+                            (0..k)
+                                .max_by(|&a, &b| {
+                                    p.values[r * k + a].total_cmp(&p.values[r * k + b])
+                                })
+                                .unwrap_or(0) as f64
+                        })
+                        .collect()
                 } else {
                     p.values.clone()
                 };
@@ -743,20 +565,28 @@ impl Evaluation {
                     return Some(format!("the largest class has {ratio:.1} times the rows of class {small} ({most} against {fewest})"));
                 }
                 let miss = wrong as f64 / fewest.max(1) as f64;
-                (miss > spec.float("threshold_misprediction")).then(|| format!("{:.0} % of class {small}'s rows are mispredicted", miss * 100.0))
+                (miss > spec.float("threshold_misprediction")).then(|| {
+                    format!(
+                        "{:.0} % of class {small}'s rows are mispredicted",
+                        miss * 100.0
+                    )
+                })
             }
             RuleKind::TreeDepth => {
                 let depths = tree_depths(step)?;
                 self.seen();
                 let deepest = depths.iter().copied().max().unwrap_or(0);
                 let want = spec.float("depth");
-                ((deepest as f64) < want).then(|| format!("the trees grow to depth {deepest} at most, not to depth {want}"))
+                ((deepest as f64) < want).then(|| {
+                    format!("the trees grow to depth {deepest} at most, not to depth {want}")
+                })
             }
             RuleKind::FeatureImportanceOverweight => {
-                let mut weights: Vec<(String, f64)> = selected(trial, step, &[], &spec.regexes("tensor_regex"))
-                    .into_iter()
-                    .filter_map(|(n, t)| scalar(t).map(|v| (n.clone(), v)))
-                    .collect();
+                let mut weights: Vec<(String, f64)> =
+                    selected(trial, step, &[], &spec.regexes("tensor_regex"))
+                        .into_iter()
+                        .filter_map(|(n, t)| scalar(t).map(|v| (n.clone(), v)))
+                        .collect();
                 if weights.is_empty() {
                     return None;
                 }
@@ -764,8 +594,20 @@ impl Evaluation {
                 let total: f64 = weights.iter().map(|w| w.1).sum();
                 weights.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let n = spec.int("nfeatures").max(1) as usize;
-                let top: f64 = weights.iter().take(n).map(|w| w.1).sum::<f64>() / total.max(f64::MIN_POSITIVE);
-                (top > spec.float("threshold")).then(|| format!("the {n} most important features hold {:.0} % of the importance: {}", top * 100.0, weights.iter().take(n).map(|w| w.0.rsplit('/').next().unwrap_or(&w.0).to_owned()).collect::<Vec<_>>().join(", ")))
+                let top: f64 =
+                    weights.iter().take(n).map(|w| w.1).sum::<f64>() / total.max(f64::MIN_POSITIVE);
+                (top > spec.float("threshold")).then(|| {
+                    format!(
+                        "the {n} most important features hold {:.0} % of the importance: {}",
+                        top * 100.0,
+                        weights
+                            .iter()
+                            .take(n)
+                            .map(|w| w.0.rsplit('/').next().unwrap_or(&w.0).to_owned())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
             }
             RuleKind::StalledTrainingRule => {
                 // Judged on time between steps, by `idle`.
@@ -810,8 +652,20 @@ impl Evaluation {
     }
 
     fn wanted(&self) -> String {
-        let mut parts: Vec<String> = self.spec.kind.collections().iter().map(|c| format!("collection {c}")).collect();
-        for key in ["collection_names", "tensor_regex", "activation_inputs_regex", "labels_regex", "predictions_regex"] {
+        let mut parts: Vec<String> = self
+            .spec
+            .kind
+            .collections()
+            .iter()
+            .map(|c| format!("collection {c}"))
+            .collect();
+        for key in [
+            "collection_names",
+            "tensor_regex",
+            "activation_inputs_regex",
+            "labels_regex",
+            "predictions_regex",
+        ] {
             if let Some(v) = self.spec.params.get(key).filter(|v| !v.is_empty()) {
                 parts.push(format!("{key} {v}"));
             }
