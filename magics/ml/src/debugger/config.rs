@@ -63,22 +63,6 @@ pub struct DebugRuleConfiguration {
     pub rule_parameters: BTreeMap<String, String>,
 }
 
-/// The standard collections a built-in learner fills, with the tensors it names in each.
-pub const STANDARD_COLLECTIONS: [&str; 12] = [
-    "losses",
-    "metrics",
-    "hyperparameters",
-    "feature_importance",
-    "trees",
-    "predictions",
-    "labels",
-    "weights",
-    "biases",
-    "gradients",
-    "relu_input",
-    "relu_output",
-];
-
 /// smdebug's save interval for XGBoost's hook, the learners most like ours (smdebug's
 /// framework hooks save every 500 steps, which a 100-round job would never reach).
 pub const DEFAULT_SAVE_INTERVAL: u64 = 10;

@@ -116,17 +116,14 @@ impl Magic for DebuggerMagic {
             } => {
                 let trial = trial_of(&job)?;
                 let rows = summary::tensor_rows(&trial, collection.as_deref())?;
-                let header: Vec<String> = [
+                let header = [
                     "tensor",
                     "collections",
                     "steps",
                     "modes",
                     "shape",
                     "last (mean)",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+                ];
                 let cells: Vec<Vec<String>> = rows
                     .iter()
                     .map(|r| {
@@ -140,16 +137,8 @@ impl Magic for DebuggerMagic {
                         ]
                     })
                     .collect();
-                let text = cells
-                    .iter()
-                    .map(|c| c.join("  "))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                ctx.display(
-                    MimeBundle::text(format!("{job}: {} tensors\n{text}", rows.len()))
-                        .with("text/html", json!(render::grid(&header, &cells))),
-                    None,
-                );
+                let title = format!("{job}: {} tensors", rows.len());
+                ctx.display(table(&title, &header, &cells), None);
                 if let Some(name) = frame {
                     let df = values_frame(&trial, &rows)?;
                     ctx.display(frame_bundle(&df, 10), None);
@@ -200,10 +189,7 @@ impl Magic for DebuggerMagic {
                             "{job} ran no rules: add DebugRuleConfigurations or --rule NAME"
                         ))
                     })?;
-                let header: Vec<String> = ["rule", "status", "step", "details"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
+                let header = ["rule", "status", "step", "details"];
                 let cells: Vec<Vec<String>> = statuses
                     .iter()
                     .map(|s| {
@@ -218,24 +204,23 @@ impl Magic for DebuggerMagic {
                         ]
                     })
                     .collect();
-                let text = cells
-                    .iter()
-                    .map(|c| c.join("  "))
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                ctx.display(
-                    MimeBundle::text(text)
-                        .with("text/html", json!(render::grid(&header, &cells)))
-                        .with(
-                            "application/json",
-                            json!({"DebugRuleEvaluationStatuses": statuses}),
-                        ),
-                    None,
+                let bundle = table(&format!("{job}: rules"), &header, &cells).with(
+                    "application/json",
+                    json!({"DebugRuleEvaluationStatuses": statuses}),
                 );
+                ctx.display(bundle, None);
                 Ok(())
             }
         }
     }
+}
+
+/// A table as text (a title line, then a line a row) and HTML.
+fn table(title: &str, header: &[&str], cells: &[Vec<String>]) -> MimeBundle {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let lines: Vec<String> = cells.iter().map(|c| c.join("  ")).collect();
+    MimeBundle::text(format!("{title}\n{}", lines.join("\n")))
+        .with("text/html", json!(render::grid(&header, cells)))
 }
 
 /// Every saved value of the listed tensors, one row a tensor and step (non-scalars by
