@@ -371,3 +371,35 @@ def test_a_script_using_smdebugs_own_writer_is_evaluated_by_the_rules(home):
     config = json.loads((job_dir(home, "script-stalls") / "input" / "config" / "debughookconfig.json").read_text())
     assert config["LocalPath"] == str(job_dir(home, "script-stalls") / "debug-output")
     assert {c["CollectionName"] for c in config["CollectionConfigurations"]} >= {"losses"}
+
+
+def test_reductions_are_saved_instead_of_the_tensors(home):
+    train(home, "reduced", "--algorithm", "mlp", "--data", str(DATA / "iris.csv"), "--target", "target",
+          "--hp", "hidden_layer_sizes=8", "--hp", "max_iter=4", "--save-interval", "1", "--collections", "weights")
+    whole = trial_of(home, "reduced").tensor("dense0.weight").value(2, mode=ModeKeys.TRAIN)
+    hook = {"HookParameters": {"save_interval": "1"},
+            "CollectionConfigurations": [{"CollectionName": "weights",
+                                          "CollectionParameters": {"reductions": "mean,l2_norm,abs_max"}}]}
+    cell = home[0] / "reduced.json"
+    cell.write_text(json.dumps({"hidden_layer_sizes": "8", "max_iter": 4, "DebugHookConfig": hook}))
+    _, env = home
+    km, kc = start_kernel_with_env(env, home[0] / "kernel-reductions.log")
+    try:
+        ok(kc, f"%%train reduced-k --algorithm mlp --data {DATA / 'iris.csv'} --target target\n{cell.read_text()}")
+        err = error_of(kc, f"%%train reduced-bad --algorithm mlp --data {DATA / 'iris.csv'} --target target\n"
+                           + json.dumps({"DebugHookConfig": {"HookParameters": {"reductions": "median"}}}))
+        assert "`median` is not one of smdebug's reductions" in err, err
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    t = trial_of(home, "reduced-k")
+    # smdebug's reader finds the reductions under the tensor's own name; the whole tensor is not saved.
+    assert "dense0.weight" in t.tensor_names(collection="weights")
+    tensor = t.tensor("dense0.weight")
+    assert math.isclose(float(tensor.reduction_value(2, "mean", mode=ModeKeys.TRAIN)), float(whole.mean()), rel_tol=1e-12)
+    assert math.isclose(float(tensor.reduction_value(2, "l2", mode=ModeKeys.TRAIN)),
+                        float((whole ** 2).sum() ** 0.5), rel_tol=1e-12)
+    assert math.isclose(float(tensor.reduction_value(2, "max", abs=True, mode=ModeKeys.TRAIN)),
+                        float(abs(whole).max()), rel_tol=1e-12)
+    with pytest.raises(Exception):
+        tensor.value(2, mode=ModeKeys.TRAIN)

@@ -68,6 +68,11 @@ pub struct DebugRuleConfiguration {
 pub const DEFAULT_SAVE_INTERVAL: u64 = 10;
 
 const SAVE_KEYS: [&str; 4] = ["save_interval", "save_steps", "start_step", "end_step"];
+const REDUCTION_KEYS: [&str; 3] = ["reductions", "save_raw_tensor", "save_shape"];
+/// smdebug's reductions and norms (`ReductionConfig`), each also as `abs_…`.
+const REDUCTIONS: [&str; 9] = [
+    "min", "max", "mean", "std", "variance", "sum", "prod", "l1_norm", "l2_norm",
+];
 const HOOK_KEYS: [&str; 6] = [
     "include_regex",
     "save_all",
@@ -153,14 +158,11 @@ fn check_keys(
 ) -> Result<(), DebuggerError> {
     for key in params.keys() {
         let name = key.split_once('.').map_or(key.as_str(), |(_, n)| n);
-        if SAVE_KEYS.contains(&name) || extra.contains(&key.as_str()) {
+        if SAVE_KEYS.contains(&name)
+            || extra.contains(&key.as_str())
+            || REDUCTION_KEYS.contains(&key.as_str())
+        {
             continue;
-        }
-        if name == "reductions" {
-            return Err(DebuggerError::Config {
-                field: format!("{field}.{key}"),
-                reason: "reductions are not saved yet: leave it out and every tensor is saved whole (the rules and %debugger plot reduce them)".into(),
-            });
         }
         return Err(DebuggerError::Config {
             field: format!("{field}.{key}"),
@@ -176,6 +178,33 @@ fn check_keys(
         });
     }
     Ok(())
+}
+
+/// A `reductions` list checked as smdebug's `ReductionConfig.from_dict` reads it, and
+/// `save_raw_tensor`; `None` when the parameters name no reductions.
+fn reductions_of(
+    params: &BTreeMap<String, String>,
+    field: &str,
+) -> Result<Option<(Vec<String>, bool)>, DebuggerError> {
+    let Some(list) = params.get("reductions") else {
+        return Ok(None);
+    };
+    let reductions = split_list(list);
+    for r in &reductions {
+        if !REDUCTIONS.contains(&r.strip_prefix("abs_").unwrap_or(r)) {
+            return Err(DebuggerError::Config {
+                field: format!("{field}.reductions"),
+                reason: format!(
+                    "`{r}` is not one of smdebug's reductions: {} (each also as abs_…)",
+                    REDUCTIONS.join(", ")
+                ),
+            });
+        }
+    }
+    let raw = params
+        .get("save_raw_tensor")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"));
+    Ok(Some((reductions, raw)))
 }
 
 fn split_list(v: &str) -> Vec<String> {
@@ -246,8 +275,13 @@ pub fn resolve(
         }
     };
     let mut collections: BTreeMap<String, Collection> = BTreeMap::new();
+    let hook_reductions = reductions_of(&hook.hook_parameters, "DebugHookConfig.HookParameters")?;
     let make = |params: &BTreeMap<String, String>, field: &str| {
         let save = save_configs(params, &base, field)?;
+        // A collection's own reductions, else the hook's, as smdebug's defaults go.
+        let (reductions, save_raw_tensor) = reductions_of(params, field)?
+            .or_else(|| hook_reductions.clone())
+            .unwrap_or((Vec::new(), true));
         let include_regex = params
             .get("include_regex")
             .map(|r| split_list(r))
@@ -261,6 +295,8 @@ pub fn resolve(
         Ok::<Collection, DebuggerError>(Collection {
             include_regex,
             save,
+            reductions,
+            save_raw_tensor,
             ..Collection::default()
         })
     };
@@ -452,6 +488,22 @@ mod tests {
             s.collections["weights"].save[&Mode::Train].save_steps,
             vec![0, 3]
         );
+        // The hook's reductions are every collection's default; the whole tensor goes.
+        let h = hook(
+            &[("reductions", "abs_l2_norm")],
+            &[
+                ("weights", &[]),
+                (
+                    "biases",
+                    &[("reductions", "max"), ("save_raw_tensor", "true")],
+                ),
+            ],
+        );
+        let s2 = resolve(Some(&h), &[], dir, None).unwrap().unwrap();
+        assert_eq!(s2.collections["weights"].reductions, vec!["abs_l2_norm"]);
+        assert!(!s2.collections["weights"].save_raw_tensor);
+        assert_eq!(s2.collections["biases"].reductions, vec!["max"]);
+        assert!(s2.collections["biases"].save_raw_tensor);
         // hyperparameters are added, saved at the first step only.
         assert!(s.collections["hyperparameters"].save[&Mode::Train].saves(0));
         assert!(!s.collections["hyperparameters"].save[&Mode::Train].saves(5));
@@ -472,6 +524,11 @@ mod tests {
         assert!(e.contains("not a whole number"), "{e}");
         let e = err(hook(&[("save_interval", "0")], &[]), None);
         assert!(e.contains("at least 1"), "{e}");
+        let e = err(hook(&[("reductions", "mean,median")], &[]), None);
+        assert!(
+            e.contains("HookParameters.reductions") && e.contains("`median`"),
+            "{e}"
+        );
         let e = err(hook(&[("weekly.save_interval", "2")], &[]), None);
         assert!(e.contains("train., eval."), "{e}");
         let e = err(

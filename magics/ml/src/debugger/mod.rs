@@ -424,7 +424,7 @@ impl Hook {
                 );
             }
             fill(&mut saving);
-            let tensors = saving.tensors;
+            let tensors = self.reduce(saving.tensors);
             if tensors.is_empty() {
                 return None;
             }
@@ -469,6 +469,67 @@ impl Hook {
 
     pub fn dir(&self) -> &Path {
         self.writer.dir()
+    }
+
+    /// Replaces tensors whose collections save reductions by those reductions, named as
+    /// smdebug names them (`smdebug/reductions/mean/NAME`, `…/abs_l2/NAME`); the tensor
+    /// itself stays where a collection saves it whole. Losses and metrics are never reduced.
+    fn reduce(
+        &mut self,
+        tensors: Vec<(Vec<&'static str>, String, Tensor)>,
+    ) -> Vec<(Vec<&'static str>, String, Tensor)> {
+        let collections = self.writer.collections();
+        let mut out = Vec::with_capacity(tensors.len());
+        let mut registered = Vec::new();
+        for (names, name, tensor) in tensors {
+            let reducing: Vec<&trial::Collection> = names
+                .iter()
+                .filter(|c| !matches!(**c, "losses" | "metrics"))
+                .filter_map(|c| collections.get(*c))
+                .filter(|c| !c.reductions.is_empty())
+                .collect();
+            if reducing.is_empty() {
+                out.push((names, name, tensor));
+                continue;
+            }
+            let raw = reducing.iter().any(|c| c.save_raw_tensor) || reducing.len() < names.len();
+            let mut done: Vec<&str> = Vec::new();
+            let mut reduced = Vec::new();
+            for r in reducing.iter().flat_map(|c| c.reductions.iter()) {
+                if done.contains(&r.as_str()) {
+                    continue;
+                }
+                done.push(r);
+                let (abs, op) = match r.strip_prefix("abs_") {
+                    Some(op) => (true, op),
+                    None => (false, r.as_str()),
+                };
+                let op = op.trim_end_matches("_norm");
+                let Ok(reduction) = summary::Reduction::parse(op) else {
+                    continue;
+                };
+                let values: Vec<f64> = if abs {
+                    tensor.values.iter().map(|v| v.abs()).collect()
+                } else {
+                    tensor.values.clone()
+                };
+                let prefix = if abs { "abs_" } else { "" };
+                reduced.push((
+                    Vec::new(),
+                    format!("smdebug/reductions/{prefix}{op}/{name}"),
+                    Tensor::scalar(reduction.apply(&values)),
+                ));
+            }
+            registered.push((names.clone(), name.clone()));
+            if raw {
+                out.push((names, name, tensor));
+            }
+            out.extend(reduced);
+        }
+        for (names, name) in registered {
+            self.writer.register(&names, &name);
+        }
+        out
     }
 
     /// Steps taken so far, in all modes.

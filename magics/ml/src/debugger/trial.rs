@@ -132,7 +132,10 @@ pub struct Collection {
     pub include_regex: Vec<String>,
     /// Per mode, as smdebug keeps `save_config`.
     pub save: BTreeMap<Mode, SaveConfig>,
+    /// smdebug's reductions saved instead of the tensor (`mean`, `l2_norm`, `abs_max`, …).
     pub reductions: Vec<String>,
+    /// With reductions: whether the whole tensor is saved too.
+    pub save_raw_tensor: bool,
     pub tensor_names: BTreeSet<String>,
 }
 
@@ -287,7 +290,7 @@ impl TrialWriter {
                 let reduction = if c.reductions.is_empty() {
                     serde_json::Value::Null
                 } else {
-                    json!({"save_raw_tensor": false, "reductions": c.reductions.join(","), "save_shape": false})
+                    json!({"save_raw_tensor": c.save_raw_tensor, "reductions": c.reductions.join(","), "save_shape": false})
                 };
                 (
                     name.clone(),
@@ -310,6 +313,15 @@ impl TrialWriter {
             .map(|c| c.tensor_names.len())
             .sum();
         Ok(())
+    }
+
+    /// Names a tensor in its collections without writing it (a tensor saved as reductions).
+    pub fn register(&mut self, collections: &[&str], name: &str) {
+        for c in collections {
+            if let Some(c) = self.collections.get_mut(*c) {
+                c.tensor_names.insert(name.to_owned());
+            }
+        }
     }
 
     /// Marks the end of the job, as smdebug's `training_has_ended` does.
