@@ -13,6 +13,7 @@ import pathlib
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -367,6 +368,14 @@ def test_a_script_using_smdebugs_own_writer_is_evaluated_by_the_rules(home):
     assert s["RuleEvaluationStatus"] == "IssuesFound" and s["FiredAtStep"] == 9, s
     assert "stopped by rule LossNotDecreasing at step 9" in out.stdout, out.stdout
     assert max(t2 for t2 in trial_of(home, "script-stalls").steps()) < 15, "stopped long before epoch 40"
+    # A program that stops saving: StalledTrainingRule ends it after its threshold.
+    started = time.monotonic()
+    out = train(home, "script-hangs", "--entry-point", script, "--hp", "epochs=10", "--hp", "hang=60",
+                "--rule", "StalledTrainingRule(threshold=2,stop_training_on_fire=True)")
+    assert time.monotonic() - started < 30, "stopped long before the hang ends"
+    s = statuses(home, "script-hangs")["StalledTrainingRule"]
+    assert s["RuleEvaluationStatus"] == "IssuesFound" and "no tensor saved for" in s["StatusDetails"], s
+    assert "stopped by rule StalledTrainingRule" in out.stdout, out.stdout
     # The job's hook configuration is in smdebug's shape, where smdebug looks.
     config = json.loads((job_dir(home, "script-stalls") / "input" / "config" / "debughookconfig.json").read_text())
     assert config["LocalPath"] == str(job_dir(home, "script-stalls") / "debug-output")

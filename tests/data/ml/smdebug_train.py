@@ -4,7 +4,8 @@ writer, into whatever Debugger output the job was given.
 rustmaker writes the job's DebugHookConfig where smdebug looks for it in a SageMaker
 container (the file SMDEBUG_CONFIG_FILE_PATH names, `LocalPath` its output directory), so
 the same script runs unchanged on SageMaker. The rules configured for the job read each step
-as it appears. Hyperparameters: --epochs N, --stall 1 (the loss stops falling after 5 epochs).
+as it appears. Hyperparameters: --epochs N, --stall 1 (the loss stops falling after 5 epochs),
+--hang S (after epoch 2 the program hangs for S seconds, saving nothing).
 """
 
 import argparse
@@ -19,6 +20,7 @@ from smdebug.core.writer import FileWriter
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--stall", type=int, default=0)
+parser.add_argument("--hang", type=float, default=0)
 args = parser.parse_args()
 
 config = get_json_config_as_dict(None)
@@ -31,7 +33,7 @@ for epoch in range(args.epochs):
         writer.write_tensor(tdata=np.array(loss), tname="loss", mode=ModeKeys.TRAIN, mode_step=epoch)
         writer.write_tensor(tdata=weights, tname="dense.weight", mode=ModeKeys.TRAIN, mode_step=epoch)
     print(f"epoch {epoch}: loss={loss:.4f}", flush=True)
-    time.sleep(0.3)
+    time.sleep(args.hang if args.hang and epoch == 2 else 0.3)
 
 with open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w") as f:
     f.write(" ".join(str(w) for w in weights))
