@@ -76,6 +76,8 @@ pub struct Rules {
     last_step_at: Instant,
     last_step: Option<u64>,
     stop: Option<RuleStop>,
+    /// Steps the rules have seen.
+    evaluated: std::collections::BTreeSet<u64>,
 }
 
 impl Rules {
@@ -92,12 +94,22 @@ impl Rules {
             last_step_at: Instant::now(),
             last_step: None,
             stop: None,
+            evaluated: Default::default(),
         }
     }
 
     /// Reads the steps saved since the last call and evaluates every rule on each.
     pub fn poll(&mut self) -> Result<(), DebuggerError> {
-        for step in self.trial.refresh()? {
+        // Steps read before an unreadable one are evaluated all the same.
+        let read = self.trial.refresh();
+        let fresh: Vec<u64> = self
+            .trial
+            .steps()
+            .map(|(s, _)| s)
+            .filter(|s| !self.evaluated.contains(s))
+            .collect();
+        for step in fresh {
+            self.evaluated.insert(step);
             self.last_step_at = Instant::now();
             self.last_step = Some(step);
             for e in &mut self.evaluations {
@@ -113,7 +125,7 @@ impl Rules {
                 }
             }
         }
-        Ok(())
+        read.map(|_| ())
     }
 
     /// StalledTrainingRule's clock: time since the last saved step.

@@ -365,6 +365,7 @@ impl Trial {
         // The end marker first: steps indexed before it are all there once it is.
         let ended = self.dir.join(END_OF_JOB).exists();
         let mut fresh = Vec::new();
+        let mut failure = None;
         let index = self.dir.join("index");
         let mut files = Vec::new();
         if let Ok(prefixes) = std::fs::read_dir(&index) {
@@ -379,14 +380,23 @@ impl Trial {
             if self.steps.contains_key(&step) {
                 continue;
             }
-            let read = self.read_step(&path)?;
-            self.steps.insert(step, read);
-            fresh.push(step);
+            match self.read_step(&path) {
+                Ok(read) => {
+                    self.steps.insert(step, read);
+                    fresh.push(step);
+                }
+                // A step a program is still writing is read at the next refresh; one that
+                // is still unreadable once the job has ended is an error.
+                Err(e) => failure = failure.or(Some(e)),
+            }
         }
         fresh.sort_unstable();
         self.read_collections()?;
         self.ended = ended;
-        Ok(fresh)
+        match failure {
+            Some(e) if ended => Err(e),
+            _ => Ok(fresh),
+        }
     }
 
     fn read_step(&self, index_path: &Path) -> Result<Step, DebuggerError> {
