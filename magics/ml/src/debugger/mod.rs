@@ -384,12 +384,18 @@ impl Hook {
         features: Vec<String>,
         hyperparameters: Vec<(String, f64)>,
     ) -> Result<Hook, DebuggerError> {
-        if settings.dir.join(trial::END_OF_JOB).exists() || settings.dir.join("index").exists() {
-            // A rerun (`--replace`) starts a fresh trial, as a new SageMaker job would.
-            std::fs::remove_dir_all(&settings.dir).map_err(|source| DebuggerError::Io {
-                path: settings.dir.clone(),
-                source,
-            })?;
+        // A rerun (`--replace`) starts a fresh trial, as a new SageMaker job would; only what
+        // a trial holds goes, since `LocalPath` may be a folder of the user's.
+        for part in ["events", "index", "collections", trial::END_OF_JOB] {
+            let path = settings.dir.join(part);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else if path.exists() {
+                std::fs::remove_file(&path)
+            } else {
+                Ok(())
+            };
+            removed.map_err(|source| DebuggerError::Io { path, source })?;
         }
         Ok(Hook {
             writer: TrialWriter::create(&settings.dir, settings.collections.clone())?,

@@ -27,7 +27,21 @@ fn now() -> f64 {
 }
 
 impl TensorboardWriter {
+    /// A writer into `dir`; the event files an earlier run of the job wrote there go, so
+    /// TensorBoard shows this run alone.
     pub fn new(dir: &Path) -> TensorboardWriter {
+        for mode in Mode::ALL {
+            let Ok(entries) = std::fs::read_dir(dir.join(mode.name())) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with("events.out.tfevents.") && name.ends_with(".rustmaker") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         TensorboardWriter {
             dir: dir.to_path_buf(),
             files: BTreeMap::new(),

@@ -151,7 +151,10 @@ const TRAIN_HELP: &str = "\
        [--header|--no-header]
        [--hp KEY=VALUE …] [--problem-type binary|multiclass|regression] [--experiment E]
        [--trial T] [--output DIR|s3://…] [--seed N] [--replace]
-%%train NAME --algorithm ALGO --data SOURCE --target COLUMN …   (the cell: hyperparameters as JSON)
+       [--debugger] [--save-interval N] [--collections a,b,…] [--rule NAME[(key=value,…)][:stop] …]
+       [--tensorboard]
+%%train NAME --algorithm ALGO --data SOURCE --target COLUMN …   (the cell: hyperparameters as JSON,
+       with DebugHookConfig and DebugRuleConfigurations beside them if wanted)
 %train NAME --entry-point train.py|./train [--channel NAME=SOURCE …] [--hp KEY=VALUE …]
        [--metric-definition NAME=REGEX …] [--max-run SECONDS] [--experiment E] [--output …]
 %train list [--experiment E] [-o NAME]
@@ -181,6 +184,10 @@ the hyperparameters also as --KEY VALUE arguments (.py runs with $RUSTMAKER_PYTH
 $VIRTUAL_ENV/bin/python or python3). Its output streams into the cell; each
 --metric-definition regex's first group is a metric value. A program that fails leaves the
 job Failed with output/failure's text or its last log lines.
+
+Debugger: --debugger (or any of the flags after it) saves the job's tensors in smdebug's
+format under JOB/debug-output (every 10th step; `%debugger tensors|plot|rules JOB` shows them)
+and runs the built-in rules on each saved step; `:stop` is the StopTraining action.
 
 Each job is a trial component in the experiment store (default experiment: the notebook's
 name) and leaves JOB/output/model.tar.gz (model.json + manifest.json). Jobs go under
