@@ -200,6 +200,20 @@ const CASES: &[Case] = &[
         "validation:r2",
         0.30,
     ),
+    (
+        "mlp",
+        "iris",
+        &[("hidden_layer_sizes", "32")],
+        "validation:accuracy",
+        0.85,
+    ),
+    (
+        "mlp",
+        "diabetes",
+        &[("hidden_layer_sizes", "32"), ("max_iter", "100")],
+        "validation:r2",
+        0.2,
+    ),
 ];
 
 #[test]
@@ -321,6 +335,8 @@ fn artifacts_reload_to_identical_predictions() {
         ("naive-bayes", "iris"),
         ("svm", "iris"),
         ("svm", "diabetes"),
+        ("mlp", "wine"),
+        ("mlp", "diabetes"),
     ] {
         let algorithm = Algorithm::parse(algorithm).unwrap();
         let mut frame = table(data);

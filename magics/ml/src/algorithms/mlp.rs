@@ -502,3 +502,89 @@ pub fn layer_sizes(text: &str) -> Option<Vec<usize>> {
         .collect();
     sizes.filter(|s| !s.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    fn table(n: usize) -> (Array2<f64>, Array1<f64>) {
+        let mut rng = Rng::new(5);
+        let x = Array2::from_shape_fn((n, 3), |_| rng.unit() * 2.0 - 1.0);
+        let y = x
+            .rows()
+            .into_iter()
+            .map(|r| f64::from(u8::from(r[0] + 0.5 * r[1] > 0.0)))
+            .collect();
+        (x, y)
+    }
+
+    fn params() -> MlpParams {
+        MlpParams {
+            hidden: vec![8],
+            activation: Activation::Tanh,
+            adam: true,
+            learning_rate: 0.01,
+            batch_size: 32,
+            max_iter: 30,
+            alpha: 1e-4,
+            tol: 1e-4,
+            n_iter_no_change: 10,
+            early_stopping: false,
+            momentum: 0.9,
+            init_scale: 1.0,
+            bias_shift: 0.0,
+        }
+    }
+
+    fn run(seed: u64, stop: &AtomicBool) -> Result<MlpModel, MlError> {
+        let (x, y) = table(400);
+        let data = FitData {
+            x: &x,
+            y: &y,
+            classes: 2,
+            problem: ProblemType::Binary,
+            validation: None,
+            seed,
+        };
+        fit(
+            &data,
+            &params(),
+            &mut Monitor {
+                stop,
+                report: &mut |_, _| {},
+                debug: None,
+            },
+        )
+    }
+
+    #[test]
+    fn learns_a_boundary_and_a_seed_gives_the_same_network() {
+        let stop = AtomicBool::new(false);
+        let (x, y) = table(400);
+        let model = run(1, &stop).unwrap();
+        let Output::Classes(p) = model.predict(&x) else {
+            panic!("classes")
+        };
+        let right = (0..y.len())
+            .filter(|&i| (p[[i, 1]] > 0.5) == (y[i] == 1.0))
+            .count();
+        assert!(
+            right as f64 / y.len() as f64 > 0.9,
+            "{right} of {}",
+            y.len()
+        );
+        assert_eq!(run(1, &stop).unwrap().weights, model.weights);
+        assert_ne!(run(2, &stop).unwrap().weights, model.weights);
+    }
+
+    #[test]
+    fn a_stop_between_epochs_ends_the_fit_and_layer_sizes_are_read_as_scikit_learn_writes_them() {
+        let stop = AtomicBool::new(true);
+        assert!(matches!(run(1, &stop), Err(MlError::Stopped)));
+        assert_eq!(layer_sizes("64,32"), Some(vec![64, 32]));
+        assert_eq!(layer_sizes("(100,)"), Some(vec![100]));
+        assert_eq!(layer_sizes("64,0"), None);
+        assert_eq!(layer_sizes("wide"), None);
+    }
+}

@@ -647,6 +647,13 @@ mod tests {
         assert!(err.contains("depthwise, lossguide"), "{err}");
         let err = refused(boosting, "min_data_in_leaf", "0");
         assert!(err.contains("from 1 to"), "{err}");
+        let err = refused(Algorithm::Mlp, "hidden_layer_sizes", "64,0");
+        assert!(err.contains("layer widths such as 100 or 64,32"), "{err}");
+        let err = refused(Algorithm::Mlp, "activation", "softplus");
+        assert!(err.contains("relu, tanh, sigmoid"), "{err}");
+        assert!(Algorithm::Mlp
+            .resolve(&given("hidden_layer_sizes", "128,64"))
+            .is_ok());
         let hp = Algorithm::KMeans.resolve(&given("k", "3")).unwrap();
         assert_eq!(hp.int("k"), 3);
         assert_eq!(hp.int("max_iter"), 300);
