@@ -1,0 +1,98 @@
+"""The notebook as a person uses it: JupyterLab, started as `scripts/lab` starts it, driven in
+a real browser (Debian's Chromium through Playwright). Each test starts from a fresh workspace
+and leaves a screenshot in the artifacts folder ($RUSTMAKER_ARTIFACTS, default
+tests/artifacts/); a failure names what the page was missing."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import uuid
+
+import pytest
+
+from test_jupyterlab import TOKEN, lab  # noqa: F401  (the JupyterLab fixture)
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = pathlib.Path(os.environ.get("RUSTMAKER_ARTIFACTS",
+                                        pathlib.Path(__file__).resolve().parent / "artifacts"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.fail("Chromium is missing: scripts/setup installs Debian's chromium")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, lab, request):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(f"{lab}/lab/workspaces/t{uuid.uuid4().hex[:10]}?reset&token={TOKEN}")
+    yield page
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"))
+    page.close()
+
+
+def seen(locator, what: str, timeout: float = 60):
+    """Waits for the locator, or fails naming what the page did not show."""
+    try:
+        locator.first.wait_for(timeout=timeout * 1000)
+    except playwright.Error as e:
+        pytest.fail(f"the page never showed {what}: {e.message.splitlines()[0]}")
+    return locator.first
+
+
+def new_rust_notebook(page):
+    card = page.locator('.jp-LauncherCard[data-category="Notebook"]', has_text="Rust (rustmaker)")
+    seen(card, "the launcher's Rust (rustmaker) card").click()
+    seen(page.get_by_text("Rust (rustmaker) | Idle"), "the kernel going idle")
+
+
+def run(page, code: str):
+    page.locator(".jp-NotebookPanel .jp-Cell.jp-mod-active .cm-content").click()
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+
+
+def output(page, cell: int):
+    return page.locator(".jp-NotebookPanel .jp-Cell").nth(cell).locator(".jp-OutputArea-output")
+
+
+def test_the_launcher_offers_the_kernel_with_its_logo(page):
+    card = seen(page.locator('.jp-LauncherCard[data-category="Notebook"]', has_text="Rust (rustmaker)"),
+                "the launcher's Rust (rustmaker) card")
+    logo = card.locator("img")
+    assert logo.evaluate("img => img.complete && img.naturalWidth > 0"), "the kernel's logo did not load"
+
+
+def test_rust_cells_keep_state_and_magics_render_tables(page):
+    new_rust_notebook(page)
+    run(page, "let x = 40 + 2;")
+    run(page, "x * 2")
+    assert seen(output(page, 1), "the second cell's result").inner_text() == "84"
+    run(page, 'for i in 0..3 { println!("line {i}"); }')
+    assert "line 2" in seen(output(page, 2), "the loop's printed lines").inner_text()
+    run(page, "let y: u32 = \"text\";")
+    error = seen(output(page, 3), "the compile error")
+    assert "mismatched types" in error.inner_text() or "expected" in error.inner_text(), error.inner_text()
+    run(page, "%lsmagic")
+    seen(output(page, 4).locator("table"), "%lsmagic's HTML table")
+
+
+def test_the_toolbar_interrupts_a_cell_that_loops_forever(page):
+    new_rust_notebook(page)
+    run(page, "let kept = 7;")
+    seen(page.get_by_text("Rust (rustmaker) | Idle"), "the kernel idle after the first cell")
+    run(page, "loop {}")
+    seen(page.get_by_text("Rust (rustmaker) | Busy"), "the kernel busy with the loop")
+    page.locator('.jp-NotebookPanel-toolbar [data-jp-item-name="interrupt"]').first.click()
+    seen(page.get_by_text("Rust (rustmaker) | Idle"), "the kernel idle after the interrupt", timeout=30)
+    run(page, "1 + 1")
+    assert seen(output(page, 2), "the result of a cell after the interrupt").inner_text() == "2"
