@@ -398,6 +398,13 @@ def test_reductions_are_saved_instead_of_the_tensors(home):
         err = error_of(kc, f"%%train reduced-bad --algorithm mlp --data {DATA / 'iris.csv'} --target target\n"
                            + json.dumps({"DebugHookConfig": {"HookParameters": {"reductions": "median"}}}))
         assert "`median` is not one of smdebug's reductions" in err, err
+        # A LocalPath that cannot be made fails the job with the path named; the store keeps it.
+        blocked = home[0] / "reduced.json" / "tensors"
+        err = error_of(kc, f"%%train blocked --algorithm mlp --data {DATA / 'iris.csv'} --target target\n"
+                           + json.dumps({"max_iter": 2, "DebugHookConfig": {"LocalPath": str(blocked)}}))
+        assert "training job blocked failed" in err and str(blocked) in err, err
+        described = data_of(ok(kc, "%train describe blocked"), "application/json")
+        assert described["TrainingJobStatus"] == "Failed" and "debugger" in described["FailureReason"]
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

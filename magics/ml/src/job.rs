@@ -94,6 +94,8 @@ pub struct JobResult {
     pub model: Option<PathBuf>,
     pub metrics: Vec<(String, f64)>,
     pub failure_reason: Option<String>,
+    /// The Debugger rule whose StopTraining ended the job (its status is Stopped).
+    pub rule_stop: Option<debugger::RuleStop>,
 }
 
 /// A job name as SageMaker allows it: 1 to 63 letters, digits and hyphens, not starting
@@ -461,10 +463,13 @@ impl Builtin {
                     model: Some(path),
                     metrics,
                     failure_reason: None,
+                    rule_stop: None,
                 })
             }
             Err(MlError::Stopped) => {
                 let reason = rule_stop
+                    .as_ref()
+                    .map(ToString::to_string)
                     .or_else(|| watcher.stop_reason())
                     .unwrap_or_else(|| STOPPED_BY_USER.into());
                 store.finish(name, Status::Stopped, Some(&reason))?;
@@ -474,6 +479,7 @@ impl Builtin {
                     model: None,
                     metrics: Vec::new(),
                     failure_reason: Some(reason),
+                    rule_stop,
                 })
             }
             Err(e) => {
@@ -485,6 +491,7 @@ impl Builtin {
                     model: None,
                     metrics: Vec::new(),
                     failure_reason: Some(reason),
+                    rule_stop: None,
                 })
             }
         }
@@ -670,9 +677,9 @@ fn end_rules(
     dir: &Path,
     log: &mut Log,
     watcher: &mut dyn Watcher,
-) -> Result<Option<String>, MlError> {
+) -> Result<Option<debugger::RuleStop>, MlError> {
     let mut r = debugger::lock(rules);
-    let stop = r.stop().map(|s| s.to_string());
+    let stop = r.stop().cloned();
     r.finish(stopped);
     watcher.rules(&r.summary());
     for (rule, status, details) in r.summary() {

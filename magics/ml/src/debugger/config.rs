@@ -203,7 +203,7 @@ fn reductions_of(
     }
     let raw = params
         .get("save_raw_tensor")
-        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"));
+        .is_some_and(|v| super::is_true(v));
     Ok(Some((reductions, raw)))
 }
 
@@ -367,7 +367,7 @@ pub fn resolve(
     let export = hook
         .hook_parameters
         .get("export_tensorboard")
-        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1"));
+        .is_some_and(|v| super::is_true(v));
     let tensorboard_dir = export.then(|| {
         hook.hook_parameters
             .get("tensorboard_dir")

@@ -20,9 +20,17 @@ use std::time::Instant;
 use serde_json::json;
 
 pub use config::{DebugHookConfig, DebugRuleConfiguration, Settings};
-use rules::{Evaluation, Status};
+use rules::Evaluation;
 use trial::TrialWriter;
 pub use trial::{Mode, Tensor, Trial};
+
+/// smdebug's scalar collections: exported to TensorBoard, never reduced.
+const SCALAR_COLLECTIONS: [&str; 2] = ["losses", "metrics"];
+
+/// A hook or rule parameter's boolean, as smdebug's `parse_bool` reads it.
+pub(crate) fn is_true(v: &str) -> bool {
+    matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
+}
 
 /// What went wrong in the debugger, in words for the notebook.
 #[derive(Debug, thiserror::Error)]
@@ -108,8 +116,23 @@ impl Rules {
             .map(|(s, _)| s)
             .filter(|s| !self.evaluated.contains(s))
             .collect();
-        for step in fresh {
-            self.evaluated.insert(step);
+        self.evaluate(fresh);
+        read.map(|_| ())
+    }
+
+    /// The step a built-in learner's hook has just written: read by its own index file,
+    /// without listing the trial again.
+    pub fn step_written(&mut self, step: u64) -> Result<(), DebuggerError> {
+        self.trial.read_written(step)?;
+        self.evaluate(vec![step]);
+        Ok(())
+    }
+
+    fn evaluate(&mut self, steps: Vec<u64>) {
+        for step in steps {
+            if !self.evaluated.insert(step) {
+                continue;
+            }
             self.last_step_at = Instant::now();
             self.last_step = Some(step);
             for e in &mut self.evaluations {
@@ -125,7 +148,6 @@ impl Rules {
                 }
             }
         }
-        read.map(|_| ())
     }
 
     /// StalledTrainingRule's clock: time since the last saved step.
@@ -194,12 +216,6 @@ impl Rules {
             .iter()
             .map(|e| (e.spec.name.clone(), e.status.as_str(), e.details.clone()))
             .collect()
-    }
-
-    pub fn any_fired(&self) -> bool {
-        self.evaluations
-            .iter()
-            .any(|e| e.status == Status::IssuesFound)
     }
 }
 
@@ -358,10 +374,6 @@ impl Saving<'_> {
     pub fn features(&self) -> &[String] {
         &self.hook.features
     }
-
-    pub fn mode_step(&self) -> u64 {
-        self.mode_step
-    }
 }
 
 /// A job's hook: counts steps per mode as smdebug does (a global step across modes, a step
@@ -455,7 +467,7 @@ impl Hook {
                 let scalars: Vec<(String, f64)> = tensors
                     .iter()
                     .filter(|(c, _, t)| {
-                        t.values.len() == 1 && c.iter().any(|c| matches!(*c, "losses" | "metrics"))
+                        t.values.len() == 1 && c.iter().any(|c| SCALAR_COLLECTIONS.contains(c))
                     })
                     .map(|(_, n, t)| (n.clone(), t.values[0]))
                     .collect();
@@ -471,7 +483,7 @@ impl Hook {
         if rules.is_empty() {
             return None;
         }
-        if let Err(e) = rules.poll() {
+        if let Err(e) = rules.step_written(step) {
             self.error = Some(e);
         }
         rules.stop().cloned()
@@ -483,10 +495,6 @@ impl Hook {
             return Err(e);
         }
         self.writer.finish()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.writer.dir()
     }
 
     /// Replaces tensors whose collections save reductions by those reductions, named as
@@ -502,7 +510,7 @@ impl Hook {
         for (names, name, tensor) in tensors {
             let reducing: Vec<&trial::Collection> = names
                 .iter()
-                .filter(|c| !matches!(**c, "losses" | "metrics"))
+                .filter(|c| !SCALAR_COLLECTIONS.contains(*c))
                 .filter_map(|c| collections.get(*c))
                 .filter(|c| !c.reductions.is_empty())
                 .collect();
@@ -548,10 +556,5 @@ impl Hook {
             self.writer.register(&names, &name);
         }
         out
-    }
-
-    /// Steps taken so far, in all modes.
-    pub fn steps(&self) -> u64 {
-        self.global_step
     }
 }

@@ -13,17 +13,11 @@ use prost::Message;
 use super::events::{self, Event, Summary, Value};
 use super::trial::Mode;
 use super::DebuggerError;
+use crate::store::now;
 
 pub struct TensorboardWriter {
     dir: PathBuf,
     files: BTreeMap<Mode, (PathBuf, std::fs::File)>,
-}
-
-fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 impl TensorboardWriter {

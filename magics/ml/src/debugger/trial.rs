@@ -183,10 +183,6 @@ impl TrialWriter {
         Ok(writer)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     pub fn collections(&self) -> &BTreeMap<String, Collection> {
         &self.collections
     }
@@ -213,10 +209,7 @@ impl TrialWriter {
                 },
             ],
         };
-        let wall_time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let wall_time = crate::store::now();
         for (in_collections, name, tensor) in tensors {
             let proto = TensorProto {
                 dtype: events::DT_DOUBLE,
@@ -345,6 +338,9 @@ pub struct Trial {
     dir: PathBuf,
     steps: BTreeMap<u64, Step>,
     collections: BTreeMap<String, BTreeSet<String>>,
+    /// Each collection's `include_regex`, and the collections file's size and time.
+    regexes: BTreeMap<String, Vec<regex::Regex>>,
+    collections_stamp: Option<(u64, std::time::SystemTime)>,
     ended: bool,
 }
 
@@ -354,10 +350,6 @@ impl Trial {
             dir: dir.to_path_buf(),
             ..Trial::default()
         }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Reads the steps whose index appeared since the last call; returns them in order.
@@ -391,7 +383,7 @@ impl Trial {
             }
         }
         fresh.sort_unstable();
-        self.read_collections()?;
+        self.read_collections(&fresh)?;
         self.ended = ended;
         match failure {
             Some(e) if ended => Err(e),
@@ -451,20 +443,28 @@ impl Trial {
         })
     }
 
-    fn read_collections(&mut self) -> Result<(), DebuggerError> {
+    /// The collections file, parsed again only when it changed; its regexes name the
+    /// tensors of the steps read since (of every step, after a change).
+    fn read_collections(&mut self, fresh: &[u64]) -> Result<(), DebuggerError> {
         let path = self.dir.join(COLLECTIONS_FILE);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(());
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| DebuggerError::Format {
+        let stamp = std::fs::metadata(&path)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)));
+        let changed = stamp.is_some() && stamp != self.collections_stamp;
+        if changed {
+            let text = std::fs::read_to_string(&path).map_err(|source| DebuggerError::Io {
                 path: path.clone(),
-                reason: format!("not JSON: {e}"),
+                source,
             })?;
-        let mut collections = BTreeMap::new();
-        if let Some(map) = value["collections"].as_object() {
-            for (name, c) in map {
-                let mut names: BTreeSet<String> = c["tensor_names"]
+            let value: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| DebuggerError::Format {
+                    path: path.clone(),
+                    reason: format!("not JSON: {e}"),
+                })?;
+            self.collections.clear();
+            self.regexes.clear();
+            for (name, c) in value["collections"].as_object().into_iter().flatten() {
+                let names: BTreeSet<String> = c["tensor_names"]
                     .as_array()
                     .map(|a| {
                         a.iter()
@@ -481,20 +481,39 @@ impl Trial {
                             .collect()
                     })
                     .unwrap_or_default();
-                if !regexes.is_empty() {
-                    for step in self.steps.values() {
-                        for t in step.tensors.keys() {
-                            if regexes.iter().any(|r| r.is_match(t)) {
-                                names.insert(t.clone());
-                            }
-                        }
+                self.collections.insert(name.clone(), names);
+                self.regexes.insert(name.clone(), regexes);
+            }
+            self.collections_stamp = stamp;
+        }
+        let steps: Vec<u64> = if changed {
+            self.steps.keys().copied().collect()
+        } else {
+            fresh.to_vec()
+        };
+        for (name, regexes) in &self.regexes {
+            if regexes.is_empty() {
+                continue;
+            }
+            let names = self.collections.entry(name.clone()).or_default();
+            for step in steps.iter().filter_map(|s| self.steps.get(s)) {
+                for t in step.tensors.keys() {
+                    if regexes.iter().any(|r| r.is_match(t)) {
+                        names.insert(t.clone());
                     }
                 }
-                collections.insert(name.clone(), names);
             }
         }
-        self.collections = collections;
         Ok(())
+    }
+
+    /// Reads the step the hook has just written, by its index file alone (no listing).
+    pub fn read_written(&mut self, step: u64) -> Result<(), DebuggerError> {
+        if !self.steps.contains_key(&step) {
+            let read = self.read_step(&self.dir.join(index_file(step)))?;
+            self.steps.insert(step, read);
+        }
+        self.read_collections(&[step])
     }
 
     pub fn ended(&self) -> bool {

@@ -139,13 +139,15 @@ impl Script {
             Ok(r) => r,
             Err(e) => (Status::Failed, Some(e.to_string()), Vec::new()),
         };
+        let mut rule_stop = None;
         if let (Some(settings), Some(r)) = (&debug, &rules) {
             // The end of the trial is the platform's to mark, as on SageMaker.
             debugger::end_trial(&settings.dir)?;
             if let Err(e) = debugger::lock(r).poll() {
                 log.line(&format!("debugger: {e}"));
             }
-            end_rules(r, status == Status::Stopped, dir, &mut log, watcher)?;
+            rule_stop = end_rules(r, status == Status::Stopped, dir, &mut log, watcher)?
+                .filter(|_| status == Status::Stopped);
         }
         let mut model = None;
         let mut reason = reason;
@@ -194,6 +196,7 @@ impl Script {
             model,
             metrics,
             failure_reason: reason,
+            rule_stop,
         })
     }
 

@@ -535,12 +535,7 @@ impl TrainMagic {
             Status::Completed => Ok(()),
             // A rule's StopTraining is the job's outcome, not the user's interrupt: the cell
             // ends well, as SageMaker's fit() does for a Stopped job.
-            Status::Stopped
-                if result
-                    .failure_reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with("stopped by rule")) =>
-            {
+            Status::Stopped if result.rule_stop.is_some() => {
                 // As SageMaker's: a job a rule stopped is Stopped, not failed.
                 watcher.ctx.stdout(&format!(
                     "training job {} was {}; `%debugger rules {}` shows the rules\n",

@@ -76,9 +76,7 @@ pub struct RuleSpec {
     pub stop_training: bool,
 }
 
-fn is_true(v: &str) -> bool {
-    matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes")
-}
+use super::super::is_true;
 
 impl RuleSpec {
     pub fn parse(config: &DebugRuleConfiguration, field: &str) -> Result<RuleSpec, DebuggerError> {
