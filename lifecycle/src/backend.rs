@@ -7,6 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::LifecycleError;
@@ -78,7 +79,32 @@ impl LocalBackend {
     }
 }
 
+/// A free loopback port below the kernel's ephemeral range. A port found by binding port 0
+/// is itself ephemeral, so in the seconds before the server binds it, any process binding
+/// port 0 (a kernel's ZMQ sockets, another instance's probe) can be handed the same port and
+/// the server exits with "address already in use". Below the range, only another explicit
+/// choice can collide: the counter keeps this service's own concurrent launches apart.
 fn free_port() -> Result<u16, LifecycleError> {
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, ephemeral_low.max(10_001));
+    let span = high - low;
+    // A start that differs between services on one host, then successive ports.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span.min(2000) {
+        let port = (low + NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
