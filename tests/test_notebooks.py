@@ -147,11 +147,23 @@ def _check_debugger(nb):
     assert described["TrainingJobStatus"] == "Stopped" and "ExplodingTensor" in described["FailureReason"]
 
 
+def _check_rust_frames(nb):
+    by_source = {c.source.split("\n")[0]: c.outputs for c in nb.cells if c.cell_type == "code"}
+    text = lambda outs: "".join(o.get("text", "") + o.get("data", {}).get("text/plain", "") for o in outs)
+    assert "sales: 500 rows × 3 columns" in text(by_source["%frames sales"])
+    read = text(by_source['let violations = frames::columns("violations")?;'])
+    assert "price violates" in read, read
+    listed = text(by_source[next(s for s in by_source if s.startswith("frames::list()"))])
+    assert "sales: 500 × 3" in listed and "today: 500 × 3" in listed and "violations:" in listed, listed
+    assert "no frame named `no_such_frame`" in text(by_source['match frames::columns("no_such_frame") {'])
+
+
 # What each notebook must show besides running without errors.
 CHECKS = {"quickstart.ipynb": _check_quickstart, "spark.ipynb": _check_spark, "aws.ipynb": _check_aws,
           "monitor.ipynb": _check_monitor, "training.ipynb": _check_training,
           "tuning.ipynb": _check_tuning, "deploy.ipynb": _check_deploy,
-          "autopilot.ipynb": _check_autopilot, "debugger.ipynb": _check_debugger}
+          "autopilot.ipynb": _check_autopilot, "debugger.ipynb": _check_debugger,
+          "rust-frames.ipynb": _check_rust_frames}
 
 
 @pytest.fixture(autouse=True)

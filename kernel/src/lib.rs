@@ -18,15 +18,14 @@ pub mod install;
 pub fn run(connection_file: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
     let info = rustmaker_jupyter::protocol::read_connection_file(connection_file)?;
+    // Before the runtime's threads: the executor sets the environment evcxr inherits.
+    let executor = execution::CellExecutor::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(rustmaker_jupyter::server::serve(
-        info,
-        Box::new(execution::CellExecutor::start()),
-    ))?;
+    runtime.block_on(rustmaker_jupyter::server::serve(info, Box::new(executor)))?;
     // Child threads (evcxr's readers) must not keep a finished kernel alive.
     std::process::exit(0);
 }

@@ -10,7 +10,16 @@ use crate::context::MimeBundle;
 /// A MIME bundle for `df`, showing at most `max_rows` rows (the text says how many there are).
 pub fn frame_bundle(df: &DataFrame, max_rows: usize) -> MimeBundle {
     let shown = df.height().min(max_rows);
-    let head = df.head(Some(shown));
+    // polars' own text of the whole frame, which says its shape.
+    head_bundle(&df.head(Some(shown)), df.height())
+        .with("text/plain", Value::String(format!("{df}")))
+}
+
+/// A MIME bundle for the first rows of a frame of `rows` rows (a Rust cell's DataFrame,
+/// whose head alone reaches the kernel).
+pub fn head_bundle(head: &DataFrame, rows: usize) -> MimeBundle {
+    let df = head;
+    let shown = head.height();
     let columns = head.columns();
     let names: Vec<String> = df
         .get_column_names()
@@ -42,9 +51,9 @@ pub fn frame_bundle(df: &DataFrame, max_rows: usize) -> MimeBundle {
     html.push_str("</tbody>\n</table>\n");
     let summary = format!(
         "{} rows × {} columns{}",
-        df.height(),
+        rows,
         df.width(),
-        if shown < df.height() {
+        if shown < rows {
             format!(" (showing the first {shown})")
         } else {
             String::new()

@@ -1,6 +1,7 @@
 //! Execution: what runs a cell. Lines and cells starting with `%`/`%%` go to the magic
 //! registry; everything else is Rust, evaluated by evcxr.
 
+mod frames_bridge;
 mod is_complete;
 mod magic_io;
 mod rust;
@@ -9,7 +10,9 @@ use jupyter_protocol::{CompleteReply, IsCompleteReply, IsCompleteReplyStatus, La
 use rustmaker_magics::parse::has_magic;
 use rustmaker_magics::{parse_cell, CellPart, FrameStore, MagicError, MagicRegistry};
 use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
 
+use frames_bridge::FramesBridge;
 use is_complete::{rust_completeness, Completeness};
 use magic_io::MagicIo;
 use rust::RustEngine;
@@ -20,19 +23,89 @@ use rustmaker_jupyter::server::{Bundle, ExecutionError, Executor, Interrupter, K
 pub struct CellExecutor {
     magics: MagicRegistry,
     rust: RustEngine,
-    frames: FrameStore,
+    frames: Arc<Mutex<FrameStore>>,
+    /// How Rust cells reach the frames; why not, where its socket could not be made.
+    bridge: Result<FramesBridge, String>,
+    /// Whether the bridge crate is in the Rust session: `Some(true)` with polars.
+    bridge_added: Option<bool>,
 }
 
+/// What in a cell asks for the bridge's polars form.
+const POLARS_FORMS: &[&str] = &[
+    "frames::get(",
+    "frames::put(",
+    "frames::to_polars",
+    "frames::from_polars",
+];
+
 impl CellExecutor {
-    /// Starts evcxr in the background and registers every magic.
+    /// Opens the frame bridge, starts evcxr in the background and registers every magic.
+    /// Call it before other threads start: it sets the bridge's socket in the environment
+    /// that evcxr's process inherits.
     pub fn start() -> Self {
         let mut magics = MagicRegistry::new();
         crate::engines::register(&mut magics);
+        let frames = Arc::new(Mutex::new(FrameStore::new()));
+        let bridge = FramesBridge::open(frames.clone()).map_err(|e| {
+            format!("the kernel could not open its frame bridge ({e}); Rust cells cannot reach the frames in this session")
+        });
+        if let Ok(bridge) = &bridge {
+            std::env::set_var(rustmaker_frames::SOCKET_ENV, bridge.socket());
+        }
         CellExecutor {
             magics,
             rust: RustEngine::start(),
-            frames: FrameStore::new(),
+            frames,
+            bridge,
+            bridge_added: None,
         }
+    }
+
+    /// A Rust cell: the bridge crate added first where the cell names `frames::`, and a
+    /// DataFrame that ends it shown as the kernel's table.
+    fn rust_cell(
+        &mut self,
+        code: &str,
+        io: Option<&CellIo>,
+    ) -> Result<Option<Bundle>, ExecutionError> {
+        if code.contains("frames::") {
+            let polars = POLARS_FORMS.iter().any(|form| code.contains(form));
+            if self.bridge_added.is_none_or(|had| polars && !had) {
+                let bridge = self
+                    .bridge
+                    .as_ref()
+                    .map_err(|why| ExecutionError::new("FramesUnavailable", why.clone()))?;
+                let dir = bridge.crate_dir().map_err(|e| {
+                    ExecutionError::new(
+                        "FramesUnavailable",
+                        format!(
+                            "cannot write the rustmaker-frames crate for the Rust session: {e}"
+                        ),
+                    )
+                })?;
+                let (features, display) = if polars {
+                    (
+                        ", features = [\"polars\"]",
+                        "\nuse rustmaker_frames::FrameDisplay;",
+                    )
+                } else {
+                    ("", "")
+                };
+                self.rust.eval(
+                    &format!(
+                        ":dep rustmaker-frames = {{ path = {:?}{features} }}\nuse rustmaker_frames as frames;{display}",
+                        dir.display().to_string()
+                    ),
+                    io,
+                )?;
+                self.bridge_added = Some(polars);
+            }
+        }
+        let mut out = self.rust.eval(code, io)?;
+        if let (Ok(bridge), Some(bundle)) = (&self.bridge, out.as_mut()) {
+            bridge.render(bundle);
+        }
+        Ok(out)
     }
 }
 
@@ -109,7 +182,7 @@ impl Executor for CellExecutor {
 
     fn execute(&mut self, code: &str, io: &mut CellIo) -> Result<Option<Bundle>, ExecutionError> {
         if !has_magic(code) {
-            return self.rust.eval(code, Some(io));
+            return self.rust_cell(code, Some(io));
         }
         let mut last = None;
         for part in parse_cell(code).map_err(magic_error)? {
@@ -120,14 +193,15 @@ impl Executor for CellExecutor {
                 )));
             }
             last = match part {
-                CellPart::Code(rust) => self.rust.eval(&rust, Some(io))?,
+                CellPart::Code(rust) => self.rust_cell(&rust, Some(io))?,
                 CellPart::Magic(call) => {
+                    let mut frames = self.frames.lock().unwrap_or_else(|p| p.into_inner());
                     self.magics
                         .run(
                             &call,
                             &mut MagicIo {
                                 io,
-                                frames: &mut self.frames,
+                                frames: &mut frames,
                                 rust: &mut self.rust,
                             },
                         )
@@ -237,6 +311,9 @@ impl Executor for CellExecutor {
     fn shutdown(&mut self) {
         self.magics.shutdown();
         self.rust.shutdown();
+        if let Ok(bridge) = &self.bridge {
+            bridge.close();
+        }
     }
 }
 

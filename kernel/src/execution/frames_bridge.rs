@@ -1,0 +1,219 @@
+//! The kernel's side of the frame bridge (`rustmaker-frames`): a Unix socket in a session
+//! folder of its own that answers a Rust cell's requests for frames, the crate's sources
+//! written out for evcxr on first use, and the rendering of a DataFrame that ends a cell.
+//!
+//! The store is shared with the magics behind a mutex: a Rust cell runs while no magic runs,
+//! so the socket's thread takes it then; a request that waits on it longer than
+//! [`STORE_PATIENCE`] (a magic evaluating Rust that asks for frames) is refused, not left
+//! hanging.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rustmaker_frames::wire::{Reply, Request};
+use rustmaker_frames::{FrameError, FRAME_MIME};
+use rustmaker_magics::table::head_bundle;
+use rustmaker_magics::FrameStore;
+use serde_json::Value;
+
+use rustmaker_jupyter::server::Bundle;
+
+const STORE_PATIENCE: Duration = Duration::from_secs(5);
+/// How long one connection may take to send its request.
+const REQUEST_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The crate's sources, as evcxr builds it: `(path in the crate, contents)`.
+const SOURCES: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../../../frames/Cargo.toml")),
+    ("src/lib.rs", include_str!("../../../frames/src/lib.rs")),
+    (
+        "src/columns.rs",
+        include_str!("../../../frames/src/columns.rs"),
+    ),
+    (
+        "src/dataframe.rs",
+        include_str!("../../../frames/src/dataframe.rs"),
+    ),
+    ("src/error.rs", include_str!("../../../frames/src/error.rs")),
+    ("src/wire.rs", include_str!("../../../frames/src/wire.rs")),
+];
+
+pub struct FramesBridge {
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl FramesBridge {
+    /// Makes the session folder (owner only) and starts answering on its socket.
+    pub fn open(store: Arc<Mutex<FrameStore>>) -> std::io::Result<FramesBridge> {
+        let dir = std::env::temp_dir().join(format!(
+            "rustmaker-frames-{}-{}",
+            std::process::id(),
+            nonce()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        let socket = dir.join("frames.sock");
+        let listener = UnixListener::bind(&socket)?;
+        let folder = dir.clone();
+        std::thread::Builder::new()
+            .name("frames-bridge".into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    answer(stream, &store, &folder);
+                }
+            })?;
+        Ok(FramesBridge { dir, socket })
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Replaces a frame marker (a DataFrame that ended a cell) by the kernel's table.
+    pub fn render(&self, bundle: &mut Bundle) {
+        let Some(Value::String(marker)) = bundle.remove(FRAME_MIME) else {
+            return;
+        };
+        let shown = marker
+            .trim_end()
+            .split_once('\t')
+            .and_then(|(rows, path)| Some((rows.parse::<usize>().ok()?, PathBuf::from(path))))
+            .filter(|(_, path)| path.parent() == Some(self.dir.as_path()));
+        let table = shown.map(|(rows, path)| {
+            let read =
+                rustmaker_frames::columns::read_file(&path).and_then(rustmaker_frames::to_polars);
+            let _ = std::fs::remove_file(&path);
+            read.map(|head| head_bundle(&head, rows))
+        });
+        match table {
+            Some(Ok(table)) => {
+                bundle.clear();
+                bundle.extend(table.0);
+            }
+            Some(Err(e)) => {
+                bundle.insert(
+                    "text/plain".into(),
+                    Value::String(format!("(the frame could not be shown: {e})")),
+                );
+            }
+            None => {}
+        }
+    }
+
+    /// Writes the crate out for evcxr (once per version of its sources) and names it.
+    pub fn crate_dir(&self) -> std::io::Result<PathBuf> {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for (path, text) in SOURCES {
+            for b in path.bytes().chain(text.bytes()) {
+                hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        let dir = rustmaker_process::data_dir()
+            .join("rust-bridge")
+            .join(format!("rustmaker-frames-{hash:016x}"));
+        if !dir.join("src/lib.rs").exists() {
+            let partial = dir.with_extension(format!("partial-{}", std::process::id()));
+            for (path, text) in SOURCES {
+                let file = partial.join(path);
+                std::fs::create_dir_all(file.parent().expect("a file in the crate"))?;
+                std::fs::write(file, text)?;
+            }
+            if let Err(e) = std::fs::rename(&partial, &dir) {
+                let _ = std::fs::remove_dir_all(&partial);
+                if !dir.join("src/lib.rs").exists() {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(dir)
+    }
+
+    pub fn close(&self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A name no other kernel's session folder has.
+fn nonce() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn answer(stream: UnixStream, store: &Mutex<FrameStore>, dir: &Path) {
+    let _ = stream.set_read_timeout(Some(REQUEST_PATIENCE));
+    let mut line = String::new();
+    let Ok(mut writer) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let reply = match reader.read_line(&mut line) {
+        Ok(_) => match Request::parse(&line).and_then(|r| serve(r, store, dir)) {
+            Ok(reply) => reply.line(),
+            Err(e) => Reply::error_line(&e.to_string()),
+        },
+        Err(e) => Reply::error_line(&format!("the request could not be read: {e}")),
+    };
+    let _ = writer.write_all(reply.as_bytes());
+}
+
+fn lock(store: &Mutex<FrameStore>) -> Result<MutexGuard<'_, FrameStore>, FrameError> {
+    let started = Instant::now();
+    loop {
+        match store.try_lock() {
+            Ok(guard) => return Ok(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if started.elapsed() < STORE_PATIENCE => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(FrameError::Kernel(
+                    "the frame store is in use by a magic that is running: use frames:: in a Rust cell of its own".into(),
+                ))
+            }
+        }
+    }
+}
+
+fn serve(request: Request, store: &Mutex<FrameStore>, dir: &Path) -> Result<Reply, FrameError> {
+    let refused = |e: rustmaker_magics::MagicError| FrameError::Kernel(e.to_string());
+    match request {
+        Request::List => Ok(Reply::Frames(
+            lock(store)?
+                .iter()
+                .map(|(name, df)| (name.to_owned(), df.height(), df.width()))
+                .collect(),
+        )),
+        Request::Get { name } => {
+            let store = lock(store)?;
+            let df = store.get(&name).map_err(refused)?;
+            rustmaker_frames::check_size(&name, df.estimated_size() as u64)?;
+            let columns = rustmaker_frames::from_polars(df)?;
+            drop(store);
+            let path = rustmaker_frames::exchange_file(&dir.join("frames.sock"), "out");
+            rustmaker_frames::columns::write_file(&columns, &path)?;
+            Ok(Reply::File(path))
+        }
+        Request::Put { name, path } => {
+            // Only files of this session: the socket reads nothing else on a cell's word.
+            if path.parent() != Some(dir) {
+                return Err(FrameError::Kernel(format!(
+                    "{} is not in this kernel's session folder",
+                    path.display()
+                )));
+            }
+            let columns = rustmaker_frames::columns::read_file(&path)?;
+            let df = rustmaker_frames::to_polars(columns)?;
+            lock(store)?.insert(&name, df).map_err(refused)?;
+            Ok(Reply::Stored)
+        }
+    }
+}
