@@ -57,7 +57,8 @@ def new_rust_notebook(page):
 
 def run(page, code: str):
     page.locator(".jp-NotebookPanel .jp-Cell.jp-mod-active .cm-content").click()
-    page.keyboard.type(code)
+    # Inserted, not typed: the editor's bracket and quote closing would change typed code.
+    page.keyboard.insert_text(code)
     page.keyboard.press("Shift+Enter")
 
 
@@ -99,3 +100,36 @@ def test_the_toolbar_interrupts_a_cell_that_loops_forever(page):
     seen(page.get_by_text("Rust (rustmaker) | Idle"), "the kernel idle after the interrupt", timeout=30)
     run(page, "1 + 1")
     assert seen(output(page, 2), "the result of a cell after the interrupt").inner_text() == "2"
+
+
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+
+
+def content(mime: str, text: str) -> str:
+    """A one-line Rust cell printing evcxr's content block for `mime`."""
+    return f'println!("EVCXR_BEGIN_CONTENT {mime}\\n{text}\\nEVCXR_END_CONTENT");'
+
+
+def test_rich_output_from_rust_renders(page):
+    new_rust_notebook(page)
+    cells = [
+        (content("text/html", "<b class='rm-html'>bold</b>"), ".rm-html", "HTML"),
+        (content("image/svg+xml", "<svg xmlns='http://www.w3.org/2000/svg' width='20' height='20'>"
+                                  "<circle cx='10' cy='10' r='8'/></svg>"), "img[src^='data:image/svg+xml']", "SVG"),
+        (content("image/png", PNG), "img[src^='data:image/png']", "a PNG image"),
+        (content("application/json", '{{\\"answer\\": 42}}'), "input[placeholder^='Find']", "the JSON viewer"),
+        (content("text/markdown", "**strong** words"), "strong", "Markdown"),
+        (content("text/latex", "$$x^2 + 1$$"), "mjx-container", "LaTeX typeset by MathJax"),
+        # evcxr's method convention: a value with evcxr_display renders as what it prints.
+        ("struct Badge; impl Badge { fn evcxr_display(&self) { "
+         + content("text/html", "<i class='rm-badge'>badge</i>") + " } }", None, None),
+        ("Badge", ".rm-badge", "a value's evcxr_display"),
+        # A frame written by Rust is one of the kernel's frames.
+        ('frames::put_columns("seen", &frames::Columns::new().with("word", vec!["tea", "cake"]))?;', None, None),
+        ("%frames seen", None, None),
+    ]
+    for i, (code, selector, what) in enumerate(cells):
+        run(page, code)
+        if selector is not None:
+            seen(output(page, i).locator(selector), f"{what} in cell {i}")
+    seen(output(page, len(cells) - 1).filter(has_text="seen: 2 rows × 1 columns"), "the Rust-written frame")

@@ -6,7 +6,7 @@
 //! let words = counts.text("word").unwrap();
 //! frames::put_columns("lengths", &frames::Columns::new()
 //!     .with("len", words.iter().map(|w| w.as_ref().map(|w| w.len() as i64)).collect::<Vec<_>>()))?;
-//! let df = frames::get("counts")?;                     // a polars DataFrame (feature `polars`)
+//! let df: frames::DataFrame = frames::get("counts")?;  // polars (feature `polars`)
 //! frames::put("scored", &df)?;
 //! ```
 //!
@@ -32,6 +32,12 @@ pub use columns::{Column, Columns};
 #[cfg(feature = "polars")]
 pub use dataframe::{from_polars, to_polars, FrameDisplay, FRAME_MIME, SHOWN_ROWS};
 pub use error::FrameError;
+/// polars itself, for the session that reached it through the bridge: `frames::polars::prelude::*`.
+#[cfg(feature = "polars")]
+pub use polars;
+/// The type to name where evcxr cannot infer it: `let df: frames::DataFrame = frames::get("x")?;`.
+#[cfg(feature = "polars")]
+pub use polars::prelude::DataFrame;
 use wire::{Reply, Request};
 
 /// The environment variable naming the kernel's socket.
