@@ -42,6 +42,30 @@ const SOURCES: &[(&str, &str)] = &[
     ("src/wire.rs", include_str!("../../../frames/src/wire.rs")),
 ];
 
+/// What in a cell asks for the bridge's polars form.
+const POLARS_FORMS: &[&str] = &[
+    "frames::get(",
+    "frames::put(",
+    "frames::to_polars",
+    "frames::from_polars",
+    "frames::DataFrame",
+    "frames::polars",
+];
+
+/// Whether the crate must be added before `code` runs, and with polars (`Some(true)`):
+/// where the cell names `frames::` and the session lacks the crate, or the polars form it uses.
+/// `added` is what the session has (`Some(true)`: with polars).
+pub fn needed(code: &str, added: Option<bool>) -> Option<bool> {
+    if !code.contains("frames::") {
+        return None;
+    }
+    let polars = POLARS_FORMS.iter().any(|form| code.contains(form));
+    match added {
+        Some(had) if had || !polars => None,
+        _ => Some(polars),
+    }
+}
+
 pub struct FramesBridge {
     dir: PathBuf,
     socket: PathBuf,
@@ -105,8 +129,25 @@ impl FramesBridge {
         }
     }
 
+    /// The evcxr commands that add the crate to the Rust session as `frames`, with polars and
+    /// the DataFrame display where asked.
+    pub fn session_setup(&self, polars: bool) -> std::io::Result<String> {
+        let (features, display) = if polars {
+            (
+                ", features = [\"polars\"]",
+                "\nuse rustmaker_frames::FrameDisplay;",
+            )
+        } else {
+            ("", "")
+        };
+        Ok(format!(
+            ":dep rustmaker-frames = {{ path = {:?}{features} }}\nuse rustmaker_frames as frames;{display}",
+            self.crate_dir()?.display().to_string()
+        ))
+    }
+
     /// Writes the crate out for evcxr (once per version of its sources) and names it.
-    pub fn crate_dir(&self) -> std::io::Result<PathBuf> {
+    fn crate_dir(&self) -> std::io::Result<PathBuf> {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for (path, text) in SOURCES {
             for b in path.bytes().chain(text.bytes()) {
@@ -215,5 +256,72 @@ fn serve(request: Request, store: &Mutex<FrameStore>, dir: &Path) -> Result<Repl
             lock(store)?.insert(&name, df).map_err(refused)?;
             Ok(Reply::Stored)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_crate_is_added_once_and_again_only_for_polars() {
+        assert_eq!(needed("let x = 1;", None), None);
+        assert_eq!(needed("frames::columns(\"a\")?", None), Some(false));
+        assert_eq!(needed("frames::columns(\"a\")?", Some(false)), None);
+        assert_eq!(
+            needed(
+                "let d: frames::DataFrame = frames::get(\"a\")?;",
+                Some(false)
+            ),
+            Some(true)
+        );
+        assert_eq!(needed("frames::put(\"a\", &d)?;", Some(true)), None);
+        assert_eq!(needed("frames::put_columns(\"a\", &c)?;", Some(true)), None);
+    }
+
+    #[test]
+    fn requests_are_answered_from_the_store_and_refusals_keep_it() {
+        let store = Arc::new(Mutex::new(FrameStore::new()));
+        let bridge = FramesBridge::open(store.clone()).unwrap();
+        let dir = bridge.dir.clone();
+        let frame = rustmaker_frames::Columns::new().with("x", vec![1.0, 2.0]);
+        let path = rustmaker_frames::exchange_file(bridge.socket(), "in");
+        rustmaker_frames::columns::write_file(&frame, &path).unwrap();
+        let put = Request::Put {
+            name: "a".into(),
+            path: path.clone(),
+        };
+        assert_eq!(serve(put, &store, &dir).unwrap(), Reply::Stored);
+        let Reply::File(out) = serve(Request::Get { name: "a".into() }, &store, &dir).unwrap()
+        else {
+            panic!("a file");
+        };
+        assert_eq!(rustmaker_frames::columns::read_file(&out).unwrap(), frame);
+        let outside = Request::Put {
+            name: "b".into(),
+            path: "/etc/hostname".into(),
+        };
+        let e = serve(outside, &store, &dir).unwrap_err().to_string();
+        assert!(e.contains("not in this kernel's session folder"), "{e}");
+        let bad = Request::Put {
+            name: "1b".into(),
+            path,
+        };
+        assert!(serve(bad, &store, &dir)
+            .unwrap_err()
+            .to_string()
+            .contains("not a valid frame name"));
+        assert_eq!(
+            serve(Request::List, &store, &dir).unwrap(),
+            Reply::Frames(vec![("a".into(), 2, 1)])
+        );
+        // A store held by a running magic is refused after a while, not waited on forever.
+        let held = store.lock().unwrap();
+        let started = Instant::now();
+        let e = serve(Request::List, &store, &dir).unwrap_err().to_string();
+        assert!(e.contains("in use by a magic") && started.elapsed() >= STORE_PATIENCE);
+        drop(held);
+        bridge.close();
+        assert!(!dir.exists());
     }
 }

@@ -30,14 +30,6 @@ pub struct CellExecutor {
     bridge_added: Option<bool>,
 }
 
-/// What in a cell asks for the bridge's polars form.
-const POLARS_FORMS: &[&str] = &[
-    "frames::get(",
-    "frames::put(",
-    "frames::to_polars",
-    "frames::from_polars",
-];
-
 impl CellExecutor {
     /// Opens the frame bridge, starts evcxr in the background and registers every magic.
     /// Call it before other threads start: it sets the bridge's socket in the environment
@@ -68,38 +60,19 @@ impl CellExecutor {
         code: &str,
         io: Option<&CellIo>,
     ) -> Result<Option<Bundle>, ExecutionError> {
-        if code.contains("frames::") {
-            let polars = POLARS_FORMS.iter().any(|form| code.contains(form));
-            if self.bridge_added.is_none_or(|had| polars && !had) {
-                let bridge = self
-                    .bridge
-                    .as_ref()
-                    .map_err(|why| ExecutionError::new("FramesUnavailable", why.clone()))?;
-                let dir = bridge.crate_dir().map_err(|e| {
-                    ExecutionError::new(
-                        "FramesUnavailable",
-                        format!(
-                            "cannot write the rustmaker-frames crate for the Rust session: {e}"
-                        ),
-                    )
-                })?;
-                let (features, display) = if polars {
-                    (
-                        ", features = [\"polars\"]",
-                        "\nuse rustmaker_frames::FrameDisplay;",
-                    )
-                } else {
-                    ("", "")
-                };
-                self.rust.eval(
-                    &format!(
-                        ":dep rustmaker-frames = {{ path = {:?}{features} }}\nuse rustmaker_frames as frames;{display}",
-                        dir.display().to_string()
-                    ),
-                    io,
-                )?;
-                self.bridge_added = Some(polars);
-            }
+        if let Some(polars) = frames_bridge::needed(code, self.bridge_added) {
+            let bridge = self
+                .bridge
+                .as_ref()
+                .map_err(|why| ExecutionError::new("FramesUnavailable", why.clone()))?;
+            let setup = bridge.session_setup(polars).map_err(|e| {
+                ExecutionError::new(
+                    "FramesUnavailable",
+                    format!("cannot write the rustmaker-frames crate for the Rust session: {e}"),
+                )
+            })?;
+            self.rust.eval(&setup, io)?;
+            self.bridge_added = Some(polars);
         }
         let mut out = self.rust.eval(code, io)?;
         if let (Ok(bridge), Some(bundle)) = (&self.bridge, out.as_mut()) {
