@@ -238,3 +238,23 @@ impl Backend for LocalBackend {
         kill_group(running.pid, libc::SIGKILL);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_come_from_below_the_ephemeral_range_and_differ_between_launches() {
+        let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+            .unwrap_or(32768);
+        let (a, b) = (free_port().unwrap(), free_port().unwrap());
+        assert!(a != b, "two launches got port {a}");
+        for p in [a, b] {
+            assert!((10_000..low).contains(&p), "port {p} is not below {low}");
+            // Free when chosen: the server can bind it.
+            drop(TcpListener::bind(("127.0.0.1", p)).unwrap());
+        }
+    }
+}

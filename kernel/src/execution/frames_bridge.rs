@@ -131,17 +131,27 @@ impl FramesBridge {
 
     /// The evcxr commands that add the crate to the Rust session as `frames`, with polars and
     /// the DataFrame display where asked.
+    ///
+    /// With polars, evcxr's build cache is turned on first (`RUSTMAKER_EVCXR_CACHE_MB`, 4096
+    /// by default; 0 leaves it as it is), so polars builds once per machine, not once per
+    /// kernel start. Only then: the cache makes every rustc call of the session go through
+    /// a wrapper process, which a session without big dependencies need not pay.
     pub fn session_setup(&self, polars: bool) -> std::io::Result<String> {
-        let (features, display) = if polars {
+        let (cache, features, display) = if polars {
+            let cache = match evcxr_cache_mb() {
+                0 => String::new(),
+                mb => format!(":cache {mb}\n"),
+            };
             (
+                cache,
                 ", features = [\"polars\"]",
                 "\nuse rustmaker_frames::FrameDisplay;",
             )
         } else {
-            ("", "")
+            (String::new(), "", "")
         };
         Ok(format!(
-            ":dep rustmaker-frames = {{ path = {:?}{features} }}\nuse rustmaker_frames as frames;{display}",
+            "{cache}:dep rustmaker-frames = {{ path = {:?}{features} }}\nuse rustmaker_frames as frames;{display}",
             self.crate_dir()?.display().to_string()
         ))
     }
@@ -177,6 +187,13 @@ impl FramesBridge {
     pub fn close(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn evcxr_cache_mb() -> u64 {
+    std::env::var("RUSTMAKER_EVCXR_CACHE_MB")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4096)
 }
 
 /// A name no other kernel's session folder has.
