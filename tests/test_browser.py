@@ -56,7 +56,10 @@ def new_rust_notebook(page):
 
 
 def run(page, code: str):
-    page.locator(".jp-NotebookPanel .jp-Cell.jp-mod-active .cm-content").click()
+    """Types `code` into the notebook's last cell (the empty one that running a cell leaves)
+    and runs it. The last, not the active one: an input box or an output clicked makes its
+    own cell active again."""
+    page.locator(".jp-NotebookPanel .jp-Cell").last.locator(".cm-content").click()
     # Inserted, not typed: the editor's bracket and quote closing would change typed code.
     page.keyboard.insert_text(code)
     page.keyboard.press("Shift+Enter")
@@ -133,3 +136,79 @@ def test_rich_output_from_rust_renders(page):
         if selector is not None:
             seen(output(page, i).locator(selector), f"{what} in cell {i}")
     seen(output(page, len(cells) - 1).filter(has_text="seen: 2 rows × 1 columns"), "the Rust-written frame")
+
+
+def active_editor(page):
+    return page.locator(".jp-NotebookPanel .jp-Cell.jp-mod-active .cm-content")
+
+
+def idle(page, what: str, timeout: float = 120):
+    seen(page.get_by_text("Rust (rustmaker) | Idle"), what, timeout)
+
+
+def replace_text(page, text: str):
+    """Puts `text` in place of what the last cell's editor holds (Escape may have left it)."""
+    page.locator(".jp-NotebookPanel .jp-Cell").last.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.insert_text(text)
+
+
+def test_completion_inspector_and_pager(page):
+    new_rust_notebook(page)
+    run(page, "let numbers = vec![1, 2, 3];")
+    idle(page, "the kernel idle after the first cell")
+    active_editor(page).click()
+    page.keyboard.insert_text("numbers.le")
+    # Several matches open the completer; one would be inserted at once. The first request
+    # loads rust-analyzer's view of the standard library, which a busy machine may take
+    # longer for than the kernel waits: Tab is pressed again, as a person would.
+    completed = page.locator(".jp-Completer-item", has_text="len").or_(
+        active_editor(page).filter(has_text="numbers.len"))
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        try:
+            completed.first.wait_for(timeout=15_000)
+            break
+        except playwright.Error:
+            page.keyboard.press("Escape")
+    seen(completed, "completion of numbers.le", timeout=1)
+    page.keyboard.press("Escape")
+    replace_text(page, "String::new")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("Shift+Tab")
+    assert "Creates a new empty" in seen(page.locator(".jp-Tooltip"), "the inspector's tooltip for String::new").inner_text()
+    page.keyboard.press("Escape")
+    replace_text(page, "%spark?")
+    page.keyboard.press("Shift+Enter")
+    # JupyterLab shows a page payload in the cell's output.
+    seen(output(page, 1).filter(has_text="%%spark"), "%spark?'s help from the pager")
+
+
+def test_panic_streaming_input_and_restart(page):
+    new_rust_notebook(page)
+    run(page, "let before = 1;")
+    run(page, 'panic!("boom at {before}");')
+    seen(output(page, 1).filter(has_text="boom at 1"), "the panic's message")
+    run(page, "before + 1")
+    assert seen(output(page, 2), "the cell after the panic").inner_text() == "2"
+    run(page, 'for i in 0..8 { println!("tick {i}"); std::thread::sleep(std::time::Duration::from_millis(500)); }')
+    seen(output(page, 3).filter(has_text="tick 0"), "the loop's first line while it runs")
+    assert page.get_by_text("Rust (rustmaker) | Busy").count() == 1, "the first line came only at the end"
+    seen(output(page, 3).filter(has_text="tick 7"), "the loop's last line")
+    idle(page, "the kernel idle after the loop")
+    run(page, ':dep evcxr_input = "1"')
+    idle(page, "the kernel idle after :dep", timeout=300)
+    run(page, 'let name = evcxr_input::get_string("Name? ");\nprintln!("hello {name}");')
+    box = seen(page.locator(".jp-Stdin-input"), "the input box", timeout=120)
+    box.fill("Ada")
+    box.press("Enter")
+    seen(output(page, 5).filter(has_text="hello Ada"), "what was typed reaching the cell")
+    # Restart, from the Kernel menu: the kernel comes back, without the old variables.
+    page.get_by_text("Kernel", exact=True).first.click()
+    page.get_by_text("Restart Kernel…").first.click()
+    seen(page.locator(".jp-Dialog-button.jp-mod-accept"), "the restart dialog").click()
+    idle(page, "the kernel idle after the restart")
+    run(page, "1 + 1")
+    assert seen(output(page, 6), "a cell after the restart").inner_text() == "2"
+    run(page, "before")
+    seen(output(page, 7).filter(has_text="cannot find value"), "the old variable gone after the restart")
