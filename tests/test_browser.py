@@ -212,3 +212,39 @@ def test_panic_streaming_input_and_restart(page):
     assert seen(output(page, 6), "a cell after the restart").inner_text() == "2"
     run(page, "before")
     seen(output(page, 7).filter(has_text="cannot find value"), "the old variable gone after the restart")
+
+
+DATA = """let mut train = String::from("x,y,label\\n");
+let mut today = String::from("x,y,label\\n");
+for i in 0..4000 {
+    let (x, y) = ((i % 17) as f64, (i % 5) as f64);
+    let label = if x + y > 10.0 { "yes" } else { "no" };
+    train.push_str(&format!("{x},{y},{label}\\n"));
+    today.push_str(&format!("{},{y},{label}\\n", x + 30.0));
+}
+std::fs::write("train.csv", &train).unwrap();
+std::fs::write("today.csv", &today).unwrap();"""
+
+
+def test_a_magics_frame_through_rust_and_a_live_training_display(page):
+    new_rust_notebook(page)
+    run(page, DATA)
+    run(page, "%monitor baseline --data train.csv --output base")
+    run(page, "%monitor check --data today.csv --baseline base --output report -o violations")
+    seen(output(page, 2).filter(has_text="violation"), "the check's violations")
+    # The magic's frame, read in Rust, changed, and stored back for a magic to read.
+    run(page, 'let v = frames::columns("violations")?;\n'
+              'let n = v.height();\n'
+              'frames::put_columns("reviewed", &frames::Columns::new()\n'
+              '    .with("feature", v.text("feature_name").unwrap().to_vec())\n'
+              '    .with("accepted", vec![false; n]))?;\n'
+              'n')
+    rows = seen(output(page, 3), "the number of violations Rust read").inner_text()
+    run(page, "%frames reviewed")
+    seen(output(page, 4).filter(has_text=f"reviewed: {rows} rows × 2 columns"), "the frame Rust stored back")
+    # One display that updates in place while the job trains, and ends complete.
+    run(page, "%train browser-boost --algorithm gradient-boosting --data train.csv --target label --hp num_round=300")
+    job = output(page, 5).filter(has_text="training job browser-boost")
+    seen(job.filter(has_text="InProgress"), "the training job's live display in progress")
+    seen(job.filter(has_text="Completed"), "the training job's display ending Completed", timeout=300)
+    assert job.count() == 1, "the display was updated in place, not shown again"
