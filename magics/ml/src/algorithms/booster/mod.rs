@@ -81,6 +81,8 @@ pub struct Grower<'a> {
     ordered: Vec<[f64; 2]>,
     ordered_gradients: Vec<f64>,
     unit_hessians: bool,
+    /// The tree's rows are every row in order, so the root's pass reads columns straight.
+    in_order: bool,
     pool: Vec<Vec<Bin>>,
     /// Histograms of a node's chunks past the first.
     partials: Vec<Vec<Bin>>,
@@ -176,6 +178,7 @@ impl<'a> Grower<'a> {
             ordered: vec![[0.0; 2]; ordered_len(false)],
             ordered_gradients: vec![0.0; ordered_len(true)],
             unit_hessians,
+            in_order: false,
             pool: Vec::new(),
             partials: Vec::new(),
             free: Vec::new(),
@@ -195,6 +198,7 @@ impl<'a> Grower<'a> {
     ) -> Grown<'_> {
         self.order.clear();
         self.order.extend(rows);
+        self.in_order = self.order.windows(2).all(|w| w[1] == w[0] + 1);
         self.free = (0..self.pool.len()).collect();
         let g = self.growth;
         let mut tree = Tree {
@@ -357,6 +361,7 @@ impl<'a> Grower<'a> {
             counted: self.counted,
             threads: self.threads,
             chunks,
+            contiguous: self.in_order && start == 0 && end == self.order.len(),
         };
         let out = &mut self.pool[into];
         let partials = &mut self.partials[..chunks - 1];
