@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
-"""Benchmark: rustmaker against ipykernel, side by side, in one run.
+"""Benchmark: rustmaker against ipykernel and evcxr_jupyter, side by side, in one run.
 
 Measures, for each kernel:
   * start: process launch -> first kernel_info_reply (median of --starts runs);
-  * magic: `%lsmagic` execute round trip, send -> reply and idle (median of --n, after warm-up);
+  * first: the first trivial cell (`1 + 1`) sent right after that reply (median of --firsts
+    fresh kernels): what a person waits for after opening a notebook;
+  * magic: `%lsmagic` execute round trip, send -> reply and idle (median of --n, after
+    warm-up; evcxr_jupyter has no magics);
   * expr:  a trivial expression (`1 + 1`) round trip after warm-up (median of --n);
-  * flood: printing 100,000 lines, send -> idle (median of --floods runs).
+  * flood: printing 100,000 lines, send -> idle (median of --floods runs);
+  * interrupt: a cell looping forever interrupted 1 s in (as the kernelspec's interrupt_mode
+    says: a message on the control channel, or SIGINT) -> its execute_reply.
 
+evcxr_jupyter lives in the benchmark's own environment, never in CI's; it is built there when
+missing (`cargo install evcxr_jupyter --root .venv-bench/evcxr`, about 15 minutes on 2 cores).
 Run it on a quiet machine (load below 1) and compare ratios, not absolute numbers:
-    .venv/bin/python tests/bench/bench_kernels.py
+    .venv/bin/python tests/bench/bench_kernels.py [--no-evcxr]
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -122,6 +131,25 @@ class Kernel:
                     got_idle = True
         return time.perf_counter() - t0
 
+    def interrupt_after(self, code, after, mode, timeout=30) -> float | None:
+        """Runs `code`, interrupts it `after` seconds in; seconds from the interrupt to the
+        execute_reply, or None when no reply came."""
+        msg = self.session.msg("execute_request", {"code": code, "silent": False, "store_history": True,
+                                                   "user_expressions": {}, "allow_stdin": False,
+                                                   "stop_on_error": True})
+        self.session.send(self.shell, msg)
+        time.sleep(after)
+        t0 = time.perf_counter()
+        if mode == "message":
+            self.session.send(self.control, self.session.msg("interrupt_request", {}))
+        else:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self._reply(self.shell, msg["header"]["msg_id"], timeout)
+        except TimeoutError:
+            return None
+        return time.perf_counter() - t0
+
     def stop(self):
         if self.proc:
             msg = self.session.msg("shutdown_request", {"restart": False})
@@ -137,17 +165,24 @@ class Kernel:
 
 
 def argv_of(name):
-    argv = list(KernelSpecManager().get_kernel_spec(name).argv)
+    spec = KernelSpecManager().get_kernel_spec(name)
+    argv = list(spec.argv)
     if argv[0] in ("python", "python3"):
         argv[0] = sys.executable  # as jupyter_client does
-    return argv
+    return argv, spec.interrupt_mode
 
 
-def measure(name, argv, code, args):
+def measure(argv, code, args, interrupt_mode):
     starts = []
     for _ in range(args.starts):
         k = Kernel(argv)
         starts.append(k.start())
+        k.stop()
+    firsts = []
+    for _ in range(args.firsts):
+        k = Kernel(argv)
+        k.start()
+        firsts.append(k.execute(code["expr"]))
         k.stop()
     k = Kernel(argv)
     k.start()
@@ -156,47 +191,86 @@ def measure(name, argv, code, args):
     # its first cell; measuring magics while that runs would measure the compiler.
     for _ in range(3):
         k.execute(code["expr"])
-        k.execute("%lsmagic")
-    magic = [k.execute("%lsmagic") for _ in range(args.n)]
+        if code.get("magic"):
+            k.execute(code["magic"])
+    magic = [k.execute(code["magic"]) for _ in range(args.n)] if code.get("magic") else None
     expr = [k.execute(code["expr"]) for _ in range(args.n)]
     flood = [k.execute(code["flood"]) for _ in range(args.floods)]
+    interrupt = k.interrupt_after(code["loop"], 1.0, interrupt_mode)
     k.stop()
-    return {"start": statistics.median(starts), "magic": statistics.median(magic),
-            "expr": statistics.median(expr), "flood": statistics.median(flood)}
+    return {"start": statistics.median(starts), "first": statistics.median(firsts),
+            "magic": statistics.median(magic) if magic else None,
+            "expr": statistics.median(expr), "flood": statistics.median(flood), "interrupt": interrupt}
+
+
+def evcxr_jupyter(build: bool) -> str | None:
+    """evcxr_jupyter from the benchmark's environment, built there when missing."""
+    root = ROOT / ".venv-bench" / "evcxr"
+    exe = root / "bin" / "evcxr_jupyter"
+    if not exe.exists() and build:
+        print(f"building evcxr_jupyter into {root} (once; minutes)", flush=True)
+        subprocess.run(["cargo", "install", "--locked", "evcxr_jupyter", "--root", str(root)], check=True)
+    return str(exe) if exe.exists() else shutil.which("evcxr_jupyter")
+
+
+RUST = {"expr": "1 + 1", "magic": "%lsmagic", "flood": "for i in 0..100000 { println!(\"{i}\"); }",
+        "loop": "loop {}"}
+PYTHON = {"expr": "1 + 1", "magic": "%lsmagic", "flood": "for i in range(100000): print(i)",
+          "loop": "while True: pass"}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=50, help="round trips per median")
     p.add_argument("--starts", type=int, default=10)
+    p.add_argument("--firsts", type=int, default=3, help="fresh kernels for the first cell")
     p.add_argument("--floods", type=int, default=3)
     p.add_argument("--rustmaker", default=None, help="rustmaker binary (default: target/release, else target/debug)")
+    p.add_argument("--no-evcxr", action="store_true", help="leave evcxr_jupyter out (and do not build it)")
     args = p.parse_args()
 
     binary = args.rustmaker
     if binary is None:
         release = ROOT / "target" / "release" / "rustmaker"
         binary = str(release if release.exists() else ROOT / "target" / "debug" / "rustmaker")
+    evcxr = None if args.no_evcxr else evcxr_jupyter(build=True)
     load = os.getloadavg()[0]
     print(f"rustmaker binary: {binary}")
+    print(f"evcxr_jupyter: {evcxr or 'left out'}")
     print(f"load average at start: {load:.2f}{'  (above 1: numbers are noisy)' if load > 1 else ''}")
-    rm = measure("rustmaker", [binary, "kernel", "--connection-file", "{connection_file}"],
-                 {"expr": "1 + 1", "flood": "for i in 0..100000 { println!(\"{i}\"); }"}, args)
-    ipk = measure("ipykernel", argv_of("python3"),
-                  {"expr": "1 + 1", "flood": "for i in range(100000): print(i)"}, args)
+    kernels = {"rustmaker": measure([binary, "kernel", "--connection-file", "{connection_file}"], RUST, args,
+                                    "message")}
+    argv, mode = argv_of("python3")
+    kernels["ipykernel"] = measure(argv, PYTHON, args, mode)
+    if evcxr:
+        # evcxr_jupyter's own kernelspec has no interrupt_mode: Jupyter sends it SIGINT.
+        kernels["evcxr_jupyter"] = measure([evcxr, "--control_file", "{connection_file}"],
+                                           dict(RUST, magic=None), args, "signal")
 
-    rows = [("start -> kernel_info_reply", "start"), ("%lsmagic round trip (median)", "magic"),
-            ("trivial expression 1 + 1 (median)", "expr"), ("print 100,000 lines", "flood")]
+    rows = [("start -> kernel_info_reply", "start"), ("first cell `1 + 1` after start", "first"),
+            ("%lsmagic round trip (median)", "magic"), ("warm trivial cell `1 + 1` (median)", "expr"),
+            ("print 100,000 lines", "flood"), ("interrupt -> reply", "interrupt")]
+    names = list(kernels)
+    peers = names[1:]
     print()
-    print(f"| measure | rustmaker | ipykernel | ipykernel / rustmaker |")
-    print(f"| --- | ---: | ---: | ---: |")
+    print("| measure | " + " | ".join(names) + " | " + " | ".join(f"{p} / rustmaker" for p in peers) + " |")
+    print("| --- |" + " ---: |" * (len(names) + len(peers)))
     for label, key in rows:
-        a, b = rm[key], ipk[key]
-        print(f"| {label} | {fmt(a)} | {fmt(b)} | {b / a:.2f}x |")
+        values = [kernels[n][key] for n in names]
+        ratios = [ratio(kernels[p][key], kernels["rustmaker"][key]) for p in peers]
+        print(f"| {label} | " + " | ".join(fmt(v) for v in values) + " | " + " | ".join(ratios) + " |")
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
+def ratio(peer, ours):
+    if peer is None or ours is None:
+        return "—"
+    return f"{peer / ours:.2f}x"
+
+
 def fmt(seconds):
+    if seconds is None:
+        return "—"
     return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
