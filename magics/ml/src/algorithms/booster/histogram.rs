@@ -213,7 +213,11 @@ mod tests {
     fn successive_rows_read_straight_sum_as_indexed_rows_do() {
         let rows = 10_000;
         let columns: Vec<Vec<u8>> = (0..6)
-            .map(|f| (0..rows).map(|r| ((r * (f + 3) * 7919) % 251) as u8).collect())
+            .map(|f| {
+                (0..rows)
+                    .map(|r| ((r * (f + 3) * 7919) % 251) as u8)
+                    .collect()
+            })
             .collect();
         let order: Vec<u32> = (0..rows as u32).collect();
         let pair = |r: u32| [(r % 13) as f64 - 6.0, 1.0 + (r % 3) as f64];
@@ -235,6 +239,9 @@ mod tests {
         for chunks in [1, 3] {
             assert_eq!(sums(true, chunks), sums(false, chunks));
         }
-        assert_eq!(sums(true, 1)[0..BINS].iter().map(|b| b[2]).sum::<f64>(), rows as f64);
+        assert_eq!(
+            sums(true, 1)[0..BINS].iter().map(|b| b[2]).sum::<f64>(),
+            rows as f64
+        );
     }
 }
