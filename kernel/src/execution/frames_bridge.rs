@@ -74,6 +74,7 @@ pub struct FramesBridge {
 impl FramesBridge {
     /// Makes the session folder (owner only) and starts answering on its socket.
     pub fn open(store: Arc<Mutex<FrameStore>>) -> std::io::Result<FramesBridge> {
+        remove_abandoned(&std::env::temp_dir());
         let dir = std::env::temp_dir().join(format!(
             "rustmaker-frames-{}-{}",
             std::process::id(),
@@ -186,6 +187,27 @@ impl FramesBridge {
 
     pub fn close(&self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The session folders of kernels that were killed (a kill leaves no time to remove them):
+/// those whose process is gone.
+fn remove_abandoned(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("rustmaker-frames-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
     }
 }
 
@@ -340,5 +362,17 @@ mod tests {
         drop(held);
         bridge.close();
         assert!(!dir.exists());
+        // A killed kernel's folder goes at the next start (4194305 is past any pid_max); a live
+        // one's stays.
+        let temp = std::env::temp_dir().join(format!("frames-abandoned-{}", std::process::id()));
+        let (dead, alive) = (
+            temp.join("rustmaker-frames-4194305-ab"),
+            temp.join(format!("rustmaker-frames-{}-cd", std::process::id())),
+        );
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::create_dir_all(&alive).unwrap();
+        remove_abandoned(&temp);
+        assert!(!dead.exists() && alive.exists());
+        std::fs::remove_dir_all(&temp).unwrap();
     }
 }
