@@ -86,7 +86,10 @@ class Kernel:
         """Launches the process; returns seconds until the first kernel_info_reply."""
         msg = self.session.msg("kernel_info_request", {})
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own, so that stop() also ends the evcxr kernels' child process (a
+        # cell's `loop {}` runs there and would outlive its kernel, spinning).
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         self.session.send(self.shell, msg)  # queued by zmq until the kernel binds
         self._reply(self.shell, msg["header"]["msg_id"], 60)
         return time.perf_counter() - t0
@@ -162,6 +165,10 @@ class Kernel:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for s in (self.shell, self.iopub, self.control):
             s.close()
         os.unlink(self.conn_file)
@@ -246,9 +253,9 @@ def main():
     argv, mode = argv_of("python3")
     kernels["ipykernel"] = measure(argv, PYTHON, args, mode)
     if evcxr:
-        # evcxr_jupyter's own kernelspec has no interrupt_mode: Jupyter sends it SIGINT.
+        # As `evcxr_jupyter --install` writes its kernelspec: interrupt_mode "message".
         kernels["evcxr_jupyter"] = measure([evcxr, "--control_file", "{connection_file}"],
-                                           dict(RUST, magic=None), args, "signal")
+                                           dict(RUST, magic=None), args, "message")
 
     rows = [("start -> kernel_info_reply", "start"), ("launch -> first cell `1 + 1` answered", "first"),
             ("%lsmagic round trip (median)", "magic"), ("warm trivial cell `1 + 1` (median)", "expr"),
