@@ -78,7 +78,7 @@ def test_a_frame_ending_a_cell_renders_as_the_kernels_table(fk):
     # What FrameDisplay::evcxr_display prints for a polars DataFrame, done with the light
     # form: the head in a file of the session folder, named in evcxr's content markers.
     code = """let socket = std::path::PathBuf::from(std::env::var("RUSTMAKER_FRAMES_SOCKET").unwrap());
-let path = frames::exchange_file(&socket, "show");
+let path = frames::exchange_file(socket.parent().unwrap(), "show");
 frames::columns::write_file(&frames::Columns::new().with("word", vec!["a", "b"]).with("n", vec![1i64, 2]), &path)?;
 println!("EVCXR_BEGIN_CONTENT application/x-rustmaker-frame\\n1200\\t{}\\nEVCXR_END_CONTENT", path.display());"""
     reply, outputs = run(fk, code)
@@ -92,3 +92,36 @@ println!("EVCXR_BEGIN_CONTENT application/x-rustmaker-frame\\n1200\\t{}\\nEVCXR_
     reply, outputs = run(fk, 'println!("EVCXR_BEGIN_CONTENT application/x-rustmaker-frame\\n1\\t/etc/passwd\\nEVCXR_END_CONTENT");')
     assert reply["status"] == "ok"
     assert not any("<table" in m["content"].get("data", {}).get("text/html", "") for m in outputs)
+
+
+def test_a_damaged_frame_file_is_said_not_shown(fk):
+    code = """let socket = std::path::PathBuf::from(std::env::var("RUSTMAKER_FRAMES_SOCKET").unwrap());
+let path = frames::exchange_file(socket.parent().unwrap(), "show");
+std::fs::write(&path, b"PAR1 not a frame").unwrap();
+println!("EVCXR_BEGIN_CONTENT application/x-rustmaker-frame\\n3\\t{}\\nEVCXR_END_CONTENT", path.display());"""
+    reply, outputs = run(fk, code)
+    assert reply["status"] == "ok", reply
+    [shown] = results(outputs)
+    assert "the frame could not be shown" in shown and "RMFRAME1" in shown, shown
+    # The kernel serves on, frames intact.
+    assert "kept: 200 rows" in stream_text(ok(fk, "%frames"))
+
+
+@pytest.mark.parametrize("broken", ["TMPDIR", "RUSTMAKER_DATA_DIR"])
+def test_a_bridge_that_cannot_be_made_fails_the_cell_and_the_kernel_serves_on(tmp_path, broken):
+    # A path under a file cannot be a folder: the session folder (TMPDIR) or the crate's
+    # place (the data folder) cannot be made.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    env = dict(os.environ, RUSTMAKER_DATA_DIR=str(tmp_path / "data"))
+    env[broken] = str(blocker / "below")
+    km, kc = start_kernel_with_env(env, tmp_path / "kernel.log")
+    try:
+        reply, _ = run(kc, 'frames::columns("x")?.height()', timeout=300)
+        assert reply["status"] == "error" and reply["ename"] == "FramesUnavailable", reply
+        expected = "could not open its frame bridge" if broken == "TMPDIR" else "cannot write the rustmaker-frames crate"
+        assert expected in reply["evalue"], reply["evalue"]
+        assert run(kc, "%lsmagic")[0]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

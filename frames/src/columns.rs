@@ -250,17 +250,13 @@ fn encode(frame: &Columns, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reads a frame from `path`; the file must fit the bridge's limit.
-pub fn read_file(path: &Path) -> Result<Columns, FrameError> {
+/// Reads the frame `name` from `path`; the file must fit the bridge's limit.
+pub fn read_file(path: &Path, name: &str) -> Result<Columns, FrameError> {
     let io = |source| FrameError::Io {
         path: path.to_owned(),
         source,
     };
-    let size = std::fs::metadata(path).map_err(io)?.len();
-    crate::check_size(
-        &path.file_stem().unwrap_or_default().to_string_lossy(),
-        size,
-    )?;
+    crate::check_size(name, std::fs::metadata(path).map_err(io)?.len())?;
     let bytes = std::fs::read(path).map_err(io)?;
     decode(&bytes).map_err(|reason| FrameError::Format {
         path: path.to_owned(),
@@ -376,17 +372,17 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("a.cols");
         write_file(&sample(), &path).unwrap();
-        let back = read_file(&path).unwrap();
+        let back = read_file(&path, "a").unwrap();
         assert_eq!(back, sample());
         assert_eq!(back.height(), 3);
         assert_eq!(back.float("x").unwrap()[1], None);
         assert_eq!(back.text("word").unwrap()[2].as_deref(), Some("ü"));
         assert_eq!(back.int("x"), None);
         std::fs::write(&path, b"RMFRAME1\x01\0\0\0\xff\xff\xff\xff\xff\xff\xff\x7f").unwrap();
-        let e = read_file(&path).unwrap_err().to_string();
+        let e = read_file(&path, "a").unwrap_err().to_string();
         assert!(e.contains("not a frame in the bridge's format"), "{e}");
         std::fs::write(&path, b"PAR1").unwrap();
-        assert!(read_file(&path)
+        assert!(read_file(&path, "a")
             .unwrap_err()
             .to_string()
             .contains("RMFRAME1"));

@@ -95,7 +95,10 @@ impl FrameDisplay for DataFrame {
 
 fn show(df: &DataFrame) -> Result<(), FrameError> {
     let socket = std::env::var_os(crate::SOCKET_ENV).ok_or(FrameError::NoKernel)?;
-    let path = crate::exchange_file(std::path::Path::new(&socket), "show");
+    let folder = std::path::Path::new(&socket)
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    let path = crate::exchange_file(folder, "show");
     columns::write_file(&from_polars(&df.head(Some(SHOWN_ROWS)))?, &path)?;
     println!(
         "EVCXR_BEGIN_CONTENT {FRAME_MIME}\n{}\t{}\nEVCXR_END_CONTENT",

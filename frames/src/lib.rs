@@ -73,7 +73,7 @@ pub fn check_size(name: &str, bytes: u64) -> Result<(), FrameError> {
 pub fn columns(name: &str) -> Result<Columns, FrameError> {
     match ask(&Request::Get { name: name.into() })? {
         Reply::File(path) => {
-            let read = columns::read_file(&path);
+            let read = columns::read_file(&path, name);
             let _ = std::fs::remove_file(&path);
             read
         }
@@ -83,10 +83,10 @@ pub fn columns(name: &str) -> Result<Columns, FrameError> {
 
 /// Stores `frame` in the kernel as `name`, replacing a frame of that name.
 pub fn put_columns(name: &str, frame: &Columns) -> Result<(), FrameError> {
-    Request::Get { name: name.into() }.check()?;
+    wire::check_name(name)?;
     check_size(name, frame.size_bytes())?;
     let socket = socket()?;
-    let path = exchange_file(&socket, "in");
+    let path = exchange_file(socket.parent().unwrap_or(Path::new(".")), "in");
     columns::write_file(frame, &path)?;
     let answer = ask_at(
         &socket,
@@ -128,15 +128,13 @@ fn socket() -> Result<PathBuf, FrameError> {
         .ok_or(FrameError::NoKernel)
 }
 
-/// A fresh file beside the socket (the kernel's session folder) for one exchange.
-pub fn exchange_file(socket: &Path, kind: &str) -> PathBuf {
+/// A fresh file in `folder` (the kernel's session folder, which holds its socket) for one
+/// exchange.
+pub fn exchange_file(folder: &Path, kind: &str) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    socket
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(format!("{kind}-{}-{n}.cols", std::process::id()))
+    folder.join(format!("{kind}-{}-{n}.cols", std::process::id()))
 }
 
 fn ask(request: &Request) -> Result<Reply, FrameError> {

@@ -22,8 +22,12 @@ pub enum Reply {
     Frames(Vec<(String, usize, usize)>),
 }
 
-/// Names travel last on their line, so only line breaks cannot be carried; the kernel checks
-/// the rest of what makes a frame name.
+/// Names travel last on their line, so only line breaks and tabs cannot be carried; the
+/// kernel checks the rest of what makes a frame name.
+pub fn check_name(name: &str) -> Result<(), FrameError> {
+    carried(name).map(|_| ())
+}
+
 fn carried(name: &str) -> Result<&str, FrameError> {
     if name.is_empty() || name.contains(['\n', '\r', '\t']) {
         return Err(FrameError::BadName(name.to_owned()));

@@ -84,13 +84,17 @@ impl LocalBackend {
 /// port 0 (a kernel's ZMQ sockets, another instance's probe) can be handed the same port and
 /// the server exits with "address already in use". Below the range, only another explicit
 /// choice can collide: the counter keeps this service's own concurrent launches apart.
+/// The first port of the kernel's ephemeral range, which port-0 binds are given.
+fn ephemeral_start() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
 fn free_port() -> Result<u16, LifecycleError> {
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768);
-    let (low, high) = (10_000u32, ephemeral_low.max(10_001));
+    let (low, high) = (10_000u32, ephemeral_start().max(10_001));
     let span = high - low;
     // A start that differs between services on one host, then successive ports.
     let _ = NEXT.compare_exchange(
@@ -245,10 +249,7 @@ mod tests {
 
     #[test]
     fn ports_come_from_below_the_ephemeral_range_and_differ_between_launches() {
-        let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .ok()
-            .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-            .unwrap_or(32768);
+        let low = ephemeral_start() as u16;
         let (a, b) = (free_port().unwrap(), free_port().unwrap());
         assert!(a != b, "two launches got port {a}");
         for p in [a, b] {

@@ -11,16 +11,20 @@ use crate::context::MimeBundle;
 pub fn frame_bundle(df: &DataFrame, max_rows: usize) -> MimeBundle {
     let shown = df.height().min(max_rows);
     // polars' own text of the whole frame, which says its shape.
-    head_bundle(&df.head(Some(shown)), df.height())
-        .with("text/plain", Value::String(format!("{df}")))
+    bundle_of(&df.head(Some(shown)), df.height(), format!("{df}"))
 }
 
 /// A MIME bundle for the first rows of a frame of `rows` rows (a Rust cell's DataFrame,
 /// whose head alone reaches the kernel).
 pub fn head_bundle(head: &DataFrame, rows: usize) -> MimeBundle {
-    let df = head;
-    let shown = head.height();
-    let columns = head.columns();
+    bundle_of(head, rows, format!("{head}"))
+}
+
+/// The bundle of `df`, the first rows of a frame of `rows` rows, with `text` as its plain
+/// text.
+fn bundle_of(df: &DataFrame, rows: usize, text: String) -> MimeBundle {
+    let shown = df.height();
+    let columns = df.columns();
     let names: Vec<String> = df
         .get_column_names()
         .iter()
@@ -67,7 +71,7 @@ pub fn head_bundle(head: &DataFrame, rows: usize) -> MimeBundle {
         .map(|c| json!({"name": c.name().as_str(), "type": table_schema_type(c.dtype())}))
         .collect();
     let resource = json!({"schema": {"fields": fields}, "data": records});
-    MimeBundle::text(format!("{df}"))
+    MimeBundle::text(text)
         .with("text/html", Value::String(html))
         .with("application/vnd.dataresource+json", resource)
 }

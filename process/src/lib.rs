@@ -14,6 +14,16 @@ pub fn kill_group(pid: u32, signal: i32) {
     }
 }
 
+/// Random bytes as hex (keys, tokens, unique folder names), from the kernel's generator.
+pub fn random_hex(bytes: usize) -> String {
+    use std::io::Read;
+    let mut buf = vec![0u8; bytes];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut buf);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Where rustmaker keeps its data (training jobs, the experiment store, the service's state):
 /// `$RUSTMAKER_DATA_DIR`, else `$XDG_DATA_HOME/rustmaker`, else `~/.local/share/rustmaker`.
 pub fn data_dir() -> PathBuf {

@@ -78,7 +78,7 @@ impl FramesBridge {
         let dir = std::env::temp_dir().join(format!(
             "rustmaker-frames-{}-{}",
             std::process::id(),
-            nonce()
+            rustmaker_process::random_hex(8)
         ));
         std::fs::create_dir_all(&dir)?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
@@ -110,8 +110,8 @@ impl FramesBridge {
             .and_then(|(rows, path)| Some((rows.parse::<usize>().ok()?, PathBuf::from(path))))
             .filter(|(_, path)| path.parent() == Some(self.dir.as_path()));
         let table = shown.map(|(rows, path)| {
-            let read =
-                rustmaker_frames::columns::read_file(&path).and_then(rustmaker_frames::to_polars);
+            let read = rustmaker_frames::columns::read_file(&path, "shown")
+                .and_then(rustmaker_frames::to_polars);
             let _ = std::fs::remove_file(&path);
             read.map(|head| head_bundle(&head, rows))
         });
@@ -218,16 +218,6 @@ fn evcxr_cache_mb() -> u64 {
         .unwrap_or(4096)
 }
 
-/// A name no other kernel's session folder has.
-fn nonce() -> String {
-    use std::io::Read;
-    let mut bytes = [0u8; 8];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut bytes);
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn answer(stream: UnixStream, store: &Mutex<FrameStore>, dir: &Path) {
     let _ = stream.set_read_timeout(Some(REQUEST_PATIENCE));
     let mut line = String::new();
@@ -278,7 +268,7 @@ fn serve(request: Request, store: &Mutex<FrameStore>, dir: &Path) -> Result<Repl
             rustmaker_frames::check_size(&name, df.estimated_size() as u64)?;
             let columns = rustmaker_frames::from_polars(df)?;
             drop(store);
-            let path = rustmaker_frames::exchange_file(&dir.join("frames.sock"), "out");
+            let path = rustmaker_frames::exchange_file(dir, "out");
             rustmaker_frames::columns::write_file(&columns, &path)?;
             Ok(Reply::File(path))
         }
@@ -290,7 +280,7 @@ fn serve(request: Request, store: &Mutex<FrameStore>, dir: &Path) -> Result<Repl
                     path.display()
                 )));
             }
-            let columns = rustmaker_frames::columns::read_file(&path)?;
+            let columns = rustmaker_frames::columns::read_file(&path, &name)?;
             let df = rustmaker_frames::to_polars(columns)?;
             lock(store)?.insert(&name, df).map_err(refused)?;
             Ok(Reply::Stored)
@@ -324,7 +314,7 @@ mod tests {
         let bridge = FramesBridge::open(store.clone()).unwrap();
         let dir = bridge.dir.clone();
         let frame = rustmaker_frames::Columns::new().with("x", vec![1.0, 2.0]);
-        let path = rustmaker_frames::exchange_file(bridge.socket(), "in");
+        let path = rustmaker_frames::exchange_file(&dir, "in");
         rustmaker_frames::columns::write_file(&frame, &path).unwrap();
         let put = Request::Put {
             name: "a".into(),
@@ -335,7 +325,10 @@ mod tests {
         else {
             panic!("a file");
         };
-        assert_eq!(rustmaker_frames::columns::read_file(&out).unwrap(), frame);
+        assert_eq!(
+            rustmaker_frames::columns::read_file(&out, "a").unwrap(),
+            frame
+        );
         let outside = Request::Put {
             name: "b".into(),
             path: "/etc/hostname".into(),
@@ -362,6 +355,10 @@ mod tests {
         drop(held);
         bridge.close();
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_killed_kernels_folder_goes_at_the_next_start() {
         // A killed kernel's folder goes at the next start (4194305 is past any pid_max); a live
         // one's stays.
         let temp = std::env::temp_dir().join(format!("frames-abandoned-{}", std::process::id()));

@@ -123,15 +123,7 @@ pub fn now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Random bytes as hex (keys, tokens), from the kernel's generator.
-pub fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut buf);
-    }
-    hex::encode(buf)
-}
+pub use rustmaker_process::random_hex;
 
 fn check_choice(value: &Option<String>, field: &str, allowed: &[&str]) -> Result<(), ApiError> {
     match value {
