@@ -85,6 +85,11 @@ enum Command {
     /// configurations and model endpoints (JSON 1.1, Signature Version 4; InvokeEndpoint at
     /// /endpoints/NAME/invocations), instances as local process trees.
     Serve(rustmaker_lifecycle::cli::ServeArgs),
+    /// The managed notebook instance's image (images/recipe.toml) built with mmdebstrap.
+    Image {
+        #[command(subcommand)]
+        command: rustmaker_image::cli::ImageCommand,
+    },
     /// Notebook instances through the service's API (and the hooks' log streams).
     Instance {
         #[command(subcommand)]
@@ -152,6 +157,9 @@ fn main() -> anyhow::Result<()> {
                 store: std::sync::Arc::new(rustmaker_aws::S3Fetcher::standalone()),
             },
         ),
+        Command::Image { command } => rustmaker_image::cli::run(command)
+            .map(drop)
+            .map_err(anyhow::Error::from),
         Command::Instance { command } => rustmaker_lifecycle::cli::instance(command),
         Command::TuneAskTell => {
             rustmaker_ml::tune::ask_tell::serve(std::io::stdin().lock(), std::io::stdout().lock())

@@ -13,7 +13,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::api::{self, Keys};
-use crate::backend::LocalBackend;
+use crate::backend::image::ImageBackend;
+use crate::backend::{Backend, LocalBackend};
 use crate::config::{encode_script, Hook};
 use crate::logs::LogStream;
 use crate::manager::{Manager, Settings};
@@ -56,6 +57,14 @@ pub struct ServeArgs {
     /// Write {"url": …} here once listening (for scripts and tests).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
+    /// Where instances run: `local` (process trees on this host, the default) or `image`
+    /// (each instance a root of its own from --image, its hooks run inside it).
+    #[arg(long, default_value = "local", value_parser = ["local", "image"])]
+    pub backend: String,
+    /// The notebook-instance image for `--backend image`: the folder `rustmaker image build`
+    /// wrote (default images/out/minimal of this checkout).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -106,6 +115,10 @@ pub enum InstanceCommand {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// The boot step of an instance started from the notebook-instance image (its PID 1:
+    /// the lifecycle hooks, then JupyterLab). The image backend runs it inside the instance.
+    #[command(hide = true)]
+    Boot,
     /// CreateNotebookInstanceLifecycleConfig from script files.
     CreateLifecycleConfig {
         name: String,
@@ -203,17 +216,7 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>, engines: Engines) -> a
         .with_context(|| format!("cannot listen on {}:{}", args.host, args.port))?;
     let addr = api::local_addr(&listener);
     let url = format!("http://{addr}");
-    let backend = LocalBackend {
-        server_command: args
-            .instance_server
-            .clone()
-            .unwrap_or_else(LocalBackend::jupyterlab),
-        ready_timeout: Duration::from_secs(120),
-        namespaces: !args.no_namespaces && LocalBackend::namespaces_available(),
-    };
-    if !backend.namespaces {
-        eprintln!("instances run without namespaces of their own (not root, no unshare, or --no-namespaces)");
-    }
+    let backend = backend(&args)?;
     let manager: Arc<Manager> = Manager::new(
         Settings {
             root: state.clone(),
@@ -224,7 +227,7 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>, engines: Engines) -> a
             public_url: url.clone(),
             presigned_url_seconds: args.presigned_url_seconds,
         },
-        Box::new(backend),
+        backend,
     )?;
     for (name, what) in manager.recover().map_err(|e| anyhow::anyhow!("{e}"))? {
         eprintln!("recovered {name}: {what}");
@@ -249,6 +252,31 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>, engines: Engines) -> a
     }
     runtime.block_on(api::serve(manager, hosting, keys, listener))?;
     Ok(())
+}
+
+fn backend(args: &ServeArgs) -> anyhow::Result<Box<dyn Backend>> {
+    let ready_timeout = Duration::from_secs(120);
+    if args.backend == "image" {
+        ImageBackend::available().map_err(|e| anyhow::anyhow!("--backend image: {e}"))?;
+        let image = args.image.clone().unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../images/out/minimal")
+        });
+        let backend = ImageBackend::open(&image, ready_timeout)?;
+        eprintln!("instances run from the image {}", backend.image.display());
+        return Ok(Box::new(backend));
+    }
+    let backend = LocalBackend {
+        server_command: args
+            .instance_server
+            .clone()
+            .unwrap_or_else(LocalBackend::jupyterlab),
+        ready_timeout,
+        namespaces: !args.no_namespaces && LocalBackend::namespaces_available(),
+    };
+    if !backend.namespaces {
+        eprintln!("instances run without namespaces of their own (not root, no unshare, or --no-namespaces)");
+    }
+    Ok(Box::new(backend))
 }
 
 fn client() -> anyhow::Result<Client> {
@@ -292,6 +320,10 @@ pub fn instance(command: InstanceCommand) -> anyhow::Result<()> {
     const INSTANCE: &str = "NotebookInstanceName";
     const CONFIG: &str = "NotebookInstanceLifecycleConfigName";
     match command {
+        InstanceCommand::Boot => {
+            let code = crate::boot::boot().map_err(|e| anyhow::anyhow!("boot: {e}"))?;
+            std::process::exit(code)
+        }
         InstanceCommand::Create {
             name,
             instance_type,

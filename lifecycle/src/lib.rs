@@ -5,10 +5,12 @@
 //! at most 16,384 characters each); [`hooks`] runs one script with a time limit, killing its
 //! process tree when it fails or runs over, and writes its output to a log stream
 //! ([`logs`], one per instance and hook, as SageMaker names them); [`state`] is the instance
-//! state machine.
+//! state machine; [`backend`] says where instances run, and [`boot`] is the boot step of an
+//! instance started from the notebook-instance image.
 
 pub mod api;
 pub mod backend;
+pub mod boot;
 pub mod cli;
 pub mod config;
 pub mod hooks;
@@ -43,6 +45,10 @@ pub enum LifecycleError {
     /// The notebook server started but did not serve; the message names its log.
     #[error("{0}")]
     Server(String),
+    /// An instance's own boot step failed (a lifecycle hook, inside the instance); the message
+    /// names the hook and its log stream.
+    #[error("{0}")]
+    Boot(String),
 }
 
 impl LifecycleError {

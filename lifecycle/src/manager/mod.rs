@@ -56,7 +56,8 @@ impl From<LifecycleError> for ApiError {
             e @ (LifecycleError::Io { .. }
             | LifecycleError::Store(_)
             | LifecycleError::Record(_)
-            | LifecycleError::Server(_)) => ApiError::Internal(e.to_string()),
+            | LifecycleError::Server(_)
+            | LifecycleError::Boot(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -8,7 +8,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use super::{kill_instance_processes, now, random_hex, ApiError, Manager};
-use crate::backend::{LaunchSpec, Running};
+use crate::backend::{BootSpec, LaunchSpec, Running};
+use crate::boot::parse_env_lines;
 use crate::config::Hook;
 use crate::hooks::{self, HookOutcome, HookRun};
 use crate::instance::Instance;
@@ -78,18 +79,27 @@ impl Manager {
         i.jupyter_token = random_hex(24);
         self.save(&i)?;
         let run = self.reset_folders(name)?;
-        self.make_python_environment(&run)?;
-        self.install_kernel(&run);
+        // An instance that boots itself brings JupyterLab and the kernel in its image.
+        let boots_itself = self.backend.boots_itself();
+        if !boots_itself {
+            self.make_python_environment(&run)?;
+            self.install_kernel(&run);
+        }
         let env = self.environment(&i, &run.dir);
         if first {
             clone_repositories(&i, &run.keep)?;
         }
         i.volume_note = Some(format!(
-            "VolumeSizeInGB {} is reported, not enforced: the local backend has no per-folder quota",
+            "VolumeSizeInGB {} is reported, not enforced: instances here have no per-folder quota",
             i.volume_size_gb
         ));
-        self.run_hooks(name, &i, &run, &env, first)?;
-        let running = self.launch_server(&i, &run, env)?;
+        let boot = if boots_itself {
+            Some(self.boot_spec(name, &i, &run, first)?)
+        } else {
+            self.run_hooks(name, &i, &run, &env, first)?;
+            None
+        };
+        let running = self.launch_server(&i, &run, env, boot)?;
         self.mark_in_service(name, &i, running)
     }
 
@@ -155,6 +165,37 @@ impl Manager {
         }
     }
 
+    /// What an instance's own boot step runs: its hooks, with the service's limit.
+    fn boot_spec(
+        &self,
+        name: &str,
+        i: &Instance,
+        run: &Run,
+        first: bool,
+    ) -> Result<BootSpec, ProvisionError> {
+        let config = match &i.lifecycle_config {
+            Some(c) => Some(self.config(c)?),
+            None => None,
+        };
+        let script = |hook| config.as_ref().and_then(|c| c.script(hook));
+        let logs = self
+            .log_stream(name, Hook::OnStart)
+            .path()
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| run.dir.join("logs"));
+        Ok(BootSpec {
+            instance: name.to_owned(),
+            arn: i.arn.clone(),
+            first,
+            on_create: script(Hook::OnCreate),
+            on_start: script(Hook::OnStart),
+            hook_limit: self.settings.hook_limit,
+            logs,
+            run_dir: run.dir.clone(),
+        })
+    }
+
     /// OnCreate (first only), then OnStart, as SageMaker runs them.
     fn run_hooks(
         &self,
@@ -202,22 +243,19 @@ impl Manager {
         i: &Instance,
         run: &Run,
         mut env: Vec<(String, String)>,
+        boot: Option<BootSpec>,
     ) -> Result<Running, ProvisionError> {
         let extra = std::fs::read_to_string(run.dir.join("environment")).unwrap_or_default();
-        for line in extra.lines() {
-            if let Some((k, v)) = line.trim().split_once('=') {
-                let k = k.trim().trim_start_matches("export ").trim();
-                if !k.is_empty() {
-                    env.retain(|(key, _)| key != k);
-                    env.push((k.to_owned(), v.trim().trim_matches('"').to_owned()));
-                }
-            }
+        for (k, v) in parse_env_lines(&extra) {
+            env.retain(|(key, _)| *key != k);
+            env.push((k, v));
         }
         let spec = LaunchSpec {
             root_dir: run.keep.clone(),
             env,
             token: i.jupyter_token.clone(),
             log: run.dir.join("jupyter.log"),
+            boot,
         };
         let running = self.backend.launch(&spec)?;
         let info = serde_json::json!({

@@ -1,7 +1,8 @@
 //! Where instances run. The trait is what the manager needs of a host: launch an instance's
 //! notebook server, tell whether it still runs, stop it. [`LocalBackend`], the embedded
-//! default, runs each instance as a process tree on this host; a VM or Kubernetes backend
-//! implements the same three calls.
+//! default, runs each instance as a process tree on this host, after the manager ran its
+//! lifecycle hooks here; [`image::ImageBackend`] runs each instance from the notebook-instance
+//! image as a root of its own, whose boot step runs the hooks inside it.
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::LifecycleError;
 
+pub mod image;
+
 /// What a launch needs: where the instance lives and what its processes see.
 pub struct LaunchSpec {
     /// The folder the notebook server opens (`home/SageMaker`).
@@ -19,6 +22,24 @@ pub struct LaunchSpec {
     pub env: Vec<(String, String)>,
     pub token: String,
     pub log: PathBuf,
+    /// For a backend whose instances boot themselves: what their boot step runs.
+    pub boot: Option<BootSpec>,
+}
+
+/// What an instance's own boot step needs from the service: who it is, whether this is its
+/// first boot, and its lifecycle hooks.
+#[derive(Debug, Clone)]
+pub struct BootSpec {
+    pub instance: String,
+    pub arn: String,
+    pub first: bool,
+    pub on_create: Option<String>,
+    pub on_start: Option<String>,
+    pub hook_limit: Duration,
+    /// The service's folder for this instance's log streams (`logs/NAME`).
+    pub logs: PathBuf,
+    /// This run's folder: made afresh at each start.
+    pub run_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +52,11 @@ pub trait Backend: Send + Sync {
     fn launch(&self, spec: &LaunchSpec) -> Result<Running, LifecycleError>;
     fn alive(&self, running: &Running) -> bool;
     fn stop(&self, running: &Running);
+    /// Whether instances run OnCreate/OnStart themselves, inside, as their boot step (the
+    /// launch then gets a [`BootSpec`]); otherwise the manager runs them on this host first.
+    fn boots_itself(&self) -> bool {
+        false
+    }
 }
 
 /// Instances as local process trees: JupyterLab (or `server_command`) on a free loopback port
@@ -92,7 +118,7 @@ fn ephemeral_start() -> u32 {
         .unwrap_or(32768)
 }
 
-fn free_port() -> Result<u16, LifecycleError> {
+pub(crate) fn free_port() -> Result<u16, LifecycleError> {
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
     let (low, high) = (10_000u32, ephemeral_start().max(10_001));
     let span = high - low;
@@ -130,6 +156,71 @@ pub fn running(pid: u32) -> bool {
 
 pub(crate) use rustmaker_process::kill_group;
 
+/// Starts `command` in a process group of its own with its output appended to `log`, and
+/// waits until something listens on `port`. If it exits first, `exited` says why; if nothing
+/// listens within `timeout`, its group is killed.
+pub(crate) fn serve(
+    mut command: Command,
+    port: u16,
+    log: &std::path::Path,
+    timeout: Duration,
+    exited: impl FnOnce(std::process::ExitStatus) -> LifecycleError,
+) -> Result<Running, LifecycleError> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(LifecycleError::io(format!(
+            "cannot write {}",
+            log.display()
+        )))?;
+    let err = out
+        .try_clone()
+        .map_err(LifecycleError::io("cannot share the log"))?;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(LifecycleError::io(format!(
+            "cannot start the notebook server `{}`",
+            command.get_program().to_string_lossy()
+        )))?;
+    let running = Running {
+        pid: child.id(),
+        port,
+    };
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(exited(status));
+        }
+        if TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+        {
+            // Reaped by a thread of its own, so a stopped server leaves no zombie.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+            return Ok(running);
+        }
+        if started.elapsed() > timeout {
+            kill_group(running.pid, libc::SIGKILL);
+            let _ = child.wait();
+            return Err(LifecycleError::Server(format!(
+                "the notebook server did not listen within {} s; its log is {}",
+                timeout.as_secs(),
+                log.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 impl Backend for LocalBackend {
     fn launch(&self, spec: &LaunchSpec) -> Result<Running, LifecycleError> {
         let port = free_port()?;
@@ -159,88 +250,50 @@ impl Backend for LocalBackend {
             ];
             argv.splice(0..0, wrap.iter().map(|s| s.to_string()));
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&spec.log)
-            .map_err(LifecycleError::io(format!(
-                "cannot write {}",
-                spec.log.display()
-            )))?;
-        let err_log = log
-            .try_clone()
-            .map_err(LifecycleError::io("cannot share the log"))?;
-        let mut child = Command::new(&argv[0])
+        let mut command = Command::new(&argv[0]);
+        command
             .args(&argv[1..])
             .current_dir(&spec.root_dir)
             .env_clear()
-            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err_log)
-            .process_group(0)
-            .spawn()
-            .map_err(LifecycleError::io(format!(
-                "cannot start the notebook server `{}`",
-                argv[0]
-            )))?;
-        let running = Running {
-            pid: child.id(),
-            port,
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(LifecycleError::Server(format!(
-                    "the notebook server exited ({status}) before it served; its log is {}",
-                    spec.log.display()
-                )));
-            }
-            if TcpStream::connect_timeout(
-                &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                Duration::from_millis(200),
-            )
-            .is_ok()
-            {
-                // Reaped by a thread of its own, so a stopped server leaves no zombie.
-                std::thread::spawn(move || {
-                    let _ = child.wait();
-                });
-                return Ok(running);
-            }
-            if started.elapsed() > self.ready_timeout {
-                kill_group(running.pid, libc::SIGKILL);
-                let _ = child.wait();
-                return Err(LifecycleError::Server(format!(
-                    "the notebook server did not listen within {} s; its log is {}",
-                    self.ready_timeout.as_secs(),
-                    spec.log.display()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        serve(command, port, &spec.log, self.ready_timeout, |status| {
+            LifecycleError::Server(format!(
+                "the notebook server exited ({status}) before it served; its log is {}",
+                spec.log.display()
+            ))
+        })
     }
 
     fn alive(&self, running: &Running) -> bool {
-        self::running(running.pid)
-            && TcpStream::connect_timeout(
-                &std::net::SocketAddr::from(([127, 0, 0, 1], running.port)),
-                Duration::from_millis(500),
-            )
-            .is_ok()
+        serving(running)
     }
 
     fn stop(&self, running: &Running) {
-        kill_group(running.pid, libc::SIGTERM);
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(10) {
-            if !self::running(running.pid) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        kill_group(running.pid, libc::SIGKILL);
+        stop_group(running)
     }
+}
+
+/// The launched process still runs and its port answers.
+pub(crate) fn serving(running: &Running) -> bool {
+    self::running(running.pid)
+        && TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], running.port)),
+            Duration::from_millis(500),
+        )
+        .is_ok()
+}
+
+/// SIGTERM to the launched process group, SIGKILL after 10 s.
+pub(crate) fn stop_group(running: &Running) {
+    kill_group(running.pid, libc::SIGTERM);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if !self::running(running.pid) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    kill_group(running.pid, libc::SIGKILL);
 }
 
 #[cfg(test)]
