@@ -723,7 +723,11 @@ mod tests {
             add_user(root, &user, 86_400 * 20_000 + 5).unwrap();
         }
         let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
-        assert_eq!(passwd.matches("ec2-user").count(), 1, "{passwd}");
+        let lines = passwd
+            .lines()
+            .filter(|l| l.starts_with("ec2-user:"))
+            .count();
+        assert_eq!(lines, 1, "{passwd}");
         assert!(passwd.contains("ec2-user:x:1000:1000::/home/ec2-user:/bin/bash"));
         let shadow = std::fs::read_to_string(root.join("etc/shadow")).unwrap();
         assert!(shadow.contains("ec2-user:*:20000:"), "{shadow}");

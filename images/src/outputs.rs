@@ -277,6 +277,61 @@ mod tests {
         );
     }
 
+    /// Every format from a small tree, each checked by its own tool (CI installs them all
+    /// through scripts/setup; a machine without them says which is missing).
+    #[test]
+    fn every_format_is_written_from_a_tree_and_passes_its_tool() {
+        for tool in ["mke2fs", "e2fsck", "qemu-img", "mksquashfs", "unsquashfs"] {
+            assert!(
+                crate::build::on_path(tool) || std::path::Path::new("/sbin").join(tool).exists(),
+                "{tool} is not installed (scripts/setup installs it)"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("etc/rustmaker")).unwrap();
+        std::fs::write(rootfs.join("etc/rustmaker/boot.json"), "{}").unwrap();
+        std::fs::write(rootfs.join("etc/hostname"), "localhost\n").unwrap();
+        let recipe = crate::recipe::Recipe::load(&crate::recipe::default_dir().join("recipe.toml"))
+            .unwrap()
+            .resolve("minimal", &crate::recipe::default_dir())
+            .unwrap();
+        let all = parse_formats("tar,ext4,qcow2,squashfs,oci").unwrap();
+        let mut steps = Vec::new();
+        let outputs = write(dir.path(), &recipe, &all, 1_700_000_000, &mut steps).unwrap();
+        let made: Vec<Format> = outputs.iter().map(|o| o.format).collect();
+        assert_eq!(made.len(), 6, "{made:?}");
+        let check = |program: &str, args: &[&str]| {
+            let out = Command::new(program).args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{program} {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        check("e2fsck", &["-fn", &p("rootfs.ext4")]);
+        assert!(check("qemu-img", &["check", &p("rootfs.qcow2")]).contains("No errors"));
+        let listing = check("unsquashfs", &["-l", &p("rootfs.squashfs")]);
+        assert!(listing.contains("etc/rustmaker/boot.json"), "{listing}");
+        let tar = check("tar", &["-tvf", &p("rootfs.tar"), "./etc/hostname"]);
+        assert!(tar.contains("2023-11-14"), "{tar}");
+        assert!(dir.path().join("oci/index.json").is_file());
+        // The same tree, the same ext4 image byte for byte.
+        let first = sha256_file(&dir.path().join("rootfs.ext4")).unwrap();
+        write(
+            dir.path(),
+            &recipe,
+            &parse_formats("ext4").unwrap(),
+            1_700_000_000,
+            &mut steps,
+        )
+        .unwrap();
+        assert_eq!(sha256_file(&dir.path().join("rootfs.ext4")).unwrap(), first);
+    }
+
     #[test]
     fn uuids_are_well_formed_and_stable() {
         let a = uuid_from("minimal-1");
