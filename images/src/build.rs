@@ -371,12 +371,10 @@ fn python(
         std::fs::remove_dir(dir).ok();
         copy_tree("python", base, dir)?;
         let tmp = dir.join("tmp");
-        let mut args = String::new();
-        for (i, (_, text)) in r.python.iter().enumerate() {
-            let file = format!("requirements-{i}.txt");
-            std::fs::write(tmp.join(&file), text).map_err(ImageError::io("python", &tmp))?;
-            args.push_str(&format!(" -r /tmp/{file}"));
-        }
+        let requirements = tmp.join("requirements.txt");
+        std::fs::write(&requirements, merge_requirements(&r.python))
+            .map_err(ImageError::io("python", &requirements))?;
+        let args = " -r /tmp/requirements.txt";
         // pip inside the root reaches the index as the host does: its CA bundle and resolver.
         let mut env = vec![("PIP_DISABLE_PIP_VERSION_CHECK", "1")];
         for ca in ["/etc/ssl/certs/ca-certificates.crt"] {
@@ -399,6 +397,29 @@ fn python(
         remove(&dir.join("root/.cache"));
         result
     })
+}
+
+/// One pinned list from a variant's files, base first: a later file's pin of a package
+/// replaces the earlier one (names compared as pip compares them).
+pub(crate) fn merge_requirements(files: &[(String, String)]) -> String {
+    let mut pins: Vec<(String, String)> = Vec::new();
+    for (_, text) in files {
+        for line in text.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let name: String = line
+                .split(|c: char| "=<>!~;[ @".contains(c))
+                .next()
+                .unwrap_or(line)
+                .to_ascii_lowercase()
+                .replace(['_', '.'], "-");
+            pins.retain(|(n, _)| *n != name);
+            pins.push((name, line.to_owned()));
+        }
+    }
+    pins.sort();
+    pins.into_iter().map(|(_, l)| l + "\n").collect()
 }
 
 /// The host's Rust toolchain at /opt/rust (its binaries and libraries, not its documentation).
@@ -695,6 +716,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot run /no/such/tool"), "{e}");
+    }
+
+    #[test]
+    fn a_later_pin_replaces_the_bases() {
+        let merged = merge_requirements(&[
+            ("a".into(), "# base\npython-dateutil==4.0.0\nJupyterLab==4.6.6\n".into()),
+            ("b".into(), "python_dateutil==2.9.0.post0\npyspark==3.5.9\n".into()),
+        ]);
+        assert_eq!(
+            merged,
+            "JupyterLab==4.6.6\npyspark==3.5.9\npython_dateutil==2.9.0.post0\n"
+        );
     }
 
     #[test]
