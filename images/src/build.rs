@@ -721,8 +721,14 @@ mod tests {
     #[test]
     fn a_later_pin_replaces_the_bases() {
         let merged = merge_requirements(&[
-            ("a".into(), "# base\npython-dateutil==4.0.0\nJupyterLab==4.6.6\n".into()),
-            ("b".into(), "python_dateutil==2.9.0.post0\npyspark==3.5.9\n".into()),
+            (
+                "a".into(),
+                "# base\npython-dateutil==4.0.0\nJupyterLab==4.6.6\n".into(),
+            ),
+            (
+                "b".into(),
+                "python_dateutil==2.9.0.post0\npyspark==3.5.9\n".into(),
+            ),
         ]);
         assert_eq!(
             merged,

@@ -107,19 +107,10 @@ fn passes_in(key: &str) -> bool {
 }
 
 fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), LifecycleError> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(LifecycleError::io(format!(
-            "cannot make {}",
-            parent.display()
-        )))?;
-    }
-    std::fs::write(path, bytes)
-        .and_then(|_| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)))
-        .map_err(LifecycleError::io(format!(
-            "cannot write {}",
-            path.display()
-        )))
+    rustmaker_process::write_atomic(path, bytes, Some(mode)).map_err(LifecycleError::io(format!(
+        "cannot write {}",
+        path.display()
+    )))
 }
 
 impl Backend for ImageBackend {
