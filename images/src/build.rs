@@ -377,10 +377,13 @@ fn python(
         let args = " -r /tmp/requirements.txt";
         // pip inside the root reaches the index as the host does: its CA bundle and resolver.
         let mut env = vec![("PIP_DISABLE_PIP_VERSION_CHECK", "1")];
-        for ca in ["/etc/ssl/certs/ca-certificates.crt"] {
-            if std::fs::copy(ca, tmp.join("host-ca.pem")).is_ok() {
-                env.push(("PIP_CERT", "/tmp/host-ca.pem"));
-            }
+        if std::fs::copy(
+            "/etc/ssl/certs/ca-certificates.crt",
+            tmp.join("host-ca.pem"),
+        )
+        .is_ok()
+        {
+            env.push(("PIP_CERT", "/tmp/host-ca.pem"));
         }
         let resolv = dir.join("etc/resolv.conf");
         let _ = std::fs::copy("/etc/resolv.conf", &resolv);

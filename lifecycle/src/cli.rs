@@ -257,7 +257,7 @@ pub fn serve(args: ServeArgs, rustmaker: Option<PathBuf>, engines: Engines) -> a
 fn backend(args: &ServeArgs) -> anyhow::Result<Box<dyn Backend>> {
     let ready_timeout = Duration::from_secs(120);
     if args.backend == "image" {
-        ImageBackend::available().map_err(|e| anyhow::anyhow!("--backend image: {e}"))?;
+        ImageBackend::available()?;
         let image = args.image.clone().unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../images/out/minimal")
         });

@@ -77,20 +77,26 @@ impl ImageBackend {
         })
     }
 
-    /// Whether this host can run image instances: root, `unshare` and overlayfs.
-    pub fn available() -> Result<(), String> {
+    /// Whether this host can run image instances: root, `unshare` and overlayfs; the error
+    /// says what is missing and how to get it.
+    pub fn available() -> Result<(), LifecycleError> {
+        let missing = |what: &str| {
+            Err(LifecycleError::Validation(format!(
+                "--backend image: {what}"
+            )))
+        };
         if unsafe { libc::geteuid() } != 0 {
-            return Err(
-                "the image backend mounts each instance's root: run the service as root".into(),
+            return missing(
+                "the image backend mounts each instance's root: run the service as root",
             );
         }
         let overlay = std::fs::read_to_string("/proc/filesystems")
             .is_ok_and(|f| f.lines().any(|l| l.trim_end().ends_with("overlay")));
         if !overlay {
-            return Err("this kernel has no overlay filesystem (modprobe overlay)".into());
+            return missing("this kernel has no overlay filesystem (modprobe overlay)");
         }
         if !crate::backend::LocalBackend::namespaces_available() {
-            return Err("`unshare` cannot make namespaces here (install util-linux)".into());
+            return missing("`unshare` cannot make namespaces here (install util-linux)");
         }
         Ok(())
     }
