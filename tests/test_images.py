@@ -33,8 +33,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="building and running 
 
 
 def build(out: pathlib.Path, *extra: str, rustmaker: str = BIN, check: bool = True,
-          recipe: pathlib.Path | None = None) -> subprocess.CompletedProcess:
-    args = [BIN, "image", "build", "--variant", "minimal", "--out", str(out), "--cache", str(CACHE),
+          recipe: pathlib.Path | None = None, variant: str = "minimal") -> subprocess.CompletedProcess:
+    args = [BIN, "image", "build", "--variant", variant, "--out", str(out), "--cache", str(CACHE),
             "--source-date-epoch", EPOCH, "--rustmaker", rustmaker, *extra]
     if recipe:
         args += ["--recipe", str(recipe)]

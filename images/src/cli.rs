@@ -19,7 +19,8 @@ pub enum ImageCommand {
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// minimal (JupyterLab, the kernel, a Rust toolchain) or full (adds Java and PySpark).
+    /// minimal (JupyterLab, the kernel, a Rust toolchain), full (adds Java and PySpark) or vm
+    /// (adds a kernel, for `rustmaker serve --backend vm`).
     #[arg(long, default_value = "minimal")]
     pub variant: String,
     /// The image's folder (default images/out/VARIANT).

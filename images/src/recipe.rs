@@ -51,6 +51,9 @@ pub struct Variant {
     pub python: Option<String>,
     /// `host`: the toolchain rustmaker was built with.
     pub rust: Option<String>,
+    /// Files this variant adds (after the recipe's own and its base's).
+    #[serde(default)]
+    pub files: Vec<File>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -119,8 +122,10 @@ impl Recipe {
         let mut packages = Vec::new();
         let mut python = Vec::new();
         let mut rust = false;
+        let mut files = self.files.clone();
         for n in &chain {
             let v = &self.variants[n];
+            files.extend(v.files.iter().cloned());
             for p in &v.packages {
                 if p.is_empty() || p.starts_with('-') || p.contains(char::is_whitespace) {
                     return Err(bad(format!("variant {n}: `{p}` is not a package name")));
@@ -149,7 +154,7 @@ impl Recipe {
         if self.boot.command.is_empty() {
             return Err(bad("boot.command is empty".into()));
         }
-        for f in &self.files {
+        for f in &files {
             if !f.path.starts_with('/') || f.path.contains("..") {
                 return Err(bad(format!("file `{}` is not an absolute path", f.path)));
             }
@@ -163,7 +168,7 @@ impl Recipe {
             rust,
             user: self.user.clone(),
             boot: self.boot.clone(),
-            files: self.files.clone(),
+            files,
         })
     }
 }
@@ -197,6 +202,24 @@ mod tests {
         assert!(full.packages.contains(&"python3".to_string()));
         assert_eq!(full.python.len(), 2);
         assert!(full.rust);
+        // The machine's variant: minimal's packages and files, a kernel and its own init.
+        let vm = r.resolve("vm", &default_dir()).unwrap();
+        assert!(vm.packages.contains(&"linux-image-cloud-amd64".to_string()));
+        assert!(vm.packages.contains(&"python3".to_string()));
+        let init = vm
+            .files
+            .iter()
+            .find(|f| f.path == "/usr/local/sbin/rustmaker-vm-init")
+            .expect("the vm variant has its init");
+        assert_eq!(init.mode, 0o755);
+        assert!(init
+            .content
+            .contains("exec /usr/local/bin/rustmaker instance boot"));
+        assert!(vm.files.iter().any(|f| f.path == "/etc/motd"));
+        assert!(!minimal
+            .files
+            .iter()
+            .any(|f| f.path.ends_with("rustmaker-vm-init")));
         // Every requirement pinned, so the same file installs the same packages.
         for (_, text) in &full.python {
             for line in text

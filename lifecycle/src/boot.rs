@@ -67,6 +67,31 @@ pub struct InstanceBoot {
     pub on_start: Option<String>,
     /// What every process of the instance sees (its credentials, the API's address).
     pub env: Vec<(String, String)>,
+    /// Where JupyterLab listens inside: loopback, unless the instance is a machine of its
+    /// own whose port the host forwards.
+    #[serde(default = "loopback")]
+    pub listen: String,
+    /// Set when the instance is a virtual machine (`--backend vm`): its own disks and network
+    /// to bring up, and a power-off at the end.
+    #[serde(default)]
+    pub machine: Option<Machine>,
+}
+
+fn loopback() -> String {
+    "127.0.0.1".into()
+}
+
+/// A virtual machine's own devices, as the VM backend attaches them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    /// The persistent volume's disk (ext4), mounted at the notebook user's volume.
+    pub volume_device: String,
+    /// A raw disk the boot step writes a tar to once the hooks are done: the hooks' log
+    /// streams and the boot status, for the host to read.
+    pub export_device: String,
+    /// The machine's address (CIDR) on its one network interface, and the gateway.
+    pub address: String,
+    pub gateway: String,
 }
 
 /// Why the boot ended before JupyterLab served.
@@ -100,24 +125,112 @@ pub fn parse_env_lines(text: &str) -> Vec<(String, String)> {
 
 static SERVER: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn pass_on(signal: libc::c_int) {
+/// SIGTERM and SIGINT (what a virtual machine's init gets for Ctrl-Alt-Del, the host's way
+/// to ask it to stop) both end JupyterLab as SIGTERM does: its SIGINT would ask a question.
+extern "C" fn pass_on(_signal: libc::c_int) {
     let pid = SERVER.load(Ordering::SeqCst);
     if pid > 0 {
         unsafe {
-            libc::kill(pid, signal);
+            libc::kill(pid, libc::SIGTERM);
         }
     }
 }
 
-/// The boot step; returns JupyterLab's exit code (or an error before it started).
+/// Runs a tool of the machine's set-up; its failure names the command and what it said.
+fn machine_step(program: &str, args: &[&str]) -> Result<(), LifecycleError> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(LifecycleError::io(format!("cannot run {program}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(LifecycleError::Boot(format!(
+        "`{program} {}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+/// A virtual machine's own devices: the volume's disk at the volume, the network up.
+fn bring_up(m: &Machine, volume: &Path) -> Result<(), LifecycleError> {
+    let at = volume.to_string_lossy();
+    machine_step("mount", &["-t", "ext4", &m.volume_device, &at])?;
+    // Built as a module in Debian's cloud kernel; usually loaded by the initramfs already.
+    let _ = Command::new("modprobe").args(["-q", "virtio_net"]).status();
+    machine_step("ip", &["link", "set", "lo", "up"])?;
+    let interface = network_interface()?;
+    machine_step("ip", &["link", "set", &interface, "up"])?;
+    machine_step("ip", &["addr", "add", &m.address, "dev", &interface])?;
+    machine_step("ip", &["route", "add", "default", "via", &m.gateway])
+}
+
+/// The machine's one network interface, whatever udev named it, once the kernel has it.
+fn network_interface() -> Result<String, LifecycleError> {
+    let started = std::time::Instant::now();
+    loop {
+        let found = std::fs::read_dir("/sys/class/net")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "lo")
+            .min();
+        if let Some(name) = found {
+            return Ok(name);
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            return Err(LifecycleError::Boot(
+                "the machine has no network interface (is virtio-net attached?)".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The hooks' log streams and the boot status, as a tar on the export disk, for the host.
+fn export(m: &Machine, name: &str) {
+    let _ = std::fs::create_dir_all(Path::new(LOGS_AT).join(name));
+    let logs = format!("{}/{name}", LOGS_AT.trim_start_matches('/'));
+    let mut args = vec!["-cf", &m.export_device, "-C", "/", logs.as_str()];
+    let status = BOOT_STATUS.trim_start_matches('/');
+    if Path::new(BOOT_STATUS).exists() {
+        args.push(status);
+    }
+    if let Err(e) = machine_step("tar", &args) {
+        eprintln!("rustmaker instance boot: the hooks' logs stay inside: {e}");
+    }
+    unsafe { libc::sync() };
+}
+
+/// The boot step; returns JupyterLab's exit code (or an error before it started). In a
+/// virtual machine it is PID 1 of the machine, which it powers off at the end, whatever the
+/// outcome, so the host sees the instance end.
 pub fn boot() -> Result<i32, LifecycleError> {
     let image: ImageBoot = read_json(Path::new(IMAGE_BOOT))?;
     let me: InstanceBoot = read_json(Path::new(INSTANCE_BOOT))?;
+    let outcome = boot_as(&image, &me);
+    if me.machine.is_some() {
+        if let Err(e) = &outcome {
+            eprintln!("rustmaker instance boot: {e}");
+        }
+        unsafe {
+            libc::sync();
+            libc::reboot(libc::RB_POWER_OFF);
+        }
+    }
+    outcome
+}
+
+fn boot_as(image: &ImageBoot, me: &InstanceBoot) -> Result<i32, LifecycleError> {
     let volume = image.volume_path();
     std::fs::create_dir_all(&volume).map_err(LifecycleError::io(format!(
         "cannot make {}",
         volume.display()
     )))?;
+    if let Some(m) = &me.machine {
+        bring_up(m, &volume)?;
+    }
     // The volume is the service's folder on the host: the notebook user owns it in here.
     own(&volume, image.uid);
     let _ = std::fs::write(ENV_FILE, "");
@@ -133,8 +246,12 @@ pub fn boot() -> Result<i32, LifecycleError> {
         env.retain(|(key, _)| key != k);
         env.push((k.to_owned(), v));
     }
-    run_hooks(&me, &env)?;
-    register_environment_kernels(&image, &volume);
+    let hooks = run_hooks(me, &env);
+    if let Some(m) = &me.machine {
+        export(m, &me.name);
+    }
+    hooks?;
+    register_environment_kernels(image, &volume);
 
     let extra = std::fs::read_to_string(ENV_FILE).unwrap_or_default();
     let mut server_env = env;
@@ -157,7 +274,7 @@ pub fn boot() -> Result<i32, LifecycleError> {
             "-m",
             "jupyterlab",
             "--no-browser",
-            "--ServerApp.ip=127.0.0.1",
+            &format!("--ServerApp.ip={}", me.listen),
             &format!("--ServerApp.port={}", me.port),
             "--ServerApp.port_retries=0",
             &format!("--IdentityProvider.token={}", me.token),
@@ -281,6 +398,25 @@ pub fn environments(volume: &Path) -> Vec<(String, PathBuf)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_file_without_a_machine_listens_on_loopback() {
+        let mut me = serde_json::json!({
+            "name": "a", "arn": "arn:aws:sagemaker:us-east-1:000000000000:notebook-instance/a",
+            "first": true, "token": "t", "port": 9, "hook_limit_secs": 300,
+            "on_create": null, "on_start": null, "env": [],
+        });
+        let plain: InstanceBoot = serde_json::from_value(me.clone()).unwrap();
+        assert_eq!(plain.listen, "127.0.0.1");
+        assert!(plain.machine.is_none());
+        me["listen"] = "0.0.0.0".into();
+        me["machine"] = serde_json::json!({
+            "volume_device": "/dev/vdc", "export_device": "/dev/vdd",
+            "address": "10.0.2.15/24", "gateway": "10.0.2.2",
+        });
+        let vm: InstanceBoot = serde_json::from_value(me).unwrap();
+        assert_eq!(vm.machine.unwrap().volume_device, "/dev/vdc");
+    }
 
     #[test]
     fn environment_lines_are_read_as_hooks_write_them() {

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::api::{self, Keys};
 use crate::backend::image::ImageBackend;
+use crate::backend::vm::VmBackend;
 use crate::backend::{Backend, LocalBackend};
 use crate::config::{encode_script, Hook};
 use crate::logs::LogStream;
@@ -57,14 +58,19 @@ pub struct ServeArgs {
     /// Write {"url": …} here once listening (for scripts and tests).
     #[arg(long)]
     pub ready_file: Option<PathBuf>,
-    /// Where instances run: `local` (process trees on this host, the default) or `image`
-    /// (each instance a root of its own from --image, its hooks run inside it).
-    #[arg(long, default_value = "local", value_parser = ["local", "image"])]
+    /// Where instances run: `local` (process trees on this host, the default), `image` (each
+    /// instance a root of its own from --image, its hooks run inside it) or `vm` (each
+    /// instance a qemu machine booted from --image's qcow2, its hooks run inside it).
+    #[arg(long, default_value = "local", value_parser = ["local", "image", "vm"])]
     pub backend: String,
-    /// The notebook-instance image for `--backend image`: the folder `rustmaker image build`
-    /// wrote (default images/out/minimal of this checkout).
+    /// The notebook-instance image for `--backend image|vm`: the folder `rustmaker image
+    /// build` wrote (default images/out/minimal, or images/out/vm, of this checkout).
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// qemu's accelerator for `--backend vm`: `tcg` (full emulation, works everywhere) or
+    /// `kvm`.
+    #[arg(long, default_value = "tcg", value_parser = ["tcg", "kvm"])]
+    pub vm_accel: String,
 }
 
 #[derive(Subcommand, Debug)]
@@ -263,6 +269,21 @@ fn backend(args: &ServeArgs) -> anyhow::Result<Box<dyn Backend>> {
         });
         let backend = ImageBackend::open(&image, ready_timeout)?;
         eprintln!("instances run from the image {}", backend.image.display());
+        return Ok(Box::new(backend));
+    }
+    if args.backend == "vm" {
+        VmBackend::available()?;
+        let image = args
+            .image
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../images/out/vm"));
+        // A machine under full emulation takes its time to boot Python and JupyterLab.
+        let backend = VmBackend::open(&image, Duration::from_secs(600), &args.vm_accel)?;
+        eprintln!(
+            "instances run as {} machines booted from {}",
+            args.vm_accel,
+            backend.image.display()
+        );
         return Ok(Box::new(backend));
     }
     let backend = LocalBackend {

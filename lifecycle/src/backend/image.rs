@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{free_port, serve, serving, stop_group, Backend, LaunchSpec, Running};
+use super::{free_port, serve, serving, stop_group, Backend, BootSpec, LaunchSpec, Running};
 use crate::boot::{self, BootStatus, ImageBoot, InstanceBoot};
 use crate::LifecycleError;
 
@@ -104,7 +104,7 @@ impl ImageBackend {
 
 /// Only what says who the instance is and how it reaches the service crosses into it: the
 /// host's paths and the service's own environment stay outside.
-fn passes_in(key: &str) -> bool {
+pub(super) fn passes_in(key: &str) -> bool {
     key.starts_with("AWS_")
         || matches!(
             key,
@@ -112,7 +112,66 @@ fn passes_in(key: &str) -> bool {
         )
 }
 
-fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), LifecycleError> {
+/// Who the instance is, its hooks and what crosses into it, for its boot step.
+pub(super) fn instance_boot(b: &BootSpec, spec: &LaunchSpec, port: u16) -> InstanceBoot {
+    InstanceBoot {
+        name: b.instance.clone(),
+        arn: b.arn.clone(),
+        first: b.first,
+        token: spec.token.clone(),
+        port,
+        hook_limit_secs: b.hook_limit.as_secs(),
+        on_create: b.on_create.clone(),
+        on_start: b.on_start.clone(),
+        env: spec
+            .env
+            .iter()
+            .filter(|(k, _)| passes_in(k))
+            .cloned()
+            .collect(),
+        listen: "127.0.0.1".into(),
+        machine: None,
+    }
+}
+
+/// A file written into an instance for its boot: its path inside, content and mode.
+pub(super) type BootFile = (&'static str, Vec<u8>, u32);
+
+/// The files an instance's boot reads: its resource metadata, its name, its hosts and
+/// resolver, and `instance.json`.
+pub(super) fn boot_files(
+    image: &Path,
+    b: &BootSpec,
+    me: &InstanceBoot,
+    resolv: Option<Vec<u8>>,
+) -> Result<Vec<BootFile>, LifecycleError> {
+    let metadata = serde_json::json!({"ResourceArn": b.arn, "ResourceName": b.instance});
+    let hosts = std::fs::read_to_string(image.join("etc/hosts")).unwrap_or_default();
+    let mut files = vec![
+        (
+            "/opt/ml/metadata/resource-metadata.json",
+            metadata.to_string().into_bytes(),
+            0o644,
+        ),
+        (
+            "/etc/hostname",
+            format!("{}\n", b.instance).into_bytes(),
+            0o644,
+        ),
+        (
+            "/etc/hosts",
+            format!("{hosts}127.0.1.1\t{}\n", b.instance).into_bytes(),
+            0o644,
+        ),
+        (boot::INSTANCE_BOOT, serde_json::to_vec_pretty(me)?, 0o600),
+    ];
+    if let Some(resolv) = resolv {
+        files.push(("/etc/resolv.conf", resolv, 0o644));
+    }
+    Ok(files)
+}
+
+pub(super) fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), LifecycleError> {
     rustmaker_process::write_atomic(path, bytes, Some(mode)).map_err(LifecycleError::io(format!(
         "cannot write {}",
         path.display()
@@ -139,49 +198,11 @@ impl Backend for ImageBackend {
                 .map_err(LifecycleError::io(format!("cannot make {}", dir.display())))?;
         }
         // What the instance learns at boot, written into its fresh upper layer.
-        let inside = |p: &str| upper.join(p.trim_start_matches('/'));
-        let metadata = serde_json::json!({"ResourceArn": b.arn, "ResourceName": b.instance});
-        write(
-            &inside("/opt/ml/metadata/resource-metadata.json"),
-            metadata.to_string().as_bytes(),
-            0o644,
-        )?;
-        // Its name, and the host's resolver (instances share the host's network).
-        write(
-            &inside("/etc/hostname"),
-            format!("{}\n", b.instance).as_bytes(),
-            0o644,
-        )?;
-        let hosts = std::fs::read_to_string(self.image.join("etc/hosts")).unwrap_or_default();
-        write(
-            &inside("/etc/hosts"),
-            format!("{hosts}127.0.1.1\t{}\n", b.instance).as_bytes(),
-            0o644,
-        )?;
-        if let Ok(resolv) = std::fs::read("/etc/resolv.conf") {
-            write(&inside("/etc/resolv.conf"), &resolv, 0o644)?;
+        let me = instance_boot(b, spec, port);
+        let resolv = std::fs::read("/etc/resolv.conf").ok();
+        for (path, bytes, mode) in boot_files(&self.image, b, &me, resolv)? {
+            write(&upper.join(path.trim_start_matches('/')), &bytes, mode)?;
         }
-        let me = InstanceBoot {
-            name: b.instance.clone(),
-            arn: b.arn.clone(),
-            first: b.first,
-            token: spec.token.clone(),
-            port,
-            hook_limit_secs: b.hook_limit.as_secs(),
-            on_create: b.on_create.clone(),
-            on_start: b.on_start.clone(),
-            env: spec
-                .env
-                .iter()
-                .filter(|(k, _)| passes_in(k))
-                .cloned()
-                .collect(),
-        };
-        write(
-            &inside(boot::INSTANCE_BOOT),
-            &serde_json::to_vec_pretty(&me)?,
-            0o600,
-        )?;
         let logs_at = format!("{}/{}", boot::LOGS_AT, b.instance);
         let mut command = Command::new("unshare");
         command
@@ -214,7 +235,7 @@ impl Backend for ImageBackend {
             .env("LANG", "C.UTF-8");
         // The hooks' time comes before JupyterLab's.
         let limit = self.ready_timeout + b.hook_limit * 2;
-        let status_file = inside(boot::BOOT_STATUS);
+        let status_file = upper.join(boot::BOOT_STATUS.trim_start_matches('/'));
         let host_logs = b.logs.display().to_string();
         serve(command, port, &spec.log, limit, |status| {
             match boot::read_json::<BootStatus>(&status_file) {

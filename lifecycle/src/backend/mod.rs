@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::LifecycleError;
 
 pub mod image;
+pub mod vm;
 
 /// What a launch needs: where the instance lives and what its processes see.
 pub struct LaunchSpec {
@@ -40,6 +41,10 @@ pub struct BootSpec {
     pub logs: PathBuf,
     /// This run's folder: made afresh at each start.
     pub run_dir: PathBuf,
+    /// VolumeSizeInGB, for a backend that gives the volume a disk of its own, and where that
+    /// disk is kept (beside the instance's folders, which a start resets).
+    pub volume_gb: u64,
+    pub volume_disk: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -160,10 +165,29 @@ pub(crate) use rustmaker_process::kill_group;
 /// waits until something listens on `port`. If it exits first, `exited` says why; if nothing
 /// listens within `timeout`, its group is killed.
 pub(crate) fn serve(
+    command: Command,
+    port: u16,
+    log: &std::path::Path,
+    timeout: Duration,
+    exited: impl FnOnce(std::process::ExitStatus) -> LifecycleError,
+) -> Result<Running, LifecycleError> {
+    let listens = || {
+        TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+    };
+    serve_until(command, port, log, timeout, listens, exited)
+}
+
+/// [`serve`], ready when `ready` says so (a forwarded port listens before anything answers).
+pub(crate) fn serve_until(
     mut command: Command,
     port: u16,
     log: &std::path::Path,
     timeout: Duration,
+    ready: impl Fn() -> bool,
     exited: impl FnOnce(std::process::ExitStatus) -> LifecycleError,
 ) -> Result<Running, LifecycleError> {
     let out = std::fs::OpenOptions::new()
@@ -196,12 +220,7 @@ pub(crate) fn serve(
         if let Ok(Some(status)) = child.try_wait() {
             return Err(exited(status));
         }
-        if TcpStream::connect_timeout(
-            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_millis(200),
-        )
-        .is_ok()
-        {
+        if ready() {
             // Reaped by a thread of its own, so a stopped server leaves no zombie.
             std::thread::spawn(move || {
                 let _ = child.wait();

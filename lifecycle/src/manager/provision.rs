@@ -193,6 +193,8 @@ impl Manager {
             hook_limit: self.settings.hook_limit,
             logs,
             run_dir: run.dir.clone(),
+            volume_gb: i.volume_size_gb,
+            volume_disk: self.instance_dir(name).join("volume.ext4"),
         })
     }
 
