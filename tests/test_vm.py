@@ -23,7 +23,7 @@ import urllib.request
 import pytest
 
 from service import Service
-from test_images import ROLE, b64, build, execute, report
+from test_images import ROLE, b64, build, execute, jupyter, report, wait
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("RUSTMAKER_TEST_VM") != "1",
@@ -56,20 +56,6 @@ def svc(vm_image, tmp_path_factory):
     s.stop()
 
 
-def wait(sm, name: str, leaving: str, limit: float = BOOT) -> dict:
-    deadline = time.monotonic() + limit
-    while True:
-        d = sm.describe_notebook_instance(NotebookInstanceName=name)
-        if d["NotebookInstanceStatus"] != leaving or time.monotonic() > deadline:
-            return d
-        time.sleep(1)
-
-
-def jupyter(svc, name: str) -> tuple[str, str]:
-    info = json.loads((svc.state / "instances" / name / "run" / "jupyter.json").read_text())
-    return info["url"].rstrip("/"), info["token"]
-
-
 def call(base: str, token: str, path: str, method: str = "GET", body: dict | None = None):
     req = urllib.request.Request(f"{base}{path}", data=None if body is None else json.dumps(body).encode(),
                                  method=method,
@@ -100,7 +86,7 @@ def test_an_instance_boots_as_a_machine_with_its_hooks_inside(svc, vm_image):
     sm.create_notebook_instance(NotebookInstanceName="vm-a", InstanceType="ml.t3.medium", RoleArn=ROLE,
                                 LifecycleConfigName="machine", VolumeSizeInGB=5)
     started = time.monotonic()
-    d = wait(sm, "vm-a", "Pending")
+    d = wait(sm, "vm-a", "Pending", BOOT)
     first_boot = time.monotonic() - started
     assert d["NotebookInstanceStatus"] == "InService", d.get("FailureReason")
     print(f"first boot to InService: {first_boot:.0f} s")
@@ -133,7 +119,7 @@ def test_an_instance_boots_as_a_machine_with_its_hooks_inside(svc, vm_image):
     assert stopped < 25, stopped
     sm.start_notebook_instance(NotebookInstanceName="vm-a")
     started = time.monotonic()
-    d = wait(sm, "vm-a", "Pending")
+    d = wait(sm, "vm-a", "Pending", BOOT)
     assert d["NotebookInstanceStatus"] == "InService", d.get("FailureReason")
     print(f"second boot to InService: {time.monotonic() - started:.0f} s")
     base, token = jupyter(svc, "vm-a")
@@ -157,7 +143,7 @@ def test_a_failing_hook_inside_the_machine_fails_the_instance(svc):
         OnStart=[{"Content": b64("echo 'about to fail inside'\nexit 3\n")}])
     sm.create_notebook_instance(NotebookInstanceName="vm-bad", InstanceType="ml.t3.medium", RoleArn=ROLE,
                                 LifecycleConfigName="failing")
-    d = wait(sm, "vm-bad", "Pending")
+    d = wait(sm, "vm-bad", "Pending", BOOT)
     assert d["NotebookInstanceStatus"] == "Failed", d
     assert "OnStart" in d["FailureReason"] and "3" in d["FailureReason"], d["FailureReason"]
     log = (svc.state / "logs" / "vm-bad" / "LifecycleConfigOnStart.log").read_text()

@@ -136,20 +136,31 @@ extern "C" fn pass_on(_signal: libc::c_int) {
     }
 }
 
-/// Runs a tool of the machine's set-up; its failure names the command and what it said.
-fn machine_step(program: &str, args: &[&str]) -> Result<(), LifecycleError> {
-    let out = Command::new(program)
-        .args(args)
+/// Runs a tool; its failure, made by `fail`, names the command line and what it printed.
+pub(crate) fn run_tool(
+    command: &mut Command,
+    fail: impl FnOnce(String) -> LifecycleError,
+) -> Result<(), LifecycleError> {
+    let line = std::iter::once(command.get_program())
+        .chain(command.get_args())
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = command
         .output()
-        .map_err(LifecycleError::io(format!("cannot run {program}")))?;
+        .map_err(LifecycleError::io(format!("cannot run `{line}`")))?;
     if out.status.success() {
         return Ok(());
     }
-    Err(LifecycleError::Boot(format!(
-        "`{program} {}` failed: {}",
-        args.join(" "),
+    Err(fail(format!(
+        "`{line}` failed: {}",
         String::from_utf8_lossy(&out.stderr).trim()
     )))
+}
+
+/// A step of the machine's set-up; its failure fails the boot.
+fn machine_step(program: &str, args: &[&str]) -> Result<(), LifecycleError> {
+    run_tool(Command::new(program).args(args), LifecycleError::Boot)
 }
 
 /// A virtual machine's own devices: the volume's disk at the volume, the network up.

@@ -196,17 +196,7 @@ impl VmBackend {
 
 /// Runs a host tool; its failure says which and what it printed.
 fn tool(command: &mut Command) -> Result<(), LifecycleError> {
-    let program = command.get_program().to_string_lossy().into_owned();
-    let out = command
-        .output()
-        .map_err(LifecycleError::io(format!("cannot run {program}")))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(LifecycleError::Server(format!(
-        "{program} failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    )))
+    boot::run_tool(command, LifecycleError::Server)
 }
 
 /// The service's address on the host's loopback, as the guest reaches it.
@@ -422,16 +412,43 @@ impl Backend for VmBackend {
     fn stop(&self, r: &Running) {
         // Ctrl-Alt-Del: the guest's init ends JupyterLab and powers the machine off.
         if let Ok(socket) = monitor_socket(r.port) {
-            if let Ok(mut m) = std::os::unix::net::UnixStream::connect(&socket) {
-                let _ = m.write_all(b"sendkey ctrl-alt-delete\n");
-            }
             let started = Instant::now();
+            let mut asked = None;
             while running(r.pid) && started.elapsed() < STOP_GRACE {
+                // Asked again every few seconds: a key press the guest missed (it was busy
+                // starting, or the monitor had not read the first) is not the end of it.
+                if asked.is_none_or(|t: Instant| t.elapsed() > Duration::from_secs(5)) {
+                    ctrl_alt_del(&socket);
+                    asked = Some(Instant::now());
+                }
                 std::thread::sleep(Duration::from_millis(200));
             }
             let _ = std::fs::remove_file(socket);
         }
         stop_group(r)
+    }
+}
+
+/// Presses Ctrl-Alt-Del through qemu's human monitor: waits for its prompt, sends the key
+/// and waits for the next prompt, so the command is read before the connection closes.
+fn ctrl_alt_del(socket: &Path) {
+    let Ok(mut m) = std::os::unix::net::UnixStream::connect(socket) else {
+        return;
+    };
+    let _ = m.set_read_timeout(Some(Duration::from_secs(2)));
+    let prompt = |m: &mut std::os::unix::net::UnixStream| {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 512];
+        while !seen.ends_with(b"(qemu) ") {
+            match m.read(&mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+        }
+    };
+    prompt(&mut m);
+    if m.write_all(b"sendkey ctrl-alt-delete\n").is_ok() {
+        prompt(&mut m);
     }
 }
 
