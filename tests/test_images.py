@@ -254,16 +254,21 @@ def execute(base: str, token: str, kernel: str, code: str, timeout: float = 240)
     return asyncio.run(run())
 
 
-@pytest.fixture(scope="module")
-def svc(image, tmp_path_factory):
-    s = Service(tmp_path_factory.mktemp("image-service") / "state", "--backend", "image", "--image", str(image),
-                "--hook-timeout", "8")
+def instance_service(tmp_path_factory, name: str, *args: str):
+    """`rustmaker serve` with `args` for a module's tests; its running instances stopped at the end."""
+    s = Service(tmp_path_factory.mktemp(name) / "state", *args)
     yield s
     for i in s.sm.list_notebook_instances()["NotebookInstances"]:
         if i["NotebookInstanceStatus"] == "InService":
             s.sm.stop_notebook_instance(NotebookInstanceName=i["NotebookInstanceName"])
             wait(s.sm, i["NotebookInstanceName"], "Stopping")
     s.stop()
+
+
+@pytest.fixture(scope="module")
+def svc(image, tmp_path_factory):
+    yield from instance_service(tmp_path_factory, "image-service", "--backend", "image", "--image", str(image),
+                                "--hook-timeout", "8")
 
 
 ON_CREATE = """echo "created inside" > /etc/oncreate-marker

@@ -22,8 +22,7 @@ import urllib.request
 
 import pytest
 
-from service import Service
-from test_images import ROLE, b64, build, execute, jupyter, report, wait
+from test_images import ROLE, b64, build, execute, instance_service, jupyter, report, wait
 
 pytestmark = [
     pytest.mark.skipif(os.environ.get("RUSTMAKER_TEST_VM") != "1",
@@ -46,14 +45,8 @@ def vm_image(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def svc(vm_image, tmp_path_factory):
-    s = Service(tmp_path_factory.mktemp("vm-service") / "state", "--backend", "vm", "--image", str(vm_image),
-                "--hook-timeout", "60")
-    yield s
-    for i in s.sm.list_notebook_instances()["NotebookInstances"]:
-        if i["NotebookInstanceStatus"] == "InService":
-            s.sm.stop_notebook_instance(NotebookInstanceName=i["NotebookInstanceName"])
-            wait(s.sm, i["NotebookInstanceName"], "Stopping", 120)
-    s.stop()
+    yield from instance_service(tmp_path_factory, "vm-service", "--backend", "vm", "--image", str(vm_image),
+                                "--hook-timeout", "60")
 
 
 def call(base: str, token: str, path: str, method: str = "GET", body: dict | None = None):

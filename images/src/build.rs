@@ -168,10 +168,7 @@ pub fn ensure_tools(formats: &[Format]) -> Result<(), ImageError> {
     }
 }
 
-pub(crate) fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
-}
+pub(crate) use rustmaker_process::on_path;
 
 fn key(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();

@@ -14,6 +14,16 @@ pub fn kill_group(pid: u32, signal: i32) {
     }
 }
 
+/// Whether `tool` is an executable file in one of `$PATH`'s folders.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| on_paths(&paths, tool))
+}
+
+/// Whether `tool` is a file in one of `paths` (a `PATH`-style list).
+pub fn on_paths(paths: &std::ffi::OsStr, tool: &str) -> bool {
+    std::env::split_paths(paths).any(|d| d.join(tool).is_file())
+}
+
 /// Random bytes as hex (keys, tokens, unique folder names), from the kernel's generator.
 pub fn random_hex(bytes: usize) -> String {
     use std::io::Read;

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{free_port, serve, serving, stop_group, Backend, BootSpec, LaunchSpec, Running};
+use super::{
+    free_port, make_dirs, serve, serving, stop_group, Backend, BootSpec, LaunchSpec, Running,
+};
 use crate::boot::{self, BootStatus, ImageBoot, InstanceBoot};
 use crate::LifecycleError;
 
@@ -184,19 +186,14 @@ impl Backend for ImageBackend {
     }
 
     fn launch(&self, spec: &LaunchSpec) -> Result<Running, LifecycleError> {
-        let b = spec.boot.as_ref().ok_or_else(|| {
-            LifecycleError::Server("the image backend was launched without a boot spec".into())
-        })?;
+        let b = spec.boot_spec("image")?;
         let port = free_port()?;
         let (upper, work, root) = (
             b.run_dir.join("upper"),
             b.run_dir.join("work"),
             b.run_dir.join("root"),
         );
-        for dir in [&upper, &work, &root, &b.logs] {
-            std::fs::create_dir_all(dir)
-                .map_err(LifecycleError::io(format!("cannot make {}", dir.display())))?;
-        }
+        make_dirs(&[&upper, &work, &root, &b.logs])?;
         // What the instance learns at boot, written into its fresh upper layer.
         let me = instance_boot(b, spec, port);
         let resolv = std::fs::read("/etc/resolv.conf").ok();

@@ -27,6 +27,26 @@ pub struct LaunchSpec {
     pub boot: Option<BootSpec>,
 }
 
+impl LaunchSpec {
+    /// The boot spec a backend whose instances boot themselves is launched with.
+    pub(crate) fn boot_spec(&self, backend: &str) -> Result<&BootSpec, LifecycleError> {
+        self.boot.as_ref().ok_or_else(|| {
+            LifecycleError::Server(format!(
+                "the {backend} backend was launched without a boot spec"
+            ))
+        })
+    }
+}
+
+/// Makes each folder a launch writes into.
+pub(crate) fn make_dirs(dirs: &[&std::path::Path]) -> Result<(), LifecycleError> {
+    for dir in dirs {
+        std::fs::create_dir_all(dir)
+            .map_err(LifecycleError::io(format!("cannot make {}", dir.display())))?;
+    }
+    Ok(())
+}
+
 /// What an instance's own boot step needs from the service: who it is, whether this is its
 /// first boot, and its lifecycle hooks.
 #[derive(Debug, Clone)]

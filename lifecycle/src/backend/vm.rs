@@ -30,7 +30,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::image::{boot_files, instance_boot, write};
-use super::{free_port, running, serve_until, stop_group, Backend, BootSpec, LaunchSpec, Running};
+use super::{
+    free_port, make_dirs, running, serve_until, stop_group, Backend, BootSpec, LaunchSpec, Running,
+};
 use crate::boot::{self, BootStatus, ImageBoot, Machine};
 use crate::LifecycleError;
 
@@ -134,24 +136,16 @@ impl VmBackend {
         })
     }
 
-    /// Whether this host can run machines: qemu's x86-64 system emulator and qemu-img.
+    /// Whether this host can run machines: qemu's x86-64 system emulator, qemu-img and
+    /// mke2fs on the PATH; the error names the package to install.
     pub fn available() -> Result<(), LifecycleError> {
-        for (tool, package) in [
-            ("qemu-system-x86_64", "qemu-system-x86"),
-            ("qemu-img", "qemu-utils"),
-            ("mke2fs", "e2fsprogs"),
-        ] {
-            let found = Command::new(tool)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success() || tool == "mke2fs");
-            if !found {
-                return Err(LifecycleError::Validation(format!(
-                    "--backend vm needs `{tool}`: apt-get install {package}"
-                )));
-            }
+        let paths = std::env::var_os("PATH").unwrap_or_default();
+        match first_missing(&paths) {
+            Some((tool, package)) => Err(LifecycleError::Validation(format!(
+                "--backend vm needs `{tool}`: apt-get install {package}"
+            ))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The volume's disk: made from the volume's folder on the first start, grown when
@@ -192,6 +186,17 @@ impl VmBackend {
         }
         Ok(disk)
     }
+}
+
+/// The first tool the VM backend needs that `paths` lacks, with its Debian package.
+fn first_missing(paths: &std::ffi::OsStr) -> Option<(&'static str, &'static str)> {
+    [
+        ("qemu-system-x86_64", "qemu-system-x86"),
+        ("qemu-img", "qemu-utils"),
+        ("mke2fs", "e2fsprogs"),
+    ]
+    .into_iter()
+    .find(|(tool, _)| !rustmaker_process::on_paths(paths, tool))
 }
 
 /// Runs a host tool; its failure says which and what it printed.
@@ -278,14 +283,9 @@ impl Backend for VmBackend {
     }
 
     fn launch(&self, spec: &LaunchSpec) -> Result<Running, LifecycleError> {
-        let b = spec.boot.as_ref().ok_or_else(|| {
-            LifecycleError::Server("the vm backend was launched without a boot spec".into())
-        })?;
+        let b = spec.boot_spec("vm")?;
         let port = free_port()?;
-        for dir in [&b.run_dir, &b.logs] {
-            std::fs::create_dir_all(dir)
-                .map_err(LifecycleError::io(format!("cannot make {}", dir.display())))?;
-        }
+        make_dirs(&[&b.run_dir, &b.logs])?;
         let volume = self.volume_disk(spec, b)?;
         let root = b.run_dir.join("root.qcow2");
         let _ = std::fs::remove_file(&root);
@@ -405,8 +405,8 @@ impl Backend for VmBackend {
         Ok(running)
     }
 
-    fn alive(&self, running: &Running) -> bool {
-        super::running(running.pid)
+    fn alive(&self, r: &Running) -> bool {
+        running(r.pid)
     }
 
     fn stop(&self, r: &Running) {
@@ -455,6 +455,22 @@ fn ctrl_alt_del(socket: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_tool_is_named_with_its_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = dir.path().as_os_str();
+        assert_eq!(
+            first_missing(paths),
+            Some(("qemu-system-x86_64", "qemu-system-x86"))
+        );
+        for tool in ["qemu-system-x86_64", "qemu-img"] {
+            std::fs::write(dir.path().join(tool), "").unwrap();
+        }
+        assert_eq!(first_missing(paths), Some(("mke2fs", "e2fsprogs")));
+        std::fs::write(dir.path().join("mke2fs"), "").unwrap();
+        assert_eq!(first_missing(paths), None);
+    }
 
     #[test]
     fn the_service_on_the_hosts_loopback_is_the_guests_gateway() {
