@@ -159,9 +159,14 @@ pub fn notebook(d: &Definition) -> Notebook {
         d.best_dir,
         if d.ensemble {
             "\n\nThe job ran in ENSEMBLING mode, so `--ensemble` adds the candidates' weighted \
-             ensemble: Caruana's ensemble selection over the ten best, 25 rounds with \
-             replacement, on the validation rows (so its value there is optimistic). It \
-             competes with the candidates it averages."
+             ensemble: Caruana's ensemble selection over the best candidate of each \
+             definition and the best of the rest (ten at least), 25 rounds with replacement. \
+             On a table of at most 5,000 rows each of them is trained again on 5 folds of the \
+             training and validation rows, the weights are chosen on those out-of-fold \
+             answers (its value is their objective), and the members picked are trained once \
+             more on every row: that ensemble ranks first. On a larger table the weights are \
+             chosen on the validation rows (so its value there is optimistic), and it competes \
+             with the candidates it averages."
         } else {
             ""
         }

@@ -182,6 +182,7 @@ pub fn score_trials(
                 failure_reason: t.failure_reason.clone(),
                 created: t.created,
                 ended: t.end_time,
+                refit: false,
             };
             if t.status == Status::Completed {
                 let scored = rustmaker_ml::magic::job_artifact_in(store, &t.training_job)
@@ -279,6 +280,7 @@ impl TuneWatcher for Watch<'_> {
                     ended: old
                         .and_then(|c| c.ended)
                         .or_else(|| (t.status != Status::InProgress).then(now)),
+                    refit: false,
                 }
             })
             .collect();
@@ -443,6 +445,12 @@ fn steps(
 ) -> Result<(), Stop> {
     let started = Instant::now();
     let deadline = spec.max_runtime.map(|s| started + Duration::from_secs(s));
+    // The share of the job's time its steps may reach: a small table's ensemble is
+    // cross-validated after the tuning, so the tuning leaves it a fifth of the time.
+    let by = |share: f64| {
+        spec.max_runtime
+            .map(|s| started + Duration::from_secs_f64(s as f64 * share))
+    };
     set(root, job, live, Secondary::AnalyzingData)?;
     let scratch = Scratch::new("autopilot")?;
     let frame = read_source(&spec.data, spec.gzip, object_store, &scratch, live.ctx())?;
@@ -596,7 +604,13 @@ fn steps(
         live,
         job,
         root: root.to_owned(),
-        deadline,
+        deadline: if ensembling
+            && train.height() + validation.height() <= ensemble::CROSS_VALIDATION_ROWS
+        {
+            by(0.8)
+        } else {
+            deadline
+        },
         out_of_time: false,
         interrupted: false,
         definitions,
@@ -619,7 +633,19 @@ fn steps(
             &spec.name,
             &mut job.candidates,
             &mut job.partial_failures,
-            &validation,
+            &ensemble::Rows {
+                train: &train,
+                validation: &validation,
+                target: &spec.target,
+                seed,
+                // Past the tuning's share, the out-of-fold fits may take a tenth; a stop
+                // asked for keeps the ensemble on the validation rows.
+                deadline: if user_stop {
+                    Some(Instant::now())
+                } else {
+                    by(0.9)
+                },
+            },
             objective,
             false,
         );

@@ -639,21 +639,33 @@ fn rank(
         )));
     }
     let trials = store.tuning_trials(tuning_job)?;
-    let rows = std::fs::File::open(validation)
-        .map_err(PolarsError::from)
-        .and_then(|f| ParquetReader::new(f).finish())
-        .map_err(|e| {
-            MagicError::Data(format!("cannot read the validation rows {validation}: {e}"))
-        })?;
+    let read = |path: &str, what: &str| {
+        std::fs::File::open(path)
+            .map_err(PolarsError::from)
+            .and_then(|f| ParquetReader::new(f).finish())
+            .map_err(|e| MagicError::Data(format!("cannot read the {what} rows {path}: {e}")))
+    };
+    let rows = read(validation, "validation")?;
     let (mut candidates, mut failures) = job::score_trials(&store, &trials, &rows, objective);
     if ensemble {
         // Recorded again on each run, as the notebook's `%%tune … --replace` tunes again.
+        let train = read(job.train_data.as_deref().unwrap_or_default(), "training")?;
         crate::ensemble::add_to(
             &store,
             tuning_job,
             &mut candidates,
             &mut failures,
-            &rows,
+            &crate::ensemble::Rows {
+                train: &train,
+                validation: &rows,
+                target: &job.target,
+                seed: job.request["Seed"]
+                    .as_u64()
+                    .unwrap_or(crate::job::DEFAULT_SEED),
+                // The job's own ensemble was cross-validated to its end unless its time ran
+                // out; the notebook's is always.
+                deadline: None,
+            },
             objective,
             true,
         );

@@ -88,6 +88,11 @@ pub struct CandidateRecord {
     pub failure_reason: Option<String>,
     pub created: f64,
     pub ended: Option<f64>,
+    /// Trained again on every row (training and validation) once chosen, as a small table's
+    /// cross-validated ensemble is: its objective is an out-of-fold estimate, and it ranks
+    /// first, since the rows the others are scored on taught it too.
+    #[serde(default)]
+    pub refit: bool,
 }
 
 /// Everything stored about a job.
@@ -276,7 +281,12 @@ pub fn ranked(job: &JobRecord) -> Vec<&CandidateRecord> {
             .map(|v| if job.maximize { -v } else { v })
             .unwrap_or(f64::INFINITY)
     };
-    out.sort_by(|a, b| key(a).total_cmp(&key(b)).then_with(|| a.name.cmp(&b.name)));
+    out.sort_by(|a, b| {
+        (b.refit && b.objective.is_some())
+            .cmp(&(a.refit && a.objective.is_some()))
+            .then_with(|| key(a).total_cmp(&key(b)))
+            .then_with(|| a.name.cmp(&b.name))
+    });
     out
 }
 

@@ -96,6 +96,28 @@ pub fn split(
     Ok((take(train)?, take(validation)?))
 }
 
+/// The fold (`0..k`) of each row for k-fold cross-validation: rows shuffled with `seed` and
+/// dealt out in turn, class by class when `classes` (the target's class indices), so that
+/// each fold keeps the table's class shares.
+pub fn folds(y: &[f64], classes: bool, k: usize, seed: u64) -> Vec<usize> {
+    let mut groups: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (i, v) in y.iter().enumerate() {
+        groups
+            .entry(if classes { v.to_bits() } else { 0 })
+            .or_default()
+            .push(i);
+    }
+    let mut fold = vec![0; y.len()];
+    let mut next = 0;
+    for (g, rows) in groups.into_values().enumerate() {
+        for i in permutation(rows.len(), seed.wrapping_add(g as u64)) {
+            fold[rows[i]] = next % k.max(1);
+            next += 1;
+        }
+    }
+    fold
+}
+
 /// Writes `frame` as Parquet at `path`.
 pub fn write_parquet(frame: &DataFrame, path: &Path) -> Result<(), AutopilotError> {
     if let Some(dir) = path.parent() {
@@ -116,4 +138,28 @@ pub fn write_parquet(frame: &DataFrame, path: &Path) -> Result<(), AutopilotErro
             path: path.to_owned(),
             source: std::io::Error::other(e.to_string()),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_are_even_stratified_and_seeded() {
+        // 30 rows of class 0, 10 of class 1: each of 5 folds has 6 and 2.
+        let y: Vec<f64> = (0..40).map(|i| if i < 30 { 0.0 } else { 1.0 }).collect();
+        let f = folds(&y, true, 5, 7);
+        for k in 0..5 {
+            let of = |c: f64| (0..40).filter(|&i| f[i] == k && y[i] == c).count();
+            assert_eq!((of(0.0), of(1.0)), (6, 2), "fold {k}");
+        }
+        assert_eq!(f, folds(&y, true, 5, 7));
+        assert_ne!(f, folds(&y, true, 5, 8));
+        let values: Vec<f64> = (0..11).map(f64::from).collect();
+        let f = folds(&values, false, 5, 0);
+        let sizes: Vec<usize> = (0..5)
+            .map(|k| f.iter().filter(|&&x| x == k).count())
+            .collect();
+        assert_eq!(sizes, vec![3, 2, 2, 2, 2]);
+    }
 }

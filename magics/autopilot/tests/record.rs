@@ -20,6 +20,7 @@ fn candidate(
         failure_reason: (status == "Failed").then(|| "it broke".to_owned()),
         created: 10.0,
         ended: Some(12.0),
+        refit: false,
     }
 }
 
