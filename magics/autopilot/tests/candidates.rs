@@ -52,9 +52,22 @@ fn candidates_are_named_as_sagemaker_names_them_and_their_tuning_request_is_vali
                 "dpp0-xgboost",
                 "dpp1-lightgbm",
                 "dpp2-linear-learner",
-                "dpp3-randomforest"
+                "dpp3-randomforest",
+                "dpp4-mlp"
             ]
         );
+        assert_eq!(found[4].training, "mlp");
+        // A table of more rows than NETWORK_BY_DEFAULT_ROWS leaves the network out.
+        let large = rustmaker_autopilot::analysis::Analysis {
+            rows: candidates::NETWORK_BY_DEFAULT_ROWS + 1,
+            ..a.clone()
+        };
+        let names: Vec<String> = generate(&large, &spec)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names.last().map(String::as_str), Some("dpp3-randomforest"));
         let linear = &found[2];
         assert_eq!(
             linear.training,
@@ -90,7 +103,7 @@ fn candidates_are_named_as_sagemaker_names_them_and_their_tuning_request_is_vali
         );
         // The training engine's own tuner accepts it: every range fits its algorithm.
         let config = rustmaker_ml::tune::config::parse(request.clone()).unwrap();
-        assert_eq!(config.definitions.len(), 4);
+        assert_eq!(config.definitions.len(), 5);
         assert_eq!(config.seed, Some(7));
         let metric = &config.definitions[0].objective;
         match a.problem {
@@ -124,7 +137,7 @@ fn the_algorithms_asked_for_are_checked_and_the_limit_kept() {
     spec.algorithms = vec!["catboost".into()];
     let err = generate(&a, &spec).unwrap_err().to_string();
     assert!(err.contains("`catboost` is a SageMaker Autopilot algorithm this project has no built-in for: choose from xgboost, lightgbm, linear-learner, randomforest, mlp"), "{err}");
-    // The network only when asked for, on standardised features, tuned on its step size.
+    // The network alone when asked for, on standardised features, tuned on its step size.
     spec.algorithms = vec!["mlp".into()];
     let found = generate(&a, &spec).unwrap();
     assert_eq!(
