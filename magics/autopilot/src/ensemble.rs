@@ -27,7 +27,7 @@ use rustmaker_ml::algorithms::{
     self, Algorithm, FitData, Hyperparameters, Model, Monitor, Output, WeightedEnsemble,
 };
 use rustmaker_ml::job::{record_composed, ComposedJob};
-use rustmaker_ml::prep::{self, Prepared, ProblemType};
+use rustmaker_ml::prep::{self, ProblemType};
 use rustmaker_ml::serving::Served;
 use rustmaker_ml::store::{now, Store};
 
@@ -225,8 +225,14 @@ pub struct Rows<'a> {
 impl Rows<'_> {
     /// Whether the table is small enough to be cross-validated.
     pub fn cross_validated(&self) -> bool {
-        self.train.height() + self.validation.height() <= CROSS_VALIDATION_ROWS
+        cross_validates(self.train, self.validation)
     }
+}
+
+/// Whether an ensemble of candidates trained on `train` and scored on `validation` is
+/// cross-validated: the one rule the job's time split and [`build`] follow.
+pub fn cross_validates(train: &DataFrame, validation: &DataFrame) -> bool {
+    train.height() + validation.height() <= CROSS_VALIDATION_ROWS
 }
 
 /// The library the ensemble draws from: the best candidate of each definition (so a linear
@@ -252,7 +258,7 @@ fn library(candidates: &[CandidateRecord], objective: Objective) -> Vec<&Candida
         }
     }
     for c in ranked {
-        if out.len() >= LIBRARY.max(out.len()) {
+        if out.len() >= LIBRARY {
             break;
         }
         if !out.iter().any(|o| o.name == c.name) {
@@ -459,23 +465,21 @@ fn weights(members: &[usize], counts: &[usize]) -> Vec<(usize, f64)> {
         .collect()
 }
 
-/// Trains `algorithm` on `rows` of `prepared`, without validation rows or a watcher (the
-/// candidate it repeats already trained once under both).
+/// Trains `algorithm` on `x` and `y`, without validation rows or a watcher (the candidate
+/// it repeats already trained once under both).
 fn fit_rows(
     (algorithm, hp): &(Algorithm, Hyperparameters),
-    prepared: &Prepared,
+    x: &Array2<f64>,
+    y: &Array1<f64>,
     classes: usize,
     problem: ProblemType,
-    rows: &[usize],
     seed: u64,
 ) -> Option<Model> {
-    let x = prepared.x.select(Axis(0), rows);
-    let y = prepared.y.select(Axis(0), rows);
     let stop = AtomicBool::new(false);
     let mut report = |_: u64, _: Vec<(String, f64)>| {};
     let data = FitData {
-        x: &x,
-        y: &y,
+        x,
+        y,
         classes,
         problem,
         validation: None,
@@ -539,29 +543,38 @@ fn cross_validated(
         FOLDS,
         rows.seed,
     );
+    // Each fold's rows, sliced once for every member.
+    let mut folds = Vec::new();
+    for k in 0..FOLDS {
+        let (held, kept): (Vec<usize>, Vec<usize>) = (0..n).partition(|&r| fold[r] == k);
+        if held.is_empty() || kept.is_empty() {
+            return Ok(None);
+        }
+        let pick = |rows: &[usize]| {
+            (
+                prepared.x.select(Axis(0), rows),
+                prepared.y.select(Axis(0), rows),
+            )
+        };
+        folds.push((pick(&kept), pick(&held), held));
+    }
     let in_time = || rows.deadline.is_none_or(|d| Instant::now() < d);
     let mut said = Vec::new();
     let mut done = Vec::new();
     'members: for (i, m) in members.iter().enumerate() {
         let Some(how) = &m.algorithm else { continue };
         let mut whole: Option<Said> = None;
-        for k in 0..FOLDS {
+        for ((train_x, train_y), (held_x, held_y), held) in &folds {
             if !in_time() {
                 break 'members;
             }
-            let (held, kept): (Vec<usize>, Vec<usize>) = (0..n).partition(|&r| fold[r] == k);
-            if held.is_empty() || kept.is_empty() {
-                continue 'members;
-            }
-            let Some(model) = fit_rows(how, &prepared, classes, problem, &kept, rows.seed) else {
+            let Some(model) = fit_rows(how, train_x, train_y, classes, problem, rows.seed) else {
                 continue 'members;
             };
-            let y = prepared.y.select(Axis(0), &held);
-            let Some((_, part)) = Said::of(model.predict(&prepared.x.select(Axis(0), &held)), &y)
-            else {
+            let Some((_, part)) = Said::of(model.predict(held_x), held_y) else {
                 continue 'members;
             };
-            fill(&mut whole, part, &held, n);
+            fill(&mut whole, part, held, n);
         }
         if let Some(w) = whole {
             said.push(w);
@@ -578,14 +591,13 @@ fn cross_validated(
     if picked.is_empty() {
         return Ok(None);
     }
-    let every: Vec<usize> = (0..n).collect();
     let mut models = Vec::new();
     for (i, _) in &picked {
         let how = members[*i]
             .algorithm
             .as_ref()
             .expect("cross-validated members have one");
-        match fit_rows(how, &prepared, classes, problem, &every, rows.seed) {
+        match fit_rows(how, &prepared.x, &prepared.y, classes, problem, rows.seed) {
             Some(m) => models.push(m),
             None => return Ok(None),
         }

@@ -604,9 +604,7 @@ fn steps(
         live,
         job,
         root: root.to_owned(),
-        deadline: if ensembling
-            && train.height() + validation.height() <= ensemble::CROSS_VALIDATION_ROWS
-        {
+        deadline: if ensembling && ensemble::cross_validates(&train, &validation) {
             by(0.8)
         } else {
             deadline
