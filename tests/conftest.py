@@ -42,8 +42,21 @@ def isolate_home():
     )
 
 
+def separate_worker_state():
+    """Under pytest-xdist (`scripts/test` runs two workers), each worker's kernels and services
+    keep their state in a folder of their own, so one worker's jobs, frames and experiments
+    never show up in what the other's tests list and count."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    for name in ("RUSTMAKER_HOME", "RUSTMAKER_DATA_DIR"):
+        if os.environ.get(name):
+            os.environ[name] = f"{os.environ[name]}-{worker}"
+
+
 def pytest_configure(config):
     isolate_home()
+    separate_worker_state()
     # Install the kernelspec of *this* build into a private directory that Jupyter searches
     # first, so the tests never pick up another installation.
     prefix = tempfile.mkdtemp(prefix="rustmaker-spec-")
