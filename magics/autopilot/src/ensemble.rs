@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use ndarray::{Array1, Array2, Axis};
@@ -561,17 +561,45 @@ fn cross_validated(
     let in_time = || rows.deadline.is_none_or(|d| Instant::now() < d);
     let mut said = Vec::new();
     let mut done = Vec::new();
+    // The folds of a member on every core at once: on a small table most learners fit on one.
+    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
     'members: for (i, m) in members.iter().enumerate() {
         let Some(how) = &m.algorithm else { continue };
-        let mut whole: Option<Said> = None;
-        for ((train_x, train_y), (held_x, held_y), held) in &folds {
-            if !in_time() {
-                break 'members;
+        if !in_time() {
+            break;
+        }
+        let next = AtomicUsize::new(0);
+        let fit_fold = |k: usize| {
+            let ((train_x, train_y), (held_x, held_y), _) = &folds[k];
+            let model = fit_rows(how, train_x, train_y, classes, problem, rows.seed)?;
+            Said::of(model.predict(held_x), held_y).map(|(_, part)| part)
+        };
+        let mut parts: Vec<Option<Said>> = vec![None; folds.len()];
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads.min(folds.len()))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            if k >= folds.len() || !in_time() {
+                                return mine;
+                            }
+                            mine.push((k, fit_fold(k)));
+                        }
+                    })
+                })
+                .collect();
+            for worker in workers {
+                for (k, part) in worker.join().unwrap_or_default() {
+                    parts[k] = part;
+                }
             }
-            let Some(model) = fit_rows(how, train_x, train_y, classes, problem, rows.seed) else {
-                continue 'members;
-            };
-            let Some((_, part)) = Said::of(model.predict(held_x), held_y) else {
+        });
+        // A fold not fitted in time, or whose learner failed, leaves the member out.
+        let mut whole: Option<Said> = None;
+        for (part, (_, _, held)) in parts.into_iter().zip(&folds) {
+            let Some(part) = part else {
                 continue 'members;
             };
             fill(&mut whole, part, held, n);

@@ -53,10 +53,12 @@ fn candidates_are_named_as_sagemaker_names_them_and_their_tuning_request_is_vali
                 "dpp1-lightgbm",
                 "dpp2-linear-learner",
                 "dpp3-randomforest",
-                "dpp4-mlp"
+                "dpp4-extra-trees",
+                "dpp5-mlp"
             ]
         );
-        assert_eq!(found[4].training, "mlp");
+        assert_eq!(found[4].training, "extra-trees");
+        assert_eq!(found[5].training, "mlp");
         // A table of more rows than NETWORK_BY_DEFAULT_ROWS leaves the network out.
         let large = rustmaker_autopilot::analysis::Analysis {
             rows: candidates::NETWORK_BY_DEFAULT_ROWS + 1,
@@ -67,7 +69,7 @@ fn candidates_are_named_as_sagemaker_names_them_and_their_tuning_request_is_vali
             .into_iter()
             .map(|c| c.name)
             .collect();
-        assert_eq!(names.last().map(String::as_str), Some("dpp3-randomforest"));
+        assert_eq!(names.last().map(String::as_str), Some("dpp4-extra-trees"));
         let linear = &found[2];
         assert_eq!(
             linear.training,
@@ -103,7 +105,7 @@ fn candidates_are_named_as_sagemaker_names_them_and_their_tuning_request_is_vali
         );
         // The training engine's own tuner accepts it: every range fits its algorithm.
         let config = rustmaker_ml::tune::config::parse(request.clone()).unwrap();
-        assert_eq!(config.definitions.len(), 5);
+        assert_eq!(config.definitions.len(), 6);
         assert_eq!(config.seed, Some(7));
         let metric = &config.definitions[0].objective;
         match a.problem {
@@ -136,7 +138,7 @@ fn the_algorithms_asked_for_are_checked_and_the_limit_kept() {
     assert_eq!(generate(&a, &spec).unwrap().len(), 1);
     spec.algorithms = vec!["catboost".into()];
     let err = generate(&a, &spec).unwrap_err().to_string();
-    assert!(err.contains("`catboost` is a SageMaker Autopilot algorithm this project has no built-in for: choose from xgboost, lightgbm, linear-learner, randomforest, mlp"), "{err}");
+    assert!(err.contains("`catboost` is a SageMaker Autopilot algorithm this project has no built-in for: choose from xgboost, lightgbm, linear-learner, randomforest, extra-trees, mlp"), "{err}");
     // The network alone when asked for, on standardised features, tuned on its step size.
     spec.algorithms = vec!["mlp".into()];
     let found = generate(&a, &spec).unwrap();

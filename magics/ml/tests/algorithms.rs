@@ -125,6 +125,20 @@ const CASES: &[Case] = &[
         0.93,
     ),
     (
+        "extra-trees",
+        "wine",
+        &[("num_trees", "50")],
+        "validation:accuracy",
+        0.93,
+    ),
+    (
+        "extra-trees",
+        "breast_cancer",
+        &[("num_trees", "50")],
+        "validation:accuracy",
+        0.93,
+    ),
+    (
         "gradient-boosting",
         "breast_cancer",
         &[],
@@ -174,6 +188,13 @@ const CASES: &[Case] = &[
     ),
     (
         "random-forest",
+        "diabetes",
+        &[("num_trees", "50")],
+        "validation:r2",
+        0.25,
+    ),
+    (
+        "extra-trees",
         "diabetes",
         &[("num_trees", "50")],
         "validation:r2",
@@ -329,6 +350,8 @@ fn artifacts_reload_to_identical_predictions() {
         ("logistic-regression", "breast_cancer"),
         ("decision-tree", "wine"),
         ("random-forest", "diabetes"),
+        ("extra-trees", "wine"),
+        ("extra-trees", "diabetes"),
         ("gradient-boosting", "iris"),
         ("gradient-boosting", "breast_cancer"),
         ("kmeans", "wine"),

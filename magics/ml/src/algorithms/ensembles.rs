@@ -23,6 +23,8 @@ pub enum TreeKind {
     DecisionTree,
     RandomForest,
     GradientBoosting,
+    /// Extremely randomised trees: a forest whose splits are drawn, not searched.
+    ExtraTrees,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,12 +140,13 @@ fn softmax(row: &mut [f64]) {
     row.iter_mut().for_each(|v| *v /= sum);
 }
 
-fn limits(hp: &Hyperparameters, max_features: usize) -> Limits {
+fn limits(hp: &Hyperparameters, max_features: usize, random_thresholds: bool) -> Limits {
     Limits {
         max_depth: hp.int("max_depth"),
         min_samples_leaf: hp.int("min_samples_leaf").max(1) as f64,
         min_samples_split: hp.int("min_samples_split").max(2) as f64,
         max_features,
+        random_thresholds,
     }
 }
 
@@ -185,7 +188,8 @@ fn forest(
     let binned = Binned::new(data.x, hp.int("max_bins"));
     let classes: Vec<u32> = data.y.iter().map(|v| *v as u32).collect();
     let criterion = criterion(hp, data);
-    let is_forest = algorithm == Algorithm::RandomForest;
+    let extra = algorithm == Algorithm::ExtraTrees;
+    let is_forest = algorithm == Algorithm::RandomForest || extra;
     let max_features = if !is_forest {
         d
     } else {
@@ -199,10 +203,12 @@ fn forest(
         }
         .clamp(1, d)
     };
-    let limits = limits(hp, max_features);
+    let limits = limits(hp, max_features, extra);
     let count = if is_forest { hp.int("num_trees") } else { 1 };
     let bootstrap = is_forest && hp.text("bootstrap") == "true";
-    let kind = if is_forest {
+    let kind = if extra {
+        TreeKind::ExtraTrees
+    } else if is_forest {
         TreeKind::RandomForest
     } else {
         TreeKind::DecisionTree

@@ -170,6 +170,7 @@ pub enum Algorithm {
     LogisticRegression,
     DecisionTree,
     RandomForest,
+    ExtraTrees,
     GradientBoosting,
     KMeans,
     NaiveBayes,
@@ -182,6 +183,7 @@ pub const ALGORITHMS: &[(Algorithm, &str)] = &[
     (Algorithm::LogisticRegression, "logistic-regression"),
     (Algorithm::DecisionTree, "decision-tree"),
     (Algorithm::RandomForest, "random-forest"),
+    (Algorithm::ExtraTrees, "extra-trees"),
     (Algorithm::GradientBoosting, "gradient-boosting"),
     (Algorithm::KMeans, "kmeans"),
     (Algorithm::NaiveBayes, "naive-bayes"),
@@ -196,6 +198,7 @@ const ALIASES: &[(&str, Algorithm)] = &[
     ("linear-learner", Algorithm::LinearRegression),
     ("multilayer-perceptron", Algorithm::Mlp),
     ("neural-network", Algorithm::Mlp),
+    ("extremely-randomized-trees", Algorithm::ExtraTrees),
 ];
 
 const TREE_HPS: [HpSpec; 4] = [
@@ -275,6 +278,17 @@ impl Algorithm {
                     choice("criterion", "gini", &["gini", "entropy"], "classification: split quality"),
                     HpSpec { name: "max_features", default: "auto", range: Range::ChoiceOrFraction(&["auto", "sqrt", "log2", "all"]), doc: "features tried at each split (auto: sqrt for classification, all for regression, as scikit-learn)" },
                     choice("bootstrap", "true", &["true", "false"], "sample rows with replacement for each tree"),
+                ];
+                hps.extend(TREE_HPS);
+                hps
+            }
+            // scikit-learn's ExtraTrees defaults: every row for every tree.
+            Algorithm::ExtraTrees => {
+                let mut hps = vec![
+                    int("num_trees", "100", 1, 2000, "trees in the forest"),
+                    choice("criterion", "gini", &["gini", "entropy"], "classification: split quality"),
+                    HpSpec { name: "max_features", default: "auto", range: Range::ChoiceOrFraction(&["auto", "sqrt", "log2", "all"]), doc: "features tried at each split, each at one random threshold (auto: sqrt for classification, all for regression, as scikit-learn)" },
+                    choice("bootstrap", "false", &["true", "false"], "sample rows with replacement for each tree"),
                 ];
                 hps.extend(TREE_HPS);
                 hps
@@ -551,7 +565,10 @@ pub fn fit(
         ));
     }
     match algorithm {
-        Algorithm::DecisionTree | Algorithm::RandomForest | Algorithm::GradientBoosting => {
+        Algorithm::DecisionTree
+        | Algorithm::RandomForest
+        | Algorithm::ExtraTrees
+        | Algorithm::GradientBoosting => {
             ensembles::fit(algorithm, hp, data, monitor).map(Model::Trees)
         }
         Algorithm::KMeans => kmeans::fit(

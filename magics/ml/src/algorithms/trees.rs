@@ -211,6 +211,9 @@ pub struct Limits {
     pub min_samples_split: f64,
     /// Features tried at each node (all when equal to their number).
     pub max_features: usize,
+    /// Extremely randomised trees: each feature tried at one threshold drawn at random among
+    /// the node's bins (as LightGBM's `extra_trees`), not at its best one.
+    pub random_thresholds: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -309,7 +312,7 @@ pub fn grow(
             && count >= limits.min_samples_split
             && count >= 2.0 * limits.min_samples_leaf;
         let best = if can_split {
-            best_split(data, &hist, &total, &features, criterion, limits)
+            best_split(data, &hist, &total, &features, criterion, limits, rng)
         } else {
             None
         };
@@ -456,6 +459,7 @@ fn best_split(
     features: &[usize],
     criterion: Criterion,
     limits: Limits,
+    rng: &mut Rng,
 ) -> Option<(usize, usize)> {
     let width = criterion.width();
     let parent = criterion.score(total);
@@ -466,6 +470,22 @@ fn best_split(
         let bins = data.edges[f].len();
         left.iter_mut().for_each(|v| *v = 0.0);
         let base = slot(f, width);
+        let mut only = None;
+        if limits.random_thresholds {
+            // A threshold between the node's lowest and highest occupied bins: splits that
+            // leave a side empty are never drawn.
+            let occupied = |b: &usize| {
+                criterion.count(&hist[base + b * width..base + (b + 1) * width]) > 0.0
+            };
+            let (Some(low), Some(high)) = ((0..=bins).find(occupied), (0..=bins).rfind(occupied))
+            else {
+                continue;
+            };
+            if low == high {
+                continue;
+            }
+            only = Some(low + rng.below(high - low));
+        }
         for b in 0..bins {
             for k in 0..width {
                 left[k] += hist[base + b * width + k];
@@ -477,6 +497,9 @@ fn best_split(
             }
             if nr < limits.min_samples_leaf {
                 break;
+            }
+            if only.is_some_and(|o| b != o) {
+                continue;
             }
             let gain = criterion.score(&left) + criterion.score(&right) - parent;
             if gain > 1e-10 * parent.abs().max(1e-12) && best.is_none_or(|(g, _, _)| gain > g) {
@@ -515,6 +538,7 @@ mod tests {
                 min_samples_leaf: 1.0,
                 min_samples_split: 2.0,
                 max_features: 2,
+                random_thresholds: false,
             },
             &mut Rng::new(1),
         );
@@ -522,6 +546,50 @@ mod tests {
         for i in 0..200 {
             let p = tree.leaf_value(x.row(i));
             assert_eq!(p[class[i] as usize], 1.0);
+        }
+    }
+
+    /// Extra trees draw each split's threshold: the same seed draws the same tree, another
+    /// seed another, a drawn split never leaves a side empty, and a separable table is still
+    /// separated.
+    #[test]
+    fn random_thresholds_are_seeded_and_split_between_the_nodes_rows() {
+        let x = Array2::from_shape_fn((300, 3), |(i, j)| ((i * (j + 2) * 37) % 101) as f64);
+        let class: Vec<u32> = (0..300).map(|i| u32::from(x[[i, 0]] > 50.0)).collect();
+        let weight = vec![1.0; 300];
+        let binned = Binned::new(&x, 255);
+        let grow_with = |seed: u64, random_thresholds: bool| {
+            grow(
+                &binned,
+                (0..300).collect(),
+                &Rows::Classes {
+                    class: &class,
+                    weight: &weight,
+                },
+                Criterion::Gini { classes: 2 },
+                Limits {
+                    max_depth: 30,
+                    min_samples_leaf: 1.0,
+                    min_samples_split: 2.0,
+                    max_features: 3,
+                    random_thresholds,
+                },
+                &mut Rng::new(seed),
+            )
+        };
+        let (searched, _) = grow_with(1, false);
+        let (drawn, leaves) = grow_with(1, true);
+        assert_eq!(drawn, grow_with(1, true).0, "seeded");
+        assert_ne!(drawn, grow_with(2, true).0, "another seed draws another tree");
+        assert!(
+            drawn.nodes.len() > searched.nodes.len(),
+            "drawn thresholds need more splits than the best one ({} against {})",
+            drawn.nodes.len(),
+            searched.nodes.len()
+        );
+        assert!(leaves.iter().all(|(_, rows)| !rows.is_empty()));
+        for i in 0..300 {
+            assert_eq!(drawn.leaf_value(x.row(i))[class[i] as usize], 1.0);
         }
     }
 
