@@ -272,23 +272,18 @@ impl Algorithm {
                 hps.extend(TREE_HPS);
                 hps
             }
-            Algorithm::RandomForest => {
+            // ExtraTrees take scikit-learn's defaults: every row for every tree.
+            Algorithm::RandomForest | Algorithm::ExtraTrees => {
+                let extra = self == Algorithm::ExtraTrees;
                 let mut hps = vec![
                     int("num_trees", "100", 1, 2000, "trees in the forest"),
                     choice("criterion", "gini", &["gini", "entropy"], "classification: split quality"),
-                    HpSpec { name: "max_features", default: "auto", range: Range::ChoiceOrFraction(&["auto", "sqrt", "log2", "all"]), doc: "features tried at each split (auto: sqrt for classification, all for regression, as scikit-learn)" },
-                    choice("bootstrap", "true", &["true", "false"], "sample rows with replacement for each tree"),
-                ];
-                hps.extend(TREE_HPS);
-                hps
-            }
-            // scikit-learn's ExtraTrees defaults: every row for every tree.
-            Algorithm::ExtraTrees => {
-                let mut hps = vec![
-                    int("num_trees", "100", 1, 2000, "trees in the forest"),
-                    choice("criterion", "gini", &["gini", "entropy"], "classification: split quality"),
-                    HpSpec { name: "max_features", default: "auto", range: Range::ChoiceOrFraction(&["auto", "sqrt", "log2", "all"]), doc: "features tried at each split, each at one random threshold (auto: sqrt for classification, all for regression, as scikit-learn)" },
-                    choice("bootstrap", "false", &["true", "false"], "sample rows with replacement for each tree"),
+                    HpSpec { name: "max_features", default: "auto", range: Range::ChoiceOrFraction(&["auto", "sqrt", "log2", "all"]), doc: if extra {
+                        "features tried at each split, each at one random threshold (auto: sqrt for classification, all for regression, as scikit-learn)"
+                    } else {
+                        "features tried at each split (auto: sqrt for classification, all for regression, as scikit-learn)"
+                    } },
+                    choice("bootstrap", if extra { "false" } else { "true" }, &["true", "false"], "sample rows with replacement for each tree"),
                 ];
                 hps.extend(TREE_HPS);
                 hps

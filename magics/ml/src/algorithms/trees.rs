@@ -474,9 +474,8 @@ fn best_split(
         if limits.random_thresholds {
             // A threshold between the node's lowest and highest occupied bins: splits that
             // leave a side empty are never drawn.
-            let occupied = |b: &usize| {
-                criterion.count(&hist[base + b * width..base + (b + 1) * width]) > 0.0
-            };
+            let occupied =
+                |b: &usize| criterion.count(&hist[base + b * width..base + (b + 1) * width]) > 0.0;
             let (Some(low), Some(high)) = ((0..=bins).find(occupied), (0..=bins).rfind(occupied))
             else {
                 continue;
@@ -580,7 +579,11 @@ mod tests {
         let (searched, _) = grow_with(1, false);
         let (drawn, leaves) = grow_with(1, true);
         assert_eq!(drawn, grow_with(1, true).0, "seeded");
-        assert_ne!(drawn, grow_with(2, true).0, "another seed draws another tree");
+        assert_ne!(
+            drawn,
+            grow_with(2, true).0,
+            "another seed draws another tree"
+        );
         assert!(
             drawn.nodes.len() > searched.nodes.len(),
             "drawn thresholds need more splits than the best one ({} against {})",
