@@ -591,8 +591,8 @@ mod tests {
             searched.nodes.len()
         );
         assert!(leaves.iter().all(|(_, rows)| !rows.is_empty()));
-        for i in 0..300 {
-            assert_eq!(drawn.leaf_value(x.row(i))[class[i] as usize], 1.0);
+        for (row, c) in x.outer_iter().zip(&class) {
+            assert_eq!(drawn.leaf_value(row)[*c as usize], 1.0);
         }
     }
 
