@@ -32,6 +32,14 @@ def fail_next(moto_url, op, code="AccessDeniedException", message="injected by t
                   timeout=5).raise_for_status()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fresh_moto(moto_url):
+    """moto is shared by every file a test worker runs, and the Glue notebook's test leaves its
+    database and job there; these tests count jobs and create databases, so they start from an
+    empty moto whatever ran before them."""
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
+
+
 def script_of(boto, key):
     return boto("s3").get_object(Bucket=ASSETS, Key=key)["Body"].read().decode()
 

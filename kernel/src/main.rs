@@ -105,6 +105,9 @@ enum Command {
     },
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     // When evcxr starts its child process it re-runs this binary; this call turns that
     // process into evcxr's runtime and never returns there.
