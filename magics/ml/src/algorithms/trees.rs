@@ -518,29 +518,39 @@ pub fn stopped(flag: &AtomicBool) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_tree_separates_what_is_separable() {
-        let x = Array2::from_shape_fn((200, 2), |(i, j)| (i * (j + 1)) as f64 % 97.0);
-        let class: Vec<u32> = (0..200).map(|i| u32::from(x[[i, 0]] > 40.0)).collect();
-        let weight = vec![1.0; 200];
-        let binned = Binned::new(&x, 255);
-        let (tree, leaves) = grow(
-            &binned,
-            (0..200).collect(),
+    /// A Gini tree over every row of `x` and every feature, grown to `max_depth`.
+    fn grow_classes(
+        x: &Array2<f64>,
+        class: &[u32],
+        max_depth: usize,
+        random_thresholds: bool,
+        seed: u64,
+    ) -> (Tree, Vec<(usize, Vec<u32>)>) {
+        let weight = vec![1.0; x.nrows()];
+        grow(
+            &Binned::new(x, 255),
+            (0..x.nrows() as u32).collect(),
             &Rows::Classes {
-                class: &class,
+                class,
                 weight: &weight,
             },
             Criterion::Gini { classes: 2 },
             Limits {
-                max_depth: 8,
+                max_depth,
                 min_samples_leaf: 1.0,
                 min_samples_split: 2.0,
-                max_features: 2,
-                random_thresholds: false,
+                max_features: x.ncols(),
+                random_thresholds,
             },
-            &mut Rng::new(1),
-        );
+            &mut Rng::new(seed),
+        )
+    }
+
+    #[test]
+    fn a_tree_separates_what_is_separable() {
+        let x = Array2::from_shape_fn((200, 2), |(i, j)| (i * (j + 1)) as f64 % 97.0);
+        let class: Vec<u32> = (0..200).map(|i| u32::from(x[[i, 0]] > 40.0)).collect();
+        let (tree, leaves) = grow_classes(&x, &class, 8, false, 1);
         assert_eq!(leaves.len(), 2, "one split is enough");
         for i in 0..200 {
             let p = tree.leaf_value(x.row(i));
@@ -555,26 +565,8 @@ mod tests {
     fn random_thresholds_are_seeded_and_split_between_the_nodes_rows() {
         let x = Array2::from_shape_fn((300, 3), |(i, j)| ((i * (j + 2) * 37) % 101) as f64);
         let class: Vec<u32> = (0..300).map(|i| u32::from(x[[i, 0]] > 50.0)).collect();
-        let weight = vec![1.0; 300];
-        let binned = Binned::new(&x, 255);
         let grow_with = |seed: u64, random_thresholds: bool| {
-            grow(
-                &binned,
-                (0..300).collect(),
-                &Rows::Classes {
-                    class: &class,
-                    weight: &weight,
-                },
-                Criterion::Gini { classes: 2 },
-                Limits {
-                    max_depth: 30,
-                    min_samples_leaf: 1.0,
-                    min_samples_split: 2.0,
-                    max_features: 3,
-                    random_thresholds,
-                },
-                &mut Rng::new(seed),
-            )
+            grow_classes(&x, &class, 30, random_thresholds, seed)
         };
         let (searched, _) = grow_with(1, false);
         let (drawn, leaves) = grow_with(1, true);
