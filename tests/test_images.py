@@ -38,7 +38,9 @@ def build(out: pathlib.Path, *extra: str, rustmaker: str = BIN, check: bool = Tr
             "--source-date-epoch", EPOCH, "--rustmaker", rustmaker, *extra]
     if recipe:
         args += ["--recipe", str(recipe)]
-    p = subprocess.run(args, capture_output=True, text=True, timeout=1500)
+    # Without a backtrace, the tail of stderr is the error that says which step failed and why.
+    env = dict(os.environ, RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
+    p = subprocess.run(args, capture_output=True, text=True, timeout=1500, env=env)
     if check:
         assert p.returncode == 0, p.stderr[-3000:]
     return p
@@ -169,15 +171,20 @@ def test_bad_builds_name_their_step_and_leave_the_previous_image(image, scratch)
     p = build(tmp_path / "nowhere", "--sources", str(sources), check=False)
     assert p.returncode != 0 and "step base failed" in p.stderr, p.stderr
     assert not (tmp_path / "nowhere").exists()
-    # An output disk that fills up: the cached steps fit, the image does not.
+    # An output disk too small: the cached steps fit, the image does not; refused before
+    # anything is copied, naming the room needed and the room free.
     small = tmp_path / "small"
     small.mkdir()
     p = subprocess.run(["unshare", "--mount", "--", "sh", "-c",
-                        f'mount -t tmpfs -o size=64m tmpfs "{small}" && exec "$@"', "sh",
+                        f'mount -t tmpfs -o size=64m tmpfs "{small}" || exit 99; "$@"; rc=$?; ls -A "{small}"; exit $rc', "sh",
                         BIN, "image", "build", "--out", str(small / "img"), "--cache", str(CACHE),
                         "--source-date-epoch", EPOCH, "--format", "tar"],
-                       capture_output=True, text=True, timeout=900)
-    assert p.returncode != 0 and "step rustmaker" in p.stderr and "No space left on device" in p.stderr, p.stderr
+                       capture_output=True, text=True, timeout=900,
+                       env=dict(os.environ, RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0"))
+    assert p.returncode != 0 and "step rustmaker: the image needs about" in p.stderr, p.stderr
+    assert "GB are free there" in p.stderr and "another --out" in p.stderr, p.stderr
+    # Nothing written: the folder on the small disk is as empty as it started.
+    assert "==> tar" not in p.stderr and p.stdout.strip() == "", (p.stdout, p.stderr)
     # A recipe that is not one, and a variant it does not have.
     broken = recipe_with(tmp_path / "b", lambda t: t + "\n[variants.minimal]\n")
     p = build(tmp_path / "x", recipe=broken, check=False)

@@ -620,6 +620,22 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, ImageError> {
 
     let building = opts.out.with_extension("building");
     remove(&building);
+    // The root is the python step's tree, the toolchain and the binary; an old image at `out`
+    // stays until the new one is published, so it is not counted as free.
+    let rootfs = du(&python)
+        + rust.as_deref().map_or(0, du)
+        + std::fs::metadata(&opts.rustmaker).map_or(0, |m| m.len());
+    let needed = outputs::bytes_needed(rootfs, &opts.formats);
+    if let Some(available) = free_bytes(&building) {
+        if available < needed {
+            return Err(ImageError::NoSpace {
+                step: "rustmaker",
+                path: building.clone(),
+                needed,
+                available,
+            });
+        }
+    }
     std::fs::create_dir_all(&building).map_err(ImageError::io("rustmaker", &building))?;
     let result = (|| {
         let step_started = Instant::now();
@@ -675,6 +691,23 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, ImageError> {
         0o644,
     )?;
     Ok(report)
+}
+
+/// Bytes free on the filesystem that holds `path` (or would hold it: its nearest existing
+/// folder), as `df` reports them; `None` when df cannot tell.
+pub(crate) fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1"])
+        .arg(existing)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Apparent size of a tree's files (hard links counted once).
@@ -733,6 +766,19 @@ mod tests {
         assert_eq!(
             merged,
             "JupyterLab==4.6.6\npyspark==3.5.9\npython_dateutil==2.9.0.post0\n"
+        );
+    }
+
+    #[test]
+    fn free_space_is_read_for_a_folder_not_made_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = free_bytes(dir.path()).expect("df reads a temporary folder");
+        assert!(free > 0);
+        let later = free_bytes(&dir.path().join("minimal.building/rootfs")).unwrap();
+        // The same filesystem, read twice: close, not equal, while other tests write.
+        assert!(
+            later.abs_diff(free) < free / 10 + (64 << 20),
+            "{free} {later}"
         );
     }
 

@@ -37,6 +37,20 @@ pub enum ImageError {
     /// A step's command failed; `reason` holds the lines of its output that say why.
     #[error("step {step} failed: {reason}")]
     Step { step: &'static str, reason: String },
+    /// The disk that would hold the image has too little room for it; checked before the
+    /// image is assembled, so a full disk is named instead of failing a tool halfway.
+    #[error(
+        "step {step}: the image needs about {:.1} GB under {} and {:.1} GB are free there; free some space or build into another --out",
+        *.needed as f64 / 1e9,
+        .path.display(),
+        *.available as f64 / 1e9
+    )]
+    NoSpace {
+        step: &'static str,
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
     /// A file or folder of the build could not be made, read or written.
     #[error("step {step}: {}: {source}", .path.display())]
     Io {

@@ -152,6 +152,38 @@ pub(crate) fn write(
     Ok(outputs)
 }
 
+/// About how many bytes a root filesystem of `rootfs` bytes takes with `formats` beside it
+/// (the build's intermediates included: the tar behind the OCI layer, the ext4 behind qcow2),
+/// from the sizes these tools write for the image's own trees.
+pub fn bytes_needed(rootfs: u64, formats: &[Format]) -> u64 {
+    let wants = |f: Format| formats.contains(&f);
+    let mut bytes = rootfs;
+    if wants(Format::Tar) || wants(Format::Oci) {
+        bytes += rootfs;
+    }
+    if wants(Format::Ext4) || wants(Format::Qcow2) {
+        // mke2fs leaves the unwritten part of ext4_size sparse.
+        bytes += rootfs + (256 << 20);
+    }
+    if wants(Format::Qcow2) {
+        bytes += rootfs;
+    }
+    if wants(Format::Squashfs) {
+        bytes += rootfs / 2;
+    }
+    if wants(Format::Oci) {
+        // The gzipped layer in the layout, and the layout again as oci.tar.
+        bytes += rootfs / 5 * 4;
+    }
+    bytes
+}
+
+/// The ext4 file's size: the tree, room for the filesystem's structures and for the instance
+/// to write.
+fn ext4_size(rootfs: u64) -> u64 {
+    (rootfs + rootfs / 3 + (256 << 20)) / 4096 * 4096
+}
+
 fn output(format: Format, path: &Path, digest: Option<String>) -> Result<Output, ImageError> {
     let bytes = std::fs::metadata(path)
         .map_err(ImageError::io("outputs", path))?
@@ -203,9 +235,7 @@ fn ext4_image(
     recipe: &Resolved,
     epoch: u64,
 ) -> Result<Output, ImageError> {
-    // Room for the filesystem's own structures and for the instance to write.
-    let bytes = crate::build::du(rootfs);
-    let size = (bytes + bytes / 3 + (256 << 20)) / 4096 * 4096;
+    let size = ext4_size(crate::build::du(rootfs));
     let _ = std::fs::remove_file(ext4);
     let file = std::fs::File::create(ext4).map_err(ImageError::io("ext4", ext4))?;
     file.set_len(size).map_err(ImageError::io("ext4", ext4))?;
@@ -242,6 +272,24 @@ fn uuid_from(seed: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_format_and_its_intermediates_count_in_the_room_needed() {
+        const GB: u64 = 1_000_000_000;
+        assert_eq!(bytes_needed(GB, &[Format::Dir]), GB);
+        // The tar is made for the OCI layer even when not kept.
+        assert_eq!(
+            bytes_needed(GB, &[Format::Dir, Format::Oci]),
+            GB + GB + GB / 5 * 4
+        );
+        // qcow2 is converted from an ext4 file.
+        let ext4 = bytes_needed(GB, &[Format::Dir, Format::Ext4]);
+        assert!(ext4 > 2 * GB && ext4 < ext4_size(GB) + GB, "{ext4}");
+        assert_eq!(bytes_needed(GB, &[Format::Dir, Format::Qcow2]), ext4 + GB);
+        let all = parse_formats("tar,ext4,qcow2,squashfs,oci").unwrap();
+        assert!(bytes_needed(GB, &all) > bytes_needed(GB, &all[..4]));
+        assert!(bytes_needed(2 * GB, &all) > bytes_needed(GB, &all));
+    }
 
     #[test]
     fn formats_parse_with_dir_always_first() {
