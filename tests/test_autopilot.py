@@ -18,6 +18,7 @@ import pytest
 from nbclient import NotebookClient
 
 from conftest import AWS, BIN, error_of, interrupted_reply, ok, reply_to, start_kernel_with_env, stream_text
+from conftest import run as run_cell
 
 from test_training import DATA
 
@@ -279,31 +280,49 @@ def test_a_seeded_job_reproduces_its_leaderboard_and_the_cli_runs_one(apk):
 
 
 def test_limits_are_honoured(apk):
-    said = autopilot(apk, f"ap-time --data {CANCER} --target target --max-runtime 6 --max-candidates 200 --seed 1")
+    # 0: no end on convergence, so the time limit is what ends it.
+    said = autopilot(apk, f"ap-time --data {CANCER} --target target --max-runtime 6 --max-candidates 200 --seed 1 "
+                          "--max-candidates-not-improving 0")
     d = describe(apk, "ap-time")
     assert d["AutoMLJobStatus"] == "Completed" and d["AutoMLJobSecondaryStatus"] == "MaxAutoMLJobRuntimeReached", said
     assert d["EndTime"] - d["CreationTime"] < 6 + 10, "stopped at the limit, scored the finished ones"
     listed = candidates(apk, "ap-time")["Candidates"]
     assert 1 <= len([c for c in listed if c["CandidateStatus"] == "Completed"]) < 200
+    # The default end: five candidates per definition in a row without a 1 % gain.
+    said = autopilot(apk, f"ap-conv --data {CANCER} --target target --max-candidates 200 --seed 1 "
+                          "--mode hyperparameter-tuning --algorithms xgboost,linear-learner")
+    d = describe(apk, "ap-conv")
+    assert d["AutoMLJobStatus"] == "Completed" and d["AutoMLJobSecondaryStatus"] == "Completed", said
+    scored = sorted((c["CandidateName"], c["FinalAutoMLJobObjectiveMetric"]["Value"])
+                    for c in candidates(apk, "ap-conv", "--status Completed")["Candidates"])
+    assert 10 <= len(scored) < 200, scored
+    best, since = None, 0
+    for _, v in scored:  # F1: higher is better
+        since = 0 if best is None or v - best >= 0.01 * abs(best) else since + 1
+        best = v if best is None else max(best, v)
+    assert since == 10, scored
+    _, outs = run_cell(apk, "%tune describe ap-conv")
+    assert "MaxNumberOfTrainingJobsNotImproving" in json.dumps(outs, default=str)
     # The per-job limit reaches every training job's StoppingCondition.
     autopilot(apk, f"ap-per-job --data {IRIS} --target target --max-candidates 2 --max-runtime-per-job 30 --algorithms xgboost")
     for c in candidates(apk, "ap-per-job")["Candidates"]:
         assert c["EndTime"] - c["CreationTime"] <= 30
-    from conftest import run as run_cell
     _, outs = run_cell(apk, "%tune describe ap-per-job")
     described = json.dumps(outs, default=str)
     assert '\\"MaxRuntimeInSeconds\\": 30' in described or '"MaxRuntimeInSeconds": 30' in described
 
 
 def test_stop_and_interrupt_keep_the_finished_candidates(apk):
-    reply, took = interrupted_reply(apk, apk.km, f"%autopilot ap-int --data {CANCER} --target target --max-candidates 200", after=6)
+    reply, took = interrupted_reply(apk, apk.km, f"%autopilot ap-int --data {CANCER} --target target --max-candidates 200 "
+                                                 "--max-candidates-not-improving 0", after=6)
     assert reply["status"] == "error" and took < 20, (reply, took)
     d = describe(apk, "ap-int")
     assert d["AutoMLJobStatus"] == "Stopped" and d["AutoMLJobSecondaryStatus"] == "Stopped"
     listed = candidates(apk, "ap-int")["Candidates"]
     assert any(c["CandidateStatus"] == "Completed" and "FinalAutoMLJobObjectiveMetric" in c for c in listed), listed
     # `rustmaker autopilot stop` (or %autopilot stop in another notebook) stops a job running here.
-    msg_id = apk.execute(f"%autopilot ap-stop --data {CANCER} --target target --max-candidates 200")
+    msg_id = apk.execute(f"%autopilot ap-stop --data {CANCER} --target target --max-candidates 200 "
+                         "--max-candidates-not-improving 0")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         out = subprocess.run([BIN, "autopilot", "stop", "ap-stop"], env=apk.env, capture_output=True, text=True)

@@ -280,6 +280,7 @@ pub fn tuning_request(
     validation: &str,
     trials: usize,
     per_job_seconds: Option<u64>,
+    not_improving: Option<usize>,
     seed: u64,
 ) -> Value {
     let (metric, maximize) = tuning_metric(objective);
@@ -311,7 +312,7 @@ pub fn tuning_request(
             d
         })
         .collect();
-    json!({
+    let mut request = json!({
         "HyperParameterTuningJobConfig": {
             "Strategy": "Bayesian",
             "RandomSeed": seed,
@@ -319,5 +320,10 @@ pub fn tuning_request(
             "TrainingJobEarlyStoppingType": "Off"
         },
         "TrainingJobDefinitions": definitions
-    })
+    });
+    if let Some(n) = not_improving {
+        request["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] =
+            json!({"BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": n}});
+    }
+    request
 }

@@ -550,6 +550,7 @@ fn steps(
         &job.validation_data.clone().unwrap_or_default(),
         spec.max_candidates,
         spec.max_runtime_per_job,
+        spec.not_improving_limit(candidates.len()),
         seed,
     );
     let best_dir = layout.best();

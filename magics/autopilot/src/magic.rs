@@ -67,6 +67,8 @@ struct RunArgs {
     output: Option<String>,
     #[arg(long)]
     seed: Option<u64>,
+    #[arg(long = "max-candidates-not-improving")]
+    max_candidates_not_improving: Option<usize>,
     /// The request in a JSON or YAML file instead of the cell.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -119,7 +121,7 @@ const HELP: &str = "\
       [--objective METRIC] [--max-candidates N] [--max-runtime SECONDS] [--max-runtime-per-job SECONDS]
       [--validation-fraction F | --validation SOURCE] [--mode auto|ensembling|hyperparameter-tuning]
       [--algorithms xgboost,lightgbm,linear-learner,randomforest,extra-trees,mlp] [--candidates-only]
-      [--output DIR|s3://…] [--seed N]
+      [--output DIR|s3://…] [--seed N] [--max-candidates-not-improving N (default 5 per definition; 0: to the limits)]
 %%autopilot NAME            (the cell: CreateAutoMLJob's request, JSON or YAML)
 %autopilot NAME --config FILE.json|FILE.yaml
 %autopilot list
@@ -198,6 +200,9 @@ fn spec_of(args: &RunArgs, call: &MagicCall) -> Result<JobSpec, MagicError> {
         let mut spec = JobSpec::from_request(&args.name, &text)?;
         // A seed or an output given on the line still counts.
         spec.seed = args.seed.or(spec.seed);
+        spec.max_candidates_not_improving = args
+            .max_candidates_not_improving
+            .or(spec.max_candidates_not_improving);
         if args.output.is_some() {
             spec.output = args.output.clone();
         }
@@ -232,6 +237,7 @@ fn spec_of(args: &RunArgs, call: &MagicCall) -> Result<JobSpec, MagicError> {
     spec.algorithms = args.algorithms.clone();
     spec.candidates_only = args.candidates_only;
     spec.seed = args.seed;
+    spec.max_candidates_not_improving = args.max_candidates_not_improving;
     spec.check()?;
     Ok(spec)
 }

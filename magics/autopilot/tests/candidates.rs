@@ -101,12 +101,15 @@ fn candidates_are_named_as_sagemaker_names_them_and_their_tuning_request_is_vali
             "validation.csv",
             12,
             Some(60),
+            JobSpec::new("j", "t.csv", "y").not_improving_limit(found.len()),
             7,
         );
         // The training engine's own tuner accepts it: every range fits its algorithm.
         let config = rustmaker_ml::tune::config::parse(request.clone()).unwrap();
         assert_eq!(config.definitions.len(), 6);
         assert_eq!(config.seed, Some(7));
+        // Five candidates per definition without a 1 % gain end the tuning by default.
+        assert_eq!(config.completion.not_improving, Some(30));
         let metric = &config.definitions[0].objective;
         match a.problem {
             Problem::Regression => assert_eq!(
@@ -178,6 +181,7 @@ fn the_candidate_notebook_defines_each_candidate_and_runs_the_jobs_own_request()
         "/d/train.parquet",
         "/d/validation.parquet",
         8,
+        None,
         None,
         3,
     );

@@ -15,7 +15,7 @@ const REQUEST: &str = r#"{
   "AutoMLJobObjective": {"MetricName": "AUC"},
   "AutoMLJobConfig": {
     "CompletionCriteria": {"MaxCandidates": 12, "MaxRuntimePerTrainingJobInSeconds": 60,
-                           "MaxAutoMLJobRuntimeInSeconds": 600},
+                           "MaxAutoMLJobRuntimeInSeconds": 600, "MaxCandidatesNotImproving": 0},
     "Mode": "HYPERPARAMETER_TUNING",
     "CandidateGenerationConfig": {"AlgorithmsConfig": [{"AutoMLAlgorithms": ["xgboost", "linear-learner"]}]},
     "SecurityConfig": {"EnableInterContainerTrafficEncryption": true}
@@ -42,6 +42,13 @@ fn create_automl_jobs_request_is_read_in_json_and_yaml_alike() {
             json.max_runtime
         ),
         (12, Some(60), Some(600))
+    );
+    // 0: tune to the limits, as SageMaker does; left out: five per definition.
+    assert_eq!(json.max_candidates_not_improving, Some(0));
+    assert_eq!(json.not_improving_limit(2), None);
+    assert_eq!(
+        JobSpec::new("j", "t.csv", "y").not_improving_limit(2),
+        Some(10)
     );
     assert_eq!(json.mode, Mode::HyperparameterTuning);
     assert_eq!(json.algorithms, ["xgboost", "linear-learner"]);
@@ -127,6 +134,13 @@ fn bad_requests_name_the_field_and_what_to_do() {
                     30.into()
             }),
             "60 s is more than the whole job's MaxAutoMLJobRuntimeInSeconds (30 s)",
+        ),
+        (
+            Box::new(|v| {
+                v["AutoMLJobConfig"]["CompletionCriteria"]["MaxCandidatesNotImproving"] =
+                    (-3).into()
+            }),
+            "MaxCandidatesNotImproving: -3 is not a whole number (0 tunes to the limits)",
         ),
         (
             Box::new(|v| v["AutoMLJobConfig"]["Mode"] = "FAST".into()),
