@@ -138,7 +138,8 @@ impl Pass<'_> {
 /// The pass the whole learner is built around: the histograms of `columns` (each feature's
 /// 256 bins in turn in `out`) over the node's rows, with row counts when `counted`. Four
 /// features share a pass, so a row's index and pair are read once for four sums, and their
-/// four histograms (24 KiB) stay in the first-level cache.
+/// four histograms (24 KiB, or 16 KiB where every hessian is 1) stay in the first-level
+/// cache.
 fn accumulate<P: Pair>(
     columns: &[Vec<u8>],
     rows: &[u32],
@@ -164,44 +165,103 @@ fn accumulate_as<P: Pair, const COUNT: bool>(
     ordered: &[P],
     out: &mut [Bin],
 ) {
-    let add = |e: &mut Bin, pair: P| {
-        let (g, h) = pair.gradient_hessian();
-        e[0] += g;
-        e[1] += h;
-        if COUNT && !P::UNIT_HESSIAN {
-            e[2] += 1.0;
+    let groups = columns.len() / 4;
+    if !P::UNIT_HESSIAN {
+        out.fill([0.0; 3]);
+        let mut hists = out.chunks_exact_mut(BINS).map(as_bins);
+        for group in columns.chunks_exact(4) {
+            let four = std::array::from_fn(|_| hists.next().expect("four features"));
+            sum_four::<P, Bin, COUNT>(group, rows.clone(), ordered, four);
+        }
+        for (column, hist) in columns[groups * 4..].iter().zip(hists) {
+            sum_one::<P, Bin, COUNT>(column, rows.clone(), ordered, hist);
+        }
+        return;
+    }
+    // Where every hessian is 1, a bin needs its gradient sum and its row count alone: summed
+    // in 16-byte bins (four features' histograms in 16 KiB of the first-level cache rather
+    // than 24), then written out as full bins.
+    let mut local = [[[0.0f64; 2]; BINS]; 4];
+    let write = |local: &[[f64; 2]; BINS], out: &mut [Bin]| {
+        for (&[g, c], o) in local.iter().zip(out) {
+            // The hessian sum is the row count; counts kept only when asked for.
+            *o = [g, c, if COUNT { c } else { 0.0 }];
         }
     };
-    out.fill([0.0; 3]);
-    let mut groups = columns.chunks_exact(4).zip(out.chunks_exact_mut(4 * BINS));
-    for (group, hists) in &mut groups {
-        let columns: [&[u8]; 4] = std::array::from_fn(|i| &group[i][..]);
-        let mut parts = hists
-            .chunks_exact_mut(BINS)
-            .map(|p| <&mut [Bin; BINS]>::try_from(p).expect("a feature has 256 bins"));
-        let mut hists: [&mut [Bin; BINS]; 4] =
-            std::array::from_fn(|_| parts.next().expect("four features"));
-        for (r, &pair) in rows.clone().zip(ordered) {
-            for (column, hist) in columns.iter().zip(hists.iter_mut()) {
-                add(&mut hist[column[r] as usize], pair);
-            }
+    for (group, outs) in columns.chunks_exact(4).zip(out.chunks_exact_mut(4 * BINS)) {
+        for hist in local.iter_mut() {
+            hist.fill([0.0; 2]);
+        }
+        let [a, b, c, d] = &mut local;
+        sum_four::<P, [f64; 2], COUNT>(group, rows.clone(), ordered, [a, b, c, d]);
+        for (hist, o) in local.iter().zip(outs.chunks_exact_mut(BINS)) {
+            write(hist, o);
         }
     }
-    let done = columns.len() / 4 * 4;
-    for (column, hist) in columns[done..]
+    for (column, o) in columns[groups * 4..]
         .iter()
-        .zip(out[done * BINS..].chunks_exact_mut(BINS))
+        .zip(out[groups * 4 * BINS..].chunks_exact_mut(BINS))
     {
-        let hist = <&mut [Bin; BINS]>::try_from(hist).expect("a feature has 256 bins");
-        for (r, &pair) in rows.clone().zip(ordered) {
-            add(&mut hist[column[r] as usize], pair);
+        local[0].fill([0.0; 2]);
+        sum_one::<P, [f64; 2], COUNT>(column, rows.clone(), ordered, &mut local[0]);
+        write(&local[0], o);
+    }
+}
+
+fn as_bins(part: &mut [Bin]) -> &mut [Bin; BINS] {
+    <&mut [Bin; BINS]>::try_from(part).expect("a feature has 256 bins")
+}
+
+/// What a bin sums while a pass runs: the full bin, or the gradient and row count where every
+/// hessian is 1.
+trait Sums: Copy {
+    fn add<P: Pair, const COUNT: bool>(&mut self, pair: P);
+}
+
+impl Sums for Bin {
+    #[inline(always)]
+    fn add<P: Pair, const COUNT: bool>(&mut self, pair: P) {
+        let (g, h) = pair.gradient_hessian();
+        self[0] += g;
+        self[1] += h;
+        if COUNT {
+            self[2] += 1.0;
         }
     }
-    if COUNT && P::UNIT_HESSIAN {
-        // The hessian sums were row counts: one read-modify-write a row and feature fewer.
-        for e in out.iter_mut() {
-            e[2] = e[1];
+}
+
+impl Sums for [f64; 2] {
+    #[inline(always)]
+    fn add<P: Pair, const COUNT: bool>(&mut self, pair: P) {
+        self[0] += pair.gradient_hessian().0;
+        self[1] += 1.0;
+    }
+}
+
+/// Four features summed in one pass over the rows, so a row's index and pair are read once
+/// for four sums.
+fn sum_four<P: Pair, S: Sums, const COUNT: bool>(
+    group: &[Vec<u8>],
+    rows: impl Iterator<Item = usize>,
+    ordered: &[P],
+    mut hists: [&mut [S; BINS]; 4],
+) {
+    let columns: [&[u8]; 4] = std::array::from_fn(|i| &group[i][..]);
+    for (r, &pair) in rows.zip(ordered) {
+        for (column, hist) in columns.iter().zip(hists.iter_mut()) {
+            hist[column[r] as usize].add::<P, COUNT>(pair);
         }
+    }
+}
+
+fn sum_one<P: Pair, S: Sums, const COUNT: bool>(
+    column: &[u8],
+    rows: impl Iterator<Item = usize>,
+    ordered: &[P],
+    hist: &mut [S; BINS],
+) {
+    for (r, &pair) in rows.zip(ordered) {
+        hist[column[r] as usize].add::<P, COUNT>(pair);
     }
 }
 
@@ -243,5 +303,40 @@ mod tests {
             sums(true, 1)[0..BINS].iter().map(|b| b[2]).sum::<f64>(),
             rows as f64
         );
+    }
+
+    #[test]
+    fn gradients_alone_sum_as_pairs_with_unit_hessians_do() {
+        let rows = 5_000;
+        // Six features: a group of four, then two summed one at a time.
+        let columns: Vec<Vec<u8>> = (0..6)
+            .map(|f| {
+                (0..rows)
+                    .map(|r| ((r * (f + 5) * 31) % 256) as u8)
+                    .collect()
+            })
+            .collect();
+        let order: Vec<u32> = (0..rows as u32).filter(|r| r % 3 != 1).collect();
+        let pair = |r: u32| [(r % 17) as f64 * 0.25 - 2.0, 1.0];
+        for counted in [true, false] {
+            for chunks in [1, 3] {
+                let pass = Pass {
+                    columns: &columns,
+                    rows: &order,
+                    counted,
+                    threads: 2,
+                    chunks,
+                    contiguous: false,
+                };
+                let mut pairs = vec![[0.0; 3]; BINS * columns.len()];
+                let mut partials = vec![vec![[0.0; 3]; pairs.len()]; chunks - 1];
+                pass.run(&mut pairs, &mut partials, &mut vec![[0.0; 2]; rows], pair);
+                let mut alone = vec![[1.0; 3]; BINS * columns.len()];
+                pass.run(&mut alone, &mut partials, &mut vec![0.0f64; rows], pair);
+                assert_eq!(alone, pairs, "counted {counted}, {chunks} chunks");
+                let total: f64 = alone[5 * BINS..].iter().map(|b| b[1]).sum();
+                assert_eq!(total, order.len() as f64);
+            }
+        }
     }
 }
