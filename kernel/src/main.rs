@@ -109,8 +109,10 @@ enum Command {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
-    // When evcxr starts its child process it re-runs this binary; this call turns that
-    // process into evcxr's runtime and never returns there.
+    // When evcxr starts its child process it re-runs this binary; these calls turn that
+    // process into the cells' runtime (ours, which keeps a snapshot per cell, or evcxr's)
+    // and never return there.
+    rustmaker_kernel::execution::cell_process::hook();
     evcxr::runtime_hook();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -1,6 +1,7 @@
 //! Execution: what runs a cell. Lines and cells starting with `%`/`%%` go to the magic
 //! registry; everything else is Rust, evaluated by evcxr.
 
+pub mod cell_process;
 mod frames_bridge;
 mod is_complete;
 mod magic_io;

@@ -18,6 +18,8 @@ use serde_json::Value;
 use rustmaker_jupyter::server::io::{CellIo, StreamSink};
 use rustmaker_jupyter::server::{Bundle, ExecutionError};
 
+use super::cell_process;
+
 /// After a cell ends, how long stderr must stay quiet before its report is considered whole.
 /// (evcxr reads the child's stderr on its own thread, so a panic message may trail a little.)
 const STDERR_SETTLE: Duration = Duration::from_millis(3);
@@ -55,6 +57,7 @@ pub struct RustEngine {
 impl RustEngine {
     /// Starts evcxr in the background.
     pub fn start() -> Self {
+        cell_process::forget_serving(std::process::id());
         let (go, wait) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("evcxr-start".into())
@@ -78,15 +81,25 @@ impl RustEngine {
         }
     }
 
-    /// Kills the child if (and only if) it is running a cell; evcxr then restarts it.
+    /// Kills the process running the cell if (and only if) one runs: the cells' runtime then
+    /// goes on from its snapshot of the variables before the cell, or, where it had none,
+    /// evcxr restarts it empty.
     pub fn interrupter(&self) -> impl Fn() + Send + Sync + 'static {
         let running = self.running.clone();
         move || {
             let mut running = running.lock().expect("running lock");
             if running.evaluating {
                 running.interrupted = true;
-                if let Some(child) = &running.child {
-                    let _ = child.lock().expect("child lock").kill();
+                match cell_process::serving_pid(std::process::id()) {
+                    // SAFETY: a plain signal to the process the runtime named as serving.
+                    Some(pid) => unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                    },
+                    None => {
+                        if let Some(child) = &running.child {
+                            let _ = child.lock().expect("child lock").kill();
+                        }
+                    }
                 }
             }
         }
@@ -96,6 +109,14 @@ impl RustEngine {
         if let Some(State::Ready(ctx, _)) = &self.state {
             let _ = ctx.process_handle().lock().expect("child lock").kill();
         }
+        let file = cell_process::serving_file(std::process::id());
+        if let Some(pid) = cell_process::serving_pid(std::process::id()) {
+            // SAFETY: as in the interrupter.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        let _ = std::fs::remove_file(file);
     }
 
     /// The ready context, waiting for the background start if needed.
@@ -186,7 +207,10 @@ impl RustEngine {
         let panic = fwd.finish();
         fwd.target(None);
         match result {
-            Ok(_) if interrupted => Err(interrupted_error()),
+            Ok(_) if interrupted => Err(ExecutionError::new(
+                "KeyboardInterrupt",
+                "interrupted: the cell was stopped; the variables are as they were before it",
+            )),
             Ok(_) if panic.is_some() => Err(panic_error(panic.unwrap_or_default())),
             Ok(outputs) => {
                 // `:timing` asks evcxr to time each cell; show it as evcxr_jupyter does.
@@ -291,7 +315,8 @@ impl RustEngine {
 fn interrupted_error() -> ExecutionError {
     ExecutionError::new(
         "KeyboardInterrupt",
-        "interrupted: the Rust evaluation process was stopped, so variables from earlier cells are lost",
+        "interrupted: the Rust evaluation process was stopped, so variables from earlier cells are lost \
+         (its state can be kept only while it runs a single thread, and a cell had started others)",
     )
 }
 
