@@ -4,6 +4,7 @@ wrong: panics, interrupts, forged and malformed messages, input requests."""
 from __future__ import annotations
 
 import json
+import pathlib
 import re
 import signal
 import time
@@ -38,6 +39,62 @@ def test_evcxr_commands_work(kernel):
     assert reply["status"] == "ok"
     text = str([m["content"] for m in outputs])
     assert "shown" in text and "i32" in text
+
+
+def _shown(outputs) -> list[dict]:
+    return [m["content"]["data"] for m in outputs if m["msg_type"] == "execute_result"]
+
+
+def _last_build_source(kernel) -> str:
+    """The source evcxr compiled last (its crate's lib.rs, as `:last_compile_dir` names it)."""
+    _, outputs = run(kernel, ":last_compile_dir")
+    folder = _shown(outputs)[0]["text/plain"].strip()
+    return (pathlib.Path(folder) / "src" / "lib.rs").read_text()
+
+
+def test_a_final_value_is_shown_after_one_build_and_its_own_display_still_wins(kernel):
+    # One build: the last one compiled the first form evcxr tries, not its fallback.
+    reply, outputs = run(kernel, "(1..4).map(|n| n * n).collect::<Vec<u64>>()")
+    assert reply["status"] == "ok" and _shown(outputs)[0]["text/plain"] == "[1, 4, 9]"
+    source = _last_build_source(kernel)
+    assert ".evcxr_display();" in source and "evcxr_send_text_plain" not in source
+    # A value's own evcxr_display (inherent, as plotters' figures have) is still the one used.
+    run(kernel, 'struct Badge; impl Badge { fn evcxr_display(&self) { '
+                'println!("EVCXR_BEGIN_CONTENT text/html\\n<b>badge</b>\\nEVCXR_END_CONTENT"); } }')
+    reply, outputs = run(kernel, "Badge")
+    assert _shown(outputs) == [{"text/html": "<b>badge</b>"}], outputs
+    # ... and a trait's in scope too.
+    run(kernel, 'struct Card; trait Show { fn evcxr_display(&self); } impl Show for Card { fn evcxr_display(&self) { '
+                'println!("EVCXR_BEGIN_CONTENT text/html\\n<i>card</i>\\nEVCXR_END_CONTENT"); } }')
+    reply, outputs = run(kernel, "Card")
+    assert _shown(outputs) == [{"text/html": "<i>card</i>"}], outputs
+    # Where the trait cannot apply, evcxr's own second build answers as before.
+    run(kernel, "let fixed = String::from(\"kept\");")
+    reply, outputs = run(kernel, "fixed")
+    assert _shown(outputs)[0]["text/plain"] == '"kept"'
+    run(kernel, "struct Opaque;")
+    reply, outputs = run(kernel, "Opaque")
+    assert reply["status"] == "error" and "doesn't implement `Debug`" in reply["evalue"]
+    # evcxr's :fmt is followed: a Debug format by the trait, any other by evcxr.
+    run(kernel, ":fmt {:#?}")
+    reply, outputs = run(kernel, "(1, 2)")
+    assert _shown(outputs)[0]["text/plain"] == "(\n    1,\n    2,\n)"
+    run(kernel, ":fmt {}")
+    reply, outputs = run(kernel, "0.5")
+    assert _shown(outputs)[0]["text/plain"] == "0.5"
+    run(kernel, ":fmt")
+    run(kernel, ":types")
+    reply, outputs = run(kernel, "7u8")
+    assert _shown(outputs)[0]["text/plain"] == ": u8 = 7"
+    run(kernel, ":types")
+    # After :clear the trait is defined again; completions do not offer it.
+    run(kernel, ":clear")
+    reply, outputs = run(kernel, "1 + 2")
+    assert _shown(outputs)[0]["text/plain"] == "3"
+    assert "evcxr_send_text_plain" not in _last_build_source(kernel)
+    run(kernel, "let listed = 5u32;")
+    r = reply_to(kernel, kernel.complete("listed.ev"))["content"]
+    assert not [m for m in r["matches"] if m.startswith("evcxr_display")], r["matches"]
 
 
 def test_rust_completion_and_inspection(kernel):

@@ -2,6 +2,7 @@
 //! registry; everything else is Rust, evaluated by evcxr.
 
 pub mod cell_process;
+mod final_value;
 mod frames_bridge;
 mod is_complete;
 mod magic_io;

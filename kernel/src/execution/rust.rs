@@ -19,6 +19,7 @@ use rustmaker_jupyter::server::io::{CellIo, StreamSink};
 use rustmaker_jupyter::server::{Bundle, ExecutionError};
 
 use super::cell_process;
+use super::final_value::{self, FinalValue};
 
 /// After a cell ends, how long stderr must stay quiet before its report is considered whole.
 /// (evcxr reads the child's stderr on its own thread, so a panic message may trail a little.)
@@ -26,6 +27,9 @@ const STDERR_SETTLE: Duration = Duration::from_millis(3);
 
 /// How long a completion request may retry evcxr's analysis before answering with nothing.
 const COMPLETION_PATIENCE: Duration = Duration::from_secs(5);
+
+/// `0` leaves the final-value trait out (evcxr's own two builds for a displayed value).
+const FINAL_VALUE_ENV: &str = "RUSTMAKER_FINAL_VALUE_TRAIT";
 
 /// When the background start of evcxr begins if no front end has asked for kernel_info yet.
 const WARM_UP_AT_LATEST: Duration = Duration::from_millis(500);
@@ -52,18 +56,25 @@ pub struct RustEngine {
     go: Option<std::sync::mpsc::Sender<()>>,
     /// Why evcxr.toml could not be applied, told once in the first cell.
     config_error: Option<String>,
+    /// The session's final-value trait (see `final_value`), while it is in use.
+    final_value: Option<FinalValue>,
 }
 
 impl RustEngine {
     /// Starts evcxr in the background.
     pub fn start() -> Self {
         cell_process::forget_serving(std::process::id());
+        let final_value_wanted = std::env::var_os(FINAL_VALUE_ENV).is_none_or(|v| v != "0");
         let (go, wait) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("evcxr-start".into())
             .spawn(move || {
                 let _ = wait.recv_timeout(WARM_UP_AT_LATEST);
-                CommandContext::new().map_err(|e| e.to_string())
+                let (mut ctx, outputs) = CommandContext::new().map_err(|e| e.to_string())?;
+                if final_value_wanted {
+                    define_final_value(&mut ctx, &FinalValue::default());
+                }
+                Ok((ctx, outputs))
             })
             .expect("spawn the evcxr start thread");
         RustEngine {
@@ -71,6 +82,7 @@ impl RustEngine {
             running: Arc::default(),
             go: Some(go),
             config_error: None,
+            final_value: final_value_wanted.then(FinalValue::default),
         }
     }
 
@@ -142,6 +154,14 @@ impl RustEngine {
                             "warning: the evcxr.toml configuration was not applied: {e}\n"
                         ));
                     }
+                    // evcxr's init.evcxr may hold `:fmt` or `:types`, which load_config ran.
+                    let init = evcxr::config_dir()
+                        .and_then(|dir| std::fs::read_to_string(dir.join("init.evcxr")).ok());
+                    if let (Some(init), Some(settings)) = (init, self.final_value.as_mut()) {
+                        if settings.observe(&init) && !define_final_value(&mut ctx, settings) {
+                            self.final_value = None;
+                        }
+                    }
                     forwarder.finish();
                     State::Ready(Box::new(ctx), forwarder)
                 }
@@ -206,6 +226,9 @@ impl RustEngine {
         };
         let panic = fwd.finish();
         fwd.target(None);
+        if result.is_ok() && !interrupted {
+            self.keep_final_value(code);
+        }
         match result {
             Ok(_) if interrupted => Err(ExecutionError::new(
                 "KeyboardInterrupt",
@@ -236,6 +259,25 @@ impl RustEngine {
             )),
             Err(evcxr::Error::CompilationErrors(errors)) => Err(compilation_error(&errors, code)),
             Err(other) => Err(ExecutionError::new("Error", other.to_string())),
+        }
+    }
+
+    /// After a cell that ran: the final-value trait redefined when the cell's `:fmt` or
+    /// `:types` changed what it must write, or defined again after a `:clear`. A session where
+    /// it does not compile goes on without it.
+    fn keep_final_value(&mut self, code: &str) {
+        let Some(settings) = self.final_value.as_mut() else {
+            return;
+        };
+        let changed = settings.observe(code);
+        let Some(State::Ready(ctx, _)) = self.state.as_mut() else {
+            return;
+        };
+        let defined = ctx
+            .defined_item_names()
+            .any(|name| name == final_value::MODULE);
+        if (changed || !defined) && !define_final_value(ctx, settings) {
+            self.final_value = None;
         }
     }
 
@@ -283,8 +325,12 @@ impl RustEngine {
                     retried_empty = true;
                 }
                 Ok(c) => {
-                    let mut matches: Vec<String> =
-                        c.completions.into_iter().map(|c| c.code).collect();
+                    let mut matches: Vec<String> = c
+                        .completions
+                        .into_iter()
+                        .map(|c| c.code)
+                        .filter(|code| !final_value::hidden(code))
+                        .collect();
                     matches.dedup();
                     return Some((matches, c.start_offset, c.end_offset));
                 }
@@ -309,6 +355,18 @@ impl RustEngine {
         ctx.hover_at(code, byte_pos)
             .ok()
             .filter(|(plain, _)| !plain.trim().is_empty())
+    }
+}
+
+/// Evaluates the final-value trait for `settings` in the session; false (logged) where it
+/// did not compile.
+fn define_final_value(ctx: &mut CommandContext, settings: &FinalValue) -> bool {
+    match ctx.execute(&settings.prelude()) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("the final-value trait did not compile; values cost two builds: {e}");
+            false
+        }
     }
 }
 

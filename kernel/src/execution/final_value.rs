@@ -1,0 +1,188 @@
+//! A cell's final value shown after one compile instead of two.
+//!
+//! evcxr shows a cell that ends in an expression by compiling `(expr).evcxr_display();`
+//! first, and, when that fails to compile (the value has no `evcxr_display` method: every
+//! number, string, vector or struct), compiling the cell again with the value's `Debug`
+//! form. A trivial `1 + 1` therefore costs two builds, the first a failing one, and that
+//! failed build was about half of a warm cell's time. evcxr_jupyter does the same.
+//!
+//! The kernel gives the session one item (kept by evcxr like any item a cell defines): a
+//! trait with an `evcxr_display(&mut self)` method for every `Debug` type, which writes what
+//! evcxr's fallback writes. Its `&mut self` receiver is why it never takes a value's own
+//! display away: Rust's method lookup tries `self`, then `&self`, then `&mut self`, so an
+//! inherent `evcxr_display(&self)` (plotters' figures) or one from a trait in scope (the
+//! frames bridge's DataFrame table, evcxr_image) is found first. Where ours cannot apply (an
+//! immutable variable cannot be borrowed mutably; a type that is not `Debug`), the first
+//! build fails as before and evcxr falls back as before: never slower than evcxr alone.
+//!
+//! evcxr's `:fmt` changes what the fallback writes; the trait follows it while the format is
+//! a `Debug` one (`{:?}`, `{:#?}`, …) and steps aside (a trait with no impl) otherwise, and
+//! while `:types` is on (evcxr's fallback then shortens the type's name its own way).
+
+/// The module that holds the trait; `defined_item_names` lists it while it is defined.
+pub const MODULE: &str = "__rustmaker_final_value";
+
+/// What evcxr's fallback writes, as the last `:fmt` and `:types` commands set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalValue {
+    format: String,
+    types: bool,
+}
+
+impl Default for FinalValue {
+    fn default() -> Self {
+        FinalValue {
+            format: "{:?}".into(),
+            types: false,
+        }
+    }
+}
+
+impl FinalValue {
+    /// The items to evaluate in the session so that its final values follow these settings.
+    pub fn prelude(&self) -> String {
+        let body = if self.debug_format() && !self.types {
+            // `{:?}` of the format string is a Rust string literal of it.
+            let value = format!("format!({:?}, self)", self.format);
+            format!(
+                "impl<T: ::std::fmt::Debug + ?Sized> RustmakerFinalValue for T {{ \
+                 fn evcxr_display(&mut self) {{ \
+                 use ::std::io::Write; \
+                 let text = {value}; \
+                 let stdout = ::std::io::stdout(); \
+                 let mut out = stdout.lock(); \
+                 if let Err(error) = out.write_all(b\"EVCXR_BEGIN_CONTENT text/plain\\n\") \
+                 .and_then(|_| out.write_all(text.as_bytes())) \
+                 .and_then(|_| out.write_all(b\"\\nEVCXR_END_CONTENT\\n\")) {{ \
+                 eprintln!(\"Failed to send content to parent: {{:?}}\", error); \
+                 ::std::process::exit(1); }} }} }}"
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "mod {MODULE} {{ pub trait RustmakerFinalValue {{ fn evcxr_display(&mut self); }} {body} }}\n\
+             use {MODULE}::RustmakerFinalValue;\n"
+        )
+    }
+
+    /// Follows the `:fmt` and `:types` commands among a cell's leading command lines (as
+    /// evcxr reads them); true when the settings changed.
+    pub fn observe(&mut self, cell: &str) -> bool {
+        let before = self.clone();
+        for line in cell.lines() {
+            if line.starts_with('!') || line.starts_with("//") || line.trim().is_empty() {
+                continue;
+            }
+            let Some(command) = line.trim_start_matches(' ').strip_prefix(':') else {
+                break; // Rust code: evcxr reads no commands after it
+            };
+            let (name, args) = match command.split_once(' ') {
+                Some((name, args)) => (name, Some(args.trim_start_matches(' '))),
+                None => (command, None),
+            };
+            match name {
+                "fmt" => self.format = args.unwrap_or("{:?}").to_owned(),
+                "types" => self.types = !self.types,
+                _ => {}
+            }
+        }
+        *self != before
+    }
+
+    /// A format with one `Debug` placeholder, which every `Debug` value satisfies.
+    fn debug_format(&self) -> bool {
+        let open = self.format.matches('{').count();
+        let close = self.format.matches('}').count();
+        open == 1
+            && close == 1
+            && self
+                .format
+                .split_once('{')
+                .and_then(|(_, rest)| rest.split_once('}'))
+                .is_some_and(|(spec, _)| spec.starts_with(':') && spec.ends_with('?'))
+    }
+}
+
+/// Completions that only the trait brings (its method on every value, its names).
+pub fn hidden(completion: &str) -> bool {
+    completion.starts_with("evcxr_display")
+        || completion.starts_with("RustmakerFinalValue")
+        || completion.starts_with(MODULE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_prelude_shows_debug_values_as_evcxr_does() {
+        let prelude = FinalValue::default().prelude();
+        assert!(prelude.contains("impl<T: ::std::fmt::Debug + ?Sized> RustmakerFinalValue for T"));
+        assert!(prelude.contains("fn evcxr_display(&mut self)"));
+        assert!(prelude.contains("let text = format!(\"{:?}\", self);"));
+        assert!(prelude.ends_with("use __rustmaker_final_value::RustmakerFinalValue;\n"));
+    }
+
+    #[test]
+    fn fmt_and_types_are_followed_from_the_leading_commands() {
+        let mut v = FinalValue::default();
+        assert!(
+            !v.observe("let x = 1;\n:fmt {}"),
+            "commands after code are not read"
+        );
+        assert!(v.observe("// pretty\n:fmt {:#?}\nx"));
+        assert!(v.prelude().contains(r#"format!("{:#?}", self)"#));
+        assert!(v.observe(":fmt"), "a bare :fmt is evcxr's default again");
+        assert_eq!(v, FinalValue::default());
+        assert!(v.observe("  :types"));
+        assert!(
+            !v.prelude().contains("impl<"),
+            "with types shown evcxr writes the value"
+        );
+        assert!(v.observe(":types\n:types\n:types"));
+        assert!(!v.types);
+        assert!(!v.observe(":dep rand = \"0.8\"\n:vars"));
+    }
+
+    #[test]
+    fn a_format_that_is_not_debug_steps_aside() {
+        for (format, debug) in [
+            ("{:?}", true),
+            ("{:#?}", true),
+            ("{:>12?}", true),
+            ("{}", false),
+            ("{:x}", false),
+            ("{:?} and {:?}", false),
+            ("", false),
+        ] {
+            let mut v = FinalValue::default();
+            v.observe(&format!(":fmt {format}"));
+            assert_eq!(v.prelude().contains("impl<"), debug, "{format:?}");
+            assert!(
+                v.prelude().contains("pub trait RustmakerFinalValue"),
+                "{format:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_format_with_quotes_stays_one_string_literal() {
+        let mut v = FinalValue::default();
+        v.observe(":fmt \"{:?}\\");
+        assert!(
+            v.prelude().contains(r#"format!("\"{:?}\\", self)"#),
+            "{}",
+            v.prelude()
+        );
+    }
+
+    #[test]
+    fn only_the_traits_own_completions_are_hidden() {
+        assert!(hidden("evcxr_display()"));
+        assert!(hidden("RustmakerFinalValue"));
+        assert!(hidden("__rustmaker_final_value"));
+        assert!(!hidden("evcxr"));
+        assert!(!hidden("x"));
+    }
+}
