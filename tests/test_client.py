@@ -68,10 +68,26 @@ def test_a_final_value_is_shown_after_one_build_and_its_own_display_still_wins(k
                 'println!("EVCXR_BEGIN_CONTENT text/html\\n<i>card</i>\\nEVCXR_END_CONTENT"); } }')
     reply, outputs = run(kernel, "Card")
     assert _shown(outputs) == [{"text/html": "<i>card</i>"}], outputs
-    # Where the trait cannot apply, evcxr's own second build answers as before.
+    # Immutable places, of an earlier cell or this one, are shown through a reference: one build.
     run(kernel, "let fixed = String::from(\"kept\");")
-    reply, outputs = run(kernel, "fixed")
+    reply, outputs = run(kernel, "// the variable\nfixed")
     assert _shown(outputs)[0]["text/plain"] == '"kept"'
+    assert "evcxr_send_text_plain" not in _last_build_source(kernel)
+    reply, outputs = run(kernel, "let local = [1u8; 2];\nlocal[0]")
+    assert reply["status"] == "ok" and _shown(outputs)[0]["text/plain"] == "1"
+    reply, outputs = run(kernel, "fixed")
+    assert reply["status"] == "ok", "the variable is still there"
+    # An error in the rewritten expression points at what the user wrote.
+    reply, outputs = run(kernel, "let a = 1;\n  a + nope")
+    assert reply["status"] == "error" and "cannot find value `nope`" in reply["evalue"]
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in "\n".join(reply["traceback"]).splitlines()]
+    traceback = "\n".join(lines)
+    assert "  a + nope" in traceback and "&(" not in traceback, traceback
+    caret_line = next(line for line in lines if "┬" in line)
+    source_line = next(line for line in lines if "a + nope" in line)
+    underline = min(caret_line.find(c, caret_line.index("│") + 1) % 1000 for c in "─┬")
+    assert underline == source_line.index("nope"), traceback
+    # Where the trait cannot apply, evcxr's own second build answers as before.
     run(kernel, "struct Opaque;")
     reply, outputs = run(kernel, "Opaque")
     assert reply["status"] == "error" and "doesn't implement `Debug`" in reply["evalue"]

@@ -9,6 +9,9 @@ Measures, for each kernel:
   * magic: `%lsmagic` execute round trip, send -> reply and idle (median of --n, after
     warm-up; evcxr_jupyter has no magics);
   * expr:  a trivial expression (`1 + 1`) round trip after warm-up (median of --n);
+  * var:   a cell showing an immutable variable defined before (`v`), the case rustmaker's
+    final-value trait cannot take (evcxr builds such a cell twice in both Rust kernels);
+  * stmt:  a cell of one statement that shows nothing (`let w = 1;`): one build in both;
   * flood: printing 100,000 lines, send -> idle (median of --floods runs);
   * interrupt: a cell looping forever interrupted 1 s in (as the kernelspec's interrupt_mode
     says: a message on the control channel, or SIGINT) -> its execute_reply.
@@ -205,12 +208,16 @@ def measure(argv, code, args, interrupt_mode):
             k.execute(code["magic"])
     magic = [k.execute(code["magic"]) for _ in range(args.n)] if code.get("magic") else None
     expr = [k.execute(code["expr"]) for _ in range(args.n)]
+    k.execute(code["var_setup"])
+    var = [k.execute(code["var"]) for _ in range(max(args.n // 3, 3))]
+    stmt = [k.execute(code["stmt"]) for _ in range(max(args.n // 3, 3))]
     flood = [k.execute(code["flood"]) for _ in range(args.floods)]
     interrupt = k.interrupt_after(code["loop"], 1.0, interrupt_mode)
     k.stop()
     return {"start": statistics.median(starts), "first": statistics.median(firsts),
             "magic": statistics.median(magic) if magic else None,
-            "expr": statistics.median(expr), "flood": statistics.median(flood), "interrupt": interrupt}
+            "expr": statistics.median(expr), "var": statistics.median(var),
+            "stmt": statistics.median(stmt), "flood": statistics.median(flood), "interrupt": interrupt}
 
 
 def evcxr_jupyter(build: bool) -> str | None:
@@ -223,9 +230,11 @@ def evcxr_jupyter(build: bool) -> str | None:
     return str(exe) if exe.exists() else shutil.which("evcxr_jupyter")
 
 
-RUST = {"expr": "1 + 1", "magic": "%lsmagic", "flood": "for i in 0..100000 { println!(\"{i}\"); }",
+RUST = {"expr": "1 + 1", "var_setup": "let v = vec![1, 2, 3];", "var": "v", "stmt": "let w = 1;",
+        "magic": "%lsmagic", "flood": "for i in 0..100000 { println!(\"{i}\"); }",
         "loop": "loop {}"}
-PYTHON = {"expr": "1 + 1", "magic": "%lsmagic", "flood": "for i in range(100000): print(i)",
+PYTHON = {"expr": "1 + 1", "var_setup": "v = [1, 2, 3]", "var": "v", "stmt": "w = 1",
+          "magic": "%lsmagic", "flood": "for i in range(100000): print(i)",
           "loop": "while True: pass"}
 
 
@@ -259,6 +268,7 @@ def main():
 
     rows = [("start -> kernel_info_reply", "start"), ("launch -> first cell `1 + 1` answered", "first"),
             ("%lsmagic round trip (median)", "magic"), ("warm trivial cell `1 + 1` (median)", "expr"),
+            ("warm cell showing a variable `v` (median)", "var"), ("warm statement `let w = 1;` (median)", "stmt"),
             ("print 100,000 lines", "flood"), ("interrupt -> reply", "interrupt")]
     names = list(kernels)
     peers = names[1:]

@@ -19,6 +19,8 @@
 //! a `Debug` one (`{:?}`, `{:#?}`, …) and steps aside (a trait with no impl) otherwise, and
 //! while `:types` is on (evcxr's fallback then shortens the type's name its own way).
 
+use ra_ap_syntax::{ast, AstNode, Edition, SourceFile};
+
 /// The module that holds the trait; `defined_item_names` lists it while it is defined.
 pub const MODULE: &str = "__rustmaker_final_value";
 
@@ -41,7 +43,7 @@ impl Default for FinalValue {
 impl FinalValue {
     /// The items to evaluate in the session so that its final values follow these settings.
     pub fn prelude(&self) -> String {
-        let body = if self.debug_format() && !self.types {
+        let body = if self.active() {
             // `{:?}` of the format string is a Rust string literal of it.
             let value = format!("format!({:?}, self)", self.format);
             format!(
@@ -90,6 +92,11 @@ impl FinalValue {
         *self != before
     }
 
+    /// Whether the trait shows values (else evcxr does).
+    pub fn active(&self) -> bool {
+        self.debug_format() && !self.types
+    }
+
     /// A format with one `Debug` placeholder, which every `Debug` value satisfies.
     fn debug_format(&self) -> bool {
         let open = self.format.matches('{').count();
@@ -102,6 +109,96 @@ impl FinalValue {
                 .and_then(|(_, rest)| rest.split_once('}'))
                 .is_some_and(|(spec, _)| spec.starts_with(':') && spec.ends_with('?'))
     }
+}
+
+/// A cell whose last statement is an expression, with that expression borrowed: `&(E)`.
+///
+/// The trait's `&mut self` ranks it after a value's own display, but a mutable borrow of an
+/// immutable place (`x`, `x.field`, `v[0]` of a `let` without `mut`) does not compile, and
+/// where that `let` is in the same cell rustc's hint points at the user's code, so evcxr
+/// reports the hint instead of falling back. A reference is a temporary, which may always be
+/// borrowed mutably, and shows the same: `Debug` of `&T` is `T`'s, and a value's own
+/// `evcxr_display(&self)` is found on `&T` before the trait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Borrowed {
+    /// The cell as evcxr gets it.
+    pub code: String,
+    /// Where `&(` went in: its line and the column (1-based, in characters) it starts at.
+    line: usize,
+    column: usize,
+    /// The line and column of the inserted `)`.
+    close: (usize, usize),
+}
+
+const OPEN: &str = "&(";
+
+impl Borrowed {
+    /// The rewrite of `cell`, or None where it does not end in an expression.
+    pub fn of(cell: &str) -> Option<Borrowed> {
+        let code_start = code_start(cell)?;
+        let code = &cell[code_start..];
+        // As evcxr splits a cell into statements: the code in a function body.
+        let prelude = "fn f(){";
+        let parsed = SourceFile::parse(&format!("{prelude}{code}\n}}"), Edition::Edition2024);
+        let tail = parsed
+            .tree()
+            .syntax()
+            .children()
+            .next()
+            .and_then(ast::Fn::cast)?
+            .body()?
+            .stmt_list()?
+            .tail_expr()?;
+        let range = tail.syntax().text_range();
+        let start = code_start + usize::from(range.start()).checked_sub(prelude.len())?;
+        let end = code_start + usize::from(range.end()).checked_sub(prelude.len())?;
+        if end > cell.len() || start >= end {
+            return None;
+        }
+        let before = &cell[..start];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let code = format!("{before}{OPEN}{}){}", &cell[start..end], &cell[end..]);
+        let through = &code[..before.len() + OPEN.len() + end - start];
+        let close = (
+            through.matches('\n').count() + 1,
+            through.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+        );
+        Some(Borrowed {
+            code,
+            line,
+            column,
+            close,
+        })
+    }
+
+    /// A (line, column) of the rewritten cell as a position in the cell the user wrote; a
+    /// position on the inserted `&(` or `)` is the expression's start or end.
+    pub fn original(&self, line: usize, column: usize) -> (usize, usize) {
+        let mut out = column;
+        if line == self.close.0 && column > self.close.1 {
+            out -= 1;
+        }
+        if line == self.line && column >= self.column {
+            out = out.saturating_sub(OPEN.len()).max(self.column);
+        }
+        (line, out)
+    }
+}
+
+/// Where a cell's Rust code starts: after the leading commands, shell lines, comments and
+/// blank lines, as evcxr reads them.
+fn code_start(cell: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in cell.split_inclusive('\n') {
+        let text = line.trim_end_matches(['\n', '\r']);
+        let command = text.trim_start_matches(' ').starts_with(':');
+        if !(text.starts_with('!') || text.starts_with("//") || text.trim().is_empty() || command) {
+            return Some(offset);
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Completions that only the trait brings (its method on every value, its names).
@@ -175,6 +272,57 @@ mod tests {
             "{}",
             v.prelude()
         );
+    }
+
+    #[test]
+    fn a_final_expression_is_borrowed_and_anything_else_left_alone() {
+        let b = |cell: &str| Borrowed::of(cell).map(|b| b.code);
+        assert_eq!(b("1 + 1").as_deref(), Some("&(1 + 1)"));
+        assert_eq!(
+            b(":dep x = \"1\"\n// shown\nlet v = 2;\n  v.max(\n  3)\n").as_deref(),
+            Some(":dep x = \"1\"\n// shown\nlet v = 2;\n  &(v.max(\n  3))\n")
+        );
+        assert_eq!(
+            b("let a = [1u8; 2]; a").as_deref(),
+            Some("let a = [1u8; 2]; &(a)")
+        );
+        assert_eq!(
+            b("if true { 1 } else { 2 }").as_deref(),
+            Some("&(if true { 1 } else { 2 })")
+        );
+        for cell in [
+            "let v = 1;",
+            "v;",
+            "fn f() {}",
+            ":vars",
+            "// v",
+            "",
+            "struct S;",
+        ] {
+            assert_eq!(b(cell), None, "{cell:?}");
+        }
+    }
+
+    #[test]
+    fn positions_in_the_rewrite_map_back_to_the_users_cell() {
+        let b = Borrowed::of("let a = 1;\n  a + nope").unwrap();
+        assert_eq!(b.code, "let a = 1;\n  &(a + nope)");
+        assert_eq!(b.original(1, 5), (1, 5), "lines before are untouched");
+        assert_eq!(b.original(2, 1), (2, 1), "and the indentation before it");
+        // `nope` is at column 9 of the rewrite, 7 of the user's line; its end likewise.
+        assert_eq!(b.original(2, 9), (2, 7));
+        assert_eq!(b.original(2, 13), (2, 11));
+        // A span starting on the inserted `&(` starts where the expression does.
+        assert_eq!(b.original(2, 3), (2, 3));
+        assert_eq!(b.original(2, 4), (2, 3));
+        assert_eq!(b.original(2, 5), (2, 3));
+        // The whole `&(a + nope)` is the user's `a + nope`.
+        assert_eq!(b.original(2, 14), (2, 11));
+        let m = Borrowed::of("v.iter()\n  .max()").unwrap();
+        assert_eq!(m.code, "&(v.iter()\n  .max())");
+        assert_eq!(m.original(2, 3), (2, 3), "lines inside keep their columns");
+        assert_eq!(m.original(2, 9), (2, 9), "the end of `.max()`");
+        assert_eq!(m.original(2, 10), (2, 9), "after the `)`");
     }
 
     #[test]

@@ -12,14 +12,14 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{select, Receiver, Sender};
-use evcxr::{CommandContext, EvalCallbacks, EvalContextOutputs, Theme};
+use evcxr::{CommandContext, EvalCallbacks, EvalContextOutputs};
 use serde_json::Value;
 
 use rustmaker_jupyter::server::io::{CellIo, StreamSink};
 use rustmaker_jupyter::server::{Bundle, ExecutionError};
 
 use super::cell_process;
-use super::final_value::{self, FinalValue};
+use super::final_value::{self, Borrowed, FinalValue};
 
 /// After a cell ends, how long stderr must stay quiet before its report is considered whole.
 /// (evcxr reads the child's stderr on its own thread, so a panic message may trail a little.)
@@ -197,6 +197,14 @@ impl RustEngine {
         if let (Some(note), Some(io)) = (self.config_error.take(), io) {
             io.stderr(&note);
         }
+        // As the cell's own `:fmt` or `:types` lines will leave the settings.
+        // As the cell's own `:fmt` or `:types` lines will leave the settings.
+        let fast_display = self.final_value.as_ref().is_some_and(|settings| {
+            let mut settings = settings.clone();
+            settings.observe(code);
+            settings.active()
+        });
+        let borrowed = fast_display.then(|| Borrowed::of(code)).flatten();
         let (ctx, fwd) = self.ready()?;
         fwd.target(io.map(CellIo::stream_sink));
         {
@@ -205,7 +213,7 @@ impl RustEngine {
             r.interrupted = false;
         }
         let result = ctx.execute_with_callbacks(
-            code,
+            borrowed.as_ref().map_or(code, |b| b.code.as_str()),
             &mut EvalCallbacks {
                 input_reader: &|req| match io.map(|io| io.input(&req.prompt, req.is_password)) {
                     Some(Ok(value)) => value,
@@ -257,7 +265,9 @@ impl RustEngine {
                     why.trim()
                 ),
             )),
-            Err(evcxr::Error::CompilationErrors(errors)) => Err(compilation_error(&errors, code)),
+            Err(evcxr::Error::CompilationErrors(errors)) => {
+                Err(compilation_error(&errors, code, borrowed.as_ref()))
+            }
             Err(other) => Err(ExecutionError::new("Error", other.to_string())),
         }
     }
@@ -412,32 +422,35 @@ fn panic_error(lines: Vec<String>) -> ExecutionError {
     }
 }
 
-fn compilation_error(errors: &[evcxr::CompilationError], source: &str) -> ExecutionError {
+/// The cell's compilation errors, rendered against what the user wrote (`borrowed`: the
+/// final-value rewrite evcxr compiled instead, whose positions are mapped back).
+fn compilation_error(
+    errors: &[evcxr::CompilationError],
+    source: &str,
+    borrowed: Option<&Borrowed>,
+) -> ExecutionError {
+    let map = |line, column| match borrowed {
+        Some(b) => b.original(line, column),
+        None => (line, column),
+    };
     let mut traceback = Vec::new();
     for error in errors {
-        let report = error
-            .build_report("cell".into(), source.to_owned(), Theme::Light)
-            .and_then(|report| {
-                let mut out = Vec::new();
-                report
-                    .write(
-                        ariadne::sources([("cell".to_owned(), source.to_owned())]),
-                        &mut out,
-                    )
-                    .ok()?;
-                Some(String::from_utf8_lossy(&out).into_owned())
-            });
+        let report = report(error, source, map);
         match report {
             Some(text) => traceback.extend(text.lines().map(str::to_owned)),
             None => {
                 for spanned in error.spanned_messages() {
-                    traceback.extend(spanned.lines.iter().cloned());
-                    if let Some(span) = &spanned.span {
-                        let pad = " ".repeat(span.start_column.saturating_sub(1));
-                        let marks =
-                            "^".repeat(span.end_column.saturating_sub(span.start_column).max(1));
-                        traceback.push(format!("{pad}{marks} {}", spanned.label));
-                    }
+                    let Some(span) = &spanned.span else {
+                        traceback.extend(spanned.lines.iter().cloned());
+                        continue;
+                    };
+                    let (start_line, start) = map(span.start_line, span.start_column);
+                    let (end_line, end) = map(span.end_line, span.end_column);
+                    let lines = source.lines().skip(start_line - 1);
+                    traceback.extend(lines.take(end_line + 1 - start_line).map(str::to_owned));
+                    let pad = " ".repeat(start.saturating_sub(1));
+                    let marks = "^".repeat(end.saturating_sub(start).max(1));
+                    traceback.push(format!("{pad}{marks} {}", spanned.label));
                 }
                 traceback.push(format!("error: {}", error.message()));
             }
@@ -456,6 +469,65 @@ fn compilation_error(errors: &[evcxr::CompilationError], source: &str) -> Execut
         evalue,
         traceback,
     }
+}
+
+/// evcxr's report of an error (`CompilationError::build_report`, drawn by ariadne the same
+/// way), its positions passed through `map` first. None for a source that is not ASCII, as
+/// evcxr's: then the plain lines are shown.
+fn report(
+    error: &evcxr::CompilationError,
+    source: &str,
+    map: impl Fn(usize, usize) -> (usize, usize),
+) -> Option<String> {
+    use ariadne::{Color, ColorGenerator, Label, Report, ReportKind};
+    if !source.is_ascii() {
+        return None;
+    }
+    // 1-based line and column to a byte offset, as evcxr's `span_to_byte_range`.
+    let offset = |(line, column): (usize, usize)| {
+        let before: usize = source.lines().take(line - 1).map(str::len).sum();
+        (before + column + line).saturating_sub(2).min(source.len())
+    };
+    let file = "cell".to_owned();
+    let mut builder = Report::build(ReportKind::Error, (file.clone(), 0..source.len()))
+        .with_message(error.message());
+    if let Some(code) = error.code() {
+        builder = builder.with_code(code);
+    }
+    let mut colors = ColorGenerator::new();
+    let mut notes = String::new();
+    for spanned in error.spanned_messages().iter().chain(error.help_spanned()) {
+        match &spanned.span {
+            Some(_) if spanned.label.is_empty() => {}
+            Some(span) => {
+                let start = offset(map(span.start_line, span.start_column));
+                let end = offset(map(span.end_line, span.end_column)).max(start);
+                // evcxr's light theme: the generator's colours inverted.
+                let color = match colors.next() {
+                    Color::Fixed(x) => Color::Fixed(255 - x),
+                    other => other,
+                };
+                builder = builder.with_label(
+                    Label::new((file.clone(), start..end))
+                        .with_message(&spanned.label)
+                        .with_color(color)
+                        .with_order(10),
+                );
+            }
+            None => notes.push_str(&spanned.label),
+        }
+    }
+    if matches!(error.code(), Some("E0384" | "E0596")) {
+        builder.set_note("You can change an existing variable to mutable like: `let mut x = x;`");
+    } else if !notes.is_empty() {
+        builder.set_note(notes);
+    }
+    let mut out = Vec::new();
+    builder
+        .finish()
+        .write(ariadne::sources([(file, source.to_owned())]), &mut out)
+        .ok()?;
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// Moves the child's output lines to the current cell, on its own thread.
