@@ -11,9 +11,16 @@
 //! evcxr's fallback writes. Its `&mut self` receiver is why it never takes a value's own
 //! display away: Rust's method lookup tries `self`, then `&self`, then `&mut self`, so an
 //! inherent `evcxr_display(&self)` (plotters' figures) or one from a trait in scope (the
-//! frames bridge's DataFrame table, evcxr_image) is found first. Where ours cannot apply (an
-//! immutable variable cannot be borrowed mutably; a type that is not `Debug`), the first
-//! build fails as before and evcxr falls back as before: never slower than evcxr alone.
+//! frames bridge's DataFrame table, evcxr_image) is found first. A mutable borrow of an
+//! immutable place (`x`, `v[0]`) would not compile, so the cell's last expression is handed
+//! to evcxr borrowed, `&(expr)`: a reference is a temporary, which may always be borrowed
+//! mutably, and shows the same. A type that is not `Debug` fails the first build and evcxr
+//! falls back as before.
+//!
+//! The trait costs no build of its own: it goes into the first cell with Rust code (after its
+//! commands), and again into the next one whenever it is missing (after `:clear`, or a first
+//! cell that did not compile) or the settings changed. [`Rewrite`] maps the rewritten cell's
+//! positions back to the user's, so that errors point at what the user wrote.
 //!
 //! evcxr's `:fmt` changes what the fallback writes; the trait follows it while the format is
 //! a `Debug` one (`{:?}`, `{:#?}`, …) and steps aside (a trait with no impl) otherwise, and
@@ -41,7 +48,7 @@ impl Default for FinalValue {
 }
 
 impl FinalValue {
-    /// The items to evaluate in the session so that its final values follow these settings.
+    /// The items that make the session's final values follow these settings (one line).
     pub fn prelude(&self) -> String {
         let body = if self.active() {
             // `{:?}` of the format string is a Rust string literal of it.
@@ -62,8 +69,9 @@ impl FinalValue {
         } else {
             String::new()
         };
+        // One line, so that the user's lines after it move down by exactly one.
         format!(
-            "mod {MODULE} {{ pub trait RustmakerFinalValue {{ fn evcxr_display(&mut self); }} {body} }}\n\
+            "mod {MODULE} {{ pub trait RustmakerFinalValue {{ fn evcxr_display(&mut self); }} {body} }} \
              use {MODULE}::RustmakerFinalValue;\n"
         )
     }
@@ -111,79 +119,110 @@ impl FinalValue {
     }
 }
 
-/// A cell whose last statement is an expression, with that expression borrowed: `&(E)`.
-///
-/// The trait's `&mut self` ranks it after a value's own display, but a mutable borrow of an
-/// immutable place (`x`, `x.field`, `v[0]` of a `let` without `mut`) does not compile, and
-/// where that `let` is in the same cell rustc's hint points at the user's code, so evcxr
-/// reports the hint instead of falling back. A reference is a temporary, which may always be
-/// borrowed mutably, and shows the same: `Debug` of `&T` is `T`'s, and a value's own
-/// `evcxr_display(&self)` is found on `&T` before the trait.
+/// A cell as evcxr gets it: the trait's items inserted as a line of their own before the
+/// cell's Rust code (where the session lacks them), and its last expression, if it ends in one,
+/// borrowed: `&(expr)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Borrowed {
-    /// The cell as evcxr gets it.
+pub struct Rewrite {
     pub code: String,
-    /// Where `&(` went in: its line and the column (1-based, in characters) it starts at.
-    line: usize,
-    column: usize,
-    /// The line and column of the inserted `)`.
-    close: (usize, usize),
+    /// The line the items went in as; the user's lines from there on are one further down.
+    items_line: Option<usize>,
+    /// The line and column (1-based, in characters, of the rewrite) of the inserted `&(` and
+    /// `)`.
+    open: Option<((usize, usize), (usize, usize))>,
 }
 
 const OPEN: &str = "&(";
 
-impl Borrowed {
-    /// The rewrite of `cell`, or None where it does not end in an expression.
-    pub fn of(cell: &str) -> Option<Borrowed> {
+impl Rewrite {
+    /// The rewrite of `cell`, or None where there is nothing to change (or no Rust code).
+    pub fn of(cell: &str, items: Option<&str>, borrow: bool) -> Option<Rewrite> {
         let code_start = code_start(cell)?;
-        let code = &cell[code_start..];
-        // As evcxr splits a cell into statements: the code in a function body.
-        let prelude = "fn f(){";
-        let parsed = SourceFile::parse(&format!("{prelude}{code}\n}}"), Edition::Edition2024);
-        let tail = parsed
-            .tree()
-            .syntax()
-            .children()
-            .next()
-            .and_then(ast::Fn::cast)?
-            .body()?
-            .stmt_list()?
-            .tail_expr()?;
-        let range = tail.syntax().text_range();
-        let start = code_start + usize::from(range.start()).checked_sub(prelude.len())?;
-        let end = code_start + usize::from(range.end()).checked_sub(prelude.len())?;
-        if end > cell.len() || start >= end {
+        let tail = if borrow {
+            tail_expression(cell, code_start)
+        } else {
+            None
+        };
+        if items.is_none() && tail.is_none() {
             return None;
         }
-        let before = &cell[..start];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        let code = format!("{before}{OPEN}{}){}", &cell[start..end], &cell[end..]);
-        let through = &code[..before.len() + OPEN.len() + end - start];
-        let close = (
-            through.matches('\n').count() + 1,
-            through.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-        );
-        Some(Borrowed {
+        let mut code = String::with_capacity(cell.len() + 64);
+        code.push_str(&cell[..code_start]);
+        let items_line = items.map(|items| {
+            code.push_str(items.trim_end_matches('\n'));
+            code.push('\n');
+            cell[..code_start].matches('\n').count() + 1
+        });
+        let open = tail.map(|(start, end)| {
+            code.push_str(&cell[code_start..start]);
+            let open = position(&code);
+            code.push_str(OPEN);
+            code.push_str(&cell[start..end]);
+            let close = position(&code);
+            code.push(')');
+            (open, close)
+        });
+        let rest = tail.map_or(code_start, |(_, end)| end);
+        code.push_str(&cell[rest..]);
+        Some(Rewrite {
             code,
-            line,
-            column,
-            close,
+            items_line,
+            open,
         })
     }
 
-    /// A (line, column) of the rewritten cell as a position in the cell the user wrote; a
-    /// position on the inserted `&(` or `)` is the expression's start or end.
-    pub fn original(&self, line: usize, column: usize) -> (usize, usize) {
-        let mut out = column;
-        if line == self.close.0 && column > self.close.1 {
-            out -= 1;
-        }
-        if line == self.line && column >= self.column {
-            out = out.saturating_sub(OPEN.len()).max(self.column);
-        }
-        (line, out)
+    /// Whether the trait's items are in it.
+    pub fn has_items(&self) -> bool {
+        self.items_line.is_some()
     }
+
+    /// A (line, column) of the rewritten cell as a position in the cell the user wrote; a
+    /// position on the inserted `&(` or `)` is the expression's start or end, one on the
+    /// items line the start of the user's line there.
+    pub fn original(&self, line: usize, column: usize) -> (usize, usize) {
+        let mut column = column;
+        if let Some(((open_line, open_column), (close_line, close_column))) = self.open {
+            if line == close_line && column > close_column {
+                column -= 1;
+            }
+            if line == open_line && column >= open_column {
+                column = column.saturating_sub(OPEN.len()).max(open_column);
+            }
+        }
+        match self.items_line {
+            Some(items) if line == items => (line, 1),
+            Some(items) if line > items => (line - 1, column),
+            _ => (line, column),
+        }
+    }
+}
+
+/// The byte range of the cell's last expression, found as evcxr splits a cell into statements:
+/// the code after the commands, parsed as a function body.
+fn tail_expression(cell: &str, code_start: usize) -> Option<(usize, usize)> {
+    let code = &cell[code_start..];
+    let prelude = "fn f(){";
+    let parsed = SourceFile::parse(&format!("{prelude}{code}\n}}"), Edition::Edition2024);
+    let tail = parsed
+        .tree()
+        .syntax()
+        .children()
+        .next()
+        .and_then(ast::Fn::cast)?
+        .body()?
+        .stmt_list()?
+        .tail_expr()?;
+    let range = tail.syntax().text_range();
+    let start = code_start + usize::from(range.start()).checked_sub(prelude.len())?;
+    let end = code_start + usize::from(range.end()).checked_sub(prelude.len())?;
+    (start < end && end <= cell.len()).then_some((start, end))
+}
+
+/// The 1-based line and column at the end of `text`.
+fn position(text: &str) -> (usize, usize) {
+    let line = text.matches('\n').count() + 1;
+    let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 /// Where a cell's Rust code starts: after the leading commands, shell lines, comments and
@@ -199,6 +238,14 @@ fn code_start(cell: &str) -> Option<usize> {
         offset += line.len();
     }
     None
+}
+
+/// Whether a compilation error names the trait's own items (so the trait, not the cell, is
+/// at fault).
+pub fn blamed(error: &rustmaker_jupyter::server::ExecutionError) -> bool {
+    std::iter::once(&error.evalue)
+        .chain(&error.traceback)
+        .any(|text| text.contains(MODULE) || text.contains("RustmakerFinalValue"))
 }
 
 /// Completions that only the trait brings (its method on every value, its names).
@@ -276,7 +323,7 @@ mod tests {
 
     #[test]
     fn a_final_expression_is_borrowed_and_anything_else_left_alone() {
-        let b = |cell: &str| Borrowed::of(cell).map(|b| b.code);
+        let b = |cell: &str| Rewrite::of(cell, None, true).map(|b| b.code);
         assert_eq!(b("1 + 1").as_deref(), Some("&(1 + 1)"));
         assert_eq!(
             b(":dep x = \"1\"\n// shown\nlet v = 2;\n  v.max(\n  3)\n").as_deref(),
@@ -301,11 +348,31 @@ mod tests {
         ] {
             assert_eq!(b(cell), None, "{cell:?}");
         }
+        assert_eq!(Rewrite::of("1", None, false), None);
+    }
+
+    #[test]
+    fn the_items_go_in_after_the_commands_as_a_line_of_their_own() {
+        let items = FinalValue::default().prelude();
+        assert_eq!(items.matches('\n').count(), 1, "one line");
+        let r = Rewrite::of(":dep a = \"1\"\nlet v = 1;", Some(&items), true).unwrap();
+        assert_eq!(r.code, format!(":dep a = \"1\"\n{items}let v = 1;"));
+        assert!(r.has_items());
+        assert_eq!(
+            Rewrite::of(":vars", Some(&items), true),
+            None,
+            "commands alone: no code"
+        );
+        let r = Rewrite::of("x", Some(&items), true).unwrap();
+        assert_eq!(r.code, format!("{items}&(x)"));
+        assert_eq!(r.original(2, 3), (1, 1), "x");
+        assert_eq!(r.original(2, 4), (1, 2), "after x");
+        assert_eq!(r.original(1, 30), (1, 1), "the items' line");
     }
 
     #[test]
     fn positions_in_the_rewrite_map_back_to_the_users_cell() {
-        let b = Borrowed::of("let a = 1;\n  a + nope").unwrap();
+        let b = Rewrite::of("let a = 1;\n  a + nope", None, true).unwrap();
         assert_eq!(b.code, "let a = 1;\n  &(a + nope)");
         assert_eq!(b.original(1, 5), (1, 5), "lines before are untouched");
         assert_eq!(b.original(2, 1), (2, 1), "and the indentation before it");
@@ -318,7 +385,7 @@ mod tests {
         assert_eq!(b.original(2, 5), (2, 3));
         // The whole `&(a + nope)` is the user's `a + nope`.
         assert_eq!(b.original(2, 14), (2, 11));
-        let m = Borrowed::of("v.iter()\n  .max()").unwrap();
+        let m = Rewrite::of("v.iter()\n  .max()", None, true).unwrap();
         assert_eq!(m.code, "&(v.iter()\n  .max())");
         assert_eq!(m.original(2, 3), (2, 3), "lines inside keep their columns");
         assert_eq!(m.original(2, 9), (2, 9), "the end of `.max()`");

@@ -19,7 +19,7 @@ use rustmaker_jupyter::server::io::{CellIo, StreamSink};
 use rustmaker_jupyter::server::{Bundle, ExecutionError};
 
 use super::cell_process;
-use super::final_value::{self, Borrowed, FinalValue};
+use super::final_value::{self, FinalValue, Rewrite};
 
 /// After a cell ends, how long stderr must stay quiet before its report is considered whole.
 /// (evcxr reads the child's stderr on its own thread, so a panic message may trail a little.)
@@ -56,8 +56,11 @@ pub struct RustEngine {
     go: Option<std::sync::mpsc::Sender<()>>,
     /// Why evcxr.toml could not be applied, told once in the first cell.
     config_error: Option<String>,
-    /// The session's final-value trait (see `final_value`), while it is in use.
+    /// The settings the session's final values follow (see `final_value`); None where the
+    /// trait is not used.
     final_value: Option<FinalValue>,
+    /// The settings of the trait's items the session holds, once a cell put them in.
+    final_value_defined: Option<FinalValue>,
 }
 
 impl RustEngine {
@@ -70,11 +73,7 @@ impl RustEngine {
             .name("evcxr-start".into())
             .spawn(move || {
                 let _ = wait.recv_timeout(WARM_UP_AT_LATEST);
-                let (mut ctx, outputs) = CommandContext::new().map_err(|e| e.to_string())?;
-                if final_value_wanted {
-                    define_final_value(&mut ctx, &FinalValue::default());
-                }
-                Ok((ctx, outputs))
+                CommandContext::new().map_err(|e| e.to_string())
             })
             .expect("spawn the evcxr start thread");
         RustEngine {
@@ -83,6 +82,7 @@ impl RustEngine {
             go: Some(go),
             config_error: None,
             final_value: final_value_wanted.then(FinalValue::default),
+            final_value_defined: None,
         }
     }
 
@@ -158,9 +158,7 @@ impl RustEngine {
                     let init = evcxr::config_dir()
                         .and_then(|dir| std::fs::read_to_string(dir.join("init.evcxr")).ok());
                     if let (Some(init), Some(settings)) = (init, self.final_value.as_mut()) {
-                        if settings.observe(&init) && !define_final_value(&mut ctx, settings) {
-                            self.final_value = None;
-                        }
+                        settings.observe(&init);
                     }
                     forwarder.finish();
                     State::Ready(Box::new(ctx), forwarder)
@@ -192,19 +190,55 @@ impl RustEngine {
         code: &str,
         io: Option<&CellIo>,
     ) -> Result<Option<Bundle>, ExecutionError> {
-        let running = self.running.clone();
         self.ready()?;
         if let (Some(note), Some(io)) = (self.config_error.take(), io) {
             io.stderr(&note);
         }
-        // As the cell's own `:fmt` or `:types` lines will leave the settings.
-        // As the cell's own `:fmt` or `:types` lines will leave the settings.
-        let fast_display = self.final_value.as_ref().is_some_and(|settings| {
-            let mut settings = settings.clone();
-            settings.observe(code);
-            settings.active()
-        });
-        let borrowed = fast_display.then(|| Borrowed::of(code)).flatten();
+        let Some(settings) = self.final_value.clone() else {
+            return self.run(code, None, io);
+        };
+        // The settings as the cell's own `:fmt` or `:types` lines will leave them.
+        let mut after = settings;
+        after.observe(code);
+        let defined = {
+            let (ctx, _) = self.ready()?;
+            ctx.defined_item_names()
+                .any(|name| name == final_value::MODULE)
+        };
+        let items = (!defined || self.final_value_defined.as_ref() != Some(&after))
+            .then(|| after.prelude());
+        let rewrite = Rewrite::of(code, items.as_deref(), after.active());
+        let result = self.run(code, rewrite.as_ref(), io);
+        match &result {
+            Err(e) if e.ename == "CompilationError" && final_value::blamed(e) => {
+                // Never expected; but a session where the trait does not compile goes on
+                // without it rather than failing every cell.
+                tracing::warn!(
+                    "the final-value trait did not compile, left out: {}",
+                    e.evalue
+                );
+                self.final_value = None;
+                return self.run(code, None, io);
+            }
+            Err(e) if e.ename == "CompilationError" => {}
+            _ => {
+                if rewrite.as_ref().is_some_and(Rewrite::has_items) {
+                    self.final_value_defined = Some(after.clone());
+                }
+                self.final_value = Some(after);
+            }
+        }
+        result
+    }
+
+    /// Runs `code` in evcxr, as `rewrite` has it where there is one.
+    fn run(
+        &mut self,
+        code: &str,
+        rewrite: Option<&Rewrite>,
+        io: Option<&CellIo>,
+    ) -> Result<Option<Bundle>, ExecutionError> {
+        let running = self.running.clone();
         let (ctx, fwd) = self.ready()?;
         fwd.target(io.map(CellIo::stream_sink));
         {
@@ -213,7 +247,7 @@ impl RustEngine {
             r.interrupted = false;
         }
         let result = ctx.execute_with_callbacks(
-            borrowed.as_ref().map_or(code, |b| b.code.as_str()),
+            rewrite.map_or(code, |r| r.code.as_str()),
             &mut EvalCallbacks {
                 input_reader: &|req| match io.map(|io| io.input(&req.prompt, req.is_password)) {
                     Some(Ok(value)) => value,
@@ -234,9 +268,6 @@ impl RustEngine {
         };
         let panic = fwd.finish();
         fwd.target(None);
-        if result.is_ok() && !interrupted {
-            self.keep_final_value(code);
-        }
         match result {
             Ok(_) if interrupted => Err(ExecutionError::new(
                 "KeyboardInterrupt",
@@ -266,28 +297,9 @@ impl RustEngine {
                 ),
             )),
             Err(evcxr::Error::CompilationErrors(errors)) => {
-                Err(compilation_error(&errors, code, borrowed.as_ref()))
+                Err(compilation_error(&errors, code, rewrite))
             }
             Err(other) => Err(ExecutionError::new("Error", other.to_string())),
-        }
-    }
-
-    /// After a cell that ran: the final-value trait redefined when the cell's `:fmt` or
-    /// `:types` changed what it must write, or defined again after a `:clear`. A session where
-    /// it does not compile goes on without it.
-    fn keep_final_value(&mut self, code: &str) {
-        let Some(settings) = self.final_value.as_mut() else {
-            return;
-        };
-        let changed = settings.observe(code);
-        let Some(State::Ready(ctx, _)) = self.state.as_mut() else {
-            return;
-        };
-        let defined = ctx
-            .defined_item_names()
-            .any(|name| name == final_value::MODULE);
-        if (changed || !defined) && !define_final_value(ctx, settings) {
-            self.final_value = None;
         }
     }
 
@@ -368,18 +380,6 @@ impl RustEngine {
     }
 }
 
-/// Evaluates the final-value trait for `settings` in the session; false (logged) where it
-/// did not compile.
-fn define_final_value(ctx: &mut CommandContext, settings: &FinalValue) -> bool {
-    match ctx.execute(&settings.prelude()) {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!("the final-value trait did not compile; values cost two builds: {e}");
-            false
-        }
-    }
-}
-
 fn interrupted_error() -> ExecutionError {
     ExecutionError::new(
         "KeyboardInterrupt",
@@ -422,15 +422,15 @@ fn panic_error(lines: Vec<String>) -> ExecutionError {
     }
 }
 
-/// The cell's compilation errors, rendered against what the user wrote (`borrowed`: the
+/// The cell's compilation errors, rendered against what the user wrote (`rewrite`: the
 /// final-value rewrite evcxr compiled instead, whose positions are mapped back).
 fn compilation_error(
     errors: &[evcxr::CompilationError],
     source: &str,
-    borrowed: Option<&Borrowed>,
+    rewrite: Option<&Rewrite>,
 ) -> ExecutionError {
-    let map = |line, column| match borrowed {
-        Some(b) => b.original(line, column),
+    let map = |line, column| match rewrite {
+        Some(r) => r.original(line, column),
         None => (line, column),
     };
     let mut traceback = Vec::new();
