@@ -89,7 +89,26 @@ pub fn hook() {
     }
 }
 
+/// Jupyter's `signal` interrupt mode sends SIGINT to the kernel's whole process group. The
+/// kernel decides what an interrupt stops (the process running the cell, which the snapshot
+/// then replaces); a cell's process and its snapshot dying of the signal themselves would
+/// lose the variables, and race the kernel's own handling. A handler that does nothing, not
+/// SIG_IGN, so that programs a cell starts get the default back when they exec.
+fn outlive_group_interrupts() {
+    extern "C" fn nothing(_: libc::c_int) {}
+    // SAFETY: installs a handler that touches nothing; sigaction is given a zeroed struct
+    // with the handler, SA_RESTART and an empty mask.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = nothing as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+    }
+}
+
 fn serve() -> ! {
+    outlive_group_interrupts();
     // evcxr's child is started by the kernel's process.
     let file = serving_file(unsafe { libc::getppid() } as u32);
     announce(&file);
