@@ -589,7 +589,7 @@ impl Builtin {
         let mut last_step = 0;
         let finished_hook;
         let mut shown_rules = Vec::new();
-        let model = loop {
+        let mut model = loop {
             if watcher.should_stop() || store.stop_requested(name) {
                 stop.store(true, Ordering::Relaxed);
                 return Err(MlError::Stopped);
@@ -639,10 +639,14 @@ impl Builtin {
             fit_started.elapsed().as_secs_f64()
         ));
         // The final quality on both sets; series already reported keep their last value.
-        let mut finals = evaluate("train", problem, &y, &model.predict(&x));
+        let (train_output, mut valid_output) = match model.take_fitted() {
+            Some((train, validation)) => (train, validation),
+            None => (model.predict(&x), None),
+        };
+        let mut finals = evaluate("train", problem, &y, &train_output);
         let mut scored = None;
         if let Some(v) = validation.as_deref() {
-            let output = model.predict(&v.0);
+            let output = valid_output.take().unwrap_or_else(|| model.predict(&v.0));
             finals.extend(evaluate("validation", problem, &v.1, &output));
             scored = Some((output, &v.1));
         }

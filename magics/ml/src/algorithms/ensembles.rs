@@ -39,6 +39,19 @@ pub struct TreeModel {
     /// Boosting's trees laid out for scoring, made on the first prediction.
     #[serde(skip)]
     pub scoring: OnceLock<Boosted>,
+    /// Boosting's scores of the rows it was fitted on, as the learner kept them up to date
+    /// round by round: the job's final metrics need them, and walking every row through every
+    /// tree again cost a boosting job on many rows more than a third of its time.
+    #[serde(skip)]
+    pub fitted: Option<Fitted>,
+}
+
+/// Raw scores (the base included, `k` a row) of the training rows and, where there were
+/// some, the validation rows.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    train: Vec<f64>,
+    validation: Option<Vec<f64>>,
 }
 
 impl TreeModel {
@@ -81,25 +94,7 @@ impl TreeModel {
             for mut row in raw.outer_iter_mut() {
                 row.iter_mut().zip(&self.base).for_each(|(v, b)| *v += b);
             }
-            return match self.problem {
-                ProblemType::Binary => {
-                    Output::Classes(Array2::from_shape_fn((raw.nrows(), 2), |(i, j)| {
-                        let p = sigmoid(raw[[i, 0]]);
-                        if j == 1 {
-                            p
-                        } else {
-                            1.0 - p
-                        }
-                    }))
-                }
-                ProblemType::Multiclass => {
-                    for mut row in raw.outer_iter_mut() {
-                        softmax(row.as_slice_mut().expect("rows are contiguous"));
-                    }
-                    Output::Classes(raw)
-                }
-                _ => Output::Values(raw.column(0).to_owned()),
-            };
+            return self.boosted(raw);
         }
         raw.mapv_inplace(|v| v / count.max(1) as f64);
         if self.problem.is_classification() {
@@ -107,6 +102,48 @@ impl TreeModel {
         } else {
             Output::Values(raw.column(0).to_owned())
         }
+    }
+
+    /// The output of boosting's summed scores, the base included.
+    fn boosted(&self, mut raw: Array2<f64>) -> Output {
+        match self.problem {
+            ProblemType::Binary => {
+                Output::Classes(Array2::from_shape_fn((raw.nrows(), 2), |(i, j)| {
+                    let p = sigmoid(raw[[i, 0]]);
+                    if j == 1 {
+                        p
+                    } else {
+                        1.0 - p
+                    }
+                }))
+            }
+            ProblemType::Multiclass => {
+                for mut row in raw.outer_iter_mut() {
+                    softmax(row.as_slice_mut().expect("rows are contiguous"));
+                }
+                Output::Classes(raw)
+            }
+            _ => Output::Values(raw.column(0).to_owned()),
+        }
+    }
+
+    /// The outputs for the training and validation rows the model was just fitted on, taken
+    /// from the learner (once; None where it did not keep them).
+    pub fn take_fitted(&mut self) -> Option<(Output, Option<Output>)> {
+        let fitted = self.fitted.take()?;
+        let k = self.outputs();
+        let output = |scores: Vec<f64>| {
+            let rows = scores.len() / k;
+            Array2::from_shape_vec((rows, k), scores)
+                .ok()
+                .map(|raw| self.boosted(raw))
+        };
+        let train = output(fitted.train)?;
+        let validation = match fitted.validation {
+            Some(scores) => Some(output(scores)?),
+            None => None,
+        };
+        Some((train, validation))
     }
 
     pub fn predict(&self, x: &Array2<f64>) -> Output {
@@ -220,6 +257,7 @@ fn forest(
         base: Vec::new(),
         trees: Vec::new(),
         scoring: OnceLock::new(),
+        fitted: None,
     };
     let grow_one = |index: usize| -> Tree {
         let mut rng = Rng::new(data.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
@@ -334,6 +372,7 @@ fn boost(
         base: base.clone(),
         trees: Vec::new(),
         scoring: OnceLock::new(),
+        fitted: None,
     };
     let mut score: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
     let mut valid_score: Option<Vec<f64>> = data
@@ -414,8 +453,9 @@ fn boost(
                 if best.is_some_and(|(_, at)| round - at >= patience) {
                     metrics.push(loss);
                     (monitor.report)(round as u64 + 1, metrics);
+                    // The scores include the rounds cut off here: the model scores anew.
                     model.trees.truncate(best.map_or(round, |(_, at)| at) + 1);
-                    break;
+                    return Ok(model);
                 }
             }
             metrics.push(loss);
@@ -426,6 +466,10 @@ fn boost(
         });
         (monitor.report)(round as u64 + 1, metrics);
     }
+    model.fitted = Some(Fitted {
+        train: score,
+        validation: valid_score,
+    });
     Ok(model)
 }
 
@@ -730,6 +774,43 @@ mod tests {
             model.trees.len(),
             best + 1,
             "the model ends at the best round"
+        );
+    }
+
+    #[test]
+    fn the_learners_scores_are_what_the_model_predicts_and_an_early_stop_drops_them() {
+        let (x, _) = noisy(3000, 1);
+        let (vx, _) = noisy(1000, 2);
+        let probabilities = |output: &Output| match output {
+            Output::Classes(p) => p.clone(),
+            _ => panic!("a binary model gives classes"),
+        };
+        for given in [
+            vec![("num_round", "20")],
+            vec![("num_round", "20"), ("subsample", "0.6")],
+        ] {
+            let mut model = boost_with(&given, 3, None).0.unwrap();
+            let (train, validation) = model.take_fitted().expect("the learner keeps its scores");
+            for (kept, rows) in [(train, &x), (validation.unwrap(), &vx)] {
+                let (kept, predicted) = (probabilities(&kept), probabilities(&model.predict(rows)));
+                assert_eq!(kept.dim(), predicted.dim());
+                let worst = (&kept - &predicted)
+                    .iter()
+                    .fold(0.0f64, |m, d| m.max(d.abs()));
+                assert!(worst < 1e-12, "{given:?}: {worst}");
+            }
+            assert!(model.take_fitted().is_none(), "taken once");
+        }
+        let given = [
+            ("eta", "0.6"),
+            ("num_round", "300"),
+            ("min_child_weight", "0"),
+            ("early_stopping_rounds", "4"),
+        ];
+        let mut stopped = boost_with(&given, 7, None).0.unwrap();
+        assert!(
+            stopped.take_fitted().is_none(),
+            "the scores include the rounds cut off"
         );
     }
 

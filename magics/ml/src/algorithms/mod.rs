@@ -536,6 +536,15 @@ pub enum Output {
 }
 
 impl Model {
+    /// The outputs for the rows the model was just fitted on (training, then validation),
+    /// where the learner kept them; else None and the caller predicts.
+    pub fn take_fitted(&mut self) -> Option<(Output, Option<Output>)> {
+        match self {
+            Model::Trees(m) => m.take_fitted(),
+            _ => None,
+        }
+    }
+
     pub fn predict(&self, x: &Array2<f64>) -> Output {
         match self {
             Model::Trees(m) => m.predict(x),
