@@ -1,21 +1,21 @@
 //! The decision tree, the random forest and gradient-boosted trees on the histogram learner.
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use ndarray::{Array1, Array2};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::blocks::{for_blocks_mut, map_blocks, row_major, BLOCK_ROWS};
-use super::booster::{BinTree, Grower, Growth};
+use super::blocks::{for_blocks_mut, row_major};
 use super::scoring::Boosted;
 use super::trees::{grow, stopped, Binned, Criterion, Limits, Rows, Tree};
 use super::{Algorithm, FitData, Hyperparameters, Monitor, Output, Rng};
-use crate::debugger::learners::{boosting_round, Importance};
-use crate::debugger::Mode;
-use crate::metrics::{evaluate, ClassTally, LnSum, ValueTally};
+use crate::metrics::evaluate;
 use crate::prep::ProblemType;
 use crate::MlError;
+
+mod boosting;
+
+use boosting::boost;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
@@ -324,354 +324,17 @@ fn forest(
     Ok(model)
 }
 
-fn boost(
-    hp: &Hyperparameters,
-    data: &FitData,
-    monitor: &mut Monitor,
-) -> Result<TreeModel, MlError> {
-    let n = data.x.nrows();
-    let y = contiguous(data.y);
-    let y = &y[..];
-    let k = if data.problem == ProblemType::Multiclass {
-        data.classes
-    } else {
-        1
-    };
-    let base: Vec<f64> = match data.problem {
-        ProblemType::Binary => {
-            let p = (y.iter().sum::<f64>() / n as f64).clamp(1e-6, 1.0 - 1e-6);
-            vec![(p / (1.0 - p)).ln()]
-        }
-        ProblemType::Multiclass => (0..k)
-            .map(|c| {
-                let share = y.iter().filter(|v| **v as usize == c).count() as f64 / n as f64;
-                share.max(1e-6).ln()
-            })
-            .collect(),
-        _ => vec![y.iter().sum::<f64>() / n.max(1) as f64],
-    };
-    let binned = Binned::new(data.x, hp.int("max_bins"));
-    let growth = Growth {
-        max_depth: hp.int("max_depth"),
-        max_leaves: hp.int("max_leaves"),
-        lossguide: hp.text("grow_policy") == "lossguide",
-        lambda: hp.float("lambda"),
-        gamma: hp.float("gamma"),
-        min_child_weight: hp.float("min_child_weight"),
-        min_data_in_leaf: hp.int("min_data_in_leaf"),
-    };
-    // Squared error's hessian is 1 for every row.
-    let mut grower = Grower::new(&binned, growth, !data.problem.is_classification());
-    let eta = hp.float("eta");
-    let subsample = hp.float("subsample");
-    let patience = hp.int("early_stopping_rounds");
-    let mut model = TreeModel {
-        kind: TreeKind::GradientBoosting,
-        problem: data.problem,
-        classes: data.classes,
-        base: base.clone(),
-        trees: Vec::new(),
-        scoring: OnceLock::new(),
-        fitted: None,
-    };
-    let mut score: Vec<f64> = (0..n).flat_map(|_| base.iter().copied()).collect();
-    let mut valid_score: Option<Vec<f64>> = data
-        .validation
-        .map(|(x, _)| (0..x.nrows()).flat_map(|_| base.iter().copied()).collect());
-    // The validation rows binned as the training rows (a fifth of the memory to walk), and
-    // the training rows row-major where a sample leaves some outside every leaf.
-    let valid_bins = data.validation.map(|(x, _)| binned.bin_rows(x));
-    let train_rows = (subsample < 1.0).then(|| row_major(data.x.view()));
-    let mut pairs = vec![[0.0; 2]; n * k];
-    gradients(data.problem, y, &score, k, &mut pairs);
-    let mut rng = Rng::new(data.seed);
-    let mut best: Option<(f64, usize)> = None;
-    let mut importance = monitor
-        .debug
-        .is_some()
-        .then(|| Importance::new(data.x.ncols()));
-    let losses = [
-        loss_name("train", data.problem),
-        loss_name("validation", data.problem),
-    ];
-    for round in 0..hp.int("num_round") {
-        if stopped(monitor.stop) {
-            return Err(MlError::Stopped);
-        }
-        let sample: Option<Vec<u32>> =
-            (subsample < 1.0).then(|| (0..n as u32).filter(|_| rng.unit() < subsample).collect());
-        let mut round_trees = Vec::with_capacity(k);
-        for class in 0..k {
-            let grown = match &sample {
-                Some(rows) => grower.grow(rows.iter().copied(), &pairs, k, class),
-                None => grower.grow(0..n as u32, &pairs, k, class),
-            };
-            if let Some(i) = importance.as_mut() {
-                i.add(&grown.splits);
-            }
-            if sample.is_none() {
-                let leaves: Vec<(f64, &[u32])> = grown
-                    .leaves()
-                    .map(|(node, rows)| (eta * grown.tree.nodes[node].value[0], rows))
-                    .collect();
-                add_leaves(&mut score, k, class, &leaves);
-            }
-            if let (Some(bins), Some(vs)) = (&valid_bins, valid_score.as_mut()) {
-                add_bin_tree(vs, k, class, bins, &grown.bin_tree(eta));
-            }
-            let mut tree = grown.tree;
-            tree.scale(eta);
-            if let Some(x) = &train_rows {
-                // Rows outside the sample reached no leaf while growing.
-                add_tree(&mut score, k, class, x, &tree);
-            }
-            round_trees.push(tree);
-        }
-        model.trees.push(round_trees);
-        let train_loss = gradients(data.problem, y, &score, k, &mut pairs);
-        let mut metrics = vec![(loss_name("train", data.problem), train_loss)];
-        if let (Some((_, vy)), Some(vs)) = (data.validation, valid_score.as_ref()) {
-            let mut valid = validation_metrics(data.problem, &contiguous(vy), vs, k);
-            let name = loss_name("validation", data.problem);
-            let loss = match valid.iter().position(|(m, _)| *m == name) {
-                Some(at) => valid.remove(at),
-                // Softmax's loss is XGBoost's mlogloss, the same number as logloss.
-                None => (
-                    name,
-                    valid
-                        .iter()
-                        .find(|(m, _)| m.ends_with(":logloss"))
-                        .map_or(0.0, |m| m.1),
-                ),
-            };
-            metrics.extend(valid);
-            if patience > 0 {
-                match best {
-                    Some((b, _)) if loss.1 >= b => {}
-                    _ => best = Some((loss.1, round)),
-                }
-                if best.is_some_and(|(_, at)| round - at >= patience) {
-                    metrics.push(loss);
-                    (monitor.report)(round as u64 + 1, metrics);
-                    // The scores include the rounds cut off here: the model scores anew.
-                    model.trees.truncate(best.map_or(round, |(_, at)| at) + 1);
-                    return Ok(model);
-                }
-            }
-            metrics.push(loss);
-        }
-        let names = [losses[0].as_str(), losses[1].as_str()];
-        monitor.debug_step(Mode::Train, |s| {
-            boosting_round(s, &metrics, &names, importance.as_ref(), &model.trees)
-        });
-        (monitor.report)(round as u64 + 1, metrics);
-    }
-    model.fitted = Some(Fitted {
-        train: score,
-        validation: valid_score,
-    });
-    Ok(model)
-}
-
-/// The validation metrics of the scores (`k` a row), as `evaluate` gives them from the
-/// model's output, summed over row blocks on every core.
-fn validation_metrics(
-    problem: ProblemType,
-    y: &[f64],
-    scores: &[f64],
-    k: usize,
-) -> Vec<(String, f64)> {
-    if !problem.is_classification() {
-        let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
-        let tallies = map_blocks(y.len(), |rows| {
-            let mut t = ValueTally::new(mean);
-            rows.for_each(|i| t.add(y[i], scores[i]));
-            t
-        });
-        let whole = tallies
-            .iter()
-            .fold(ValueTally::new(mean), |a, b| a.merge(b));
-        return whole.metrics("validation");
-    }
-    let classes = k.max(2);
-    let tallies = map_blocks(y.len(), |rows| {
-        let mut t = ClassTally::new(classes);
-        let mut proba = vec![0.0; classes];
-        for i in rows {
-            probabilities(&scores[i * k..(i + 1) * k], &mut proba);
-            t.add(y[i] as usize, &proba);
-        }
-        t
-    });
-    let whole = tallies
-        .iter()
-        .fold(ClassTally::new(classes), |a, b| a.merge(b));
-    whole.metrics("validation")
-}
-
-/// A row's class probabilities from its scores: the sigmoid of one, or the softmax of several.
-fn probabilities(scores: &[f64], out: &mut [f64]) {
-    if let [s] = scores {
-        let p = sigmoid(*s);
-        out[0] = 1.0 - p;
-        out[1] = p;
-    } else {
-        out.copy_from_slice(scores);
-        softmax(out);
-    }
-}
-
-/// Adds each leaf's value to its rows' scores of `class` (`k` a row), the rows shared among
-/// the cores by position: a leaf's rows ascend, so a core's share of them is one run.
-fn add_leaves(scores: &mut [f64], k: usize, class: usize, leaves: &[(f64, &[u32])]) {
-    let n = scores.len() / k;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(n.div_ceil(BLOCK_ROWS))
-        .max(1);
-    let mut parts = Vec::with_capacity(threads);
-    let (mut rest, mut from) = (scores, 0);
-    for t in 0..threads {
-        let to = (t + 1) * n / threads;
-        let (head, tail) = rest.split_at_mut((to - from) * k);
-        parts.push((from, to, head));
-        (rest, from) = (tail, to);
-    }
-    let work = |(from, to, part): (usize, usize, &mut [f64])| {
-        for &(v, rows) in leaves {
-            debug_assert!(rows.is_sorted());
-            let start = rows.partition_point(|&r| (r as usize) < from);
-            let end = rows.partition_point(|&r| (r as usize) < to);
-            for &r in &rows[start..end] {
-                part[(r as usize - from) * k + class] += v;
-            }
-        }
-    };
-    if threads == 1 {
-        parts.into_iter().for_each(work);
-        return;
-    }
-    let work = &work;
-    std::thread::scope(|s| {
-        for part in parts {
-            s.spawn(move || work(part));
-        }
-    });
-}
-
-/// Adds the tree's value for each row of `bins` (row-major, binned as the training rows) to
-/// its score of `class`, over every core.
-fn add_bin_tree(scores: &mut [f64], k: usize, class: usize, bins: &[u8], tree: &BinTree) {
-    let d = bins.len() / (scores.len() / k).max(1);
-    for_blocks_mut(scores, k, |rows, out| {
-        for (i, score) in rows.zip(out.chunks_mut(k)) {
-            score[class] += tree.value(&bins[i * d..(i + 1) * d]);
-        }
-    });
-}
-
-/// Adds the tree's value for each row of the row-major `x` to its score of `class`, over
-/// every core.
-fn add_tree(scores: &mut [f64], k: usize, class: usize, x: &[f64], tree: &Tree) {
-    let d = x.len() / (scores.len() / k).max(1);
-    for_blocks_mut(scores, k, |rows, out| {
-        for (i, score) in rows.zip(out.chunks_mut(k)) {
-            let row = &x[i * d..(i + 1) * d];
-            score[class] += tree.leaf_of(|f| row[f])[0];
-        }
-    });
-}
-
-fn contiguous(y: &Array1<f64>) -> Cow<'_, [f64]> {
-    y.as_slice()
-        .map_or_else(|| Cow::Owned(y.to_vec()), Cow::Borrowed)
-}
-
-/// Each row's gradient and hessian pairs (`k` a row) for the scores, in one pass over every
-/// core that also sums the loss the scores have; returns that loss as XGBoost reports it.
-fn gradients(
-    problem: ProblemType,
-    y: &[f64],
-    score: &[f64],
-    k: usize,
-    pairs: &mut [[f64; 2]],
-) -> f64 {
-    let sums = for_blocks_mut(pairs, k, |rows, out| {
-        let mut ln_terms = LnSum::default();
-        let linear = rows
-            .zip(out.chunks_mut(k))
-            .map(|(i, p)| row_loss(problem, y[i], &score[i * k..(i + 1) * k], p, &mut ln_terms))
-            .sum::<f64>();
-        linear + ln_terms.value()
-    });
-    let mean = sums.iter().sum::<f64>() / y.len().max(1) as f64;
-    if problem.is_classification() {
-        mean
-    } else {
-        mean.sqrt()
-    }
-}
-
-/// One row's loss for its scores, as a linear part returned and a logarithm added to
-/// `ln_terms`; its gradient and hessian pairs go into `pairs`.
-fn row_loss(
-    problem: ProblemType,
-    y: f64,
-    s: &[f64],
-    pairs: &mut [[f64; 2]],
-    ln_terms: &mut LnSum,
-) -> f64 {
-    match problem {
-        ProblemType::Binary => {
-            let s = s[0];
-            // One exp serves both the probability and the log-loss, stably:
-            // max(s, 0) + ln(1 + e^-|s|) - y·s.
-            let e = (-s.abs()).exp();
-            let p = if s >= 0.0 {
-                1.0 / (1.0 + e)
-            } else {
-                e / (1.0 + e)
-            };
-            pairs[0] = [p - y, (p * (1.0 - p)).max(1e-16)];
-            ln_terms.add_ln_of(1.0 + e);
-            s.max(0.0) - y * s
-        }
-        ProblemType::Multiclass => {
-            let max = s.iter().copied().fold(f64::MIN, f64::max);
-            let total: f64 = s.iter().map(|v| (v - max).exp()).sum();
-            let class = y as usize;
-            for (c, (pair, v)) in pairs.iter_mut().zip(s).enumerate() {
-                let p = (v - max).exp() / total;
-                let t = if c == class { 1.0 } else { 0.0 };
-                *pair = [p - t, (p * (1.0 - p)).max(1e-16)];
-            }
-            ln_terms.add_ln_of(1.0 / ((s[class] - max).exp() / total).clamp(1e-15, 1.0));
-            0.0
-        }
-        _ => {
-            let r = s[0] - y;
-            pairs[0] = [r, 1.0];
-            r * r
-        }
-    }
-}
-
-fn loss_name(prefix: &str, problem: ProblemType) -> String {
-    match problem {
-        ProblemType::Binary => format!("{prefix}:logloss"),
-        ProblemType::Multiclass => format!("{prefix}:mlogloss"),
-        _ => format!("{prefix}:rmse"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;
 
+    use super::boosting::{add_leaves, gradients};
     use super::*;
+    use crate::algorithms::blocks::BLOCK_ROWS;
     use crate::algorithms::trees::LEAF;
     use crate::algorithms::Algorithm;
+    use ndarray::Array1;
 
     /// A binary table whose label follows the first two features with a quarter of the labels
     /// flipped: boosting with a large step learns the noise, so its validation loss turns up.
