@@ -80,12 +80,11 @@ impl FinalValue {
     /// evcxr reads them); true when the settings changed.
     pub fn observe(&mut self, cell: &str) -> bool {
         let before = self.clone();
-        for line in cell.lines() {
-            if line.starts_with('!') || line.starts_with("//") || line.trim().is_empty() {
-                continue;
-            }
+        // evcxr reads commands only before the cell's Rust code.
+        let leading = &cell[..code_start(cell).unwrap_or(cell.len())];
+        for line in leading.lines() {
             let Some(command) = line.trim_start_matches(' ').strip_prefix(':') else {
-                break; // Rust code: evcxr reads no commands after it
+                continue; // a shell line, a comment or a blank line
             };
             let (name, args) = match command.split_once(' ') {
                 Some((name, args)) => (name, Some(args.trim_start_matches(' '))),
