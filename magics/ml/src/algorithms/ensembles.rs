@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use super::blocks::{for_blocks_mut, row_major};
+use super::blocks::{cores, for_blocks_mut, map_indexed, row_major};
 use super::scoring::Boosted;
 use super::trees::{grow, stopped, Binned, Criterion, Limits, Rows, Tree};
 use super::{Algorithm, FitData, Hyperparameters, Monitor, Output, Rng};
@@ -285,7 +285,7 @@ fn forest(
         };
         grow(&binned, rows, &inputs, criterion, limits, &mut rng).0
     };
-    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
+    let threads = cores();
     // Running sums of the validation predictions, so the curve costs one pass per tree.
     let mut valid_raw = data
         .validation
@@ -296,19 +296,7 @@ fn forest(
             return Err(MlError::Stopped);
         }
         let batch = threads.min(count - done);
-        let grown: Vec<Tree> = if batch == 1 {
-            vec![grow_one(done)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (done..done + batch)
-                    .map(|i| s.spawn(move || grow_one(i)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("tree growth does not panic"))
-                    .collect()
-            })
-        };
+        let grown: Vec<Tree> = map_indexed(batch, |i| grow_one(done + i));
         if let (Some((x, y)), Some(acc)) = (data.validation, valid_raw.as_mut()) {
             let rounds: Vec<Vec<Tree>> = grown.iter().map(|t| vec![t.clone()]).collect();
             *acc += &model.raw(x, &rounds);

@@ -421,20 +421,14 @@ fn histogram(
             fill(f, out);
         }
     } else {
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .min(chunks.len());
+        let threads = super::blocks::cores().min(chunks.len());
         let mut groups: Vec<Vec<(usize, &mut [f64])>> = (0..threads).map(|_| Vec::new()).collect();
         for (i, c) in chunks.into_iter().enumerate() {
             groups[i % threads].push(c);
         }
-        std::thread::scope(|s| {
-            for group in groups {
-                s.spawn(|| {
-                    for (f, out) in group {
-                        fill(f, out);
-                    }
-                });
+        super::blocks::on_cores(groups, |group| {
+            for (f, out) in group {
+                fill(f, out);
             }
         });
     }

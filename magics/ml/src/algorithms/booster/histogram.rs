@@ -1,6 +1,8 @@
 //! The histogram pass the learner is built around: a node's rows summed into 256 bins a
 //! feature, on one core or cut among them, from gradient pairs or gradients alone.
 
+use super::super::blocks::on_cores;
+
 /// Rows from which a smaller node's features are shared among the cores.
 const PARALLEL_ROWS: usize = 4096;
 
@@ -81,15 +83,16 @@ impl Pass<'_> {
             }
             // Each core a run of whole features.
             let threads = self.threads.min(d);
-            std::thread::scope(|s| {
-                let mut rest = out;
-                for t in 0..threads {
-                    let features = t * d / threads..(t + 1) * d / threads;
-                    let (part, tail) = rest.split_at_mut(features.len() * BINS);
-                    rest = tail;
-                    let columns = &columns[features];
-                    s.spawn(move || accumulate(columns, rows, ordered, part, counted, contiguous));
-                }
+            let mut shares = Vec::with_capacity(threads);
+            let mut rest = out;
+            for t in 0..threads {
+                let features = t * d / threads..(t + 1) * d / threads;
+                let (part, tail) = rest.split_at_mut(features.len() * BINS);
+                rest = tail;
+                shares.push((&columns[features], part));
+            }
+            on_cores(shares, |(columns, part)| {
+                accumulate(columns, rows, ordered, part, counted, contiguous)
             });
             return;
         }
@@ -115,13 +118,9 @@ impl Pass<'_> {
         for (i, job) in jobs.into_iter().enumerate() {
             shares[i % count].push(job);
         }
-        std::thread::scope(|s| {
-            for share in shares {
-                s.spawn(|| {
-                    for (c, (out, ordered)) in share {
-                        work(c, out, ordered);
-                    }
-                });
+        on_cores(shares, |share| {
+            for (c, (out, ordered)) in share {
+                work(c, out, ordered);
             }
         });
         // In chunk order, whatever core summed which: the same sums on any machine.

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use ndarray::Array1;
 
-use super::super::blocks::{for_blocks_mut, map_blocks, row_major, BLOCK_ROWS};
+use super::super::blocks::{cores, for_blocks_mut, map_blocks, on_cores, row_major, BLOCK_ROWS};
 use super::super::booster::{BinTree, Grower, Growth};
 use super::super::trees::{stopped, Binned, Tree};
 use super::super::{FitData, Hyperparameters, Monitor, Rng};
@@ -219,10 +219,7 @@ fn probabilities(scores: &[f64], out: &mut [f64]) {
 /// the cores by position: a leaf's rows ascend, so a core's share of them is one run.
 pub(super) fn add_leaves(scores: &mut [f64], k: usize, class: usize, leaves: &[(f64, &[u32])]) {
     let n = scores.len() / k;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(n.div_ceil(BLOCK_ROWS))
-        .max(1);
+    let threads = cores().min(n.div_ceil(BLOCK_ROWS)).max(1);
     let mut parts = Vec::with_capacity(threads);
     let (mut rest, mut from) = (scores, 0);
     for t in 0..threads {
@@ -241,25 +238,26 @@ pub(super) fn add_leaves(scores: &mut [f64], k: usize, class: usize, leaves: &[(
             }
         }
     };
-    if threads == 1 {
-        parts.into_iter().for_each(work);
-        return;
-    }
-    let work = &work;
-    std::thread::scope(|s| {
-        for part in parts {
-            s.spawn(move || work(part));
-        }
-    });
+    on_cores(parts, work);
 }
 
 /// Adds the tree's value for each row of `bins` (row-major, binned as the training rows) to
 /// its score of `class`, over every core.
 fn add_bin_tree(scores: &mut [f64], k: usize, class: usize, bins: &[u8], tree: &BinTree) {
+    const TOGETHER: usize = 8;
     let d = bins.len() / (scores.len() / k).max(1);
     for_blocks_mut(scores, k, |rows, out| {
-        for (i, score) in rows.zip(out.chunks_mut(k)) {
-            score[class] += tree.value(&bins[i * d..(i + 1) * d]);
+        let row = |i: usize| &bins[(rows.start + i) * d..(rows.start + i + 1) * d];
+        let mut groups = out.chunks_exact_mut(TOGETHER * k);
+        for (g, group) in (&mut groups).enumerate() {
+            let values = tree.values::<TOGETHER>(std::array::from_fn(|j| row(g * TOGETHER + j)));
+            for (score, v) in group.chunks_exact_mut(k).zip(values) {
+                score[class] += v;
+            }
+        }
+        let done = rows.len() / TOGETHER * TOGETHER;
+        for (i, score) in groups.into_remainder().chunks_exact_mut(k).enumerate() {
+            score[class] += tree.value(row(done + i));
         }
     });
 }
