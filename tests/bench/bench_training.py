@@ -3,7 +3,7 @@ against LightGBM, side by side in one run, on the same train/validation splits w
 hyperparameters.
 
     python3 -m venv .venv-bench && .venv-bench/bin/pip install -r tests/bench/requirements-training.txt
-    .venv-bench/bin/python tests/bench/bench_training.py [--skip-large] [--only ALGO,...]
+    .venv-bench/bin/python tests/bench/bench_training.py [--skip-large] [--only ALGO,...] [--repeat N]
 
 Needs the release binary (`cargo build --release -p rustmaker-kernel`) and the benchmark's own
 environment (LightGBM is a peer here, never a test dependency). For each algorithm and
@@ -27,6 +27,7 @@ import os
 import pathlib
 import re
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ONLY: set[str] | None = None
+REPEAT = 1
 BIN = pathlib.Path(os.environ.get("RUSTMAKER_BIN", ROOT / "target" / "release" / "rustmaker"))
 DATA = ROOT / "tests" / "data" / "ml"
 
@@ -197,12 +199,21 @@ def run_table(ours, rows, name, problem, work, large=False, paths=None, frames=N
         builtin = algorithm.split(" ")[0]
         if ONLY and builtin not in ONLY:
             continue
-        sk, sk_fit = peer_fit(make)
-        value, fit, _ = ours.train(builtin, hp, paths[0], paths[1], "target", f"validation:{metric}")
-        row(rows, name, algorithm, metric, sk, sk_fit, value, fit)
+        # Each repeat fits the peer, rustmaker and LightGBM in turn, so that a slow spell of a
+        # shared machine falls on all of them; the fit times shown are the medians.
+        sk_fits, fits, lgb_fits = [], [], []
+        for _ in range(REPEAT):
+            sk, sk_fit = peer_fit(make)
+            value, fit, _ = ours.train(builtin, hp, paths[0], paths[1], "target", f"validation:{metric}")
+            sk_fits.append(sk_fit)
+            fits.append(fit)
+            if lgb:
+                peer, peer_fit_s = peer_fit(lgb[0])
+                lgb_fits.append(peer_fit_s)
+        fit = statistics.median(fits)
+        row(rows, name, algorithm, metric, sk, statistics.median(sk_fits), value, fit)
         if lgb:
-            peer, peer_fit_s = peer_fit(lgb[0])
-            row(rows, name, "  against LightGBM", metric, peer, peer_fit_s, value, fit)
+            row(rows, name, "  against LightGBM", metric, peer, statistics.median(lgb_fits), value, fit)
     if problem == "classification" and (not ONLY or "kmeans" in ONLY):
         k = 8 if large else len(set(y_train))
         scaler = StandardScaler().fit(x_train)
@@ -220,9 +231,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skip-large", action="store_true", help="only the classic tables")
     parser.add_argument("--only", help="comma-separated algorithms to run (default: all)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="fits of each algorithm and peer, interleaved; the median time is shown")
     args = parser.parse_args()
-    global ONLY
+    global ONLY, REPEAT
     ONLY = set(args.only.split(",")) if args.only else None
+    REPEAT = max(1, args.repeat)
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: cargo build --release -p rustmaker-kernel")
     print(f"load average: {os.getloadavg()[0]:.2f}")

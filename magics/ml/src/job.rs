@@ -610,28 +610,44 @@ impl Builtin {
                     }
                 }
             }
-            match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(Event::Metrics(step, values)) => {
-                    store.log_metrics(name, step, &values)?;
-                    log.line(&format!("[{step}] {}", metric_text(&values)));
-                    for (k, _) in &values {
-                        if !reported.contains(k) {
-                            reported.push(k.clone());
-                        }
-                    }
-                    last_step = step;
-                    watcher.metrics(step, &values);
-                }
-                Ok(Event::Done(result, hook)) => {
-                    finished_hook = hook;
-                    break result?;
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            let first = match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(event) => event,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(MlError::Training(
                         "the training thread ended without a result".into(),
                     ))
                 }
+            };
+            // The steps queued behind the first go into the store with it, in one commit: a
+            // learner's rounds on a small table come faster than the disk commits.
+            let mut steps = Vec::new();
+            let mut done = None;
+            for event in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+                match event {
+                    Event::Metrics(step, values) => steps.push((step, values)),
+                    Event::Done(result, hook) => {
+                        done = Some((result, hook));
+                        break;
+                    }
+                }
+            }
+            if !steps.is_empty() {
+                store.log_steps(name, steps.iter().map(|(s, v)| (*s, v.as_slice())))?;
+            }
+            for (step, values) in &steps {
+                log.line(&format!("[{step}] {}", metric_text(values)));
+                for (k, _) in values {
+                    if !reported.contains(k) {
+                        reported.push(k.clone());
+                    }
+                }
+                last_step = *step;
+                watcher.metrics(*step, values);
+            }
+            if let Some((result, hook)) = done {
+                finished_hook = hook;
+                break result?;
             }
         };
         log.line(&format!(

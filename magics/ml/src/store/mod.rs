@@ -317,17 +317,29 @@ impl Store {
         step: u64,
         values: &[(String, f64)],
     ) -> Result<(), MlError> {
+        self.log_steps(component, [(step, values)])
+    }
+
+    /// The metrics of several steps in one transaction: a learner that reports faster than
+    /// the disk commits waits for one commit, not one a step.
+    pub fn log_steps<'v>(
+        &self,
+        component: &str,
+        steps: impl IntoIterator<Item = (u64, &'v [(String, f64)])>,
+    ) -> Result<(), MlError> {
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         let t = now();
-        for (name, value) in values.iter().filter(|(_, v)| v.is_finite()) {
-            tx.execute(
-                "INSERT INTO metrics (component, name, step, value, timestamp) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![component, name, step as i64, value, t],
-            )
-            .map_err(err)?;
+        for (step, values) in steps {
+            for (name, value) in values.iter().filter(|(_, v)| v.is_finite()) {
+                tx.execute(
+                    "INSERT INTO metrics (component, name, step, value, timestamp) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![component, name, step as i64, value, t],
+                )
+                .map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
     }
@@ -604,6 +616,31 @@ mod tests {
         again.replace = true;
         store.start(&again).unwrap();
         assert!(store.component("a").unwrap().unwrap().metrics.is_empty());
+    }
+
+    #[test]
+    fn steps_logged_together_read_back_as_steps_logged_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("e.db")).unwrap();
+        store.start(&component("a", &[])).unwrap();
+        let steps: Vec<(u64, Vec<(String, f64)>)> = (1..=3)
+            .map(|s| {
+                let loss = if s == 2 { f64::NAN } else { 1.0 / s as f64 };
+                (s, vec![("loss".into(), loss), ("r2".into(), s as f64)])
+            })
+            .collect();
+        store
+            .log_steps("a", steps.iter().map(|(s, v)| (*s, v.as_slice())))
+            .unwrap();
+        // A value that is not finite is left out, as one step at a time leaves it out.
+        assert_eq!(
+            store.series("a", "loss").unwrap(),
+            [(1, 1.0), (3, 1.0 / 3.0)]
+        );
+        assert_eq!(
+            store.series("a", "r2").unwrap(),
+            [(1, 1.0), (2, 2.0), (3, 3.0)]
+        );
     }
 
     #[test]
