@@ -317,7 +317,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;
 
-    use super::boosting::{add_leaves, gradients};
+    use super::boosting::{add_leaves, gradients, squared_error};
     use super::*;
     use crate::algorithms::blocks::BLOCK_ROWS;
     use crate::algorithms::trees::LEAF;
@@ -572,6 +572,12 @@ mod tests {
             .sum::<f64>()
             / n as f64;
         assert!((got - want).abs() < 1e-12, "binary {got} against {want}");
+        let targets: Vec<f64> = score[n..2 * n].iter().map(|s| s * 0.5 + 1.0).collect();
+        let mut residuals = vec![0.0; n];
+        let got = squared_error(&targets, &score[..n], &mut residuals);
+        let want = ((0..n).map(|i| (score[i] - targets[i]).powi(2)).sum::<f64>() / n as f64).sqrt();
+        assert!((got - want).abs() < 1e-9, "rmse {got} against {want}");
+        assert!((0..n).all(|i| residuals[i] == score[i] - targets[i]));
         let classes: Vec<f64> = (0..n).map(|i| (i % 3) as f64).collect();
         let got = gradients(ProblemType::Multiclass, &classes, &score, 3, &mut pairs);
         let want = (0..n)

@@ -183,6 +183,20 @@ impl BinTree {
     }
 }
 
+/// Each row's share of a tree's fit.
+#[derive(Clone, Copy)]
+pub enum Gradients<'g> {
+    /// Gradient and hessian pairs, `pairs[row * stride + offset]`.
+    Pairs {
+        pairs: &'g [[f64; 2]],
+        stride: usize,
+        offset: usize,
+    },
+    /// Gradients alone, every hessian 1 (squared error): half the memory to write each
+    /// round and to gather each pass.
+    Unit(&'g [f64]),
+}
+
 impl<'a> Grower<'a> {
     /// `unit_hessians`: every pair's hessian is 1 (squared error), so histograms count rows
     /// for hessians and never read them.
@@ -207,9 +221,8 @@ impl<'a> Grower<'a> {
         }
     }
 
-    /// Grows one tree on `rows` (ascending) from each row's gradient and hessian pair,
-    /// `pairs[row * stride + offset]`. Leaf values are Newton steps, not yet scaled by the
-    /// learning rate.
+    /// `grow_on` pairs: the tests' shorthand.
+    #[cfg(test)]
     pub fn grow(
         &mut self,
         rows: impl Iterator<Item = u32>,
@@ -217,6 +230,19 @@ impl<'a> Grower<'a> {
         stride: usize,
         offset: usize,
     ) -> Grown<'_> {
+        self.grow_on(
+            rows,
+            Gradients::Pairs {
+                pairs,
+                stride,
+                offset,
+            },
+        )
+    }
+
+    /// Grows one tree on `rows` (ascending) from each row's gradients. Leaf values are
+    /// Newton steps, not yet scaled by the learning rate.
+    pub fn grow_on(&mut self, rows: impl Iterator<Item = u32>, gradients: Gradients) -> Grown<'_> {
         self.order.clear();
         self.order.extend(rows);
         self.in_order = self.order.windows(2).all(|w| w[1] == w[0] + 1);
@@ -229,7 +255,7 @@ impl<'a> Grower<'a> {
         let mut splits = Vec::new();
         let root_hist = self.take_hist();
         let len = self.order.len();
-        self.fill(root_hist, 0, len, pairs, stride, offset);
+        self.fill(root_hist, 0, len, gradients);
         let mut sums = self.totals(root_hist);
         sums[2] = len as f64;
         let mut open: Vec<Leaf> = Vec::new();
@@ -308,7 +334,7 @@ impl<'a> Grower<'a> {
                 let small = usize::from(mid - parent.start > parent.end - mid);
                 let small_hist = self.take_hist();
                 let (start, end) = (children[small].start, children[small].end);
-                self.fill(small_hist, start, end, pairs, stride, offset);
+                self.fill(small_hist, start, end, gradients);
                 self.subtract(parent_hist, small_hist);
                 children[small].hist = Some(small_hist);
                 children[1 - small].hist = Some(parent_hist);
@@ -362,15 +388,7 @@ impl<'a> Grower<'a> {
     }
 
     /// The histogram of `order[start..end]` into pool buffer `into`.
-    fn fill(
-        &mut self,
-        into: usize,
-        start: usize,
-        end: usize,
-        pairs: &[[f64; 2]],
-        stride: usize,
-        offset: usize,
-    ) {
+    fn fill(&mut self, into: usize, start: usize, end: usize, gradients: Gradients) {
         let rows = &self.order[start..end];
         let chunks = (rows.len() / CHUNK_ROWS).clamp(1, MAX_CHUNKS);
         while self.partials.len() < chunks - 1 {
@@ -386,11 +404,27 @@ impl<'a> Grower<'a> {
         };
         let out = &mut self.pool[into];
         let partials = &mut self.partials[..chunks - 1];
-        let pair = |r: u32| pairs[r as usize * stride + offset];
-        if self.unit_hessians {
-            pass.run(out, partials, &mut self.ordered_gradients, pair);
-        } else {
-            pass.run(out, partials, &mut self.ordered, pair);
+        match gradients {
+            Gradients::Pairs {
+                pairs,
+                stride,
+                offset,
+            } => {
+                let pair = |r: u32| pairs[r as usize * stride + offset];
+                if self.unit_hessians {
+                    pass.run(out, partials, &mut self.ordered_gradients, pair);
+                } else {
+                    pass.run(out, partials, &mut self.ordered, pair);
+                }
+            }
+            Gradients::Unit(gradients) => {
+                let pair = |r: u32| [gradients[r as usize], 1.0];
+                if self.unit_hessians {
+                    pass.run(out, partials, &mut self.ordered_gradients, pair);
+                } else {
+                    pass.run(out, partials, &mut self.ordered, pair);
+                }
+            }
         }
     }
 
@@ -712,6 +746,22 @@ mod tests {
             let given = tree(false);
             assert_eq!(given.1.len(), 20, "the trees reach the leaf limit");
             assert_eq!(given, tree(true), "lossguide={lossguide}");
+            // Gradients alone grow the same tree, whichever pass sums them.
+            let gradients: Vec<f64> = pairs.iter().map(|p| p[0]).collect();
+            for unit in [false, true] {
+                let mut grower = Grower::new(&data, growth, unit);
+                let grown = grower.grow_on(
+                    (0..rows as u32).filter(|r| r % 3 != 0),
+                    Gradients::Unit(&gradients),
+                );
+                let leaves: Vec<(usize, Vec<u32>)> =
+                    grown.leaves().map(|(n, r)| (n, r.to_vec())).collect();
+                assert_eq!(
+                    (grown.tree, leaves),
+                    given,
+                    "unit={unit} lossguide={lossguide}"
+                );
+            }
         }
     }
 

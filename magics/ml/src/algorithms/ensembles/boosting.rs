@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use ndarray::Array1;
 
 use super::super::blocks::{cores, for_blocks_mut, map_blocks, on_cores, row_major, BLOCK_ROWS};
-use super::super::booster::{BinTree, Grower, Growth};
+use super::super::booster::{BinTree, Gradients, Grower, Growth};
 use super::super::trees::{stopped, Binned, Tree};
 use super::super::{FitData, Hyperparameters, Monitor, Rng};
 use super::{sigmoid, softmax, Fitted, TreeKind, TreeModel};
@@ -76,8 +76,8 @@ pub(super) fn boost(
     // the training rows row-major where a sample leaves some outside every leaf.
     let valid_bins = data.validation.map(|(x, _)| binned.bin_rows(x));
     let train_rows = (subsample < 1.0).then(|| row_major(data.x.view()));
-    let mut pairs = vec![[0.0; 2]; n * k];
-    gradients(data.problem, y, &score, k, &mut pairs);
+    let mut targets = Targets::new(data.problem, n, k);
+    targets.update(data.problem, y, &score, k);
     let mut rng = Rng::new(data.seed);
     let mut best: Option<(f64, usize)> = None;
     let mut importance = monitor
@@ -97,8 +97,8 @@ pub(super) fn boost(
         let mut round_trees = Vec::with_capacity(k);
         for class in 0..k {
             let grown = match &sample {
-                Some(rows) => grower.grow(rows.iter().copied(), &pairs, k, class),
-                None => grower.grow(0..n as u32, &pairs, k, class),
+                Some(rows) => grower.grow_on(rows.iter().copied(), targets.of_class(k, class)),
+                None => grower.grow_on(0..n as u32, targets.of_class(k, class)),
             };
             if let Some(i) = importance.as_mut() {
                 i.add(&grown.splits);
@@ -122,7 +122,7 @@ pub(super) fn boost(
             round_trees.push(tree);
         }
         model.trees.push(round_trees);
-        let train_loss = gradients(data.problem, y, &score, k, &mut pairs);
+        let train_loss = targets.update(data.problem, y, &score, k);
         let mut metrics = vec![(loss_name("train", data.problem), train_loss)];
         if let (Some((_, vy)), Some(vs)) = (data.validation, valid_score.as_ref()) {
             let mut valid = validation_metrics(data.problem, &contiguous(vy), vs, k);
@@ -277,6 +277,57 @@ fn add_tree(scores: &mut [f64], k: usize, class: usize, x: &[f64], tree: &Tree) 
 fn contiguous(y: &Array1<f64>) -> Cow<'_, [f64]> {
     y.as_slice()
         .map_or_else(|| Cow::Owned(y.to_vec()), Cow::Borrowed)
+}
+
+/// What a round's trees are grown on: each row's gradient and hessian pairs, or squared
+/// error's residuals alone (every hessian 1: half the memory to write and to gather).
+enum Targets {
+    Pairs(Vec<[f64; 2]>),
+    Residuals(Vec<f64>),
+}
+
+impl Targets {
+    fn new(problem: ProblemType, n: usize, k: usize) -> Targets {
+        if problem.is_classification() {
+            Targets::Pairs(vec![[0.0; 2]; n * k])
+        } else {
+            Targets::Residuals(vec![0.0; n])
+        }
+    }
+
+    /// The targets for the scores; returns the loss the scores have, as XGBoost reports it.
+    fn update(&mut self, problem: ProblemType, y: &[f64], score: &[f64], k: usize) -> f64 {
+        match self {
+            Targets::Pairs(pairs) => gradients(problem, y, score, k, pairs),
+            Targets::Residuals(residuals) => squared_error(y, score, residuals),
+        }
+    }
+
+    fn of_class(&self, k: usize, class: usize) -> Gradients<'_> {
+        match self {
+            Targets::Pairs(pairs) => Gradients::Pairs {
+                pairs,
+                stride: k,
+                offset: class,
+            },
+            Targets::Residuals(residuals) => Gradients::Unit(residuals),
+        }
+    }
+}
+
+/// Squared error's gradients, each row's residual, in one pass over every core that also
+/// sums the squares; returns the root mean square.
+pub(super) fn squared_error(y: &[f64], score: &[f64], residuals: &mut [f64]) -> f64 {
+    let sums = for_blocks_mut(residuals, 1, |rows, out| {
+        rows.zip(out)
+            .map(|(i, g)| {
+                let r = score[i] - y[i];
+                *g = r;
+                r * r
+            })
+            .sum::<f64>()
+    });
+    (sums.iter().sum::<f64>() / y.len().max(1) as f64).sqrt()
 }
 
 /// Each row's gradient and hessian pairs (`k` a row) for the scores, in one pass over every
