@@ -99,6 +99,23 @@ def collect(kc, msg_id: str, timeout: float = 120.0) -> list[dict]:
         outputs.append(msg)
 
 
+def wait_for_iopub(kc, timeout: float = 30.0) -> None:
+    """Until the kernel's iopub reaches this client. After a restart, jupyter_client's
+    `wait_for_ready` takes any iopub message as proof of the subscription, and one left over
+    from the old kernel (its shutdown's status) passes it while the new kernel's first
+    messages go out before the client's subscription joins (ZeroMQ drops them): a cell's
+    `idle` could then be lost. A kernel_info request's own `idle` proves the subscription."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg_id = kc.kernel_info()
+        try:
+            collect(kc, msg_id, timeout=1.0)
+            return
+        except TimeoutError:
+            continue
+    raise TimeoutError(f"the kernel's iopub did not reach the client within {timeout}s")
+
+
 def reply_to(kc, msg_id: str, timeout: float = 120.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:

@@ -14,7 +14,7 @@ import pytest
 import zmq
 from jupyter_client.session import Session
 
-from conftest import collect, reply_to, results, run, start_kernel, stream_text
+from conftest import collect, reply_to, results, run, start_kernel, stream_text, wait_for_iopub
 
 
 def test_variables_persist_across_cells(kernel):
@@ -450,6 +450,7 @@ def test_interrupt_mode_signal_and_restart(tmp_path):
         old_pid = km.provisioner.pid
         km.restart_kernel(now=False)
         kc.wait_for_ready(timeout=30)
+        wait_for_iopub(kc)
         assert km.provisioner.pid != old_pid
         assert run(kc, "%lsmagic")[0]["status"] == "ok"
     finally:
