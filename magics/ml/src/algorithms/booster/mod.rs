@@ -77,11 +77,10 @@ pub struct Grower<'a> {
     counted: bool,
     order: Vec<u32>,
     scratch: Vec<u32>,
-    /// The pairs of the node being summed, in its rows' order (its gradients alone when
-    /// `unit_hessians`).
+    /// The pairs of the node being summed, in its rows' order, or its gradients alone
+    /// (`Gradients::Unit`); each sized on its first use.
     ordered: Vec<[f64; 2]>,
     ordered_gradients: Vec<f64>,
-    unit_hessians: bool,
     /// The tree's rows are every row in order, so the root's pass reads columns straight.
     in_order: bool,
     pool: Vec<Vec<Bin>>,
@@ -198,21 +197,17 @@ pub enum Gradients<'g> {
 }
 
 impl<'a> Grower<'a> {
-    /// `unit_hessians`: every pair's hessian is 1 (squared error), so histograms count rows
-    /// for hessians and never read them.
-    pub fn new(data: &'a Binned, growth: Growth, unit_hessians: bool) -> Grower<'a> {
+    pub fn new(data: &'a Binned, growth: Growth) -> Grower<'a> {
         let threads = cores();
         let rows = data.rows();
-        let ordered_len = |unit: bool| if unit == unit_hessians { rows } else { 0 };
         Grower {
             data,
             growth,
             counted: growth.min_data_in_leaf > 1,
             order: Vec::with_capacity(rows),
             scratch: vec![0; rows],
-            ordered: vec![[0.0; 2]; ordered_len(false)],
-            ordered_gradients: vec![0.0; ordered_len(true)],
-            unit_hessians,
+            ordered: Vec::new(),
+            ordered_gradients: Vec::new(),
             in_order: false,
             pool: Vec::new(),
             partials: Vec::new(),
@@ -404,26 +399,22 @@ impl<'a> Grower<'a> {
         };
         let out = &mut self.pool[into];
         let partials = &mut self.partials[..chunks - 1];
+        let rows = self.data.rows();
         match gradients {
             Gradients::Pairs {
                 pairs,
                 stride,
                 offset,
             } => {
+                self.ordered.resize(rows, [0.0; 2]);
                 let pair = |r: u32| pairs[r as usize * stride + offset];
-                if self.unit_hessians {
-                    pass.run(out, partials, &mut self.ordered_gradients, pair);
-                } else {
-                    pass.run(out, partials, &mut self.ordered, pair);
-                }
+                pass.run(out, partials, &mut self.ordered, pair);
             }
             Gradients::Unit(gradients) => {
+                // Every hessian is 1: histograms count rows for hessians and never read them.
+                self.ordered_gradients.resize(rows, 0.0);
                 let pair = |r: u32| [gradients[r as usize], 1.0];
-                if self.unit_hessians {
-                    pass.run(out, partials, &mut self.ordered_gradients, pair);
-                } else {
-                    pass.run(out, partials, &mut self.ordered, pair);
-                }
+                pass.run(out, partials, &mut self.ordered_gradients, pair);
             }
         }
     }
@@ -634,7 +625,6 @@ mod tests {
                     max_leaves: limit,
                     ..growth()
                 },
-                false,
             );
             let grown = grower.grow(0..n as u32, &pairs, 1, 0);
             let leaves: Vec<_> = grown.leaves().collect();
@@ -676,7 +666,6 @@ mod tests {
                     max_leaves: 2,
                     ..growth()
                 },
-                false,
             );
             let grown = grower.grow(0..n as u32, &pairs, 1, 0);
             let least = grown.leaves().map(|(_, r)| r.len()).min().unwrap();
@@ -703,7 +692,6 @@ mod tests {
                     lossguide: false,
                     ..growth()
                 },
-                false,
             );
             grower.threads = threads;
             grower.grow(0..rows as u32, &pairs, 1, 0).tree
@@ -736,32 +724,26 @@ mod tests {
                 lambda: 1.0,
                 ..growth()
             };
-            let tree = |unit| {
-                let mut grower = Grower::new(&data, growth, unit);
-                let grown = grower.grow((0..rows as u32).filter(|r| r % 3 != 0), &pairs, 1, 0);
+            let gradients: Vec<f64> = pairs.iter().map(|p| p[0]).collect();
+            let tree = |gradients| {
+                let mut grower = Grower::new(&data, growth);
+                let grown = grower.grow_on((0..rows as u32).filter(|r| r % 3 != 0), gradients);
                 let leaves: Vec<(usize, Vec<u32>)> =
                     grown.leaves().map(|(n, r)| (n, r.to_vec())).collect();
                 (grown.tree, leaves)
             };
-            let given = tree(false);
+            let given = tree(Gradients::Pairs {
+                pairs: &pairs,
+                stride: 1,
+                offset: 0,
+            });
             assert_eq!(given.1.len(), 20, "the trees reach the leaf limit");
-            assert_eq!(given, tree(true), "lossguide={lossguide}");
-            // Gradients alone grow the same tree, whichever pass sums them.
-            let gradients: Vec<f64> = pairs.iter().map(|p| p[0]).collect();
-            for unit in [false, true] {
-                let mut grower = Grower::new(&data, growth, unit);
-                let grown = grower.grow_on(
-                    (0..rows as u32).filter(|r| r % 3 != 0),
-                    Gradients::Unit(&gradients),
-                );
-                let leaves: Vec<(usize, Vec<u32>)> =
-                    grown.leaves().map(|(n, r)| (n, r.to_vec())).collect();
-                assert_eq!(
-                    (grown.tree, leaves),
-                    given,
-                    "unit={unit} lossguide={lossguide}"
-                );
-            }
+            // Gradients alone, summed with row counts for hessians, grow the same tree.
+            assert_eq!(
+                given,
+                tree(Gradients::Unit(&gradients)),
+                "lossguide={lossguide}"
+            );
         }
     }
 
@@ -783,7 +765,6 @@ mod tests {
                 lossguide: false,
                 ..growth()
             },
-            true,
         );
         let grown = grower.grow(0..rows as u32, &pairs, 1, 0);
         let bin_tree = grown.bin_tree(0.5);

@@ -54,8 +54,7 @@ pub(super) fn boost(
         min_child_weight: hp.float("min_child_weight"),
         min_data_in_leaf: hp.int("min_data_in_leaf"),
     };
-    // Squared error's hessian is 1 for every row.
-    let mut grower = Grower::new(&binned, growth, !data.problem.is_classification());
+    let mut grower = Grower::new(&binned, growth);
     let eta = hp.float("eta");
     let subsample = hp.float("subsample");
     let patience = hp.int("early_stopping_rounds");
@@ -330,8 +329,8 @@ pub(super) fn squared_error(y: &[f64], score: &[f64], residuals: &mut [f64]) -> 
     (sums.iter().sum::<f64>() / y.len().max(1) as f64).sqrt()
 }
 
-/// Each row's gradient and hessian pairs (`k` a row) for the scores, in one pass over every
-/// core that also sums the loss the scores have; returns that loss as XGBoost reports it.
+/// A classifier's gradient and hessian pairs (`k` a row) for the scores, in one pass over
+/// every core that also sums the log-loss the scores have; returns that mean loss.
 pub(super) fn gradients(
     problem: ProblemType,
     y: &[f64],
@@ -347,16 +346,11 @@ pub(super) fn gradients(
             .sum::<f64>();
         linear + ln_terms.value()
     });
-    let mean = sums.iter().sum::<f64>() / y.len().max(1) as f64;
-    if problem.is_classification() {
-        mean
-    } else {
-        mean.sqrt()
-    }
+    sums.iter().sum::<f64>() / y.len().max(1) as f64
 }
 
-/// One row's loss for its scores, as a linear part returned and a logarithm added to
-/// `ln_terms`; its gradient and hessian pairs go into `pairs`.
+/// One classified row's loss for its scores, as a linear part returned and a logarithm
+/// added to `ln_terms`; its gradient and hessian pairs go into `pairs`.
 fn row_loss(
     problem: ProblemType,
     y: f64,
@@ -391,11 +385,7 @@ fn row_loss(
             ln_terms.add_ln_of(1.0 / ((s[class] - max).exp() / total).clamp(1e-15, 1.0));
             0.0
         }
-        _ => {
-            let r = s[0] - y;
-            pairs[0] = [r, 1.0];
-            r * r
-        }
+        _ => unreachable!("squared error's targets are residuals (`squared_error`)"),
     }
 }
 
