@@ -84,7 +84,7 @@ def leaderboard_of(nb, prefix: str) -> list[dict]:
 @pytest.mark.parametrize("table,target,problem,metric,flags", [
     (CANCER, "target", "BinaryClassification", "F1", "--max-candidates 4"),
     (IRIS, "target", "MulticlassClassification", "Accuracy", "--max-candidates 3 --algorithms xgboost,linear-learner,randomforest"),
-    (DIABETES, "target", "Regression", "MSE", "--max-candidates 3 --algorithms lightgbm,linear-learner"),
+    (DIABETES, "target", "Regression", "MSE", "--max-candidates 3 --algorithms lightgbm,linear-learner,gaussian-process"),
 ])
 def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(apk, tmp_path, table, target, problem, metric, flags):
     name = f"ap-{problem[:4].lower()}"
@@ -122,6 +122,9 @@ def test_a_job_end_to_end_and_its_notebooks_reproduce_the_leaderboard(apk, tmp_p
         assert [s["CandidateStepType"] for s in c["CandidateSteps"]] == [
             "AWS::SageMaker::ProcessingJob", "AWS::SageMaker::TrainingJob"]
         assert c["CandidateDefinition"].startswith("dpp")
+    if metric == "MSE":
+        # Gaussian process regression is a candidate like the others (its model, its notebook step).
+        assert "dpp2-gaussian-process" in {c["CandidateDefinition"] for c in trials}, trials
     for e in ensembles:
         assert [s["CandidateStepType"] for s in e["CandidateSteps"]] == ["AWS::SageMaker::TrainingJob"]
         assert set(e["TunedHyperParameters"]) <= {c["CandidateName"] for c in trials}

@@ -71,6 +71,11 @@ def _check_training(nb):
     script = next(outs for src, outs in by_source.items() if src.startswith("%train churn-baseline"))
     assert "epoch 2: accuracy=" in "".join(o.get("text", "") for o in script)
     assert "<svg" in by_source["%experiments compare churn-logistic churn-boost"][0]["data"]["text/html"]
+    curve = by_source["%experiments leaderboard curve --sort validation:rmse"]
+    rows = curve[0]["data"]["application/vnd.dataresource+json"]["data"]
+    assert [r["TrialComponentName"] for r in rows] == ["curve-gp", "curve-boost"], "the process fits the smooth target best"
+    # The noise's deviation is 0.5: the process comes close to it, boosting stays well above.
+    assert rows[0]["validation:rmse"] < 0.7 < rows[1]["validation:rmse"], rows
 
 
 def _check_tuning(nb):

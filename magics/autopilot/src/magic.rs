@@ -120,7 +120,7 @@ const HELP: &str = "\
 %autopilot NAME --data SOURCE --target COLUMN [--problem-type BinaryClassification|MulticlassClassification|Regression]
       [--objective METRIC] [--max-candidates N] [--max-runtime SECONDS] [--max-runtime-per-job SECONDS]
       [--validation-fraction F | --validation SOURCE] [--mode auto|ensembling|hyperparameter-tuning]
-      [--algorithms xgboost,lightgbm,linear-learner,randomforest,extra-trees,mlp] [--candidates-only]
+      [--algorithms xgboost,lightgbm,linear-learner,randomforest,extra-trees,mlp,gaussian-process] [--candidates-only]
       [--output DIR|s3://…] [--seed N] [--max-candidates-not-improving N (default 5 per definition; 0: to the limits)]
 %%autopilot NAME            (the cell: CreateAutoMLJob's request, JSON or YAML)
 %autopilot NAME --config FILE.json|FILE.yaml
@@ -136,7 +136,7 @@ The job analyses the table, splits it (seeded, classes stratified), writes
 SageMakerAutopilotDataExplorationNotebook.ipynb and SageMakerAutopilotCandidateDefinitionNotebook.ipynb
 under OUTPUT/NAME/sagemaker-automl-candidates/NAME-pr-1/notebooks/, tunes the candidates
 (dpp0-xgboost, dpp1-lightgbm, dpp2-linear-learner, dpp3-randomforest, dpp4-extra-trees, and on
-tables of at most 5,000 rows dpp5-mlp) as one multi-algorithm tuning job NAME, scores every candidate on the validation rows with the objective, adds their
+tables of at most 5,000 rows dpp5-mlp and, for regression, dpp6-gaussian-process) as one multi-algorithm tuning job NAME, scores every candidate on the validation rows with the objective, adds their
 weighted ensemble NAME-ensemble in ENSEMBLING mode (AUTO's choice for tables under 100 MB), and
 saves the best one as OUTPUT/NAME/best-candidate/model.tar.gz (`%predict --model` takes it, or the best
 candidate's name). Objectives: Regression MSE (MAE, RMSE, R2); BinaryClassification F1 (Accuracy,

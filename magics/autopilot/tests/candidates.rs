@@ -46,17 +46,21 @@ fn candidates_are_named_as_sagemaker_names_them_and_their_tuning_request_is_vali
         let spec = JobSpec::new("job", "train.csv", "y");
         let found = generate(&a, &spec).unwrap();
         let names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "dpp0-xgboost",
-                "dpp1-lightgbm",
-                "dpp2-linear-learner",
-                "dpp3-randomforest",
-                "dpp4-extra-trees",
-                "dpp5-mlp"
-            ]
-        );
+        let mut expected = vec![
+            "dpp0-xgboost",
+            "dpp1-lightgbm",
+            "dpp2-linear-learner",
+            "dpp3-randomforest",
+            "dpp4-extra-trees",
+            "dpp5-mlp",
+        ];
+        // Gaussian process regression on small regression tables only.
+        if regression {
+            expected.push("dpp6-gaussian-process");
+            assert_eq!(found[6].training, "gaussian-process");
+            assert!(found[6].ranges.to_string().contains("matern52"));
+        }
+        assert_eq!(names, expected);
         assert_eq!(found[4].training, "extra-trees");
         assert_eq!(found[5].training, "mlp");
         // A table of more rows than NETWORK_BY_DEFAULT_ROWS leaves the network out.
@@ -106,10 +110,10 @@ fn candidates_are_named_as_sagemaker_names_them_and_their_tuning_request_is_vali
         );
         // The training engine's own tuner accepts it: every range fits its algorithm.
         let config = rustmaker_ml::tune::config::parse(request.clone()).unwrap();
-        assert_eq!(config.definitions.len(), 6);
+        assert_eq!(config.definitions.len(), found.len());
         assert_eq!(config.seed, Some(7));
         // Five candidates per definition without a 1 % gain end the tuning by default.
-        assert_eq!(config.completion.not_improving, Some(30));
+        assert_eq!(config.completion.not_improving, Some(5 * found.len()));
         let metric = &config.definitions[0].objective;
         match a.problem {
             Problem::Regression => assert_eq!(
@@ -141,7 +145,16 @@ fn the_algorithms_asked_for_are_checked_and_the_limit_kept() {
     assert_eq!(generate(&a, &spec).unwrap().len(), 1);
     spec.algorithms = vec!["catboost".into()];
     let err = generate(&a, &spec).unwrap_err().to_string();
-    assert!(err.contains("`catboost` is a SageMaker Autopilot algorithm this project has no built-in for: choose from xgboost, lightgbm, linear-learner, randomforest, extra-trees, mlp"), "{err}");
+    assert!(err.contains("`catboost` is a SageMaker Autopilot algorithm this project has no built-in for: choose from xgboost, lightgbm, linear-learner, randomforest, extra-trees, mlp, gaussian-process"), "{err}");
+    // Gaussian process regression is refused on a classification table, with the reason.
+    spec.algorithms = vec!["gaussian-process".into()];
+    let err = generate(&a, &spec).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "`gaussian-process` fits regression only and this job is BinaryClassification"
+        ),
+        "{err}"
+    );
     // The network alone when asked for, on standardised features, tuned on its step size.
     spec.algorithms = vec!["mlp".into()];
     let found = generate(&a, &spec).unwrap();

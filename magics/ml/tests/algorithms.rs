@@ -235,6 +235,14 @@ const CASES: &[Case] = &[
         "validation:r2",
         0.2,
     ),
+    ("gaussian-process", "diabetes", &[], "validation:r2", 0.35),
+    (
+        "gaussian-process",
+        "diabetes",
+        &[("kernel", "matern52"), ("hyper_rows", "150")],
+        "validation:r2",
+        0.35,
+    ),
 ];
 
 #[test]
@@ -360,6 +368,7 @@ fn artifacts_reload_to_identical_predictions() {
         ("svm", "diabetes"),
         ("mlp", "wine"),
         ("mlp", "diabetes"),
+        ("gaussian-process", "diabetes"),
     ] {
         let algorithm = Algorithm::parse(algorithm).unwrap();
         let mut frame = table(data);

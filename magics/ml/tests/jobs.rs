@@ -368,6 +368,14 @@ fn bad_input_is_refused_before_anything_is_recorded() {
         "{err}"
     );
     let err = run(
+        builtin("gaussian-process", iris.clone(), "kind", None).unwrap(),
+        &[],
+    );
+    assert!(
+        err.contains("gaussian-process does not do multiclass"),
+        "{err}"
+    );
+    let err = run(
         builtin("decision-tree", iris.clear(), "kind", None).unwrap(),
         &[],
     );

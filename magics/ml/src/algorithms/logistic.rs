@@ -5,12 +5,11 @@
 //! core ([`super::blocks`]). linfa's L-BFGS through argmin, used before, was 16x slower than
 //! scikit-learn's on 1,000,000 rows; models it fitted still load (`LinfaModel::Logistic`).
 
-use std::sync::atomic::Ordering;
-
 use ndarray::{Array1, Array2};
 use serde::{Deserialize, Serialize};
 
-use super::blocks::{dot, map_blocks, row_major};
+use super::blocks::{map_blocks, row_major};
+use super::lbfgs::{self, Smooth};
 use super::{Monitor, Output};
 use crate::debugger::learners::linear_step;
 use crate::debugger::Mode;
@@ -43,11 +42,7 @@ struct Problem<'a> {
     alpha: f64,
 }
 
-impl Problem<'_> {
-    fn row(&self, i: usize) -> &[f64] {
-        &self.x[i * self.d..(i + 1) * self.d]
-    }
-
+impl lbfgs::Smooth for Problem<'_> {
     /// θ holds the weights feature-major (`θ[j * m + c]`), then the m intercepts.
     fn len(&self) -> usize {
         (self.d + 1) * self.m
@@ -55,6 +50,16 @@ impl Problem<'_> {
 
     /// The mean penalised loss and its gradient at θ.
     fn evaluate(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
+        self.loss(theta, grad)
+    }
+}
+
+impl Problem<'_> {
+    fn row(&self, i: usize) -> &[f64] {
+        &self.x[i * self.d..(i + 1) * self.d]
+    }
+
+    fn loss(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
         let (d, m) = (self.d, self.m);
         let parts = map_blocks(self.n, |r| {
             let mut g = vec![0.0; (d + 1) * m];
@@ -146,7 +151,17 @@ pub fn fit(
         m,
         alpha: p.alpha,
     };
-    let (theta, iterations) = lbfgs(&problem, p.max_iter, p.tol, monitor)?;
+    let (theta, iterations) = lbfgs::minimise(
+        &problem,
+        vec![0.0; problem.len()],
+        p.max_iter,
+        p.tol,
+        f64::EPSILON,
+        monitor,
+        |monitor, loss, theta, grad| {
+            monitor.debug_step(Mode::Train, |s| linear_step(s, loss, theta, grad, d, m))
+        },
+    )?;
     let weights = Array2::from_shape_vec((d, m), theta[..d * m].to_vec()).expect("d × m weights");
     let intercept = Array1::from(theta[d * m..].to_vec());
     Ok(LogisticModel {
@@ -155,101 +170,6 @@ pub fn fit(
         classes: classes.max(2),
         iterations,
     })
-}
-
-/// Limited-memory BFGS (Nocedal and Wright, algorithm 7.5) with ten corrections and a
-/// backtracking line search on Armijo's condition; stops when the largest gradient entry is
-/// under `tol`, as scikit-learn's lbfgs does, or after `max_iter` iterations.
-fn lbfgs(
-    problem: &Problem,
-    max_iter: usize,
-    tol: f64,
-    monitor: &mut Monitor,
-) -> Result<(Vec<f64>, usize), MlError> {
-    const HISTORY: usize = 10;
-    let len = problem.len();
-    let mut theta = vec![0.0; len];
-    let mut grad = vec![0.0; len];
-    let mut loss = problem.evaluate(&theta, &mut grad);
-    let mut s_hist: std::collections::VecDeque<Vec<f64>> = Default::default();
-    let mut y_hist: std::collections::VecDeque<Vec<f64>> = Default::default();
-    let mut next = vec![0.0; len];
-    let mut next_grad = vec![0.0; len];
-    let mut iterations = 0;
-    while iterations < max_iter {
-        if grad.iter().fold(0.0f64, |a, g| a.max(g.abs())) <= tol {
-            break;
-        }
-        if monitor.stop.load(Ordering::Relaxed) {
-            return Err(MlError::Stopped);
-        }
-        monitor.debug_step(Mode::Train, |s| {
-            linear_step(s, loss, &theta, &grad, problem.d, problem.m)
-        });
-        iterations += 1;
-        // Two-loop recursion: direction = −H·grad.
-        let mut q = grad.clone();
-        let mut alphas = Vec::with_capacity(s_hist.len());
-        for (s, y) in s_hist.iter().zip(&y_hist).rev() {
-            let rho = 1.0 / dot(y, s);
-            let a = rho * dot(s, &q);
-            q.iter_mut().zip(y).for_each(|(q, y)| *q -= a * y);
-            alphas.push((rho, a));
-        }
-        let gamma = match (s_hist.back(), y_hist.back()) {
-            (Some(s), Some(y)) => dot(s, y) / dot(y, y),
-            _ => 1.0 / grad.iter().map(|g| g * g).sum::<f64>().sqrt().max(1e-12),
-        };
-        q.iter_mut().for_each(|v| *v *= gamma);
-        for ((s, y), (rho, a)) in s_hist.iter().zip(&y_hist).zip(alphas.into_iter().rev()) {
-            let b = rho * dot(y, &q);
-            q.iter_mut().zip(s).for_each(|(q, s)| *q += (a - b) * s);
-        }
-        let mut direction: Vec<f64> = q.into_iter().map(|v| -v).collect();
-        let mut slope = dot(&grad, &direction);
-        if slope >= 0.0 {
-            // Not a descent direction (curvature went wrong): restart from steepest descent.
-            s_hist.clear();
-            y_hist.clear();
-            direction = grad.iter().map(|g| -g).collect();
-            slope = dot(&grad, &direction);
-        }
-        let mut step = 1.0;
-        let mut next_loss;
-        let mut tries = 0;
-        loop {
-            for k in 0..len {
-                next[k] = theta[k] + step * direction[k];
-            }
-            next_loss = problem.evaluate(&next, &mut next_grad);
-            if next_loss <= loss + 1e-4 * step * slope || tries >= 30 {
-                break;
-            }
-            step *= 0.5;
-            tries += 1;
-        }
-        if next_loss > loss {
-            break; // no step lowers the loss: as close as floating point allows
-        }
-        let s: Vec<f64> = next.iter().zip(&theta).map(|(a, b)| a - b).collect();
-        let y: Vec<f64> = next_grad.iter().zip(&grad).map(|(a, b)| a - b).collect();
-        if dot(&s, &y) > 1e-12 {
-            if s_hist.len() == HISTORY {
-                s_hist.pop_front();
-                y_hist.pop_front();
-            }
-            s_hist.push_back(s);
-            y_hist.push_back(y);
-        }
-        std::mem::swap(&mut theta, &mut next);
-        std::mem::swap(&mut grad, &mut next_grad);
-        let improvement = loss - next_loss;
-        loss = next_loss;
-        if improvement.abs() <= f64::EPSILON * loss.abs().max(1.0) {
-            break;
-        }
-    }
-    Ok((theta, iterations))
 }
 
 impl LogisticModel {
@@ -293,7 +213,7 @@ mod tests {
     use super::*;
     use rand_xoshiro::rand_core::{RngCore, SeedableRng};
     use rand_xoshiro::Xoshiro256Plus;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn uniform(rng: &mut Xoshiro256Plus) -> f64 {
         (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 - 0.5

@@ -6,7 +6,9 @@ mod blocks;
 mod booster;
 mod classical;
 mod ensembles;
+pub mod gaussian_process;
 pub mod kmeans;
+mod lbfgs;
 pub mod logistic;
 pub mod mlp;
 mod scoring;
@@ -176,6 +178,7 @@ pub enum Algorithm {
     NaiveBayes,
     Svm,
     Mlp,
+    GaussianProcess,
 }
 
 pub const ALGORITHMS: &[(Algorithm, &str)] = &[
@@ -189,6 +192,7 @@ pub const ALGORITHMS: &[(Algorithm, &str)] = &[
     (Algorithm::NaiveBayes, "naive-bayes"),
     (Algorithm::Svm, "svm"),
     (Algorithm::Mlp, "mlp"),
+    (Algorithm::GaussianProcess, "gaussian-process"),
 ];
 
 /// Other names users reach for.
@@ -199,6 +203,8 @@ const ALIASES: &[(&str, Algorithm)] = &[
     ("multilayer-perceptron", Algorithm::Mlp),
     ("neural-network", Algorithm::Mlp),
     ("extremely-randomized-trees", Algorithm::ExtraTrees),
+    ("gp", Algorithm::GaussianProcess),
+    ("gaussian-process-regression", Algorithm::GaussianProcess),
 ];
 
 const TREE_HPS: [HpSpec; 4] = [
@@ -323,6 +329,12 @@ impl Algorithm {
                 float("init_scale", "1", 0.0, 1e6, false, "multiplies the Glorot bound of the hidden layers' weights"),
                 float("bias_shift", "0", -1e6, 1e6, false, "added to the hidden biases at the start"),
             ],
+            Algorithm::GaussianProcess => vec![
+                choice("kernel", "rbf", &["rbf", "matern52"], "covariance: rbf (squared exponential) or matern52 (Matérn, ν = 5/2), one length-scale per feature"),
+                int("hyper_rows", "300", 2, 5000, "rows (a seeded sample) the kernel's hyperparameters are fitted on by maximising the marginal likelihood"),
+                int("max_rows", "5000", 2, 20_000, "most rows the model conditions on (a seeded sample beyond; memory grows as the square, time as the cube)"),
+                int("max_iter", "100", 1, 10_000, "L-BFGS iterations of the hyperparameter fit"),
+            ],
             Algorithm::NaiveBayes => vec![float("var_smoothing", "1e-9", 0.0, 1.0, false, "share of the largest variance added to every variance")],
             Algorithm::Svm => vec![
                 choice("kernel", "rbf", &["rbf", "linear", "poly"], "kernel function"),
@@ -381,6 +393,7 @@ impl Algorithm {
             Algorithm::LinearRegression => problem == Regression,
             Algorithm::LogisticRegression | Algorithm::NaiveBayes => problem.is_classification(),
             Algorithm::KMeans => problem == Clustering,
+            Algorithm::GaussianProcess => problem == Regression,
             _ => problem != Clustering,
         }
     }
@@ -524,6 +537,7 @@ pub enum Model {
     /// Autopilot's ENSEMBLING: fitted models averaged with weights.
     Ensemble(WeightedEnsemble),
     Mlp(mlp::MlpModel),
+    GaussianProcess(gaussian_process::GpModel),
 }
 
 /// What a model says about rows.
@@ -553,6 +567,7 @@ impl Model {
             Model::Logistic(m) => m.predict(x),
             Model::Ensemble(m) => m.predict(x),
             Model::Mlp(m) => m.predict(x),
+            Model::GaussianProcess(m) => m.predict(x),
         }
     }
 }
@@ -619,6 +634,17 @@ pub fn fit(
             monitor,
         )
         .map(Model::Mlp),
+        Algorithm::GaussianProcess => gaussian_process::fit(
+            data,
+            &gaussian_process::GpParams {
+                kernel: gaussian_process::Kernel::parse(hp.text("kernel")),
+                hyper_rows: hp.int("hyper_rows"),
+                max_rows: hp.int("max_rows"),
+                max_iter: hp.int("max_iter"),
+            },
+            monitor,
+        )
+        .map(Model::GaussianProcess),
         _ => classical::fit(algorithm, hp, data, monitor).map(Model::Linfa),
     }
 }
