@@ -14,11 +14,11 @@
 //! classification tables are served well by the other learners.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView2, Axis};
+use ndarray::{s, Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::blocks::map_blocks;
+use super::blocks::map_indexed;
 use super::lbfgs::{self, Smooth};
 use super::{FitData, Monitor, Output, Rng};
 use crate::MlError;
@@ -105,21 +105,48 @@ fn mean_and_deviation(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
     (mean, if dev > 0.0 { dev } else { 1.0 })
 }
 
+/// Rows a task of the kernel's passes takes. Each row costs a pass over every conditioning
+/// row, so small tasks still outweigh their dispatch: the shared blocks (8,192 rows) would
+/// leave a 300-row hyperparameter sample on one core, and a prediction's task holds a kernel
+/// row per conditioning row (64 × 5,000 numbers is 2.5 MB).
+const TASK_ROWS: usize = 64;
+
+/// `work` on each block of `TASK_ROWS` rows of `0..rows`, on every core; results in order,
+/// so sums over them are made in the same order on any machine.
+fn map_tasks<T: Send>(rows: usize, work: impl Fn(std::ops::Range<usize>) -> T + Sync) -> Vec<T> {
+    map_indexed(rows.div_ceil(TASK_ROWS), |b| {
+        work(b * TASK_ROWS..((b + 1) * TASK_ROWS).min(rows))
+    })
+}
+
+/// `work(first, lanes)` on each run of `size` lanes (rows or columns, by `axis`) of `a`, on
+/// every core; `first` is the index of the run's first lane.
+fn for_lanes_mut(
+    mut a: ArrayViewMut2<f64>,
+    axis: Axis,
+    size: usize,
+    work: impl Fn(usize, ArrayViewMut2<f64>) + Sync,
+) {
+    a.axis_chunks_iter_mut(axis, size)
+        .enumerate()
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|(b, lanes)| work(b * size, lanes));
+}
+
 /// The kernel matrix of rows already divided by their length-scales (signal variance 1).
 fn gram(kernel: Kernel, a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
-    let (n, m) = (a.nrows(), b.nrows());
-    let parts = map_blocks(n, |range| {
-        let mut out = Vec::with_capacity(range.len() * m);
-        for i in range {
-            let ai = a.row(i);
-            for bj in b.rows() {
+    let mut out = Array2::<f64>::zeros((a.nrows(), b.nrows()));
+    for_lanes_mut(out.view_mut(), Axis(0), TASK_ROWS, |first, mut rows| {
+        for (r, mut row) in rows.rows_mut().into_iter().enumerate() {
+            let ai = a.row(first + r);
+            for (o, bj) in row.iter_mut().zip(b.rows()) {
                 let r2: f64 = ai.iter().zip(bj).map(|(p, q)| (p - q) * (p - q)).sum();
-                out.push(kernel.value_and_slope(r2).0);
+                *o = kernel.value_and_slope(r2).0;
             }
         }
-        out
     });
-    Array2::from_shape_vec((n, m), parts.concat()).expect("n × m kernel")
+    out
 }
 
 /// Rows of a block the Cholesky factorisation works on at once.
@@ -156,30 +183,24 @@ pub fn cholesky(a: &mut Array2<f64>) -> Result<(), usize> {
             let width = end - k;
             let diagonal = a.slice(s![k..end, k..end]).to_owned();
             let mut panel = a.slice(s![end.., k..end]).to_owned();
-            panel
-                .axis_chunks_iter_mut(Axis(0), BLOCK)
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .for_each(|mut rows| {
-                    for mut row in rows.rows_mut() {
-                        for j in 0..width {
-                            let mut v = row[j];
-                            for l in 0..j {
-                                v -= row[l] * diagonal[[j, l]];
-                            }
-                            row[j] = v / diagonal[[j, j]];
+            for_lanes_mut(panel.view_mut(), Axis(0), BLOCK, |_, mut rows| {
+                for mut row in rows.rows_mut() {
+                    for j in 0..width {
+                        let mut v = row[j];
+                        for l in 0..j {
+                            v -= row[l] * diagonal[[j, l]];
                         }
+                        row[j] = v / diagonal[[j, j]];
                     }
-                });
+                }
+            });
             a.slice_mut(s![end.., k..end]).assign(&panel);
-            let mut trailing = a.slice_mut(s![end.., end..]);
-            trailing
-                .axis_chunks_iter_mut(Axis(0), BLOCK)
-                .enumerate()
-                .collect::<Vec<_>>()
-                .into_par_iter()
-                .for_each(|(b, mut rows)| {
-                    let (r0, r1) = (b * BLOCK, b * BLOCK + rows.nrows());
+            for_lanes_mut(
+                a.slice_mut(s![end.., end..]),
+                Axis(0),
+                BLOCK,
+                |r0, mut rows| {
+                    let r1 = r0 + rows.nrows();
                     general_mat_mul(
                         -1.0,
                         &panel.slice(s![r0..r1, ..]),
@@ -187,7 +208,8 @@ pub fn cholesky(a: &mut Array2<f64>) -> Result<(), usize> {
                         1.0,
                         &mut rows.slice_mut(s![.., ..r1]),
                     );
-                });
+                },
+            );
         }
         k = end;
     }
@@ -217,6 +239,33 @@ fn solve_upper(l: &Array2<f64>, b: &mut [f64]) {
     }
 }
 
+/// `L⁻¹` for a lower factor `l`, column-major: column `j` is `L⁻¹ e_j`, zero above row `j`,
+/// so each solve starts there; columns are solved on every core.
+fn lower_inverse(l: &Array2<f64>) -> Array2<f64> {
+    let n = l.nrows();
+    let mut inverse = Array2::<f64>::eye(n).reversed_axes();
+    for_lanes_mut(
+        inverse.view_mut(),
+        Axis(1),
+        TASK_ROWS,
+        |first, mut columns| {
+            for (c, mut column) in columns.columns_mut().into_iter().enumerate() {
+                let j = first + c;
+                let column = column.as_slice_mut().expect("a column-major column");
+                for i in j..n {
+                    let row = l.row(i);
+                    let mut v = column[i];
+                    for k in j..i {
+                        v -= row[k] * column[k];
+                    }
+                    column[i] = v / row[i];
+                }
+            }
+        },
+    );
+    inverse
+}
+
 /// The negative log marginal likelihood over the hyperparameter sample, as a function of
 /// θ = (log signal, log ℓ₁ … log ℓ_d, log noise).
 struct Likelihood<'a> {
@@ -237,9 +286,9 @@ impl Likelihood<'_> {
     }
 
     /// The factor, the weights K⁻¹y and −log p(y); None where K is not positive definite.
-    fn condition(&self, gram: &Array2<f64>, signal: f64, noise: f64) -> Option<Fitted> {
+    fn condition(&self, mut k: Array2<f64>, signal: f64, noise: f64) -> Option<Fitted> {
         let n = self.y.len();
-        let mut k = gram * signal;
+        k *= signal;
         k.diag_mut().mapv_inplace(|v| v + noise + JITTER);
         cholesky(&mut k).ok()?;
         let mut weights = self.y.to_vec();
@@ -280,22 +329,17 @@ impl Smooth for Likelihood<'_> {
         let (signal, noise) = (inside[0].exp(), inside[d + 1].exp());
         let x = self.scaled(&inside);
         let base = gram(self.kernel, x.view(), x.view());
-        let Some(fitted) = self.condition(&base, signal, noise) else {
+        let Some(fitted) = self.condition(base, signal, noise) else {
             grad.fill(0.0);
             return f64::INFINITY;
         };
         let n = self.y.len();
         // W = K⁻¹ − ααᵀ; the gradient of −log p is ½ tr(W ∂K/∂θ).
-        // Column-major, so each column of L⁻¹ is solved in one contiguous slice.
-        let mut inverse = Array2::<f64>::eye(n).reversed_axes();
-        for mut column in inverse.columns_mut() {
-            let column = column.as_slice_mut().expect("a column-major column");
-            solve_lower(&fitted.factor, column);
-        }
+        let inverse = lower_inverse(&fitted.factor);
         let mut w = Array2::<f64>::zeros((n, n));
         general_mat_mul(1.0, &inverse.t(), &inverse, 0.0, &mut w);
         let alpha = &fitted.weights;
-        let parts = map_blocks(n, |range| {
+        let parts = map_tasks(n, |range| {
             let mut g = vec![0.0; d + 2];
             for i in range {
                 for j in 0..n {
@@ -408,7 +452,7 @@ pub fn fit(data: &FitData, p: &GpParams, monitor: &mut Monitor) -> Result<GpMode
     let (signal, noise) = (theta[0].exp(), theta[d + 1].exp());
     let rows = conditioned.scaled(&theta);
     let base = gram(p.kernel, rows.view(), rows.view());
-    let fitted = conditioned.condition(&base, signal, noise).ok_or_else(|| {
+    let fitted = conditioned.condition(base, signal, noise).ok_or_else(|| {
         MlError::Training(
             "gaussian-process: the kernel matrix is not positive definite at the fitted \
              hyperparameters (duplicate rows with a near-zero noise level); remove duplicate \
@@ -437,7 +481,7 @@ impl GpModel {
         for (mut column, ell) in z.columns_mut().into_iter().zip(&self.length_scales) {
             column.mapv_inplace(|v| v / ell);
         }
-        let parts = map_blocks(z.nrows(), |range| {
+        let parts = map_tasks(z.nrows(), |range| {
             let block = z.slice(s![range, ..]);
             let k = gram(self.kernel, block, self.rows.view());
             (k.dot(&self.weights) * self.signal).to_vec()
