@@ -555,6 +555,30 @@ mod tests {
         }
     }
 
+    /// Fits `p` to the rows, each step's metrics handed to `report`.
+    fn fit_rows(
+        x: &Array2<f64>,
+        y: &Array1<f64>,
+        p: &GpParams,
+        stop: &AtomicBool,
+        report: &mut dyn FnMut(u64, Vec<(String, f64)>),
+    ) -> Result<GpModel, MlError> {
+        let data = FitData {
+            x,
+            y,
+            classes: 0,
+            problem: ProblemType::Regression,
+            validation: None,
+            seed: 1,
+        };
+        let mut monitor = Monitor {
+            stop,
+            report,
+            debug: None,
+        };
+        fit(&data, p, &mut monitor)
+    }
+
     #[test]
     fn a_smooth_function_is_learnt_to_its_noise_and_irrelevant_features_fade() {
         let mut rng = Rng::new(3);
@@ -570,27 +594,15 @@ mod tests {
         let (tx, ty) = draw(&mut rng, 200);
         let stop = AtomicBool::new(false);
         let mut steps = Vec::new();
-        let model = fit(
-            &FitData {
-                x: &x,
-                y: &y,
-                classes: 0,
-                problem: ProblemType::Regression,
-                validation: None,
-                seed: 1,
-            },
-            &GpParams {
-                kernel: Kernel::Rbf,
-                hyper_rows: 200,
-                max_rows: 400,
-                max_iter: 100,
-            },
-            &mut Monitor {
-                stop: &stop,
-                report: &mut |step, metrics| steps.push((step, metrics)),
-                debug: None,
-            },
-        )
+        let params = GpParams {
+            kernel: Kernel::Rbf,
+            hyper_rows: 200,
+            max_rows: 400,
+            max_iter: 100,
+        };
+        let model = fit_rows(&x, &y, &params, &stop, &mut |step, metrics| {
+            steps.push((step, metrics))
+        })
         .unwrap();
         let Output::Values(p) = model.predict(&tx) else {
             panic!("values")
@@ -615,41 +627,10 @@ mod tests {
             max_rows: 120,
             max_iter: 20,
         };
-        let model = fit(
-            &FitData {
-                x: &x,
-                y: &y,
-                classes: 0,
-                problem: ProblemType::Regression,
-                validation: None,
-                seed: 1,
-            },
-            &small,
-            &mut Monitor {
-                stop: &stop,
-                report: &mut |_, _| {},
-                debug: None,
-            },
-        )
-        .unwrap();
+        let model = fit_rows(&x, &y, &small, &stop, &mut |_, _| {}).unwrap();
         assert_eq!(model.rows.nrows(), 120);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let stopped = fit(
-            &FitData {
-                x: &x,
-                y: &y,
-                classes: 0,
-                problem: ProblemType::Regression,
-                validation: None,
-                seed: 1,
-            },
-            &small,
-            &mut Monitor {
-                stop: &stop,
-                report: &mut |_, _| {},
-                debug: None,
-            },
-        );
+        let stopped = fit_rows(&x, &y, &small, &stop, &mut |_, _| {});
         assert!(matches!(stopped, Err(MlError::Stopped)));
     }
 }
