@@ -321,7 +321,8 @@ impl Smooth for Likelihood<'_> {
 
     fn evaluate(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
         let d = self.dims();
-        // Outside the bounds the objective is flat: the value and slope of the nearest bound.
+        // Outside the bounds the objective takes its value at the nearest bound and is flat
+        // along the clamped parameters (their slope is zero), so the search stays inside.
         let inside: Vec<f64> = theta
             .iter()
             .map(|t| t.clamp(-LOG_BOUND, LOG_BOUND))
