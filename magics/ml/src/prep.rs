@@ -241,7 +241,9 @@ fn missing_columns_message(frame: &DataFrame, missing: &[String]) -> String {
     )
 }
 
-fn mean_std(values: &[f64]) -> (f64, f64) {
+/// The mean and the (population) deviation, a constant's deviation taken as 1 so that
+/// dividing by it is safe.
+pub(crate) fn mean_std(values: &[f64]) -> (f64, f64) {
     if values.is_empty() {
         return (0.0, 1.0);
     }

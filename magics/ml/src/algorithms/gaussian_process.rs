@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::blocks::map_indexed;
 use super::lbfgs::{self, Smooth};
 use super::{FitData, Monitor, Output, Rng};
+use crate::prep::mean_std;
 use crate::MlError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,14 +96,6 @@ fn standardise(x: ArrayView2<f64>, scale: &[(f64, f64)]) -> Array2<f64> {
         column.mapv_inplace(|v| (v - mean) / dev);
     }
     out
-}
-
-fn mean_and_deviation(values: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
-    let n = values.clone().count().max(1) as f64;
-    let mean = values.clone().sum::<f64>() / n;
-    let var = values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    let dev = var.sqrt();
-    (mean, if dev > 0.0 { dev } else { 1.0 })
 }
 
 /// Rows a task of the kernel's passes takes. Each row costs a pass over every conditioning
@@ -390,9 +383,9 @@ pub fn fit(data: &FitData, p: &GpParams, monitor: &mut Monitor) -> Result<GpMode
         .x
         .columns()
         .into_iter()
-        .map(|c| mean_and_deviation(c.iter().copied()))
+        .map(|c| mean_std(&c.to_vec()))
         .collect();
-    let target_scale = mean_and_deviation(data.y.iter().copied());
+    let target_scale = mean_std(&data.y.to_vec());
     let x = standardise(data.x.view(), &feature_scale);
     let y: Vec<f64> = data
         .y
@@ -419,7 +412,7 @@ pub fn fit(data: &FitData, p: &GpParams, monitor: &mut Monitor) -> Result<GpMode
     };
     let start = vec![0.0; d + 2];
     let mut step = 0;
-    let (theta, iterations) = lbfgs::minimise(
+    let optimum = lbfgs::minimise(
         &likelihood,
         start,
         p.max_iter,
@@ -439,11 +432,12 @@ pub fn fit(data: &FitData, p: &GpParams, monitor: &mut Monitor) -> Result<GpMode
             );
         },
     )?;
-    let theta: Vec<f64> = theta
+    // The objective is flat beyond the bounds, so its value there is the clamped point's.
+    let theta: Vec<f64> = optimum
+        .point
         .into_iter()
         .map(|t| t.clamp(-LOG_BOUND, LOG_BOUND))
         .collect();
-    let log_marginal_likelihood = -likelihood.evaluate(&theta, &mut vec![0.0; d + 2]);
     let (cx, cy) = pick(&mut rng, p.max_rows);
     let conditioned = Likelihood {
         kernel: p.kernel,
@@ -470,8 +464,8 @@ pub fn fit(data: &FitData, p: &GpParams, monitor: &mut Monitor) -> Result<GpMode
         target_scale,
         rows,
         weights: Array1::from(fitted.weights),
-        log_marginal_likelihood,
-        iterations,
+        log_marginal_likelihood: -optimum.value,
+        iterations: optimum.iterations,
     })
 }
 
@@ -578,6 +572,24 @@ mod tests {
             debug: None,
         };
         fit(&data, p, &mut monitor)
+    }
+
+    #[test]
+    fn a_table_without_features_is_refused() {
+        let stop = AtomicBool::new(false);
+        let params = GpParams {
+            kernel: Kernel::Rbf,
+            hyper_rows: 10,
+            max_rows: 10,
+            max_iter: 5,
+        };
+        let x = Array2::<f64>::zeros((4, 0));
+        let y = Array1::from(vec![1.0, 2.0, 3.0, 4.0]);
+        let err = fit_rows(&x, &y, &params, &stop, &mut |_, _| {}).unwrap_err();
+        assert!(
+            matches!(&err, MlError::Input(m) if m.contains("at least one feature column")),
+            "{err}"
+        );
     }
 
     #[test]

@@ -17,6 +17,14 @@ pub trait Smooth {
     fn evaluate(&self, theta: &[f64], grad: &mut [f64]) -> f64;
 }
 
+/// Where a search ended.
+pub struct Minimum {
+    pub point: Vec<f64>,
+    /// The objective at `point`.
+    pub value: f64,
+    pub iterations: usize,
+}
+
 /// Limited-memory BFGS (Nocedal and Wright, algorithm 7.5) with ten corrections and a
 /// backtracking line search on Armijo's condition; stops when the largest gradient entry is
 /// under `tol`, as scikit-learn's lbfgs does, when a step lowers the objective by no more
@@ -34,7 +42,7 @@ pub fn minimise<F: Smooth + ?Sized>(
     ftol: f64,
     monitor: &mut Monitor,
     mut each_step: impl FnMut(&mut Monitor, f64, &[f64], &[f64]),
-) -> Result<(Vec<f64>, usize), MlError> {
+) -> Result<Minimum, MlError> {
     const HISTORY: usize = 10;
     let len = problem.len();
     assert_eq!(start.len(), len, "the start has one entry per parameter");
@@ -117,5 +125,9 @@ pub fn minimise<F: Smooth + ?Sized>(
             break;
         }
     }
-    Ok((theta, iterations))
+    Ok(Minimum {
+        point: theta,
+        value: loss,
+        iterations,
+    })
 }

@@ -42,7 +42,13 @@ struct Problem<'a> {
     alpha: f64,
 }
 
-impl lbfgs::Smooth for Problem<'_> {
+impl Problem<'_> {
+    fn row(&self, i: usize) -> &[f64] {
+        &self.x[i * self.d..(i + 1) * self.d]
+    }
+}
+
+impl Smooth for Problem<'_> {
     /// θ holds the weights feature-major (`θ[j * m + c]`), then the m intercepts.
     fn len(&self) -> usize {
         (self.d + 1) * self.m
@@ -50,16 +56,6 @@ impl lbfgs::Smooth for Problem<'_> {
 
     /// The mean penalised loss and its gradient at θ.
     fn evaluate(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
-        self.loss(theta, grad)
-    }
-}
-
-impl Problem<'_> {
-    fn row(&self, i: usize) -> &[f64] {
-        &self.x[i * self.d..(i + 1) * self.d]
-    }
-
-    fn loss(&self, theta: &[f64], grad: &mut [f64]) -> f64 {
         let (d, m) = (self.d, self.m);
         let parts = map_blocks(self.n, |r| {
             let mut g = vec![0.0; (d + 1) * m];
@@ -151,7 +147,11 @@ pub fn fit(
         m,
         alpha: p.alpha,
     };
-    let (theta, iterations) = lbfgs::minimise(
+    let lbfgs::Minimum {
+        point: theta,
+        iterations,
+        ..
+    } = lbfgs::minimise(
         &problem,
         vec![0.0; problem.len()],
         p.max_iter,
