@@ -128,6 +128,28 @@ def test_rust_completion_and_inspection(kernel):
     assert r["status"] == "ok" and r["found"] is False
 
 
+def test_what_needs_the_analysis_waits_for_it_right_after_start(tmp_path):
+    """rust-analyzer loads on a thread of its own after start (vendor/README.md): a first cell
+    without variables runs meanwhile; completion, inspection and variables whose types only the
+    analysis knows, asked for while it may still be loading, wait for it and are right."""
+    km, kc = start_kernel(tmp_path / "k.log")
+    try:
+        reply, outputs = run(kc, "1 + 1")
+        assert reply["status"] == "ok" and results(outputs) == ["2"]
+        r = reply_to(kc, kc.complete("String::from_ut"))["content"]
+        assert any(m.startswith("from_utf8") for m in r["matches"]), r["matches"]
+        r = reply_to(kc, kc.inspect("Vec::with_capacity", 5))["content"]
+        assert r["found"] and "capacity" in r["data"]["text/plain"]
+        assert run(kc, 'let words = vec!["rust", "maker"];')[0]["status"] == "ok"
+        reply, _ = run(kc, "let lengths = words.iter().map(|w| w.len()).collect::<Vec<_>>();")
+        assert reply["status"] == "ok", reply
+        reply, outputs = run(kc, 'format!("{} {:?}", words.join(""), lengths)')
+        assert results(outputs) == ['"rustmaker [4, 5]"'], (reply, outputs)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 def test_execution_count_and_execute_input(kernel):
     first, outs = run(kernel, "%lsmagic")
     second, _ = run(kernel, "%lsmagic")

@@ -6,6 +6,9 @@ Measures, for each kernel:
   * first: process launch -> the execute_reply of a first trivial cell (`1 + 1`) sent right
     after the kernel_info_reply (median of --firsts fresh kernels): what a person waits for
     after opening a notebook;
+  * first_let: the same with a first cell that declares a variable (`let x = 1 + 1; x`), whose
+    type evcxr learns from rust-analyzer's analysis (rustmaker loads that in the background,
+    see vendor/README.md; a cell that declares nothing does not wait for it);
   * magic: `%lsmagic` execute round trip, send -> reply and idle (median of --n, after
     warm-up; evcxr_jupyter has no magics);
   * expr:  a trivial expression (`1 + 1`) round trip after warm-up (median of --n);
@@ -191,12 +194,13 @@ def measure(argv, code, args, interrupt_mode):
         k = Kernel(argv)
         starts.append(k.start())
         k.stop()
-    firsts = []
+    firsts, first_lets = [], []
     for _ in range(args.firsts):
-        k = Kernel(argv)
-        started = k.start()
-        firsts.append(started + k.execute(code["expr"], idle=False))
-        k.stop()
+        for cell, times in ((code["expr"], firsts), (code["first_let"], first_lets)):
+            k = Kernel(argv)
+            started = k.start()
+            times.append(started + k.execute(cell, idle=False))
+            k.stop()
     k = Kernel(argv)
     k.start()
     time.sleep(0.3)  # let the iopub subscription settle
@@ -215,6 +219,7 @@ def measure(argv, code, args, interrupt_mode):
     interrupt = k.interrupt_after(code["loop"], 1.0, interrupt_mode)
     k.stop()
     return {"start": statistics.median(starts), "first": statistics.median(firsts),
+            "first_let": statistics.median(first_lets),
             "magic": statistics.median(magic) if magic else None,
             "expr": statistics.median(expr), "var": statistics.median(var),
             "stmt": statistics.median(stmt), "flood": statistics.median(flood), "interrupt": interrupt}
@@ -230,10 +235,12 @@ def evcxr_jupyter(build: bool) -> str | None:
     return str(exe) if exe.exists() else shutil.which("evcxr_jupyter")
 
 
-RUST = {"expr": "1 + 1", "var_setup": "let v = vec![1, 2, 3];", "var": "v", "stmt": "let w = 1;",
+RUST = {"expr": "1 + 1", "first_let": "let x = 1 + 1; x", "var_setup": "let v = vec![1, 2, 3];",
+        "var": "v", "stmt": "let w = 1;",
         "magic": "%lsmagic", "flood": "for i in 0..100000 { println!(\"{i}\"); }",
         "loop": "loop {}"}
-PYTHON = {"expr": "1 + 1", "var_setup": "v = [1, 2, 3]", "var": "v", "stmt": "w = 1",
+PYTHON = {"expr": "1 + 1", "first_let": "x = 1 + 1; x", "var_setup": "v = [1, 2, 3]",
+          "var": "v", "stmt": "w = 1",
           "magic": "%lsmagic", "flood": "for i in range(100000): print(i)",
           "loop": "while True: pass"}
 
@@ -267,6 +274,7 @@ def main():
                                            dict(RUST, magic=None), args, "message")
 
     rows = [("start -> kernel_info_reply", "start"), ("launch -> first cell `1 + 1` answered", "first"),
+            ("launch -> first cell `let x = 1 + 1; x` answered", "first_let"),
             ("%lsmagic round trip (median)", "magic"), ("warm trivial cell `1 + 1` (median)", "expr"),
             ("warm cell showing a variable `v` (median)", "var"), ("warm statement `let w = 1;` (median)", "stmt"),
             ("print 100,000 lines", "flood"), ("interrupt -> reply", "interrupt")]

@@ -15,6 +15,7 @@ use crate::crate_config::ExternalCrate;
 use crate::errors::CompilationError;
 use crate::errors::Error;
 use crate::errors::Span;
+use crate::rust_analyzer;
 use crate::errors::SpannedMessage;
 use crate::errors::bail;
 use crate::evcxr_internal_runtime;
@@ -23,7 +24,7 @@ use crate::module::Module;
 use crate::module::SoFile;
 use crate::runtime;
 use crate::rust_analyzer::Completions;
-use crate::rust_analyzer::RustAnalyzer;
+use crate::rust_analyzer::BackgroundAnalyzer;
 use crate::rust_analyzer::TypeName;
 use crate::rust_analyzer::VariableInfo;
 use crate::toml_parse;
@@ -58,7 +59,7 @@ pub struct EvalContext {
     module: Module,
     committed_state: ContextState,
     stdout_sender: crossbeam_channel::Sender<String>,
-    analyzer: RustAnalyzer,
+    analyzer: BackgroundAnalyzer,
     initial_config: Config,
 }
 
@@ -332,6 +333,9 @@ const GET_TYPE_NAME_DEF: &str = stringify!(
 
 const PANIC_NOTIFICATION: &str = "EVCXR_PANIC_NOTIFICATION";
 
+/// The function that holds a cell's code for rust-analyzer.
+const ANALYSIS_WRAPPER: &str = "evcxr_analysis_wrapper";
+
 // Outputs from an EvalContext. This is a separate struct since users may want
 // destructure this and pass its components to separate threads.
 pub struct EvalContextOutputs {
@@ -423,7 +427,7 @@ impl EvalContext {
         let tmpdir_var = parsed_config.get_tmp_dir()?;
         let tmpdir_path = tmpdir_var.get_path()?;
         let opt_tmpdir = tmpdir_var.get_opt_tmpdir();
-        let analyzer = RustAnalyzer::new(&tmpdir_path)?;
+        let analyzer = BackgroundAnalyzer::new(&tmpdir_path)?;
         let module = Module::new()?;
         let mut initial_config =
             create_initial_config(tmpdir_path, subprocess_command.get_program().into())?;
@@ -447,6 +451,15 @@ impl EvalContext {
             stdout: stdout_receiver,
             stderr: stderr_receiver,
         };
+        // rustmaker's patch: rust-analyzer's first analysis (the project, the standard library)
+        // runs on a thread of its own; the "42" below needs none of it and builds meanwhile.
+        context.write_cargo_toml(&context.committed_state)?;
+        let analysis_code = context.committed_state.analysis_code(
+            CodeBlock::new().generated("let evcxr_analysis_warm_up = 42;"),
+        );
+        context
+            .analyzer
+            .load_in_background(analysis_code.code_string(), ANALYSIS_WRAPPER)?;
         if context.committed_state.linker() == "lld" && context.eval("42").is_err() {
             context.committed_state.set_linker("system".to_owned());
         } else {
@@ -574,15 +587,16 @@ impl EvalContext {
             println!("=========\n{s}\n==========");
         }
 
-        self.analyzer.set_source(code.code_string())?;
-        let mut completions = self.analyzer.completions(wrapped_offset)?;
+        let analyzer = self.analyzer.get()?;
+        analyzer.set_source(code.code_string())?;
+        let mut completions = analyzer.completions(wrapped_offset)?;
         completions.start_offset = code.output_offset_to_user_offset(completions.start_offset)?;
         completions.end_offset = code.output_offset_to_user_offset(completions.end_offset)?;
         // Filter internal identifiers.
         completions.completions.retain(|c| {
             c.code != "evcxr_variable_store"
                 && c.code != "evcxr_internal_runtime"
-                && c.code != "evcxr_analysis_wrapper"
+                && c.code != ANALYSIS_WRAPPER
         });
         Ok(completions)
     }
@@ -601,11 +615,12 @@ impl EvalContext {
         let (user_code, code_info) = CodeBlock::from_original_user_code(&modified_code);
         let user_code = state.apply(user_code, &code_info.nodes)?;
         let pad_code = state.analysis_code(user_code);
-        self.analyzer.set_source(pad_code.code_string())?;
+        let analyzer = self.analyzer.get()?;
+        analyzer.set_source(pad_code.code_string())?;
         let wrapped_offset = pad_code.user_offset_to_output_offset(hover_offset)? as u32;
         let text_range = TextRange::new(wrapped_offset.into(), wrapped_offset.into());
-        let hover_text = self.analyzer.hover(text_range, false)?;
-        let hover_markdown = self.analyzer.hover(text_range, true)?;
+        let hover_text = analyzer.hover(text_range, false)?;
+        let hover_markdown = analyzer.hover(text_range, true)?;
         match (hover_text, hover_markdown) {
             (Some(data_text), Some(data_markdown)) => Ok((
                 data_text.info.markup.into(),
@@ -830,14 +845,21 @@ impl EvalContext {
         state: &mut ContextState,
         code: CodeBlock,
     ) -> Result<(), Error> {
-        self.analyzer.set_source(code.code_string())?;
+        let code = code.code_string();
+        // rustmaker's patch: code that declares no variable has no type to learn, so it does not
+        // wait for the analysis (which may still be loading in the background).
+        if !rust_analyzer::declares_variables(&code, ANALYSIS_WRAPPER) {
+            return Ok(());
+        }
+        let analyzer = self.analyzer.get()?;
+        analyzer.set_source(code)?;
         for (
             variable_name,
             VariableInfo {
                 type_name,
                 is_mutable,
             },
-        ) in self.analyzer.top_level_variables("evcxr_analysis_wrapper")
+        ) in analyzer.top_level_variables(ANALYSIS_WRAPPER)
         {
             // We don't want to try to store evcxr_variable_store into itself, so we ignore it.
             if variable_name == "evcxr_variable_store" {
@@ -1531,7 +1553,7 @@ impl ContextState {
             .add_all(self.error_trait_code(true))
             .generated("fn evcxr_variable_store<T: 'static>(_: T) {}")
             .generated("#[allow(unused_variables)]")
-            .generated("async fn evcxr_analysis_wrapper(");
+            .generated(format!("async fn {ANALYSIS_WRAPPER}("));
         for (var_name, state) in &self.stored_variable_states {
             code = code.generated(format!(
                 "{}{}: {},",

@@ -57,6 +57,64 @@ pub(crate) struct RustAnalyzer {
     current_source: String,
 }
 
+/// rust-analyzer, which may still be loading the project on a thread of its own.
+///
+/// rustmaker's patch to evcxr: the first analysis loads the project (`cargo metadata`, the
+/// standard library's sources) and resolves the standard library's names, seconds of work that
+/// evcxr's start and every first cell used to wait for. It now runs on a thread while the first
+/// builds go on; only what needs the analysis (a cell that declares variables, completions,
+/// hover) waits for it.
+pub(crate) struct BackgroundAnalyzer {
+    root_directory: std::path::PathBuf,
+    ready: Option<RustAnalyzer>,
+    loading: Option<std::thread::JoinHandle<RustAnalyzer>>,
+}
+
+impl BackgroundAnalyzer {
+    pub(crate) fn new(root_directory: &Path) -> Result<BackgroundAnalyzer> {
+        Ok(BackgroundAnalyzer {
+            root_directory: root_directory.to_owned(),
+            ready: Some(RustAnalyzer::new(root_directory)?),
+            loading: None,
+        })
+    }
+
+    /// Writes `source` (analysis code whose `function_name` declares a variable) and analyses
+    /// it on a thread, which loads the project. The project's Cargo.toml must be written.
+    pub(crate) fn load_in_background(&mut self, source: String, function_name: &'static str) -> Result<()> {
+        let mut analyzer = match self.ready.take() {
+            Some(analyzer) => analyzer,
+            None => RustAnalyzer::new(&self.root_directory)?,
+        };
+        // Written here, before any build can be writing the same file.
+        analyzer.write_source_file(&source)?;
+        let loading = std::thread::Builder::new()
+            .name("evcxr-analysis".into())
+            .spawn(move || {
+                // A failure here is met again, and reported, by the first analysis that needs
+                // the project: the Cargo.toml it could not load is loaded then.
+                if analyzer.set_source_in_memory(source).is_ok() {
+                    analyzer.top_level_variables(function_name);
+                }
+                analyzer
+            })?;
+        self.loading = Some(loading);
+        Ok(())
+    }
+
+    /// The analyzer, once its loading thread (if any) is done.
+    pub(crate) fn get(&mut self) -> Result<&mut RustAnalyzer> {
+        if let Some(loading) = self.loading.take() {
+            // A thread that panicked leaves nothing behind; a new analyzer starts afresh.
+            self.ready = loading.join().ok();
+        }
+        match &mut self.ready {
+            Some(analyzer) => Ok(analyzer),
+            none => Ok(none.insert(RustAnalyzer::new(&self.root_directory)?)),
+        }
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum TypeName {
     Named(String),
@@ -109,16 +167,20 @@ impl RustAnalyzer {
     }
 
     pub(crate) fn set_source(&mut self, source: String) -> Result<()> {
+        self.write_source_file(&source)?;
+        self.set_source_in_memory(source)
+    }
+
+    /// `set_source` without writing the file, which only has to exist for the project to load:
+    /// a build on another thread may be writing it (rustmaker's patch, see `BackgroundAnalyzer`).
+    fn set_source_in_memory(&mut self, source: String) -> Result<()> {
         self.current_source = source;
         let mut change = ra_hir::ChangeWithProcMacros::default();
 
-        std::fs::write(self.source_file.as_path(), &*self.current_source)
-            .with_context(|| format!("Failed to write {:?}", self.source_file))?;
         self.vfs.set_file_contents(
             self.source_file.clone().into(),
             Some(self.current_source.bytes().collect()),
         );
-        change.change_file(self.source_file_id, Some(self.current_source.clone()));
 
         // Check to see if we haven't yet loaded Cargo.toml, or if it's changed since we read it.
         let cargo_toml = Some(std::fs::read(self.cargo_toml_filename()).with_context(|| {
@@ -131,9 +193,16 @@ impl RustAnalyzer {
             self.load_cargo_toml(&mut change)?;
             self.last_cargo_toml = cargo_toml;
         }
+        // After the project's files, which the loader read from disk, so that this text wins.
+        change.change_file(self.source_file_id, Some(self.current_source.clone()));
 
         self.analysis_host.apply_change(change);
         Ok(())
+    }
+
+    fn write_source_file(&self, source: &str) -> Result<()> {
+        std::fs::write(self.source_file.as_path(), source)
+            .with_context(|| format!("Failed to write {:?}", self.source_file))
     }
 
     /// Returns top-level variable names and their types in the specified function.
@@ -410,6 +479,25 @@ impl RustAnalyzer {
 
 /// If `pat` represents a variable that is being defined, then record it in `result` and return
 /// true.
+/// Whether `top_level_variables(function_name)` on `source` can find anything: whether that
+/// function's body declares a variable with `let`. Parsing alone answers this, in microseconds,
+/// so a cell that declares none does not wait for the analysis (rustmaker's patch).
+pub(crate) fn declares_variables(source: &str, function_name: &str) -> bool {
+    use ra_ap_syntax::ast::HasModuleItem;
+    use ra_ap_syntax::ast::HasName;
+    let file = ast::SourceFile::parse(source, EDITION).tree();
+    file.items().any(|item| match item {
+        ast::Item::Fn(function) => {
+            function.name().is_some_and(|n| n.text() == function_name)
+                && function.body().is_some_and(|body| {
+                    body.statements()
+                        .any(|statement| matches!(statement, ast::Stmt::LetStmt(_)))
+                })
+        }
+        _ => false,
+    })
+}
+
 fn add_variable_for_pattern(
     pat: &ast::Pat,
     sema: &ra_hir::Semantics<ra_ide::RootDatabase>,
