@@ -1,7 +1,9 @@
 //! Rust cells, evaluated by evcxr in a child process that survives the user's panics.
 //!
 //! evcxr starts its child and compiles a first expression when its context is created (about
-//! 2.5 s); we do that on a background thread so the kernel answers `kernel_info` at once.
+//! 0.5 s; rust-analyzer's first analysis, seconds more, goes on behind it on a thread of its own
+//! with our evcxr patch, vendor/README.md); we do that on a background thread so the kernel
+//! answers `kernel_info` at once.
 //! The child's stdout and stderr arrive line by line on channels; a forwarder thread sends
 //! them to the current cell and recognises a panic's report on stderr, which evcxr itself
 //! only prints, so that the cell fails with a proper `error`.

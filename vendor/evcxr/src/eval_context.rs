@@ -15,7 +15,6 @@ use crate::crate_config::ExternalCrate;
 use crate::errors::CompilationError;
 use crate::errors::Error;
 use crate::errors::Span;
-use crate::rust_analyzer;
 use crate::errors::SpannedMessage;
 use crate::errors::bail;
 use crate::evcxr_internal_runtime;
@@ -23,8 +22,9 @@ use crate::item;
 use crate::module::Module;
 use crate::module::SoFile;
 use crate::runtime;
-use crate::rust_analyzer::Completions;
+use crate::rust_analyzer;
 use crate::rust_analyzer::BackgroundAnalyzer;
+use crate::rust_analyzer::Completions;
 use crate::rust_analyzer::TypeName;
 use crate::rust_analyzer::VariableInfo;
 use crate::toml_parse;
@@ -454,9 +454,9 @@ impl EvalContext {
         // rustmaker's patch: rust-analyzer's first analysis (the project, the standard library)
         // runs on a thread of its own; the "42" below needs none of it and builds meanwhile.
         context.write_cargo_toml(&context.committed_state)?;
-        let analysis_code = context.committed_state.analysis_code(
-            CodeBlock::new().generated("let evcxr_analysis_warm_up = 42;"),
-        );
+        let analysis_code = context
+            .committed_state
+            .analysis_code(CodeBlock::new().generated("let evcxr_analysis_warm_up = 42;"));
         context
             .analyzer
             .load_in_background(analysis_code.code_string(), ANALYSIS_WRAPPER)?;

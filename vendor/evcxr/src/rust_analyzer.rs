@@ -81,7 +81,11 @@ impl BackgroundAnalyzer {
 
     /// Writes `source` (analysis code whose `function_name` declares a variable) and analyses
     /// it on a thread, which loads the project. The project's Cargo.toml must be written.
-    pub(crate) fn load_in_background(&mut self, source: String, function_name: &'static str) -> Result<()> {
+    pub(crate) fn load_in_background(
+        &mut self,
+        source: String,
+        function_name: &'static str,
+    ) -> Result<()> {
         let mut analyzer = match self.ready.take() {
             Some(analyzer) => analyzer,
             None => RustAnalyzer::new(&self.root_directory)?,
@@ -477,8 +481,6 @@ impl RustAnalyzer {
     }
 }
 
-/// If `pat` represents a variable that is being defined, then record it in `result` and return
-/// true.
 /// Whether `top_level_variables(function_name)` on `source` can find anything: whether that
 /// function's body declares a variable with `let`. Parsing alone answers this, in microseconds,
 /// so a cell that declares none does not wait for the analysis (rustmaker's patch).
@@ -498,6 +500,8 @@ pub(crate) fn declares_variables(source: &str, function_name: &str) -> bool {
     })
 }
 
+/// If `pat` represents a variable that is being defined, then record it in `result` and return
+/// true.
 fn add_variable_for_pattern(
     pat: &ast::Pat,
     sema: &ra_hir::Semantics<ra_ide::RootDatabase>,
