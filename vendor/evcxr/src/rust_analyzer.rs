@@ -639,8 +639,10 @@ pub(crate) fn is_type_valid(type_name: &str) -> bool {
 
 #[cfg(test)]
 mod test {
+    use super::BackgroundAnalyzer;
     use super::RustAnalyzer;
     use super::TypeName;
+    use super::declares_variables;
     use super::is_type_valid;
     use anyhow::Result;
 
@@ -721,5 +723,59 @@ mod test {
         assert!(!is_type_valid("[i32, _]"));
         assert!(!is_type_valid("Vec<_>"));
         assert!(is_type_valid("Foo<42>"));
+    }
+
+    // rustmaker's patch: the parse answers exactly when the analysis would find variables.
+    #[test]
+    fn declares_variables_agrees_with_top_level_variables() -> Result<()> {
+        let tmpdir = tempfile::tempdir()?;
+        let mut ra = RustAnalyzer::new(tmpdir.path())?;
+        ra.with_sysroot = false;
+        write_cargo_toml(&ra)?;
+        for (body, declares) in [
+            ("1 + 1", false),
+            ("println!(\"{}\", 1);", false),
+            ("{ let hidden = 1; }", false),
+            ("fn inner() { let hidden = 1; }", false),
+            ("let x = 1;", true),
+            ("let (a, b) = (1u8, 2u16);", true),
+            ("let _ = 1;", true),
+        ] {
+            let source = format!("fn wrapper() {{ {body} }} fn other() {{ let y = 1; }}");
+            assert_eq!(declares_variables(&source, "wrapper"), declares, "{body}");
+            ra.set_source(source)?;
+            let found = !ra.top_level_variables("wrapper").is_empty();
+            // `let _` binds no name: the parse says "maybe", the analysis finds none.
+            if body != "let _ = 1;" {
+                assert_eq!(found, declares, "{body}");
+            }
+        }
+        Ok(())
+    }
+
+    // rustmaker's patch: what the loading thread analysed is what `get` hands over, and a later
+    // source (the next cell) replaces it.
+    #[test]
+    fn background_analyzer_loads_then_hands_over() -> Result<()> {
+        let tmpdir = tempfile::tempdir()?;
+        let mut background = BackgroundAnalyzer::new(tmpdir.path())?;
+        background.ready.as_mut().unwrap().with_sysroot = false;
+        write_cargo_toml(background.ready.as_ref().unwrap())?;
+        background.load_in_background("fn w() { let warm = 1u8; }".to_owned(), "w")?;
+        let ra = background.get()?;
+        assert_eq!(ra.top_level_variables("w")["warm"].type_name, TypeName::named("u8"));
+        ra.set_source("fn w() { let next = true; }".to_owned())?;
+        let vars = ra.top_level_variables("w");
+        assert_eq!(vars["next"].type_name, TypeName::named("bool"));
+        assert!(!vars.contains_key("warm"));
+        Ok(())
+    }
+
+    fn write_cargo_toml(ra: &RustAnalyzer) -> Result<()> {
+        std::fs::write(
+            ra.cargo_toml_filename().to_path_buf(),
+            "[package]\nname = \"foo\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\n",
+        )?;
+        Ok(())
     }
 }
