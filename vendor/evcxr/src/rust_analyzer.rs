@@ -763,7 +763,10 @@ mod test {
         write_cargo_toml(background.ready.as_ref().unwrap())?;
         background.load_in_background("fn w() { let warm = 1u8; }".to_owned(), "w")?;
         let ra = background.get()?;
-        assert_eq!(ra.top_level_variables("w")["warm"].type_name, TypeName::named("u8"));
+        assert_eq!(
+            ra.top_level_variables("w")["warm"].type_name,
+            TypeName::named("u8")
+        );
         ra.set_source("fn w() { let next = true; }".to_owned())?;
         let vars = ra.top_level_variables("w");
         assert_eq!(vars["next"].type_name, TypeName::named("bool"));
