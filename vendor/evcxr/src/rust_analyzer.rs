@@ -211,8 +211,6 @@ impl RustAnalyzer {
 
     /// Returns top-level variable names and their types in the specified function.
     pub(crate) fn top_level_variables(&self, function_name: &str) -> HashMap<String, VariableInfo> {
-        use ra_ap_syntax::ast::HasModuleItem;
-        use ra_ap_syntax::ast::HasName;
         let mut result = HashMap::new();
         let db = self.analysis_host.raw_database();
         let sema = ra_ide::Semantics::new(db);
@@ -224,47 +222,39 @@ impl RustAnalyzer {
         ));
 
         ra_ap_hir::attach_db(db, || {
-            for item in source_file.items() {
-                if let ast::Item::Fn(function) = item
-                    && function
-                        .name()
-                        .map(|n| n.text() == function_name)
-                        .unwrap_or(false)
-                {
-                    let Some(body) = function.body() else {
-                        continue;
-                    };
-                    let module = sema
-                        .scope(function.syntax())
-                        .map(|scope| scope.module())
-                        .unwrap();
-                    for statement in body.statements() {
-                        if let ast::Stmt::LetStmt(let_stmt) = statement
-                            && let Some(pat) = let_stmt.pat()
-                            && !add_variable_for_pattern(
-                                &pat,
-                                &sema,
-                                let_stmt.ty(),
-                                module,
-                                &mut result,
-                            )
-                        {
-                            // We didn't add a variable for `pat`, possibly because it's a
-                            // more complex pattern that needs destructuring. Try for each
-                            // sub pattern. This time, we ignore the explicit type, because
-                            // it applies to the whole pattern, not to its parts. Note, this
-                            // will attempt `pat` again, but that's OK, since it failed
-                            // above, so will fail again.
-                            for d in pat.syntax().descendants() {
-                                if let Some(sub_pat) = ast::Pat::cast(d) {
-                                    add_variable_for_pattern(
-                                        &sub_pat,
-                                        &sema,
-                                        None,
-                                        module,
-                                        &mut result,
-                                    );
-                                }
+            for function in functions_named(&source_file, function_name) {
+                if function.body().is_none() {
+                    continue;
+                }
+                let module = sema
+                    .scope(function.syntax())
+                    .map(|scope| scope.module())
+                    .unwrap();
+                for let_stmt in top_level_lets(&function) {
+                    if let Some(pat) = let_stmt.pat()
+                        && !add_variable_for_pattern(
+                            &pat,
+                            &sema,
+                            let_stmt.ty(),
+                            module,
+                            &mut result,
+                        )
+                    {
+                        // We didn't add a variable for `pat`, possibly because it's a
+                        // more complex pattern that needs destructuring. Try for each
+                        // sub pattern. This time, we ignore the explicit type, because
+                        // it applies to the whole pattern, not to its parts. Note, this
+                        // will attempt `pat` again, but that's OK, since it failed
+                        // above, so will fail again.
+                        for d in pat.syntax().descendants() {
+                            if let Some(sub_pat) = ast::Pat::cast(d) {
+                                add_variable_for_pattern(
+                                    &sub_pat,
+                                    &sema,
+                                    None,
+                                    module,
+                                    &mut result,
+                                );
                             }
                         }
                     }
@@ -485,19 +475,36 @@ impl RustAnalyzer {
 /// function's body declares a variable with `let`. Parsing alone answers this, in microseconds,
 /// so a cell that declares none does not wait for the analysis (rustmaker's patch).
 pub(crate) fn declares_variables(source: &str, function_name: &str) -> bool {
+    let file = ast::SourceFile::parse(source, EDITION).tree();
+    functions_named(&file, function_name).any(|function| top_level_lets(&function).next().is_some())
+}
+
+/// The functions called `name` in `file` (rustmaker's patch: shared by the analysis and the parse).
+fn functions_named<'a>(
+    file: &ast::SourceFile,
+    name: &'a str,
+) -> impl Iterator<Item = ast::Fn> + 'a {
     use ra_ap_syntax::ast::HasModuleItem;
     use ra_ap_syntax::ast::HasName;
-    let file = ast::SourceFile::parse(source, EDITION).tree();
-    file.items().any(|item| match item {
-        ast::Item::Fn(function) => {
-            function.name().is_some_and(|n| n.text() == function_name)
-                && function.body().is_some_and(|body| {
-                    body.statements()
-                        .any(|statement| matches!(statement, ast::Stmt::LetStmt(_)))
-                })
+    file.items().filter_map(move |item| match item {
+        ast::Item::Fn(function) if function.name().is_some_and(|n| n.text() == name) => {
+            Some(function)
         }
-        _ => false,
+        _ => None,
     })
+}
+
+/// The `let` statements directly in `function`'s body, the ones whose variables a cell keeps.
+fn top_level_lets(function: &ast::Fn) -> impl Iterator<Item = ast::LetStmt> {
+    function
+        .body()
+        .into_iter()
+        .flat_map(|body| body.stmt_list())
+        .flat_map(|statements| statements.statements())
+        .filter_map(|statement| match statement {
+            ast::Stmt::LetStmt(let_stmt) => Some(let_stmt),
+            _ => None,
+        })
 }
 
 /// If `pat` represents a variable that is being defined, then record it in `result` and return
@@ -771,6 +778,32 @@ mod test {
         let vars = ra.top_level_variables("w");
         assert_eq!(vars["next"].type_name, TypeName::named("bool"));
         assert!(!vars.contains_key("warm"));
+        Ok(())
+    }
+
+    // rustmaker's patch: a load that fails on its thread loses nothing; the next analysis
+    // meets the failure with its cause, and works once the cause is gone.
+    #[test]
+    fn a_failed_background_load_is_reported_by_the_next_analysis() -> Result<()> {
+        let tmpdir = tempfile::tempdir()?;
+        let mut background = BackgroundAnalyzer::new(tmpdir.path())?;
+        background.ready.as_mut().unwrap().with_sysroot = false;
+        // No Cargo.toml yet: the thread's load fails.
+        background.load_in_background("fn w() { let early = 1u8; }".to_owned(), "w")?;
+        let ra = background.get()?;
+        let error = ra
+            .set_source("fn w() { let late = 1u8; }".to_owned())
+            .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("Failed to read Cargo.toml"),
+            "{error:#}"
+        );
+        write_cargo_toml(ra)?;
+        ra.set_source("fn w() { let late = 1u8; }".to_owned())?;
+        assert_eq!(
+            ra.top_level_variables("w")["late"].type_name,
+            TypeName::named("u8")
+        );
         Ok(())
     }
 
